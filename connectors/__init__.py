@@ -1,0 +1,1 @@
+"""connectors: see ../shared/DESIGN.md."""

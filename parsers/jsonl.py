@@ -1,0 +1,80 @@
+"""The JSON form of a statement: what ``recon-gateway parse --format jsonl`` prints.
+
+Others rely on it (docs/parse-output.md). Amounts are signed decimal strings exactly as
+the bank wrote them (credit positive), dates ISO 8601, absent values ``null``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import date, datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+from parsers.identity import entry_ids
+from parsers.model import Balance, Entry, Statement
+from parsers.money import Money
+
+
+def _plain(value: Any) -> Any:
+    """Dataclasses, money, decimals, dates and enums as JSON-ready values."""
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, Money):
+        return {"amount": str(value.amount), "currency": value.currency}
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    raise TypeError(f"cannot render {type(value).__name__} as JSON")
+
+
+def _balance(balance: Balance | None) -> dict[str, str] | None:
+    if balance is None:
+        return None
+    return {
+        "amount": str(balance.amount.amount),
+        "currency": balance.amount.currency,
+        "date": balance.date.isoformat(),
+        "kind": balance.kind.value,
+    }
+
+
+def entry_to_dict(entry: Entry, entry_id: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": entry_id}
+    for f in dataclasses.fields(entry):
+        value = getattr(entry, f.name)
+        if f.name == "amount":
+            out["amount"] = str(value.amount)
+            out["currency"] = value.currency
+        else:
+            out[f.name] = _plain(value)
+    return out
+
+
+def statement_to_dict(statement: Statement) -> dict[str, Any]:
+    """One statement as the documented JSON object."""
+    ids = entry_ids(statement)
+    return {
+        "source": statement.source,
+        "format": statement.format,
+        "format_version": statement.format_version,
+        "account": _plain(statement.account),
+        "statement_id": statement.statement_id,
+        "sequence": statement.sequence,
+        "created_at": _plain(statement.created_at),
+        "period_start": _plain(statement.period_start),
+        "period_end": _plain(statement.period_end),
+        "opening_balance": _balance(statement.opening_balance),
+        "closing_balance": _balance(statement.closing_balance),
+        "available_balances": [_balance(b) for b in statement.available_balances],
+        "entries": [entry_to_dict(e, i) for e, i in zip(statement.entries, ids, strict=True)],
+        "flags": [_plain(f) for f in statement.flags],
+    }
