@@ -6,6 +6,7 @@
     └── ParseError               a document could not be read as a whole statement
         ├── UnknownFormatError   no format recognised the content
         └── TooLargeError        the document exceeds the configured size limit
+    └── WriteError               a Statement cannot be written in a format without loss
 
 A ``ParseError`` always names the document (``source``), where in it the problem
 is (``line`` for line-based formats, ``path`` for XML elements), the ``field`` when
@@ -62,3 +63,7 @@ class UnknownFormatError(ParseError):
 
 class TooLargeError(ParseError):
     """The document is larger than the configured limit."""
+
+
+class WriteError(GatewayError):
+    """A statement holds something the target format cannot carry; nothing was written."""
