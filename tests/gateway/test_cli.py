@@ -113,3 +113,13 @@ def test_usage_errors_exit_2() -> None:
     with pytest.raises(SystemExit) as caught:
         main(["parse"])
     assert caught.value.code == 2
+
+
+def test_the_quick_start_examples_parse_cleanly() -> None:
+    examples = Path(__file__).resolve().parents[2] / "examples" / "statements"
+    code, out, err = run("parse", str(examples))
+    assert (code, err) == (0, "")
+    statements = [json.loads(line) for line in out.splitlines()]
+    assert sorted(s["format"] for s in statements) == ["camt.053", "mt940", "ofx"]
+    assert all(s["flags"] == [] for s in statements), [s["flags"] for s in statements]
+    assert [len(s["entries"]) for s in statements] == [3, 3, 3]

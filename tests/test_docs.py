@@ -1,0 +1,29 @@
+"""The documents others rely on stay true to the code."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+from parsers.model import Account, Entry, Statement, Transaction
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_field_of_the_json_form_is_documented() -> None:
+    doc = (ROOT / "docs" / "parse-output.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"`([a-z_]+)`", doc))
+    for model in (Statement, Entry, Account, Transaction):
+        for f in dataclasses.fields(model):
+            assert f.name in documented, f"{model.__name__}.{f.name} is not in parse-output.md"
+
+
+def test_the_readme_quick_start_is_two_commands() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("## Quick start", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
+    commands = [line for line in block.strip().splitlines() if line.strip()]
+    assert len(commands) == 2
+    assert "pytest" in commands[1]
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert commands[1] in ci
