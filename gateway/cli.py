@@ -18,6 +18,10 @@ from gateway.output import csv_rows, table
 from parsers.jsonl import statement_to_dict
 
 
+def _hidden(path: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
 def _input_files(arguments: Sequence[str]) -> tuple[list[Path], list[str]]:
     """Files named directly or found under named folders (sorted, hidden ones skipped)."""
     files: list[Path] = []
@@ -25,10 +29,7 @@ def _input_files(arguments: Sequence[str]) -> tuple[list[Path], list[str]]:
     for argument in arguments:
         path = Path(argument)
         if path.is_dir():
-            files.extend(sorted(
-                p for p in path.rglob("*")
-                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            ))
+            files.extend(sorted(p for p in path.rglob("*") if p.is_file() and not _hidden(p, path)))
         elif path.is_file():
             files.append(path)
         else:

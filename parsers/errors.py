@@ -54,7 +54,9 @@ class ParseError(GatewayError):
 
     def __str__(self) -> str:
         where = self.location
-        return f"{self.source}: {where}: {self.message}" if where else f"{self.source}: {self.message}"
+        if not where:
+            return f"{self.source}: {self.message}"
+        return f"{self.source}: {where}: {self.message}"
 
 
 class UnknownFormatError(ParseError):

@@ -1,0 +1,69 @@
+"""Shared fixtures: real PostgreSQL servers.
+
+Database tests run against the embedded server (started once per test session in a
+temporary folder) and, when ``RECON_TEST_DATABASE_URL`` is set (``.ci/run`` sets it to this
+machine's system server), against that server too. Each test gets a database of its own,
+created empty and dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+SERVERS = ["embedded"] + (["external"] if os.environ.get("RECON_TEST_DATABASE_URL") else [])
+
+
+@pytest.fixture(scope="session")
+def embedded_server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    from gateway.embedded import start_embedded
+
+    return start_embedded(tmp_path_factory.mktemp("embedded-pg"))
+
+
+def _with_database(url: str, database: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + database))
+
+
+@pytest.fixture(params=SERVERS)
+def server_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    if request.param == "embedded":
+        yield request.getfixturevalue("embedded_server_url")
+    else:
+        yield os.environ["RECON_TEST_DATABASE_URL"]
+
+
+@pytest.fixture
+async def database_url(server_url: str) -> AsyncIterator[str]:
+    """A fresh, empty database on each configured server."""
+    name = f"recon_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    yield _with_database(server_url, name)
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def conn(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    connection = await asyncpg.connect(database_url)
+    try:
+        yield connection
+    finally:
+        await connection.close()
+
+
+DATA = Path(__file__).resolve().parent / "data"
