@@ -18,8 +18,8 @@ from parsers.errors import GatewayError, ParseError, TooLargeError, UnknownForma
 from parsers.model import Statement
 
 __all__ = [
-    "FORMATS",
     "DEFAULT_MAX_BYTES",
+    "FORMATS",
     "GatewayError",
     "ParseError",
     "Statement",
