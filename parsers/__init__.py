@@ -57,13 +57,16 @@ def detect(data: bytes, *, source: str) -> ModuleType:
                              source=source, line=1)
 
 
-def parse(data: bytes, *, source: str, strict: bool = False) -> tuple[Statement, ...]:
+def parse(
+    data: bytes, *, source: str, strict: bool = False, fmt: ModuleType | None = None
+) -> tuple[Statement, ...]:
     """Parse a whole document into its statements, balance-checked.
 
     Raises ``ParseError`` (naming ``source``, where, and what was expected) for anything
     that cannot be read whole; with ``strict`` a balance mismatch is an error too.
+    ``fmt`` is the format module when the caller has already detected it.
     """
-    fmt = detect(data, source=source)
+    fmt = fmt or detect(data, source=source)
     parse_format: Callable[..., tuple[Statement, ...]] = fmt.parse
     statements = parse_format(data, source=source)
     return tuple(check_statement(s, strict=strict) for s in statements)
