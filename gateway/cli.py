@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TextIO
 
 import parsers
+from gateway import commands as service_commands
 from gateway.output import csv_rows, table
 from parsers.jsonl import statement_to_dict
 
@@ -87,13 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
     parse.add_argument("--strict", action="store_true",
                        help="treat a statement whose balances do not add up as an error")
     parse.set_defaults(run=_parse_command)
+    service_commands.register(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None,
          err: TextIO | None = None) -> int:
     args = build_parser().parse_args(argv)
-    code: int = args.run(args, out or sys.stdout, err or sys.stderr)
+    code: int = service_commands.guarded(args.run)(args, out or sys.stdout, err or sys.stderr)
     return code
 
 

@@ -62,6 +62,7 @@ CREATE TABLE transactions (
     tenant_id            text        NOT NULL,
     account_id           bigint      NOT NULL,
     entry_id             text        NOT NULL,  -- parsers.identity.entry_ids
+    seq                  bigint      GENERATED ALWAYS AS IDENTITY,  -- arrival order
     statement_pk         bigint      NOT NULL,  -- the statement that first reported it
     booking_date         date,
     value_date           date,
@@ -83,3 +84,4 @@ CREATE TABLE transactions (
 );
 
 CREATE INDEX transactions_booking ON transactions (tenant_id, account_id, booking_date);
+CREATE UNIQUE INDEX transactions_seq ON transactions (tenant_id, seq);

@@ -1,0 +1,166 @@
+"""Invoices and customers pushed by CRMs: idempotent bulk upserts, reads, partial updates."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from gateway.appkeys import POOL
+from gateway.openapi import PAGE_PARAMETERS, page_of
+from gateway.params import cursor_of, date_param, limit_of, page
+from gateway.problems import BadRequest, NotFound, Unprocessable
+from gateway.routes import current_principal, route
+from gateway.store import invoices as store
+from matching.invoices import RecordError, read_customer, read_invoice, read_invoices
+from security.roles import Role
+
+WRITERS = frozenset({Role.ADMIN, Role.CRM})
+INVOICE_READERS = frozenset({Role.ADMIN, Role.TREASURY, Role.CRM, Role.AUDITOR})
+MAX_BATCH = 10_000
+
+_BATCH_BODY = {"required": True, "content": {"application/json": {"schema": {
+    "type": "array", "maxItems": MAX_BATCH}}}}
+
+
+async def _json(request: web.Request) -> Any:
+    if request.content_type != "application/json":
+        raise BadRequest(f"send JSON with Content-Type application/json, "
+                         f"not {request.content_type or 'nothing'}")
+    body = await request.read()
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from None
+
+
+def _refuse(errors: list[RecordError]) -> Unprocessable:
+    return Unprocessable(
+        f"{len(errors)} problem(s) in the batch; nothing was stored",
+        errors=[{"record": e.index, "key": e.key, "field": e.field, "message": e.message}
+                for e in errors[:200]],
+    )
+
+
+def _batch(body: Any) -> list[Any]:
+    if not isinstance(body, list):
+        raise BadRequest("the body must be a JSON array of objects")
+    if len(body) > MAX_BATCH:
+        raise BadRequest(f"at most {MAX_BATCH} records per request, got {len(body)}")
+    return body
+
+
+@route("PUT", "/v1/invoices", roles=WRITERS,
+       summary="Create or update invoices (idempotent; the whole batch or nothing)",
+       requestBody=_BATCH_BODY,
+       responses={"200": {"description": "how many were created and updated"}},
+       errors=("400", "413", "422"))
+async def put_invoices(request: web.Request) -> web.Response:
+    invoices, errors = read_invoices(_batch(await _json(request)))
+    if errors:
+        raise _refuse(errors)
+    async with request.app[POOL].acquire() as conn, conn.transaction():
+        created, updated = await store.upsert(conn, current_principal(request).tenant, invoices)
+    return web.json_response({"received": len(invoices), "created": created,
+                              "updated": updated, "unchanged": len(invoices) - created - updated})
+
+
+@route("GET", "/v1/invoices", roles=INVOICE_READERS, summary="Invoices, by invoice id",
+       parameters=PAGE_PARAMETERS + [
+           {"name": "status", "in": "query", "schema": {
+               "enum": ["open", "partially_paid", "paid", "overpaid", "cancelled"]}},
+           {"name": "customer_id", "in": "query", "schema": {"type": "string"}},
+           {"name": "due_before", "in": "query", "schema": {"type": "string",
+                                                             "format": "date"}}],
+       responses={"200": {"description": "a page of invoices", "content": {
+           "application/json": {"schema": page_of("Invoice")}}}}, errors=("400",))
+async def list_invoices(request: web.Request) -> web.Response:
+    limit = limit_of(request)
+    after = cursor_of(request, 1)
+    status = request.query.get("status")
+    if status is not None and status not in (
+            "open", "partially_paid", "paid", "overpaid", "cancelled"):
+        raise BadRequest(f"unknown status {status!r}")
+    async with request.app[POOL].acquire() as conn:
+        rows = await store.list_page(
+            conn, current_principal(request).tenant, status=status,
+            customer_id=request.query.get("customer_id"),
+            due_before=date_param(request, "due_before"),
+            after=after[0] if after else None, limit=limit + 1)
+    return web.json_response(page(rows, limit, ["invoice_id"]))
+
+
+@route("GET", "/v1/invoices/{invoice_id}", roles=INVOICE_READERS, summary="One invoice",
+       responses={"200": {"description": "the invoice", "content": {"application/json": {
+           "schema": {"$ref": "#/components/schemas/Invoice"}}}}}, errors=("404",))
+async def get_invoice(request: web.Request) -> web.Response:
+    invoice_id = request.match_info["invoice_id"]
+    async with request.app[POOL].acquire() as conn:
+        row = await store.get_public(conn, current_principal(request).tenant, invoice_id)
+    if row is None:
+        raise NotFound(f"no invoice {invoice_id!r}")
+    return web.json_response(row)
+
+
+@route("PATCH", "/v1/invoices/{invoice_id}", roles=WRITERS,
+       summary="Change an invoice's open amount, or cancel it",
+       requestBody={"required": True, "content": {"application/json": {"schema": {
+           "type": "object", "properties": {
+               "open_amount": {"type": "string"}, "status": {"enum": ["open", "cancelled"]}}}}}},
+       responses={"200": {"description": "the updated invoice"}},
+       errors=("400", "404", "422"))
+async def patch_invoice(request: web.Request) -> web.Response:
+    invoice_id = request.match_info["invoice_id"]
+    body = await _json(request)
+    if not isinstance(body, dict) or not body or set(body) - {"open_amount", "status"}:
+        raise BadRequest("send an object with open_amount and/or status (open or cancelled)")
+    tenant = current_principal(request).tenant
+    async with request.app[POOL].acquire() as conn, conn.transaction():
+        current = await store.get_public(conn, tenant, invoice_id)
+        if current is None:
+            raise NotFound(f"no invoice {invoice_id!r}")
+        merged = {**current, **body}
+        if "status" not in body:
+            merged["status"] = "cancelled" if current["cancelled"] else "open"
+        result = read_invoice(merged, 1)
+        if isinstance(result, list):
+            raise _refuse(result)
+        await store.upsert(conn, tenant, [result])
+        row = await store.get_public(conn, tenant, invoice_id)
+    return web.json_response(row)
+
+
+@route("PUT", "/v1/customers", roles=WRITERS,
+       summary="Create or update customers with their known IBANs and aliases",
+       requestBody=_BATCH_BODY,
+       responses={"200": {"description": "how many were stored"}},
+       errors=("400", "413", "422"))
+async def put_customers(request: web.Request) -> web.Response:
+    records = _batch(await _json(request))
+    customers, errors = [], []
+    for index, record in enumerate(records, 1):
+        result = read_customer(record, index)
+        if isinstance(result, list):
+            errors.extend(result)
+        else:
+            customers.append(result)
+    if errors:
+        raise _refuse(errors)
+    async with request.app[POOL].acquire() as conn, conn.transaction():
+        await store.upsert_customers(conn, current_principal(request).tenant, customers)
+    return web.json_response({"received": len(customers)})
+
+
+@route("GET", "/v1/customers", roles=INVOICE_READERS, summary="Customers, by customer id",
+       parameters=PAGE_PARAMETERS,
+       responses={"200": {"description": "a page of customers", "content": {
+           "application/json": {"schema": page_of("Customer")}}}}, errors=("400",))
+async def list_customers(request: web.Request) -> web.Response:
+    limit = limit_of(request)
+    after = cursor_of(request, 1)
+    async with request.app[POOL].acquire() as conn:
+        rows = await store.list_customers(conn, current_principal(request).tenant,
+                                          after=after[0] if after else None, limit=limit + 1)
+    return web.json_response(page(rows, limit, ["customer_id"]))
+

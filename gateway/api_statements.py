@@ -1,0 +1,142 @@
+"""Statements in (POST /v1/statements), and what is stored out: accounts, statements, lines."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from gateway.appkeys import METRICS, POOL
+from gateway.ingest import ingest
+from gateway.openapi import PAGE_PARAMETERS, page_of
+from gateway.params import cursor_of, date_param, limit_of, page
+from gateway.problems import BadRequest, NotFound, Unprocessable
+from gateway.routes import READERS, current_principal, route
+from gateway.store import accounts, statements, transactions
+from parsers.errors import ParseError
+from security.roles import Role
+
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]")
+_DATE_PARAMS = [
+    {"name": "account", "in": "query", "schema": {"type": "string"},
+     "description": "IBAN or account number"},
+    {"name": "from", "in": "query", "schema": {"type": "string", "format": "date"}},
+    {"name": "to", "in": "query", "schema": {"type": "string", "format": "date"}},
+]
+
+
+async def _account_id(conn: asyncpg.Connection, tenant: str, request: web.Request) -> int | None:
+    text = request.query.get("account")
+    if text is None:
+        return None
+    account_id = await accounts.find(conn, tenant, text)
+    if account_id is None:
+        raise NotFound(f"no account {text!r} is known; GET /v1/accounts lists them")
+    return account_id
+
+
+@route("POST", "/v1/statements", roles=frozenset({Role.ADMIN, Role.TREASURY}),
+       summary="Import a statement file (MT940/MT942, camt.052/053/054, OFX) as the raw body",
+       parameters=[{"name": "filename", "in": "query", "schema": {"type": "string"},
+                    "description": "the file's name, kept with the document"}],
+       requestBody={"required": True, "content": {"application/octet-stream": {
+           "schema": {"type": "string", "format": "binary"}}}},
+       responses={"201": {"description": "stored (or already known: see document_known)",
+                          "content": {"application/json": {"schema": {
+                              "$ref": "#/components/schemas/ImportResult"}}}}},
+       errors=("400", "413", "422", "503"))
+async def post_statement(request: web.Request) -> web.Response:
+    principal = current_principal(request)
+    data = await request.read()
+    name = _SAFE_NAME.sub("_", request.query.get("filename", "upload"))[:200] or "upload"
+    async with request.app[POOL].acquire() as conn:
+        try:
+            result = await ingest(conn, data, source=name, tenant=principal.tenant)
+        except ParseError as exc:
+            raise Unprocessable(exc.message, source=exc.source, line=exc.line, path=exc.path,
+                                field=exc.field) from exc
+    metrics = request.app[METRICS]
+    metrics.entries.labels("new").inc(result.entries_new)
+    metrics.entries.labels("known").inc(result.entries_known)
+    return web.json_response({
+        "document_id": result.document_id,
+        "document_known": result.document_known,
+        "format": result.format,
+        "entries_new": result.entries_new,
+        "entries_known": result.entries_known,
+        "statements": [{
+            "statement_pk": s.statement_pk, "account_id": s.account_id,
+            "statement_id": s.statement_id, "entries": s.entries,
+            "entries_new": s.entries_new, "flags": list(s.flags),
+        } for s in result.statements],
+    }, status=201)
+
+
+@route("GET", "/v1/accounts", roles=READERS, summary="Bank accounts the gateway knows",
+       parameters=PAGE_PARAMETERS,
+       responses={"200": {"description": "a page of accounts", "content": {
+           "application/json": {"schema": page_of("Account")}}}}, errors=("400",))
+async def list_accounts(request: web.Request) -> web.Response:
+    limit = limit_of(request)
+    after = cursor_of(request, 1)
+    async with request.app[POOL].acquire() as conn:
+        rows = await accounts.list_page(conn, current_principal(request).tenant,
+                                      after=after[0] if after else None, limit=limit + 1)
+    return web.json_response(page(rows, limit, ["account_id"]))
+
+
+@route("GET", "/v1/statements", roles=READERS, summary="Statements received, oldest first",
+       parameters=PAGE_PARAMETERS + _DATE_PARAMS,
+       responses={"200": {"description": "a page of statements", "content": {
+           "application/json": {"schema": page_of("Statement")}}}}, errors=("400", "404"))
+async def list_statements(request: web.Request) -> web.Response:
+    limit = limit_of(request)
+    after = cursor_of(request, 1)
+    since, until = date_param(request, "from"), date_param(request, "to")
+    tenant = current_principal(request).tenant
+    async with request.app[POOL].acquire() as conn:
+        account_id = await _account_id(conn, tenant, request)
+        rows = await statements.list_page(conn, tenant, account_id=account_id, since=since,
+                                        until=until, after=after[0] if after else None,
+                                        limit=limit + 1)
+    return web.json_response(page(rows, limit, ["statement_pk"]))
+
+
+@route("GET", "/v1/statements/{statement_pk}", roles=READERS, summary="One statement",
+       responses={"200": {"description": "the statement", "content": {
+           "application/json": {"schema": {"$ref": "#/components/schemas/Statement"}}}}},
+       errors=("404",))
+async def get_statement(request: web.Request) -> web.Response:
+    text = request.match_info["statement_pk"]
+    if not text.isdigit():
+        raise NotFound(f"no statement {text!r}")
+    async with request.app[POOL].acquire() as conn:
+        row = await statements.get(conn, current_principal(request).tenant, int(text))
+    if row is None:
+        raise NotFound(f"no statement {text!r}")
+    return web.json_response(row)
+
+
+@route("GET", "/v1/transactions", roles=READERS,
+       summary="Bank lines in arrival order, with filters",
+       parameters=PAGE_PARAMETERS + _DATE_PARAMS + [
+           {"name": "status", "in": "query",
+            "schema": {"enum": ["booked", "pending", "info"]}}],
+       responses={"200": {"description": "a page of bank lines", "content": {
+           "application/json": {"schema": page_of("Transaction")}}}}, errors=("400", "404"))
+async def list_transactions(request: web.Request) -> web.Response:
+    limit = limit_of(request)
+    after = cursor_of(request, 1)
+    since, until = date_param(request, "from"), date_param(request, "to")
+    status = request.query.get("status")
+    if status is not None and status not in ("booked", "pending", "info"):
+        raise BadRequest(f"status must be booked, pending or info, got {status!r}")
+    tenant = current_principal(request).tenant
+    async with request.app[POOL].acquire() as conn:
+        account_id = await _account_id(conn, tenant, request)
+        rows: list[dict[str, Any]] = await transactions.list_page(
+            conn, tenant, account_id=account_id, since=since, until=until, status=status,
+            after=after[0] if after else None, limit=limit + 1)
+    return web.json_response(page(rows, limit, ["seq"]))

@@ -1,0 +1,94 @@
+"""The HTTP application: ``create_app(settings) -> web.Application``.
+
+The asyncpg pool lives in ``cleanup_ctx`` under ``POOL``; handlers reach the database only
+through it. Middlewares, outermost first: request id and access log, problem rendering,
+authentication against the route table.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+from aiohttp import web
+
+from gateway import api_invoices, api_statements, api_system  # noqa: F401 - registers routes
+from gateway.appkeys import METRICS, POOL, SETTINGS
+from gateway.logs import request_id
+from gateway.metrics import Metrics
+from gateway.migrate import migrate
+from gateway.problems import Handler, problem_middleware
+from gateway.routes import CALLER, PRINCIPAL, ROUTE_KEY, add_routes, auth_middleware
+from gateway.settings import Settings
+from gateway.store import api_keys
+
+logger = logging.getLogger(__name__)
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+@web.middleware
+async def request_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A request id for every request (the client's if sane), timing, metrics, access log."""
+    given = request.headers.get("X-Request-ID", "")
+    rid = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+    token = request_id.set(rid)
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        response.headers["X-Request-ID"] = rid
+        return response
+    finally:
+        elapsed = time.perf_counter() - started
+        info = request.match_info.route
+        declared = getattr(info.handler, ROUTE_KEY, None) if info else None
+        route_name = declared.path if declared else "(unmatched)"
+        metrics = request.app[METRICS]
+        metrics.requests.labels(request.method, route_name, str(status)).inc()
+        metrics.latency.labels(request.method, route_name).observe(elapsed)
+        principal = request.get(CALLER)
+        logger.info("%s %s %s", request.method, route_name, status, extra={
+            "method": request.method, "path": route_name, "status": status,
+            "duration_ms": round(elapsed * 1000, 1),
+            "role": principal.role.value if principal else None,
+            "key_id": principal.key_id if principal else None,
+        })
+        request_id.reset(token)
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    if not settings.database_url:
+        raise RuntimeError("create_app needs settings.database_url (serve starts one)")
+    pool = await asyncpg.create_pool(settings.database_url, min_size=settings.pool_min_size,
+                                     max_size=settings.pool_max_size)
+    async with pool.acquire() as conn:
+        version = await migrate(conn)
+    logger.info("database ready at schema version %d", version)
+    app[POOL] = pool
+
+    async def lookup(key_id: str) -> asyncpg.Record | None:
+        async with pool.acquire() as conn:
+            return await api_keys.find_active(conn, key_id)
+
+    app[PRINCIPAL] = lookup
+    yield
+    await pool.close()
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[request_middleware, problem_middleware, auth_middleware],
+    )
+    app[SETTINGS] = settings
+    app[METRICS] = Metrics.create()
+    app.cleanup_ctx.append(_database)
+    add_routes(app)
+    return app

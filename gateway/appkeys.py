@@ -1,0 +1,13 @@
+"""Typed keys of what the application holds (STYLE.md: web.AppKey, never bare strings)."""
+
+from __future__ import annotations
+
+import asyncpg
+from aiohttp import web
+
+from gateway.metrics import Metrics
+from gateway.settings import Settings
+
+POOL = web.AppKey("pool", asyncpg.Pool)
+SETTINGS = web.AppKey("settings", Settings)
+METRICS = web.AppKey("metrics", Metrics)

@@ -1,0 +1,217 @@
+"""The service commands: serve, import, keys, invoices import, demo.
+
+Each takes ``--data-dir`` / ``--database-url`` / ``--config`` (see gateway.settings for the
+precedence); without a database URL they start, or join, the embedded server of the data
+folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TextIO, TypeVar
+
+import asyncpg
+from aiohttp import web
+
+from gateway import logs
+from gateway.app import create_app
+from gateway.embedded import start_embedded
+from gateway.ingest import ingest
+from gateway.migrate import migrate
+from gateway.settings import Settings, SettingsError, load
+from gateway.store import api_keys
+from gateway.store import invoices as invoice_store
+from matching.invoices import read_invoices_csv
+from parsers.errors import ParseError
+from security import apikeys
+from security.roles import Role
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def add_database_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", help="folder of the embedded database "
+                        "(default ./recon-data; env RECON_DATA_DIR)")
+    parser.add_argument("--database-url", help="use this PostgreSQL server instead of the "
+                        "embedded one (env RECON_DATABASE_URL)")
+    parser.add_argument("--config", type=Path, help="TOML settings file (env RECON_CONFIG)")
+
+
+def settings_of(args: argparse.Namespace, **extra: Any) -> Settings:
+    options = {"data_dir": args.data_dir, "database_url": args.database_url, **extra}
+    return load(options, config_file=args.config)
+
+
+def with_database(settings: Settings) -> Settings:
+    """The settings with a database URL: the configured one, else the embedded server's."""
+    if settings.database_url:
+        return settings
+    url = start_embedded(Path(settings.data_dir))
+    return dataclasses.replace(settings, database_url=url)
+
+
+async def _connected(settings: Settings,
+                     work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        await migrate(conn)
+        return await work(conn)
+    finally:
+        await conn.close()
+
+
+def serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    settings = with_database(settings_of(args, host=args.host, port=args.port))
+    logs.configure(settings.log_level)
+    logger.info("starting with settings %s", json.dumps(settings.public(), default=str))
+    web.run_app(create_app(settings), host=settings.host, port=settings.port,
+                shutdown_timeout=settings.shutdown_timeout, access_log=None, print=None,
+                handle_signals=True)
+    return 0
+
+
+def import_files(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    settings = with_database(settings_of(args))
+    failures = 0
+
+    async def work(conn: asyncpg.Connection) -> None:
+        nonlocal failures
+        for name in args.files:
+            path = Path(name)
+            try:
+                data = path.read_bytes()
+                result = await ingest(conn, data, source=str(path), tenant=settings.tenant,
+                                      strict=args.strict)
+            except OSError as exc:
+                failures += 1
+                err.write(f"error: {path}: cannot read: {exc.strerror}\n")
+                continue
+            except ParseError as exc:
+                failures += 1
+                err.write(f"error: {exc}\n")
+                continue
+            known = " (document already imported)" if result.document_known else ""
+            out.write(f"{path}: {len(result.statements)} statement(s), "
+                      f"{result.entries_new} new entries, {result.entries_known} known{known}\n")
+            for statement in result.statements:
+                for flag in statement.flags:
+                    out.write(f"  ! {statement.statement_id or statement.statement_pk}: "
+                              f"{flag['code']}: {flag['message']}\n")
+
+    asyncio.run(_connected(settings, work))
+    return 1 if failures else 0
+
+
+def keys_create(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    settings = with_database(settings_of(args))
+    key = apikeys.generate()
+
+    async def work(conn: asyncpg.Connection) -> None:
+        await api_keys.create(conn, settings.tenant, key=key, role=Role(args.role),
+                              name=args.name)
+
+    asyncio.run(_connected(settings, work))
+    out.write(key.text + "\n")  # the key alone on standard output
+    err.write(f"created key {key.key_id} ({args.name}, role {args.role}); "
+              f"it is shown only this once\n")
+    return 0
+
+
+def keys_revoke(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    settings = with_database(settings_of(args))
+
+    async def work(conn: asyncpg.Connection) -> int:
+        return await api_keys.revoke(conn, settings.tenant, args.key)
+
+    count = asyncio.run(_connected(settings, work))
+    if count == 0:
+        err.write(f"error: no active key with id or name {args.key!r}\n")
+        return 1
+    err.write(f"revoked {count} key(s)\n")
+    return 0
+
+
+def invoices_import(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    settings = with_database(settings_of(args))
+    try:
+        text = Path(args.file).read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        err.write(f"error: {args.file}: cannot read as UTF-8 CSV: {exc}\n")
+        return 1
+    invoices, errors = read_invoices_csv(text)
+    if errors:
+        for error in errors[:100]:
+            err.write(f"error: {args.file}: line {error.index}"
+                      f"{f' ({error.key})' if error.key else ''}: {error.field}: "
+                      f"{error.message}\n")
+        err.write(f"{len(errors)} problem(s); nothing was imported\n")
+        return 1
+
+    async def work(conn: asyncpg.Connection) -> tuple[int, int]:
+        async with conn.transaction():
+            return await invoice_store.upsert(conn, settings.tenant, invoices)
+
+    created, updated = asyncio.run(_connected(settings, work))
+    out.write(f"{args.file}: {len(invoices)} invoices, {created} created, {updated} updated\n")
+    return 0
+
+
+def register(commands: Any) -> None:
+    """Add the service commands to the top-level subcommand parser."""
+    serve_parser = commands.add_parser("serve", help="run the HTTP API")
+    add_database_options(serve_parser)
+    serve_parser.add_argument("--host", help="listen address (default 127.0.0.1)")
+    serve_parser.add_argument("--port", type=int, help="listen port (default 8080)")
+    serve_parser.set_defaults(run=serve)
+
+    import_parser = commands.add_parser("import", help="import statement files into the database")
+    add_database_options(import_parser)
+    import_parser.add_argument("files", nargs="+", metavar="FILE")
+    import_parser.add_argument("--strict", action="store_true",
+                               help="refuse statements whose balances do not add up")
+    import_parser.set_defaults(run=import_files)
+
+    keys = commands.add_parser("keys", help="create and revoke API keys")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    create = key_commands.add_parser("create", help="create a key and print it (once)")
+    add_database_options(create)
+    create.add_argument("--role", required=True, choices=[r.value for r in Role])
+    create.add_argument("--name", required=True, help="who or what the key is for")
+    create.set_defaults(run=keys_create)
+    revoke = key_commands.add_parser("revoke", help="revoke a key by id or name")
+    add_database_options(revoke)
+    revoke.add_argument("key", metavar="KEY_ID_OR_NAME")
+    revoke.set_defaults(run=keys_revoke)
+
+    invoices = commands.add_parser("invoices", help="manage invoices")
+    invoice_commands = invoices.add_subparsers(dest="invoices_command", required=True,
+                                               metavar="ACTION")
+    imp = invoice_commands.add_parser("import", help="import invoices from CSV "
+                                      "(invoice_id,customer_id,customer_name,currency,amount,"
+                                      "open_amount,issue_date,due_date,reference)")
+    add_database_options(imp)
+    imp.add_argument("file", metavar="invoices.csv")
+    imp.set_defaults(run=invoices_import)
+
+
+def guarded(run: Callable[[argparse.Namespace, TextIO, TextIO], int]
+            ) -> Callable[[argparse.Namespace, TextIO, TextIO], int]:
+    """Settings and database start-up errors as one clear line, not a traceback."""
+    def wrapper(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+        try:
+            return run(args, out, err)
+        except SettingsError as exc:
+            err.write(f"error: {exc}\n")
+            return 2
+        except (OSError, asyncpg.PostgresError, RuntimeError) as exc:
+            err.write(f"error: {type(exc).__name__}: {exc}\n")
+            return 1
+    return wrapper
+

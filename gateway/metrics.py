@@ -1,0 +1,29 @@
+"""Prometheus metrics, one registry per application (so tests and processes never share)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    registry: CollectorRegistry
+    requests: Counter
+    latency: Histogram
+    entries: Counter
+
+    @classmethod
+    def create(cls) -> Metrics:
+        registry = CollectorRegistry()
+        return cls(
+            registry=registry,
+            requests=Counter("recon_http_requests", "HTTP requests answered",
+                             ["method", "route", "status"], registry=registry),
+            latency=Histogram("recon_http_request_duration_seconds",
+                              "time to answer an HTTP request", ["method", "route"],
+                              registry=registry),
+            entries=Counter("recon_ingest_entries", "bank lines received by import",
+                            ["result"], registry=registry),
+        )

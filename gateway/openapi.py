@@ -1,0 +1,169 @@
+"""The OpenAPI 3.1 document, built from the route table so it cannot drift from the code."""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from typing import Any
+
+from gateway.routes import ROUTES
+
+_NULLABLE_STRING = {"type": ["string", "null"]}
+_MONEY = {"type": "string", "pattern": r"^-?\d+(\.\d+)?$", "description": "decimal string"}
+
+SCHEMAS: dict[str, Any] = {
+    "Problem": {
+        "type": "object",
+        "description": "RFC 9457 problem details",
+        "required": ["type", "title", "status", "detail"],
+        "properties": {
+            "type": {"type": "string", "format": "uri"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "detail": {"type": "string"},
+            "instance": {"type": "string"},
+            "errors": {"type": "array", "items": {"type": "object"}},
+        },
+    },
+    "Flag": {
+        "type": "object",
+        "required": ["code", "message"],
+        "properties": {"code": {"type": "string"}, "message": {"type": "string"},
+                       "location": _NULLABLE_STRING},
+    },
+    "ImportResult": {
+        "type": "object",
+        "required": ["document_id", "document_known", "format", "entries_new",
+                     "entries_known", "statements"],
+        "properties": {
+            "document_id": {"type": "integer"},
+            "document_known": {"type": "boolean"},
+            "format": {"type": "string"},
+            "entries_new": {"type": "integer"},
+            "entries_known": {"type": "integer"},
+            "statements": {"type": "array", "items": {"type": "object", "properties": {
+                "statement_pk": {"type": "integer"}, "account_id": {"type": "integer"},
+                "statement_id": _NULLABLE_STRING, "entries": {"type": "integer"},
+                "entries_new": {"type": "integer"},
+                "flags": {"type": "array", "items": {"$ref": "#/components/schemas/Flag"}},
+            }}},
+        },
+    },
+    "Account": {
+        "type": "object",
+        "required": ["account_id", "iban", "number", "currency"],
+        "properties": {"account_id": {"type": "integer"}, "iban": _NULLABLE_STRING,
+                       "number": _NULLABLE_STRING, "bic": _NULLABLE_STRING,
+                       "currency": _NULLABLE_STRING, "owner_name": _NULLABLE_STRING},
+    },
+    "Statement": {
+        "type": "object",
+        "required": ["statement_pk", "account_id", "format", "entry_count", "flags"],
+        "properties": {
+            "statement_pk": {"type": "integer"}, "account_id": {"type": "integer"},
+            "document_id": {"type": "integer"}, "format": {"type": "string"},
+            "statement_id": _NULLABLE_STRING, "sequence": _NULLABLE_STRING,
+            "period_start": _NULLABLE_STRING, "period_end": _NULLABLE_STRING,
+            "opening_balance": {"type": ["object", "null"]},
+            "closing_balance": {"type": ["object", "null"]},
+            "entry_count": {"type": "integer"},
+            "flags": {"type": "array", "items": {"$ref": "#/components/schemas/Flag"}},
+        },
+    },
+    "Transaction": {
+        "type": "object",
+        "required": ["account_id", "entry_id", "amount", "currency", "status"],
+        "properties": {
+            "account_id": {"type": "integer"}, "entry_id": {"type": "string"},
+            "booking_date": _NULLABLE_STRING, "value_date": _NULLABLE_STRING,
+            "amount": _MONEY, "currency": {"type": "string"}, "status": {"type": "string"},
+            "details": {"type": "object"},
+        },
+    },
+    "Invoice": {
+        "type": "object",
+        "required": ["invoice_id", "customer_id", "currency", "amount", "issue_date"],
+        "properties": {
+            "invoice_id": {"type": "string", "maxLength": 100},
+            "customer_id": {"type": "string", "maxLength": 100},
+            "customer_name": _NULLABLE_STRING,
+            "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+            "amount": _MONEY, "open_amount": _MONEY,
+            "issue_date": {"type": "string", "format": "date"},
+            "due_date": {"type": ["string", "null"], "format": "date"},
+            "reference": _NULLABLE_STRING,
+            "kind": {"enum": ["invoice", "credit_note"]},
+            "status": {"enum": ["open", "partially_paid", "paid", "overpaid", "cancelled"]},
+            "related_invoice_id": _NULLABLE_STRING,
+        },
+    },
+    "Customer": {
+        "type": "object",
+        "required": ["customer_id", "name"],
+        "properties": {"customer_id": {"type": "string"}, "name": {"type": "string"},
+                       "ibans": {"type": "array", "items": {"type": "string"}},
+                       "aliases": {"type": "array", "items": {"type": "string"}}},
+    },
+}
+
+
+def page_of(schema: str) -> dict[str, Any]:
+    return {"type": "object", "required": ["items", "next_cursor"], "properties": {
+        "items": {"type": "array", "items": {"$ref": f"#/components/schemas/{schema}"}},
+        "next_cursor": _NULLABLE_STRING}}
+
+
+PAGE_PARAMETERS = [
+    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
+                                                "maximum": 1000, "default": 100}},
+    {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+]
+
+_ERRORS = {"400", "401", "403", "404", "413", "422", "503"}
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for declared in ROUTES:
+        operation: dict[str, Any] = {
+            "summary": declared.summary,
+            "operationId": declared.handler.__name__,
+            **{k: v for k, v in declared.operation.items() if k != "responses"},
+        }
+        responses = dict(declared.operation.get("responses", {}))
+        if declared.roles is None:
+            operation["security"] = []
+        else:
+            operation["x-roles"] = sorted(r.value for r in declared.roles)
+            responses.setdefault("401", {"$ref": "#/components/responses/Problem"})
+            responses.setdefault("403", {"$ref": "#/components/responses/Problem"})
+        for code in _ERRORS & set(declared.operation.get("errors", ())):
+            responses.setdefault(code, {"$ref": "#/components/responses/Problem"})
+        operation.pop("errors", None)
+        operation["responses"] = responses
+        params = re.findall(r"{(\w+)}", declared.path)
+        if params:
+            operation.setdefault("parameters", [])
+            operation["parameters"] = [
+                {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+                for p in params] + operation["parameters"]
+        paths.setdefault(declared.path, {})[declared.method.lower()] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "recon-gateway", "version": "1",
+                 "description": "Bank statements in, reconciled invoices out."},
+        "servers": [{"url": "/"}],
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                           "description": "an API key from "
+                                           "`recon-gateway keys create`"}},
+            "schemas": SCHEMAS,
+            "responses": {"Problem": {
+                "description": "an RFC 9457 problem document",
+                "content": {"application/problem+json": {
+                    "schema": {"$ref": "#/components/schemas/Problem"}}}}},
+        },
+    }

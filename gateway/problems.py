@@ -1,0 +1,123 @@
+"""HTTP errors as RFC 9457 problem documents, rendered in one place.
+
+::
+
+    ApiError (carries status, a stable ``type`` and a title)
+    ├── BadRequest         400  invalid-request      malformed JSON, query or field values
+    ├── Unauthenticated    401  unauthenticated      no key, or not a valid one
+    ├── Forbidden          403  forbidden            the key's role may not call this route
+    ├── NotFound           404  not-found
+    ├── PayloadTooLarge    413  payload-too-large
+    ├── Unprocessable      422  unprocessable        a well-formed document we cannot accept
+    └── Unavailable        503  unavailable          the database cannot be reached
+
+The ``type`` URIs are stable: clients may branch on them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from gateway.appkeys import SETTINGS
+
+logger = logging.getLogger(__name__)
+
+TYPE_BASE = "https://recon-gateway.dev/problems/"
+PROBLEM_JSON = "application/problem+json"
+
+
+class ApiError(Exception):
+    status = 500
+    slug = "internal"
+    title = "Internal error"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+    def document(self, instance: str) -> dict[str, Any]:
+        return {"type": TYPE_BASE + self.slug, "title": self.title, "status": self.status,
+                "detail": self.detail, "instance": instance, **self.extra}
+
+
+class BadRequest(ApiError):
+    status, slug, title = 400, "invalid-request", "Invalid request"
+
+
+class Unauthenticated(ApiError):
+    status, slug, title = 401, "unauthenticated", "Authentication required"
+
+
+class Forbidden(ApiError):
+    status, slug, title = 403, "forbidden", "Not allowed for this role"
+
+
+class NotFound(ApiError):
+    status, slug, title = 404, "not-found", "Not found"
+
+
+class MethodNotAllowed(ApiError):
+    status, slug, title = 405, "method-not-allowed", "Method not allowed"
+
+
+class PayloadTooLarge(ApiError):
+    status, slug, title = 413, "payload-too-large", "Request body too large"
+
+
+class Unprocessable(ApiError):
+    status, slug, title = 422, "unprocessable", "Document cannot be processed"
+
+
+class Unavailable(ApiError):
+    status, slug, title = 503, "unavailable", "Service unavailable"
+
+
+def problem_response(error: ApiError, request: web.Request) -> web.Response:
+    headers = {}
+    if isinstance(error, Unauthenticated):
+        headers["WWW-Authenticate"] = 'Bearer realm="recon-gateway"'
+    return web.Response(
+        status=error.status,
+        text=json.dumps(error.document(request.path)),
+        content_type=PROBLEM_JSON,
+        headers=headers,
+    )
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error leaves as a problem document; nothing else reaches the client."""
+    try:
+        return await handler(request)
+    except ApiError as error:
+        return problem_response(error, request)
+    except web.HTTPRequestEntityTooLarge:
+        return problem_response(PayloadTooLarge(
+            f"the body is larger than the limit of "
+            f"{request.app[SETTINGS].max_body_bytes} bytes"), request)
+    except web.HTTPNotFound:
+        return problem_response(NotFound(f"no route {request.path}"), request)
+    except web.HTTPMethodNotAllowed as exc:
+        return problem_response(MethodNotAllowed(
+            f"{request.method} is not allowed on {request.path}; "
+            f"allowed: {', '.join(sorted(exc.allowed_methods))}"), request)
+    except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
+        logger.warning("database unavailable: %s", type(exc).__name__)
+        return problem_response(Unavailable(
+            "the database cannot be reached; nothing was changed, retry later"), request)
+    except web.HTTPException:
+        raise
+    except Exception:
+        logger.exception("unhandled error")
+        return problem_response(ApiError("an internal error occurred; it has been logged"),
+                                request)

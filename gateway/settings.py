@@ -1,0 +1,109 @@
+"""Settings: one table, with defaults and help, read with one documented precedence.
+
+Precedence, highest first: command-line option, environment variable
+(``RECON_<NAME>``), configuration file (TOML, ``--config`` or ``RECON_CONFIG``), default.
+docs/configuration.md lists every setting; a test keeps it complete. Secret settings are
+never logged or printed (``Settings.public()`` masks them).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    name: str
+    default: Any
+    help: str
+    secret: bool = False
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("database_url", None,
+            "PostgreSQL URL; without one an embedded server runs in <data_dir>/postgres",
+            secret=True),
+    Setting("data_dir", "./recon-data", "folder for the embedded database and local state"),
+    Setting("host", "127.0.0.1", "address the HTTP API listens on"),
+    Setting("port", 8080, "port the HTTP API listens on"),
+    Setting("tenant", "default", "tenant key written on every row"),
+    Setting("max_body_bytes", 64 * 1024 * 1024, "largest request body accepted (413 beyond)"),
+    Setting("pool_min_size", 1, "database connections kept open"),
+    Setting("pool_max_size", 10, "most database connections at once"),
+    Setting("shutdown_timeout", 30.0, "seconds in-flight requests get to finish on shutdown"),
+    Setting("log_level", "INFO", "DEBUG, INFO, WARNING or ERROR"),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+class SettingsError(ValueError):
+    """A setting has a value of the wrong kind or an unknown name."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str | None = None
+    data_dir: str = "./recon-data"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    tenant: str = "default"
+    max_body_bytes: int = 64 * 1024 * 1024
+    pool_min_size: int = 1
+    pool_max_size: int = 10
+    shutdown_timeout: float = 30.0
+    log_level: str = "INFO"
+
+    def public(self) -> dict[str, Any]:
+        """The settings with secrets masked: safe to log."""
+        return {
+            f.name: ("***" if _BY_NAME[f.name].secret and getattr(self, f.name) else
+                     getattr(self, f.name))
+            for f in dataclasses.fields(self)
+        }
+
+
+def _coerce(name: str, value: Any) -> Any:
+    default = _BY_NAME[name].default
+    kind = type(default) if default is not None else str
+    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value
+    try:
+        return kind(value)
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(f"setting {name}: expected {kind.__name__}, got {value!r}") from exc
+
+
+def load(
+    options: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+) -> Settings:
+    """Settings from options (None = not given), environment and file, over the defaults."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    path = config_file or (Path(environ["RECON_CONFIG"]) if environ.get("RECON_CONFIG") else None)
+    if path is not None:
+        try:
+            with path.open("rb") as handle:
+                from_file = tomllib.load(handle)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise SettingsError(f"configuration file {path}: {exc}") from exc
+        unknown = set(from_file) - set(_BY_NAME)
+        if unknown:
+            raise SettingsError(f"configuration file {path}: unknown settings {sorted(unknown)}")
+        values.update(from_file)
+    for setting in SETTINGS:
+        env = environ.get(f"RECON_{setting.name.upper()}")
+        if env is not None and env != "":
+            values[setting.name] = env
+    for name, value in (options or {}).items():
+        if value is not None:
+            values[name] = value
+    return Settings(**{name: _coerce(name, value) for name, value in values.items()})

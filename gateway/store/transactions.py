@@ -1,0 +1,93 @@
+"""transactions: every bank line, stored once per account under its stable entry id."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+
+import asyncpg
+
+from parsers.identity import entry_ids
+from parsers.jsonl import entry_to_dict
+from parsers.model import Statement
+
+_COLUMNS = (
+    "tenant_id", "account_id", "entry_id", "statement_pk", "booking_date", "value_date",
+    "amount", "currency", "status", "reversal", "bank_reference", "counterparty_name",
+    "counterparty_account", "end_to_end_id", "remittance", "creditor_reference", "details",
+)
+
+
+async def create_staging(conn: asyncpg.Connection) -> None:
+    """A temporary table for one import's lines, dropped when the transaction ends."""
+    await conn.execute(
+        """
+        CREATE TEMP TABLE staging_transactions ON COMMIT DROP AS
+        SELECT tenant_id, account_id, entry_id, statement_pk, booking_date, value_date,
+               amount, currency, status, reversal, bank_reference, counterparty_name,
+               counterparty_account, end_to_end_id, remittance, creditor_reference, details
+        FROM transactions WITH NO DATA
+        """
+    )
+
+
+async def insert_new(conn: asyncpg.Connection, tenant: str, *, account_id: int,
+                     statement_pk: int, statement: Statement) -> int:
+    """Store the statement's lines the account does not have yet; return how many were new.
+
+    Lines are copied to the staging table, then inserted in entry-id order (so that two
+    imports of overlapping statements lock rows in the same order and never deadlock),
+    skipping ids already stored.
+    """
+    records = [
+        (tenant, account_id, entry_id, statement_pk, e.booking_date, e.value_date,
+         e.amount.amount, e.amount.currency, e.status.value, e.reversal, e.bank_reference,
+         e.counterparty_name, e.counterparty_account, e.end_to_end_id, e.remittance,
+         e.creditor_reference, json.dumps(entry_to_dict(e, entry_id), ensure_ascii=False))
+        for e, entry_id in zip(statement.entries, entry_ids(statement), strict=True)
+    ]
+    if not records:
+        return 0
+    await conn.execute("TRUNCATE staging_transactions")
+    await conn.copy_records_to_table("staging_transactions", records=records, columns=_COLUMNS)
+    status: str = await conn.execute(
+        """
+        INSERT INTO transactions (
+            tenant_id, account_id, entry_id, statement_pk, booking_date, value_date,
+            amount, currency, status, reversal, bank_reference, counterparty_name,
+            counterparty_account, end_to_end_id, remittance, creditor_reference, details)
+        SELECT * FROM staging_transactions
+        ORDER BY entry_id
+        ON CONFLICT (tenant_id, account_id, entry_id) DO NOTHING
+        """
+    )
+    return int(status.rsplit(" ", 1)[1])
+
+
+async def list_page(conn: asyncpg.Connection, tenant: str, *, account_id: int | None,
+                    since: date | None, until: date | None, status: str | None,
+                    after: int | None, limit: int) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        """
+        SELECT seq, account_id, entry_id, statement_pk, booking_date, value_date, amount,
+               currency, status, details
+        FROM transactions
+        WHERE tenant_id = $1 AND seq > $2
+          AND ($3::bigint IS NULL OR account_id = $3)
+          AND ($4::date IS NULL OR booking_date >= $4)
+          AND ($5::date IS NULL OR booking_date <= $5)
+          AND ($6::text IS NULL OR status = $6)
+        ORDER BY seq LIMIT $7
+        """,
+        tenant, after or 0, account_id, since, until, status, limit,
+    )
+    out = []
+    for row in rows:
+        item = dict(row)
+        item["amount"] = str(item["amount"])
+        for key in ("booking_date", "value_date"):
+            item[key] = item[key].isoformat() if item[key] else None
+        item["details"] = json.loads(item["details"])
+        out.append(item)
+    return out

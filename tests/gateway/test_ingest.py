@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+import asyncpg
+import pytest
+
+from gateway.ingest import ingest
+from gateway.migrate import migrate
+from parsers.errors import ParseError
+
+
+def mt940(statement_id: str, sequence: str, opening: str, closing: str, day: str,
+          *lines: tuple[str, str, str]) -> bytes:
+    """A small MT940 statement; ``lines`` are (mark+amount, bank reference, remittance)."""
+    text = [f":20:{statement_id}", ":25:NL91ABNA0417164300", f":28C:{sequence}",
+            f":60F:C{day}EUR{opening}"]
+    for amount, reference, remittance in lines:
+        text += [f":61:{day}{day[2:]}{amount}NTRFNONREF//{reference}", f":86:/REMI/{remittance}"]
+    text += [f":62F:C{day}EUR{closing}", "-"]
+    return ("\r\n".join(text) + "\r\n").encode()
+
+
+MONDAY = mt940("MON", "101/1", "100,00", "130,00", "261123",
+               ("C10,00", "R1", "INV 1"), ("C20,00", "R2", "INV 2"))
+WEEK = mt940("WEEK", "101/1", "100,00", "160,00", "261123",
+             ("C10,00", "R1", "INV 1"), ("C20,00", "R2", "INV 2"), ("C30,00", "R3", "INV 3"))
+
+
+@pytest.fixture
+async def db(conn: asyncpg.Connection) -> asyncpg.Connection:
+    await migrate(conn)
+    return conn
+
+
+async def count(conn: asyncpg.Connection, table: str) -> int:
+    value: int = await conn.fetchval(f"SELECT count(*) FROM {table}")  # noqa: S608 - test names
+    return value
+
+
+async def test_a_statement_is_stored_with_its_lines(db: asyncpg.Connection) -> None:
+    result = await ingest(db, MONDAY, source="monday.sta")
+    assert (result.entries_new, result.entries_known, result.document_known) == (2, 0, False)
+    assert await count(db, "transactions") == 2
+    amounts = [r["amount"] for r in await db.fetch(
+        "SELECT amount FROM transactions ORDER BY amount")]
+    assert amounts == [Decimal("10.00"), Decimal("20.00")]
+    account = await db.fetchrow("SELECT iban, currency FROM bank_accounts")
+    assert dict(account) == {"iban": "NL91ABNA0417164300", "currency": "EUR"}
+
+
+async def test_the_same_file_twice_adds_nothing(db: asyncpg.Connection) -> None:
+    await ingest(db, MONDAY, source="monday.sta")
+    again = await ingest(db, MONDAY, source="monday-copy.sta")
+    assert again.document_known
+    assert (again.entries_new, again.entries_known) == (0, 2)
+    assert [await count(db, t) for t in ("raw_documents", "statements", "transactions")] \
+        == [1, 1, 2]
+
+
+async def test_an_overlapping_statement_adds_only_the_new_lines(db: asyncpg.Connection) -> None:
+    await ingest(db, MONDAY, source="monday.sta")
+    week = await ingest(db, WEEK, source="week.sta")
+    assert (week.entries_new, week.entries_known) == (1, 2)
+    assert await count(db, "transactions") == 3
+
+
+async def test_a_bad_file_stores_nothing(db: asyncpg.Connection) -> None:
+    with pytest.raises(ParseError):
+        await ingest(db, MONDAY[:60], source="cut.sta")
+    assert [await count(db, t) for t in ("raw_documents", "statements", "transactions")] \
+        == [0, 0, 0]
+
+
+async def test_continuity_breaks_are_recorded(db: asyncpg.Connection) -> None:
+    await ingest(db, MONDAY, source="monday.sta")
+    # Next day's statement opens at 125.00 though Monday closed at 130.00, and skips a number.
+    tuesday = mt940("TUE", "103/1", "125,00", "125,00", "261124")
+    result = await ingest(db, tuesday, source="tuesday.sta")
+    codes = [f["code"] for f in result.statements[0].flags]
+    assert codes == ["continuity_mismatch", "continuity_gap"]
+    assert "130.00" in result.statements[0].flags[0]["message"]
+    stored = await db.fetchval("SELECT flags FROM statements WHERE statement_id = 'TUE'")
+    assert "continuity_mismatch" in stored
+
+
+async def test_concurrent_imports_of_the_same_file_store_it_once(database_url: str) -> None:
+    connections = [await asyncpg.connect(database_url) for _ in range(4)]
+    try:
+        await migrate(connections[0])
+        results = await asyncio.gather(
+            *(ingest(c, WEEK, source=f"week-{i}.sta") for i, c in enumerate(connections)))
+        assert sum(r.entries_new for r in results) == 3
+        assert sum(not r.document_known for r in results) == 1
+        assert await count(connections[0], "transactions") == 3
+    finally:
+        for c in connections:
+            await c.close()
+
+
+async def test_concurrent_overlapping_imports_store_each_line_once(database_url: str) -> None:
+    connections = [await asyncpg.connect(database_url) for _ in range(2)]
+    try:
+        await migrate(connections[0])
+        results = await asyncio.gather(ingest(connections[0], MONDAY, source="m.sta"),
+                                       ingest(connections[1], WEEK, source="w.sta"))
+        assert sum(r.entries_new for r in results) == 3
+        assert await count(connections[0], "transactions") == 3
+    finally:
+        for c in connections:
+            await c.close()
