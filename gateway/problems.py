@@ -29,6 +29,19 @@ from gateway.appkeys import SETTINGS
 logger = logging.getLogger(__name__)
 
 TYPE_BASE = "https://recon-gateway.dev/problems/"
+
+# What asyncpg raises when the database cannot be reached or goes away mid-request: the
+# request changed nothing (its transaction is rolled back) and may be retried.
+DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.ObjectNotInPrerequisiteStateError,
+    asyncpg.TooManyConnectionsError,
+)
 PROBLEM_JSON = "application/problem+json"
 
 
@@ -111,7 +124,7 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         return problem_response(MethodNotAllowed(
             f"{request.method} is not allowed on {request.path}; "
             f"allowed: {', '.join(sorted(exc.allowed_methods))}"), request)
-    except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
+    except DATABASE_UNAVAILABLE as exc:
         logger.warning("database unavailable: %s", type(exc).__name__)
         return problem_response(Unavailable(
             "the database cannot be reached; nothing was changed, retry later"), request)

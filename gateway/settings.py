@@ -49,7 +49,7 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    database_url: str | None = None
+    database_url: str | None = dataclasses.field(default=None, repr=False)  # may hold a password
     data_dir: str = "./recon-data"
     host: str = "127.0.0.1"
     port: int = 8080

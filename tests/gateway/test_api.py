@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -258,3 +259,29 @@ async def test_the_openapi_document_lists_exactly_the_served_routes(api: Api) ->
         if r.method != "HEAD" and r.resource is not None
     }
     assert documented == served
+
+
+async def test_readiness_and_imports_report_a_lost_database(api: Api) -> None:
+    parts = urlsplit(api.database_url)
+    name = parts.path.lstrip("/")
+    admin_url = urlunsplit(parts._replace(path="/postgres"))
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                            " WHERE datname = $1", name)
+        ready = await api.client.get("/readyz")
+        assert ready.status == 503
+        assert (await ready.json())["type"].endswith("/unavailable")
+        failed = await api.client.post("/v1/statements", data=CAMT,
+                                       headers=api.auth(Role.TREASURY))
+        assert failed.status == 503  # not even the key can be checked without a database
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        assert (await api.client.get("/readyz")).status == 200
+        retried = await api.client.post("/v1/statements", data=CAMT,
+                                        headers=api.auth(Role.TREASURY))
+        assert retried.status == 201
+        assert (await retried.json())["entries_new"] == 3
+    finally:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        await admin.close()

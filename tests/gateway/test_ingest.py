@@ -110,3 +110,41 @@ async def test_concurrent_overlapping_imports_store_each_line_once(database_url:
     finally:
         for c in connections:
             await c.close()
+
+
+async def test_a_connection_lost_mid_import_stores_nothing_and_can_be_retried(
+        database_url: str) -> None:
+    importer = await asyncpg.connect(database_url)
+    blocker = await asyncpg.connect(database_url)
+    try:
+        await migrate(importer)
+        # Hold the import after it has written the document, account and statement rows.
+        lock = blocker.transaction()
+        await lock.start()
+        await blocker.execute("LOCK TABLE transactions IN ACCESS EXCLUSIVE MODE")
+        task = asyncio.ensure_future(ingest(importer, WEEK, source="week.sta"))
+        pid = importer.get_server_pid()
+        for _ in range(600):  # poll, up to about 30 s
+            waiting = await blocker.fetchval(
+                "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1", pid)
+            if waiting:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the import never reached the transactions table")
+        await blocker.execute("SELECT pg_terminate_backend($1)", pid)
+        with pytest.raises((asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+                            asyncpg.AdminShutdownError, ConnectionError)):
+            await task
+        await lock.rollback()
+        assert [await count(blocker, t) for t in ("raw_documents", "statements",
+                                                 "transactions")] == [0, 0, 0]
+        retry = await asyncpg.connect(database_url)
+        try:
+            result = await ingest(retry, WEEK, source="week.sta")
+        finally:
+            await retry.close()
+        assert (result.document_known, result.entries_new) == (False, 3)
+    finally:
+        await blocker.close()
+        await importer.close()

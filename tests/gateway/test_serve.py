@@ -1,0 +1,144 @@
+"""Claims about processes, tested with real processes: serve on the embedded database,
+keys from the command line, two servers on one database, graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from tests.gateway.processes import Server, cli
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "statements"
+CAMT = (EXAMPLES / "nordbank-2026-11-20.camt.xml").read_bytes()
+
+
+@pytest.fixture
+def embedded_serve(tmp_path: Path) -> Iterator[tuple[Server, Path]]:
+    data_dir = tmp_path / "data"
+    server = Server("--data-dir", str(data_dir), log=tmp_path / "serve.log")
+    try:
+        server.wait_ready()
+        yield server, data_dir
+    finally:
+        server.stop()
+
+
+def test_serve_runs_on_the_embedded_database_with_keys_from_the_cli(
+        embedded_serve: tuple[Server, Path]) -> None:
+    server, data_dir = embedded_serve
+    created = cli("keys", "create", "--role", "treasury", "--name", "ops",
+                  "--data-dir", str(data_dir))
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip()
+    assert created.stdout == key + "\n" and key.startswith("rgw_")
+    assert key not in created.stderr
+
+    status, body = server.request("POST", "/v1/statements", key=key, body=CAMT)
+    assert (status, body["entries_new"]) == (201, 3)
+    status, _ = server.request("GET", "/v1/transactions", key=key)
+    assert status == 200
+
+    revoked = cli("keys", "revoke", "ops", "--data-dir", str(data_dir))
+    assert revoked.returncode == 0, revoked.stderr
+    status, problem = server.request("GET", "/v1/transactions", key=key)
+    assert problem["type"].endswith("/unauthenticated")
+    assert status == 401
+    assert key not in server.log_path.read_text()
+    assert server.stop() == 0
+
+
+def test_two_servers_importing_the_same_file_at_once_store_it_once(
+        database_url: str, tmp_path: Path) -> None:
+    created = cli("keys", "create", "--role", "admin", "--name", "both",
+                  "--database-url", database_url)
+    key = created.stdout.strip()
+    servers = [Server("--database-url", database_url, log=tmp_path / f"s{i}.log")
+               for i in range(2)]
+    try:
+        for server in servers:
+            server.wait_ready()
+
+        async def post_all() -> list[tuple[int, dict[str, object]]]:
+            loop = asyncio.get_running_loop()
+            return await asyncio.gather(*(
+                loop.run_in_executor(None, lambda s=s: s.request(
+                    "POST", "/v1/statements", key=key, body=CAMT))
+                for s in servers for _ in range(3)))
+
+        results = asyncio.run(post_all())
+        assert [status for status, _ in results] == [201] * 6
+        assert sum(int(str(body["entries_new"])) for _, body in results) == 3
+        assert sum(body["document_known"] is False for _, body in results) == 1
+
+        async def count() -> int:
+            conn = await asyncpg.connect(database_url)
+            try:
+                value: int = await conn.fetchval("SELECT count(*) FROM transactions")
+                return value
+            finally:
+                await conn.close()
+
+        assert asyncio.run(count()) == 3
+    finally:
+        for server in servers:
+            server.stop()
+
+
+async def test_shutdown_lets_the_request_in_flight_finish(database_url: str,
+                                                         tmp_path: Path) -> None:
+    """SIGTERM while an import is being stored: the import completes, then the process exits.
+
+    The import is held mid-way by a lock the test takes on the transactions table, so the
+    request is certainly in flight when the signal arrives. (aiohttp stops reading request
+    bodies at shutdown, so an upload still arriving is cut off; see docs/operations.md.)
+    """
+    key = cli("keys", "create", "--role", "treasury", "--name", "slow",
+              "--database-url", database_url).stdout.strip()
+    server = Server("--database-url", database_url, log=tmp_path / "serve.log")
+    blocker = await asyncpg.connect(database_url)
+    try:
+        server.wait_ready()
+        lock = blocker.transaction()
+        await lock.start()
+        await blocker.execute("LOCK TABLE transactions IN ACCESS EXCLUSIVE MODE")
+        loop = asyncio.get_running_loop()
+        upload = loop.run_in_executor(None, lambda: server.request(
+            "POST", "/v1/statements", key=key, body=CAMT))
+        await _poll(lambda: blocker.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            " AND datname = current_database()"), "the import to wait on the lock")
+        server.terminate()
+        await loop.run_in_executor(None, _wait_until_refused, server.port)
+        await lock.rollback()
+        status, body = await upload
+        assert (status, body["entries_new"]) == (201, 3)
+        assert await loop.run_in_executor(None, server.stop) == 0
+    finally:
+        await blocker.close()
+        server.stop()
+
+
+async def _poll(probe: Callable[[], Awaitable[int]], what: str, deadline: float = 30) -> None:
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if await probe():
+            return
+        await asyncio.sleep(0.05)  # polling interval
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+def _wait_until_refused(port: int, deadline: float = 30) -> None:
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except OSError:
+            return
+        time.sleep(0.05)  # polling interval
+    raise AssertionError("the server kept accepting connections after SIGTERM")
