@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -21,10 +20,11 @@ from aiohttp import web
 
 from gateway import logs
 from gateway.app import create_app
-from gateway.embedded import start_embedded
+from gateway.demo import demo
 from gateway.ingest import ingest
 from gateway.migrate import migrate
-from gateway.settings import Settings, SettingsError, load
+from gateway.options import add_database_options, settings_of, with_database
+from gateway.settings import Settings, SettingsError
 from gateway.store import api_keys
 from gateway.store import invoices as invoice_store
 from matching.invoices import read_invoices_csv
@@ -34,27 +34,6 @@ from security.roles import Role
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-def add_database_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", help="folder of the embedded database "
-                        "(default ./recon-data; env RECON_DATA_DIR)")
-    parser.add_argument("--database-url", help="use this PostgreSQL server instead of the "
-                        "embedded one (env RECON_DATABASE_URL)")
-    parser.add_argument("--config", type=Path, help="TOML settings file (env RECON_CONFIG)")
-
-
-def settings_of(args: argparse.Namespace, **extra: Any) -> Settings:
-    options = {"data_dir": args.data_dir, "database_url": args.database_url, **extra}
-    return load(options, config_file=args.config)
-
-
-def with_database(settings: Settings) -> Settings:
-    """The settings with a database URL: the configured one, else the embedded server's."""
-    if settings.database_url:
-        return settings
-    url = start_embedded(Path(settings.data_dir))
-    return dataclasses.replace(settings, database_url=url)
 
 
 async def _connected(settings: Settings,
@@ -189,6 +168,13 @@ def register(commands: Any) -> None:
     add_database_options(revoke)
     revoke.add_argument("key", metavar="KEY_ID_OR_NAME")
     revoke.set_defaults(run=keys_revoke)
+
+    demo_parser = commands.add_parser(
+        "demo", help="run the service on the embedded database with demo data and a demo key")
+    add_database_options(demo_parser)
+    demo_parser.add_argument("--host", help="listen address (default 127.0.0.1)")
+    demo_parser.add_argument("--port", type=int, help="listen port (default 8080)")
+    demo_parser.set_defaults(run=demo)
 
     invoices = commands.add_parser("invoices", help="manage invoices")
     invoice_commands = invoices.add_subparsers(dest="invoices_command", required=True,

@@ -138,34 +138,34 @@ class _Reader:
             self.fail(name, f"must be a date as YYYY-MM-DD, got {value!r}")
             return None
 
-    def amount(self, name: str, currency: str | None, *, required: bool = True) -> Money | None:
+    def amount(self, name: str, currency: str | None, *, required: bool = True) -> Decimal | None:
+        """A decimal amount: a string (or a whole JSON number), never a float."""
         raw = self.record.get(name)
-        if isinstance(raw, int | Decimal) and not isinstance(raw, bool):
-            raw = str(raw)
-        elif isinstance(raw, float):
+        if isinstance(raw, float):
             self.fail(name, "must be a decimal string such as \"12.50\", not a JSON number "
                       "with a fraction (floats lose cents)")
             return None
-        value = self.text(name, required=required, limit=40) if raw is None or isinstance(
-            raw, str) else None
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            raw = str(raw)
+        if raw is not None and not isinstance(raw, str):
+            self.fail(name, f"must be a decimal string, got {type(raw).__name__}")
+            return None
+        value = self.text(name, required=required, limit=40)
         if value is None:
-            if raw is not None and not isinstance(raw, str):
-                self.fail(name, f"must be a decimal string, got {type(raw).__name__}")
             return None
         try:
             number = parse_decimal(value)
         except MoneyError:
             self.fail(name, f"must be a decimal amount such as 12.50, got {value!r}")
             return None
-        if currency is None:
-            return None
-        if -number.as_tuple().exponent > minor_units(currency):  # type: ignore[operator]
+        places = -int(number.as_tuple().exponent)
+        if currency is not None and places > minor_units(currency):
             self.fail(name, f"has more decimals than {currency} allows ({minor_units(currency)})")
             return None
-        return Money(number, currency)
+        return number
 
     def currency(self) -> str | None:
-        value = self.text("currency", required=True, limit=3)
+        value = self.text("currency", required=True, limit=40)
         if value is not None and not is_currency(value):
             self.fail("currency", f"must be an ISO 4217 code such as EUR, got {value!r}")
             return None
@@ -184,35 +184,38 @@ def read_invoice(record: Mapping[str, Any], index: int) -> Invoice | list[Record
     open_amount = r.amount("open_amount", currency, required=False)
     issue_date = r.day("issue_date", required=True)
     due_date = r.day("due_date")
+    customer_name = r.text("customer_name")
+    reference = r.text("reference")
+    related_invoice_id = r.text("related_invoice_id", limit=100)
     kind_text = r.text("kind", limit=20) or InvoiceKind.INVOICE.value
     status_text = r.text("status", limit=20) or InvoiceStatus.OPEN.value
     if kind_text not in {k.value for k in InvoiceKind}:
         r.fail("kind", f"must be invoice or credit_note, got {kind_text!r}")
     if status_text not in (InvoiceStatus.OPEN.value, InvoiceStatus.CANCELLED.value):
         r.fail("status", f"must be open or cancelled (payments move the rest), got {status_text!r}")
-    if amount is not None and amount.amount <= 0:
+    if amount is not None and amount <= 0:
         r.fail("amount", "must be greater than zero (a credit note is kind=credit_note)")
-    if open_amount is not None and amount is not None and amount.amount > 0 and not (
-        0 <= open_amount.amount <= amount.amount
+    if open_amount is not None and amount is not None and amount > 0 and not (
+        0 <= open_amount <= amount
     ):
         r.fail("open_amount", "must be between 0 and the amount")
     if issue_date and due_date and due_date < issue_date:
         r.fail("due_date", "is before the issue date")
     if r.errors or invoice_id is None or customer_id is None or amount is None \
-            or issue_date is None:
+            or issue_date is None or currency is None:
         return r.errors or [RecordError(index, None, "(record)", "incomplete")]
     return Invoice(
         invoice_id=invoice_id,
         customer_id=customer_id,
-        amount=amount,
-        open_amount=open_amount if open_amount is not None else amount,
+        amount=Money(amount, currency),
+        open_amount=Money(amount if open_amount is None else open_amount, currency),
         issue_date=issue_date,
         due_date=due_date,
-        customer_name=r.text("customer_name"),
-        reference=r.text("reference"),
+        customer_name=customer_name,
+        reference=reference,
         kind=InvoiceKind(kind_text),
         cancelled=status_text == InvoiceStatus.CANCELLED.value,
-        related_invoice_id=r.text("related_invoice_id", limit=100),
+        related_invoice_id=related_invoice_id,
     )
 
 

@@ -12,11 +12,23 @@ from parsers.identity import entry_ids
 from parsers.jsonl import entry_to_dict
 from parsers.model import Statement
 
-_COLUMNS = (
+COLUMNS = (
     "tenant_id", "account_id", "entry_id", "statement_pk", "booking_date", "value_date",
     "amount", "currency", "status", "reversal", "bank_reference", "counterparty_name",
     "counterparty_account", "end_to_end_id", "remittance", "creditor_reference", "details",
 )
+
+
+def records(statement: Statement, *, tenant: str, account_id: int,
+            statement_pk: int) -> list[tuple[object, ...]]:
+    """The statement's lines as rows in the order of ``COLUMNS``."""
+    return [
+        (tenant, account_id, entry_id, statement_pk, e.booking_date, e.value_date,
+         e.amount.amount, e.amount.currency, e.status.value, e.reversal, e.bank_reference,
+         e.counterparty_name, e.counterparty_account, e.end_to_end_id, e.remittance,
+         e.creditor_reference, json.dumps(entry_to_dict(e, entry_id), ensure_ascii=False))
+        for e, entry_id in zip(statement.entries, entry_ids(statement), strict=True)
+    ]
 
 
 async def create_staging(conn: asyncpg.Connection) -> None:
@@ -40,17 +52,11 @@ async def insert_new(conn: asyncpg.Connection, tenant: str, *, account_id: int,
     imports of overlapping statements lock rows in the same order and never deadlock),
     skipping ids already stored.
     """
-    records = [
-        (tenant, account_id, entry_id, statement_pk, e.booking_date, e.value_date,
-         e.amount.amount, e.amount.currency, e.status.value, e.reversal, e.bank_reference,
-         e.counterparty_name, e.counterparty_account, e.end_to_end_id, e.remittance,
-         e.creditor_reference, json.dumps(entry_to_dict(e, entry_id), ensure_ascii=False))
-        for e, entry_id in zip(statement.entries, entry_ids(statement), strict=True)
-    ]
-    if not records:
+    rows = records(statement, tenant=tenant, account_id=account_id, statement_pk=statement_pk)
+    if not rows:
         return 0
     await conn.execute("TRUNCATE staging_transactions")
-    await conn.copy_records_to_table("staging_transactions", records=records, columns=_COLUMNS)
+    await conn.copy_records_to_table("staging_transactions", records=rows, columns=COLUMNS)
     status: str = await conn.execute(
         """
         INSERT INTO transactions (

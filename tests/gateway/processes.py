@@ -32,14 +32,14 @@ def cli(*args: str, env: dict[str, str] | None = None,
 class Server:
     """``recon-gateway serve`` in a child process, on a free loopback port."""
 
-    def __init__(self, *args: str, log: Path) -> None:
+    def __init__(self, *args: str, log: Path, command: str = "serve") -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = log
         self._terminated = False
         self._log = log.open("w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "serve", "--port", str(self.port), *args],
+            [sys.executable, "-m", "gateway.cli", command, "--port", str(self.port), *args],
             stdout=self._log, stderr=subprocess.STDOUT,
         )
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -18,10 +17,10 @@ from gateway.settings import Settings
 from gateway.store import api_keys
 from security import apikeys
 from security.roles import Role
+from tests.paths import DEMO_CAMT, DEMO_MT940
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "statements"
-CAMT = (EXAMPLES / "nordbank-2026-11-20.camt.xml").read_bytes()
-MT940 = (EXAMPLES / "muster-bank-2026-11-20.sta").read_bytes()
+CAMT = DEMO_CAMT.read_bytes()
+MT940 = DEMO_MT940.read_bytes()
 
 INVOICE = {"invoice_id": "INV-1", "customer_id": "C1", "customer_name": "Globex Corporation",
            "currency": "EUR", "amount": "1500.00", "open_amount": "1500.00",

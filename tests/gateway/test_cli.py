@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import main
+from tests.paths import DEMO_STATEMENTS
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -115,9 +116,8 @@ def test_usage_errors_exit_2() -> None:
     assert caught.value.code == 2
 
 
-def test_the_quick_start_examples_parse_cleanly() -> None:
-    examples = Path(__file__).resolve().parents[2] / "examples" / "statements"
-    code, out, err = run("parse", str(examples))
+def test_the_demo_statements_parse_cleanly() -> None:
+    code, out, err = run("parse", str(DEMO_STATEMENTS))
     assert (code, err) == (0, "")
     statements = [json.loads(line) for line in out.splitlines()]
     assert sorted(s["format"] for s in statements) == ["camt.053", "mt940", "ofx"]

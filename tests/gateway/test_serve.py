@@ -13,9 +13,9 @@ import asyncpg
 import pytest
 
 from tests.gateway.processes import Server, cli
+from tests.paths import DEMO_CAMT
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "statements"
-CAMT = (EXAMPLES / "nordbank-2026-11-20.camt.xml").read_bytes()
+CAMT = DEMO_CAMT.read_bytes()
 
 
 @pytest.fixture
@@ -142,3 +142,45 @@ def _wait_until_refused(port: int, deadline: float = 30) -> None:
             return
         time.sleep(0.05)  # polling interval
     raise AssertionError("the server kept accepting connections after SIGTERM")
+
+
+def test_demo_loads_its_data_once_and_prints_a_working_key(tmp_path: Path) -> None:
+    data_dir = tmp_path / "demo"
+    for round_number in (1, 2):  # the second start stores nothing twice
+        server = Server("--data-dir", str(data_dir), log=tmp_path / f"demo{round_number}.log",
+                        command="demo")
+        try:
+            server.wait_ready()
+            printed = server.log_path.read_text()
+            key = next(line.split()[2] for line in printed.splitlines()
+                       if line.strip().startswith("demo key"))
+            status, page = server.request("GET", "/v1/invoices?status=open", key=key)
+            assert status == 200 and len(page["items"]) == 7
+            status, page = server.request("GET", "/v1/transactions", key=key)
+            assert status == 200 and len(page["items"]) == 9
+            expected = "3 new entries" if round_number == 1 else "0 new entries, 3 known"
+            assert printed.count(expected) == 3, printed
+        finally:
+            assert server.stop() == 0
+
+
+def test_invoices_import_from_csv_and_its_errors(database_url: str, tmp_path: Path) -> None:
+    good = tmp_path / "invoices.csv"
+    good.write_text(
+        "invoice_id,customer_id,customer_name,currency,amount,open_amount,issue_date,"
+        "due_date,reference\n"
+        "A-1,C1,Alpha GmbH,EUR,100.00,100.00,2026-11-01,2026-11-30,A-1\n"
+        "A-2,C1,Alpha GmbH,EUR,50.00,,2026-11-02,,\n")
+    done = cli("invoices", "import", str(good), "--database-url", database_url)
+    assert (done.returncode, done.stdout.strip()) == (
+        0, f"{good}: 2 invoices, 2 created, 0 updated")
+    again = cli("invoices", "import", str(good), "--database-url", database_url)
+    assert again.stdout.strip().endswith("0 created, 0 updated")
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text(good.read_text().replace("EUR,50.00", "EURO,-50.00"))
+    refused = cli("invoices", "import", str(bad), "--database-url", database_url)
+    assert refused.returncode == 1
+    assert f"{bad}: line 3 (A-2): currency: must be an ISO 4217 code" in refused.stderr
+    assert f"{bad}: line 3 (A-2): amount: must be greater than zero" in refused.stderr
+    assert "nothing was imported" in refused.stderr
