@@ -98,7 +98,6 @@ async def ingest(conn: asyncpg.Connection, data: bytes, *, source: str, tenant: 
                                              format=fmt, content=data)
         if document_id is None:
             return await _known_document(conn, tenant, sha256, fmt)
-        await transactions.create_staging(conn)
         stored = []
         for ordinal, statement in enumerate(parsed):
             account_id = await accounts.register(conn, tenant, statement.account)

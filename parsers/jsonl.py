@@ -10,6 +10,7 @@ import dataclasses
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
+from functools import cache
 from typing import Any
 
 from parsers.identity import entry_ids
@@ -17,9 +18,14 @@ from parsers.model import Balance, Entry, Statement
 from parsers.money import Money
 
 
+@cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
 def _plain(value: Any) -> Any:
     """Dataclasses, money, decimals, dates and enums as JSON-ready values."""
-    if value is None or isinstance(value, str | bool | int):
+    if value is None or value.__class__ in _AS_IS:
         return value
     if isinstance(value, Money):
         return {"amount": str(value.amount), "currency": value.currency}
@@ -32,8 +38,11 @@ def _plain(value: Any) -> Any:
     if isinstance(value, tuple | list):
         return [_plain(v) for v in value]
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {name: _plain(getattr(value, name)) for name in _field_names(type(value))}
     raise TypeError(f"cannot render {type(value).__name__} as JSON")
+
+
+_AS_IS = frozenset({str, bool, int})
 
 
 def _balance(balance: Balance | None) -> dict[str, str] | None:
@@ -49,13 +58,13 @@ def _balance(balance: Balance | None) -> dict[str, str] | None:
 
 def entry_to_dict(entry: Entry, entry_id: str) -> dict[str, Any]:
     out: dict[str, Any] = {"id": entry_id}
-    for f in dataclasses.fields(entry):
-        value = getattr(entry, f.name)
-        if f.name == "amount":
+    for name in _field_names(Entry):
+        value = getattr(entry, name)
+        if name == "amount":
             out["amount"] = str(value.amount)
             out["currency"] = value.currency
         else:
-            out[f.name] = _plain(value)
+            out[name] = _plain(value)
     return out
 
 

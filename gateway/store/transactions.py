@@ -31,30 +31,42 @@ def records(statement: Statement, *, tenant: str, account_id: int,
     ]
 
 
-async def create_staging(conn: asyncpg.Connection) -> None:
-    """A temporary table for one import's lines, dropped when the transaction ends."""
+async def insert_new(conn: asyncpg.Connection, tenant: str, *, account_id: int,
+                     statement_pk: int, statement: Statement) -> int:
+    """Store the statement's lines the account does not have yet; return how many were new.
+
+    The lines not yet stored are copied straight into the table, in entry-id order (so two
+    imports of overlapping statements take row locks in the same order and never
+    deadlock). If a concurrent import stored some of them first, the copy fails on the
+    primary key; it is then redone through a staging table, skipping what is stored.
+    """
+    rows = records(statement, tenant=tenant, account_id=account_id, statement_pk=statement_pk)
+    known = set(await conn.fetchval(
+        "SELECT coalesce(array_agg(entry_id), '{}') FROM transactions"
+        " WHERE tenant_id = $1 AND account_id = $2 AND entry_id = ANY($3::text[])",
+        tenant, account_id, [row[2] for row in rows],
+    ))
+    fresh = sorted((row for row in rows if row[2] not in known), key=lambda row: str(row[2]))
+    if not fresh:
+        return 0
+    try:
+        async with conn.transaction():  # a savepoint: the copy is undone alone on conflict
+            await conn.copy_records_to_table("transactions", records=fresh, columns=COLUMNS)
+        return len(fresh)
+    except asyncpg.UniqueViolationError:
+        return await _insert_skipping_stored(conn, fresh)
+
+
+async def _insert_skipping_stored(conn: asyncpg.Connection, rows: list[tuple[object, ...]]) -> int:
     await conn.execute(
         """
-        CREATE TEMP TABLE staging_transactions ON COMMIT DROP AS
+        CREATE TEMP TABLE IF NOT EXISTS staging_transactions ON COMMIT DROP AS
         SELECT tenant_id, account_id, entry_id, statement_pk, booking_date, value_date,
                amount, currency, status, reversal, bank_reference, counterparty_name,
                counterparty_account, end_to_end_id, remittance, creditor_reference, details
         FROM transactions WITH NO DATA
         """
     )
-
-
-async def insert_new(conn: asyncpg.Connection, tenant: str, *, account_id: int,
-                     statement_pk: int, statement: Statement) -> int:
-    """Store the statement's lines the account does not have yet; return how many were new.
-
-    Lines are copied to the staging table, then inserted in entry-id order (so that two
-    imports of overlapping statements lock rows in the same order and never deadlock),
-    skipping ids already stored.
-    """
-    rows = records(statement, tenant=tenant, account_id=account_id, statement_pk=statement_pk)
-    if not rows:
-        return 0
     await conn.execute("TRUNCATE staging_transactions")
     await conn.copy_records_to_table("staging_transactions", records=rows, columns=COLUMNS)
     status: str = await conn.execute(

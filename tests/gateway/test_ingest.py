@@ -148,3 +148,30 @@ async def test_a_connection_lost_mid_import_stores_nothing_and_can_be_retried(
     finally:
         await blocker.close()
         await importer.close()
+
+
+async def test_a_line_stored_by_a_concurrent_import_meanwhile_is_skipped(
+        database_url: str) -> None:
+    first = await asyncpg.connect(database_url)
+    second = await asyncpg.connect(database_url)
+    try:
+        await migrate(first)
+        outer = first.transaction()
+        await outer.start()
+        week = await ingest(first, WEEK, source="week.sta")  # stored, not yet committed
+        task = asyncio.ensure_future(ingest(second, MONDAY, source="monday.sta"))
+        pid = second.get_server_pid()
+        for _ in range(600):  # poll, up to about 30 s: wait until it blocks on our rows
+            if await first.fetchval(
+                    "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1", pid):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the second import never waited for the first")
+        await outer.commit()
+        monday = await task
+        assert (week.entries_new, monday.entries_new, monday.entries_known) == (3, 0, 2)
+        assert await count(first, "transactions") == 3
+    finally:
+        await first.close()
+        await second.close()
