@@ -8,7 +8,10 @@ created empty and dropped afterwards.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -20,11 +23,29 @@ import pytest
 SERVERS = ["embedded"] + (["external"] if os.environ.get("RECON_TEST_DATABASE_URL") else [])
 
 
+def _private_folder() -> Path:
+    """A temporary folder outside pytest's own: pytest resets its base folder to mode 0700
+    whenever a pytest run starts, which locks out the embedded server's system user."""
+    return Path(tempfile.mkdtemp(prefix="recon-test-"))
+
+
 @pytest.fixture(scope="session")
-def embedded_server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+def embedded_server_url() -> Iterator[str]:
     from gateway.embedded import start_embedded
 
-    return start_embedded(tmp_path_factory.mktemp("embedded-pg"))
+    folder = _private_folder()
+    # The server stops at exit (the package's own atexit handler, registered by
+    # start_embedded, so run before this one); the folder goes after it.
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    yield start_embedded(folder)
+
+
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    """A data folder for a ``serve`` or ``demo`` process with its own embedded server."""
+    folder = _private_folder()
+    yield folder / "data"
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _with_database(url: str, database: str) -> str:

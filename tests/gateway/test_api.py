@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import jsonschema
 import pytest
 from aiohttp.test_utils import TestClient
 
@@ -284,3 +285,32 @@ async def test_readiness_and_imports_report_a_lost_database(api: Api) -> None:
     finally:
         await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
         await admin.close()
+
+
+async def test_responses_match_the_schemas_the_openapi_document_gives(api: Api) -> None:
+    admin = api.auth(Role.ADMIN)
+    await api.client.post("/v1/statements", data=CAMT, headers=admin)
+    await api.client.put("/v1/invoices", json=[INVOICE], headers=admin)
+    await api.client.put("/v1/customers", json=[{"customer_id": "C1", "name": "Globex",
+                                                 "ibans": [], "aliases": ["GLX"]}],
+                         headers=admin)
+    document = await (await api.client.get("/openapi.json")).json()
+    checked = 0
+    for path, operations in document["paths"].items():
+        operation = operations.get("get")
+        if operation is None or "{" in path:
+            continue
+        content = operation["responses"]["200"].get("content", {}).get("application/json")
+        if content is None:
+            continue
+        response = await api.client.get(path, headers=admin)
+        body = await response.json()
+        schema = {**content["schema"], "components": document["components"]}
+        jsonschema.validate(body, schema, cls=jsonschema.Draft202012Validator)
+        if "items" in body:
+            assert body["items"], f"{path} returned nothing to check"
+        checked += 1
+    assert checked >= 5
+    imported = await api.client.post("/v1/statements", data=MT940, headers=admin)
+    schema = {"$ref": "#/components/schemas/ImportResult", "components": document["components"]}
+    jsonschema.validate(await imported.json(), schema, cls=jsonschema.Draft202012Validator)

@@ -19,8 +19,7 @@ CAMT = DEMO_CAMT.read_bytes()
 
 
 @pytest.fixture
-def embedded_serve(tmp_path: Path) -> Iterator[tuple[Server, Path]]:
-    data_dir = tmp_path / "data"
+def embedded_serve(tmp_path: Path, data_dir: Path) -> Iterator[tuple[Server, Path]]:
     server = Server("--data-dir", str(data_dir), log=tmp_path / "serve.log")
     try:
         server.wait_ready()
@@ -144,8 +143,8 @@ def _wait_until_refused(port: int, deadline: float = 30) -> None:
     raise AssertionError("the server kept accepting connections after SIGTERM")
 
 
-def test_demo_loads_its_data_once_and_prints_a_working_key(tmp_path: Path) -> None:
-    data_dir = tmp_path / "demo"
+def test_demo_loads_its_data_once_and_prints_a_working_key(tmp_path: Path,
+                                                           data_dir: Path) -> None:
     for round_number in (1, 2):  # the second start stores nothing twice
         server = Server("--data-dir", str(data_dir), log=tmp_path / f"demo{round_number}.log",
                         command="demo")
@@ -184,3 +183,16 @@ def test_invoices_import_from_csv_and_its_errors(database_url: str, tmp_path: Pa
     assert f"{bad}: line 3 (A-2): currency: must be an ISO 4217 code" in refused.stderr
     assert f"{bad}: line 3 (A-2): amount: must be greater than zero" in refused.stderr
     assert "nothing was imported" in refused.stderr
+
+
+def test_import_command_stores_good_files_and_lists_bad_ones(database_url: str,
+                                                            tmp_path: Path) -> None:
+    bad = tmp_path / "bad.xml"
+    bad.write_bytes(DEMO_CAMT.read_bytes()[:500])
+    done = cli("import", str(DEMO_CAMT), str(bad), "--database-url", database_url)
+    assert done.returncode == 1
+    assert f"{DEMO_CAMT}: 1 statement(s), 3 new entries, 0 known" in done.stdout
+    assert done.stderr.startswith(f"error: {bad}: ")
+    again = cli("import", str(DEMO_CAMT), "--database-url", database_url)
+    assert again.returncode == 0
+    assert "0 new entries, 3 known (document already imported)" in again.stdout
