@@ -15,6 +15,7 @@ from typing import TextIO
 
 import parsers
 from gateway import commands as service_commands
+from gateway import match_cli
 from gateway.output import csv_rows, table
 from parsers.jsonl import statement_to_dict
 
@@ -89,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="treat a statement whose balances do not add up as an error")
     parse.set_defaults(run=_parse_command)
     service_commands.register(commands)
+    match_cli.register(commands)
     return parser
 
 

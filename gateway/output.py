@@ -10,6 +10,7 @@ import io
 from collections.abc import Iterable, Iterator
 
 from parsers.identity import entry_ids
+from parsers.jsonl import decimal_text
 from parsers.model import Balance, Statement
 
 CSV_COLUMNS = (
@@ -52,7 +53,7 @@ def csv_rows(statements: Iterable[Statement]) -> Iterator[str]:
                 entry_id, _cell(entry.bank_reference),
                 entry.booking_date.isoformat() if entry.booking_date else "",
                 entry.value_date.isoformat() if entry.value_date else "",
-                str(entry.amount.amount), entry.amount.currency, entry.status.value,
+                decimal_text(entry.amount.amount), entry.amount.currency, entry.status.value,
                 "true" if entry.reversal else "false",
                 _cell(entry.counterparty_name), _cell(entry.counterparty_account),
                 _cell(entry.end_to_end_id), _cell(entry.remittance),

@@ -18,6 +18,11 @@ from parsers.model import Balance, Entry, Statement
 from parsers.money import Money
 
 
+def decimal_text(value: Decimal) -> str:
+    """A decimal as plain digits, never in exponent form (``0E-16`` -> ``0.0000000000000000``)."""
+    return format(value, "f")
+
+
 @cache
 def _field_names(cls: type) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(cls))
@@ -28,9 +33,9 @@ def _plain(value: Any) -> Any:
     if value is None or value.__class__ in _AS_IS:
         return value
     if isinstance(value, Money):
-        return {"amount": str(value.amount), "currency": value.currency}
+        return {"amount": decimal_text(value.amount), "currency": value.currency}
     if isinstance(value, Decimal):
-        return str(value)
+        return decimal_text(value)
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, Enum):
@@ -49,7 +54,7 @@ def _balance(balance: Balance | None) -> dict[str, str] | None:
     if balance is None:
         return None
     return {
-        "amount": str(balance.amount.amount),
+        "amount": decimal_text(balance.amount.amount),
         "currency": balance.amount.currency,
         "date": balance.date.isoformat(),
         "kind": balance.kind.value,
@@ -61,7 +66,7 @@ def entry_to_dict(entry: Entry, entry_id: str) -> dict[str, Any]:
     for name in _field_names(Entry):
         value = getattr(entry, name)
         if name == "amount":
-            out["amount"] = str(value.amount)
+            out["amount"] = decimal_text(value.amount)
             out["currency"] = value.currency
         else:
             out[name] = _plain(value)

@@ -54,7 +54,7 @@ def parse_decimal(text: str) -> Decimal:
     """
     cleaned = text.strip()
     body = cleaned[1:] if cleaned[:1] in "+-" else cleaned
-    if not body or not all(c.isdigit() or c == "." for c in body) or body.count(".") > 1:
+    if not body or not all(c in "0123456789." for c in body) or body.count(".") > 1:
         raise MoneyError(f"not a decimal amount: {text!r}")
     if body == ".":
         raise MoneyError(f"not a decimal amount: {text!r}")

@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 
 from matching.invoices import Customer, Invoice
+from parsers.jsonl import decimal_text
 
 
 async def ensure_customers(conn: asyncpg.Connection, tenant: str,
@@ -99,7 +100,7 @@ def _public(row: asyncpg.Record) -> dict[str, Any]:
     out = dict(row)
     out.pop("tenant_id", None)
     for key in ("amount", "open_amount"):
-        out[key] = str(out[key])
+        out[key] = decimal_text(out[key])
     for key in ("issue_date", "due_date", "created_at", "updated_at"):
         out[key] = out[key].isoformat() if out[key] is not None else None
     return out

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 from datetime import date
-from decimal import Decimal
 from typing import Any
 
 import asyncpg
 
+from parsers.jsonl import decimal_text
 from parsers.model import Flag, Statement
 
 
@@ -87,10 +87,6 @@ def decode_flags(value: Any) -> list[dict[str, Any]]:
     return flags
 
 
-def amount(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
-
-
 _PUBLIC_COLUMNS = """
     statement_pk, account_id, document_id, ordinal, format, format_version, statement_id,
     sequence, created_at, period_start, period_end, opening_amount, opening_currency,
@@ -105,7 +101,7 @@ def _public(row: asyncpg.Record) -> dict[str, Any]:
         value = out.pop(f"{side}_amount")
         currency, day = out.pop(f"{side}_currency"), out.pop(f"{side}_date")
         out[f"{side}_balance"] = None if value is None else {
-            "amount": str(value), "currency": currency, "date": day.isoformat()}
+            "amount": decimal_text(value), "currency": currency, "date": day.isoformat()}
     for key in ("created_at", "imported_at", "period_start", "period_end"):
         out[key] = out[key].isoformat() if out[key] is not None else None
     out["flags"] = decode_flags(out["flags"])

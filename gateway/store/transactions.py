@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 
 from parsers.identity import entry_ids
-from parsers.jsonl import entry_to_dict
+from parsers.jsonl import decimal_text, entry_to_dict
 from parsers.model import Statement
 
 COLUMNS = (
@@ -103,7 +103,7 @@ async def list_page(conn: asyncpg.Connection, tenant: str, *, account_id: int | 
     out = []
     for row in rows:
         item = dict(row)
-        item["amount"] = str(item["amount"])
+        item["amount"] = decimal_text(item["amount"])
         for key in ("booking_date", "value_date"):
             item[key] = item[key].isoformat() if item[key] else None
         item["details"] = json.loads(item["details"])

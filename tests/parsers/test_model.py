@@ -47,7 +47,8 @@ def test_parse_decimal_reads_plain_amounts_exactly(text: str, value: str) -> Non
     assert str(parse_decimal("12.50")) == "12.50"
 
 
-@pytest.mark.parametrize("text", ["", "NaN", "1e5", "1,5", "Infinity", "1.2.3", ".", "--1"])
+@pytest.mark.parametrize("text", ["", "NaN", "1e5", "1,5", "Infinity", "1.2.3", ".", "--1",
+                                  "\u0663", "1\u00b3"])
 def test_parse_decimal_refuses_what_is_not_an_amount(text: str) -> None:
     with pytest.raises(MoneyError):
         parse_decimal(text)

@@ -1,0 +1,388 @@
+"""The reconciliation pipeline: payments and invoices in, allocations out. Pure, deterministic.
+
+::
+
+    invoices ──> ReferenceIndex (numbering learned from the invoices)
+             ──> PayerIndex (IBANs, names, aliases)        ──┐
+             ──> amount index (per currency, sorted)         ├─> candidates per payment
+    payment  ──> references found, payers recognised  ───────┘        │
+                                                         scoring (log-odds, reasons)
+                                                                      │
+                            allocation: payments in order of confidence, each scored
+                            against what earlier ones left open, so no invoice is
+                            claimed beyond its open amount and no payment beyond itself
+                                                                      │
+                                               decision: auto / review / unmatched
+
+Candidates come only from the indexes (a reference, the payer's customer, or an open
+amount near the payment's), so the cost grows with the data, not with its square.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from matching.fx import RateTable
+from matching.invoices import Customer, Invoice, InvoiceKind, InvoiceStatus
+from matching.model import Allocation, Decision, MatchConfig, Payment, Reason, Settlement
+from matching.payers import PayerIndex, PayerMatch
+from matching.references import HitKind, ReferenceHit, ReferenceIndex
+from matching.scoring import (
+    AMOUNT_EXACT,
+    AMOUNT_UNIQUE,
+    PRIOR,
+    amount_fit,
+    confidence,
+    date_reasons,
+    fee_tolerance,
+    payer_reasons,
+    reference_reasons,
+)
+from parsers.money import Money, minor_units
+
+_AMOUNT_NEIGHBOURS = 12      # invoices looked at around a payment's amount, per currency
+_CUSTOMER_INVOICES = 60      # open invoices of one customer looked at
+_AMBIGUITY_MARGIN = 1.5      # log-odds: a runner-up this close makes the best uncertain
+_PAYER_FOR_CUSTOMER = 80.0   # name similarity that brings a customer's invoices in
+
+
+@dataclass(frozen=True, slots=True)
+class _Conversion:
+    amount: Money
+    converted: bool          # through a rate table (approximate), not reported by the bank
+    rate: Decimal | None
+    reason: Reason | None
+
+
+@dataclass(slots=True)
+class _Proposal:
+    invoice_ids: tuple[str, ...]
+    applied: list[Money]
+    settlement: Settlement
+    difference: Money | None
+    logit: float
+    reasons: list[Reason]
+    rate: Decimal | None = None
+
+    @property
+    def rank(self) -> tuple[float, int, tuple[str, ...]]:
+        return (-self.logit, len(self.invoice_ids), self.invoice_ids)
+
+
+@dataclass(slots=True)
+class _State:
+    remaining: dict[str, Decimal]
+    settled: set[str] = field(default_factory=set)
+
+
+class Engine:
+    """Matches payments against a fixed set of invoices, customers and rates."""
+
+    def __init__(self, invoices: Sequence[Invoice], customers: Sequence[Customer] = (),
+                 rates: RateTable | None = None, config: MatchConfig | None = None) -> None:
+        self.config = config or MatchConfig()
+        self.rates = rates or RateTable()
+        self.invoices = {i.invoice_id: i for i in invoices}
+        self.references = ReferenceIndex(invoices)
+        known = {c.customer_id: c for c in customers}
+        for invoice in invoices:  # every customer an invoice names, by that name at least
+            if invoice.customer_id not in known:
+                known[invoice.customer_id] = Customer(invoice.customer_id,
+                                                      invoice.customer_name or "")
+            elif invoice.customer_name and invoice.customer_name != known[
+                    invoice.customer_id].name:
+                c = known[invoice.customer_id]
+                known[c.customer_id] = Customer(c.customer_id, c.name, c.ibans,
+                                                (*c.aliases, invoice.customer_name))
+        self.payers = PayerIndex(known.values())
+        self._open_ids = sorted(i.invoice_id for i in invoices if _is_open(i))
+        self._by_customer: dict[str, list[str]] = defaultdict(list)
+        amounts: dict[str, list[tuple[Decimal, str]]] = defaultdict(list)
+        for invoice_id in self._open_ids:
+            invoice = self.invoices[invoice_id]
+            self._by_customer[invoice.customer_id].append(invoice_id)
+            amounts[invoice.currency].append((invoice.open_amount.amount, invoice_id))
+        self._amounts = {c: sorted(v) for c, v in amounts.items()}
+        self._amount_keys = {c: [a for a, _ in v] for c, v in self._amounts.items()}
+
+    # -- the pipeline -------------------------------------------------------------------
+
+    def match(self, payments: Iterable[Payment]) -> list[Allocation]:
+        """Allocations for ``payments``: at least one row per payment, in payment order."""
+        payments = list(payments)
+        open_ids = set(self._open_ids)
+        state = _State({i: self.invoices[i].open_amount.amount for i in self._open_ids},
+                       {i for i in self.invoices if i not in open_ids})
+        first_look = {}
+        for payment in payments:
+            proposal = self._best(payment, state)
+            first_look[payment.key] = proposal.logit if proposal else -math.inf
+        order = sorted(payments, key=lambda p: (-first_look[p.key], p.key))
+        decided: dict[str, list[Allocation]] = {}
+        for payment in order:
+            best = self._best(payment, state)
+            decided[payment.key] = self._decide(payment, best, state)
+        return [a for p in payments for a in decided[p.key]]
+
+    def _decide(self, payment: Payment, best: _Proposal | None,
+                state: _State) -> list[Allocation]:
+        if best is None:
+            return [Allocation(payment.key, None, None, 0.0, Decision.UNMATCHED, reasons=(
+                Reason("no_candidate", 0.0, "no open invoice is referenced, fits the amount "
+                       "or belongs to the payer"),))]
+        sure = confidence(best.logit)
+        if sure < self.config.review_floor:
+            return [Allocation(payment.key, None, None, sure, Decision.UNMATCHED,
+                               reasons=tuple(best.reasons))]
+        decision = Decision.AUTO if sure >= self.config.auto_threshold else Decision.REVIEW
+        allocations = []
+        last = len(best.invoice_ids) - 1
+        for n, (invoice_id, applied) in enumerate(zip(best.invoice_ids, best.applied,
+                                                      strict=True)):
+            state.remaining[invoice_id] -= applied.amount
+            settles = n == last and best.settlement in (Settlement.SHORT, Settlement.OVERPAID)
+            if state.remaining[invoice_id] <= 0 or settles:
+                state.settled.add(invoice_id)
+            allocations.append(Allocation(
+                payment.key, invoice_id, applied, sure, decision,
+                settlement=best.settlement if n == last else Settlement.FULL,
+                difference=best.difference if n == last else None,
+                fx_rate=best.rate, reasons=tuple(best.reasons)))
+        return allocations
+
+    # -- proposals ----------------------------------------------------------------------
+
+    def _best(self, payment: Payment, state: _State) -> _Proposal | None:
+        hits = self.references.find(remittance=payment.remittance,
+                                    end_to_end_id=payment.end_to_end_id,
+                                    creditor_reference=payment.creditor_reference)
+        payers = self.payers.match(name=payment.payer_name, iban=payment.payer_account)
+        proposals = [p for p in (self._single(payment, i, hits, payers, state)
+                                 for i in self._candidates(payment, hits, payers, state)) if p]
+        auto_logit = math.log(self.config.auto_threshold / (1 - self.config.auto_threshold))
+        if not proposals or max(p.logit for p in proposals) < auto_logit + _AMBIGUITY_MARGIN:
+            proposals += self._combinations(payment, hits, payers, state)
+        if not proposals:
+            return None
+        proposals.sort(key=lambda p: p.rank)
+        best = proposals[0]
+        runner_up = next((p for p in proposals[1:]
+                          if not set(p.invoice_ids) & set(best.invoice_ids)), None)
+        if runner_up is not None and best.logit - runner_up.logit < _AMBIGUITY_MARGIN \
+                and best.logit >= auto_logit:
+            best.reasons.append(Reason(
+                "ambiguous", auto_logit - 0.01 - best.logit,
+                f"invoice(s) {', '.join(runner_up.invoice_ids)} fit almost as well"))
+            best.logit = auto_logit - 0.01
+        return best
+
+    def _candidates(self, payment: Payment, hits: list[ReferenceHit],
+                    payers: list[PayerMatch], state: _State) -> list[str]:
+        found: set[str] = {h.invoice_id for h in hits}
+        for payer in payers:
+            if payer.how == "iban" or payer.score >= _PAYER_FOR_CUSTOMER:
+                found.update(self._by_customer.get(payer.customer_id, [])[-_CUSTOMER_INVOICES:])
+        for currency, keys in self._amount_keys.items():
+            conversion = self._convert(payment, currency)
+            if conversion is None:
+                continue
+            paid = conversion.amount.amount
+            slack = fee_tolerance(paid, self.config)
+            if conversion.converted:
+                slack = max(slack, paid * self.config.fx_tolerance_ratio)
+            low = bisect.bisect_left(keys, paid - slack)
+            high = bisect.bisect_right(keys, paid + slack)
+            if high - low > _AMOUNT_NEIGHBOURS:  # keep those nearest the amount
+                at = bisect.bisect_left(keys, paid)
+                low = max(low, at - _AMOUNT_NEIGHBOURS // 2)
+                high = min(high, low + _AMOUNT_NEIGHBOURS)
+            found.update(i for _, i in self._amounts[currency][low:high])
+        return sorted(i for i in found if state.remaining.get(i, Decimal(0)) > 0)
+
+    def _convert(self, payment: Payment, currency: str) -> _Conversion | None:
+        if payment.amount.currency == currency:
+            return _Conversion(payment.amount, False, None, None)
+        fx = payment.fx
+        if fx is not None and fx.instructed_amount is not None \
+                and fx.instructed_amount.currency == currency:
+            return _Conversion(Money(abs(fx.instructed_amount.amount), currency), False, fx.rate,
+                               Reason("fx_reported", 0.0,
+                                      f"the bank reports the instructed amount "
+                                      f"{fx.instructed_amount}"))
+        found = self.rates.convert(payment.amount, currency, payment.booking_date)
+        if found is None:
+            return None
+        return _Conversion(found.amount, True, found.rate,
+                           Reason("fx_converted", 0.0, f"{payment.amount} is {found.amount} at "
+                                  f"the {found.note}"))
+
+    def _charges(self, payment: Payment, currency: str) -> Decimal:
+        return sum((abs(c.amount.amount) for c in payment.charges
+                    if c.amount.currency == currency), Decimal(0))
+
+    def _single(self, payment: Payment, invoice_id: str, hits: list[ReferenceHit],
+                payers: list[PayerMatch], state: _State) -> _Proposal | None:
+        invoice = self.invoices[invoice_id]
+        conversion = self._convert(payment, invoice.currency)
+        if conversion is None:
+            return None
+        open_amount = Money(state.remaining[invoice_id], invoice.currency)
+        referenced = any(h.invoice_id == invoice_id for h in hits)
+        fit = amount_fit(conversion.amount, open_amount,
+                         charges=self._charges(payment, invoice.currency),
+                         converted=conversion.converted, has_reference=referenced,
+                         config=self.config)
+        if fit.settlement is None:
+            return None
+        reasons = reference_reasons({invoice_id}, hits, state.settled)
+        reasons += payer_reasons(invoice.customer_id, payers)
+        reasons += [r for r in (conversion.reason, fit.reason) if r is not None]
+        if fit.settlement is Settlement.FULL or (fit.reason and fit.reason.weight >= AMOUNT_EXACT):
+            reasons += self._uniqueness(invoice, open_amount, payers, state)
+        reasons += date_reasons(invoice, payment.booking_date.toordinal(), self.config)
+        return _Proposal((invoice_id,), [fit.applied], fit.settlement, fit.difference,
+                         PRIOR + sum(r.weight for r in reasons), reasons, conversion.rate)
+
+    def _uniqueness(self, invoice: Invoice, open_amount: Money, payers: list[PayerMatch],
+                    state: _State) -> list[Reason]:
+        """The invoice is the only open one of its amount, for its customer when the payer
+        is recognised as that customer, else among all invoices."""
+        recognised = any(p.customer_id == invoice.customer_id for p in payers)
+        if recognised:
+            pool = self._by_customer.get(invoice.customer_id, [])
+            scope = f"of customer {invoice.customer_id}"
+        else:
+            keys = self._amount_keys.get(invoice.currency, [])
+            low = bisect.bisect_left(keys, invoice.open_amount.amount - 1)
+            high = bisect.bisect_right(keys, invoice.open_amount.amount + 1)
+            pool = [i for _, i in self._amounts[invoice.currency][low:high]]
+            scope = "of all customers"
+        same = [i for i in pool if state.remaining.get(i) == open_amount.amount
+                and self.invoices[i].currency == invoice.currency]
+        if same == [invoice.invoice_id]:
+            return [Reason("amount_unique", AMOUNT_UNIQUE,
+                           f"the only open invoice {scope} with {open_amount} open")]
+        return []
+
+    def _combinations(self, payment: Payment, hits: list[ReferenceHit],
+                      payers: list[PayerMatch], state: _State) -> list[_Proposal]:
+        """One payment for several invoices of one customer: sets whose sum is paid."""
+        customers = {p.customer_id for p in payers if p.how == "iban" or p.score >= 88.0}
+        customers |= {self.invoices[h.invoice_id].customer_id for h in hits
+                      if h.kind is not HitKind.TYPO}
+        proposals = []
+        for customer_id in sorted(customers):
+            pool = [i for i in self._by_customer.get(customer_id, [])
+                    if state.remaining.get(i, Decimal(0)) > 0]
+            referenced = [i for i in pool if any(h.invoice_id == i for h in hits)]
+            others = [i for i in reversed(pool) if i not in referenced]
+            pool = (referenced + others)[:self.config.max_combination_candidates]
+            by_currency: dict[str, list[str]] = defaultdict(list)
+            for invoice_id in pool:
+                by_currency[self.invoices[invoice_id].currency].append(invoice_id)
+            for currency, members in by_currency.items():
+                proposal = self._best_combination(payment, customer_id, currency, members,
+                                                  hits, payers, state)
+                if proposal is not None:
+                    proposals.append(proposal)
+        return proposals
+
+    def _best_combination(self, payment: Payment, customer_id: str, currency: str,
+                          members: list[str], hits: list[ReferenceHit],
+                          payers: list[PayerMatch], state: _State) -> _Proposal | None:
+        conversion = self._convert(payment, currency)
+        if conversion is None or len(members) < 2:
+            return None
+        paid = conversion.amount.amount
+        tolerance = fee_tolerance(paid, self.config)
+        if conversion.converted:
+            tolerance = max(tolerance, paid * self.config.fx_tolerance_ratio)
+        scale = Decimal(10) ** minor_units(currency)
+        low = paid if not conversion.converted else paid - tolerance
+        found = _subsets(
+            sorted((int(state.remaining[i] * scale), i) for i in members),
+            int(low * scale), int((paid + tolerance) * scale),
+            max_size=self.config.max_combination_size, limit=8)
+        solutions = [(combo, sum((state.remaining[i] for i in combo), Decimal(0)))
+                     for combo in found]
+        if not solutions:
+            return None
+        referenced = {h.invoice_id for h in hits}
+        solutions.sort(key=lambda s: (-len(set(s[0]) & referenced), s[1] - paid, len(s[0]),
+                                      s[0]))
+        combo, total = solutions[0]
+        named = set(combo) & referenced
+        reasons: list[Reason] = []
+        for hit in hits:
+            if hit.invoice_id in combo:
+                reasons.append(Reason(f"reference_{hit.kind.value}",
+                                      3.0 if len(named) < len(combo) else 6.0 / len(combo),
+                                      f"{hit} names invoice {hit.invoice_id}"))
+        gap = total - paid
+        exact = gap == 0
+        reasons.append(Reason(
+            "amount_sum_exact" if exact else "amount_sum_close", AMOUNT_EXACT if exact else 1.5,
+            f"pays {conversion.amount}, the sum of {len(combo)} open invoices ({total})"))
+        if len(solutions) == 1:
+            reasons.append(Reason("combination_unique", 1.0,
+                                  "no other set of the customer's open invoices adds up to it"))
+        elif not named:
+            reasons.append(Reason("combination_ambiguous", -2.0,
+                                  f"{len(solutions)} sets of open invoices add up to it"))
+        reasons.append(Reason("combination_size", -0.5 * (len(combo) - 2),
+                              f"{len(combo)} invoices in one payment"))
+        reasons += payer_reasons(customer_id, payers)
+        if conversion.reason:
+            reasons.append(conversion.reason)
+        applied = [Money(state.remaining[i], currency) for i in combo]
+        settlement = Settlement.FULL
+        difference = None
+        if gap:
+            applied[-1] = Money(applied[-1].amount - gap, currency)
+            settlement = Settlement.SHORT if gap > 0 else Settlement.OVERPAID
+            difference = Money(abs(gap), currency)
+        return _Proposal(combo, applied, settlement, difference,
+                         PRIOR + sum(r.weight for r in reasons), reasons, conversion.rate)
+
+
+def _subsets(amounts: list[tuple[int, str]], low: int, high: int, *, max_size: int,
+             limit: int) -> list[tuple[str, ...]]:
+    """Sets of 2..max_size invoices whose amounts (minor units, ascending) sum into
+    [low, high]; a depth-first search that stops adding once the sum passes ``high``."""
+    found: list[tuple[str, ...]] = []
+    chosen: list[str] = []
+
+    def extend(start: int, total: int) -> None:
+        if len(found) >= limit:
+            return
+        if len(chosen) >= 2 and low <= total <= high:
+            found.append(tuple(sorted(chosen)))
+        if len(chosen) == max_size:
+            return
+        for k in range(start, len(amounts)):
+            cents, invoice_id = amounts[k]
+            if total + cents > high:
+                break
+            chosen.append(invoice_id)
+            extend(k + 1, total + cents)
+            chosen.pop()
+
+    extend(0, 0)
+    return found
+
+
+def _is_open(invoice: Invoice) -> bool:
+    return invoice.kind is InvoiceKind.INVOICE and invoice.status in (
+        InvoiceStatus.OPEN, InvoiceStatus.PARTIALLY_PAID) and invoice.open_amount.amount > 0
+
+
+def reconcile(payments: Iterable[Payment], invoices: Sequence[Invoice],
+              customers: Sequence[Customer] = (), rates: RateTable | None = None,
+              config: MatchConfig | None = None) -> list[Allocation]:
+    """The whole pipeline in one call."""
+    return Engine(invoices, customers, rates, config).match(payments)

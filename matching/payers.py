@@ -1,0 +1,88 @@
+"""Who paid: the customer behind a payer's IBAN or name.
+
+Known IBANs identify a customer outright. Names are compared after normalisation (case,
+diacritics, legal forms, word order: see ``normalize.name_tokens``) with ``rapidfuzz``;
+candidates come from an index of the first four letters of each name word, so a name is
+compared only with customers that share a word (or the start of one, for names the bank
+cut short), never with all of them.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from rapidfuzz import fuzz
+
+from matching.invoices import Customer
+from matching.normalize import compact, name_tokens
+
+_PREFIX = 4
+_MAX_POSTING = 2000     # a word shared by more customers than this says nothing
+_MIN_SCORE = 70.0
+
+
+@dataclass(frozen=True, slots=True)
+class PayerMatch:
+    customer_id: str
+    score: float        # 0..100
+    how: str            # "iban", "name" or "alias"
+    detail: str
+
+
+class PayerIndex:
+    def __init__(self, customers: Iterable[Customer]) -> None:
+        self._by_iban: dict[str, set[str]] = defaultdict(set)
+        self._names: dict[str, list[tuple[tuple[str, ...], str]]] = defaultdict(list)
+        self._by_prefix: dict[str, set[str]] = defaultdict(set)
+        for customer in customers:
+            for iban in customer.ibans:
+                self._by_iban[compact(iban)].add(customer.customer_id)
+            for how, name in [("name", customer.name)] + [("alias", a) for a in customer.aliases]:
+                tokens = name_tokens(name)
+                if not tokens:
+                    continue
+                self._names[customer.customer_id].append((tokens, how))
+                for token in tokens:
+                    self._by_prefix[token[:_PREFIX]].add(customer.customer_id)
+
+    def customers_of_iban(self, iban: str | None) -> set[str]:
+        return set(self._by_iban.get(compact(iban), ())) if iban else set()
+
+    def match(self, *, name: str | None, iban: str | None) -> list[PayerMatch]:
+        """Customers the payer may be, best first (at most a handful)."""
+        found: dict[str, PayerMatch] = {}
+        for customer_id in self.customers_of_iban(iban):
+            found[customer_id] = PayerMatch(customer_id, 100.0, "iban", "known IBAN")
+        tokens = name_tokens(name) if name else ()
+        if tokens:
+            candidates: set[str] = set()
+            for token in tokens:
+                posting = self._by_prefix.get(token[:_PREFIX], set())
+                if len(posting) <= _MAX_POSTING:
+                    candidates |= posting
+            for customer_id in candidates:
+                if customer_id in found:
+                    continue
+                score, how = max(((_similarity(tokens, known), how)
+                                  for known, how in self._names[customer_id]),
+                                 default=(0.0, "name"))
+                if score >= _MIN_SCORE:
+                    found[customer_id] = PayerMatch(customer_id, score, how,
+                                                    f"payer name {name!r} ~ {score:.0f}%")
+        return sorted(found.values(), key=lambda m: (-m.score, m.customer_id))[:8]
+
+
+def _similarity(payer: tuple[str, ...], known: tuple[str, ...]) -> float:
+    """How alike two normalised names are, 0..100, forgiving word order and truncation."""
+    a, b = " ".join(payer), " ".join(known)
+    score = fuzz.token_sort_ratio(a, b)
+    if len(payer) >= 2 and len(known) >= 2:
+        score = max(score, fuzz.token_set_ratio(a, b) * 0.96)
+    # A name the bank cut short: every word is the customer's but one, which starts one.
+    unmatched = [t for t in payer if t not in known]
+    if len(payer) >= 2 and len(unmatched) == 1 and len(unmatched[0]) >= 3 and any(
+            k.startswith(unmatched[0]) for k in known):
+        score = max(score, 95.0)
+    return float(score)

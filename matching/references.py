@@ -1,0 +1,146 @@
+"""Finding the invoices a payment's texts refer to.
+
+The numbering schemes are learned from the invoices themselves: every invoice number and
+reference is indexed in three forms: compact (``INV-2026-0815`` -> ``INV20260815``), its
+digits (``20260815``, when no other invoice shares them) and, for typing errors, its digits
+with one position blanked. A payment's remittance, end-to-end id and structured creditor
+reference are cut into candidate strings (runs of up to four neighbouring words that carry
+a digit), which are looked up in the index:
+
+- ``exact``: the compact form of an invoice number or reference;
+- ``rf``: a valid ISO 11649 creditor reference (RF) that an invoice carries;
+- ``reformatted``: the same digits, written with other separators or prefixes;
+- ``typo``: one digit wrong or two neighbouring digits swapped (five digits or more).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from matching.invoices import Invoice
+from matching.normalize import compact, digits, is_valid_rf
+
+MIN_DIGITS = 4          # shorter numbers are amounts, days, house numbers
+MIN_TYPO_DIGITS = 5     # a typo is only recognised in a number this long
+_WORD = re.compile(r"[0-9A-Za-z]+")
+_RF_IN_TEXT = re.compile(r"RF\s?\d{2}(?:\s?[0-9A-Za-z]){1,21}", re.IGNORECASE)
+
+
+class HitKind(StrEnum):
+    RF = "rf"
+    EXACT = "exact"
+    REFORMATTED = "reformatted"
+    TYPO = "typo"
+
+
+HIT_STRENGTH = {HitKind.RF: 4, HitKind.EXACT: 3, HitKind.REFORMATTED: 2, HitKind.TYPO: 1}
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceHit:
+    invoice_id: str
+    kind: HitKind
+    source: str          # remittance, end_to_end_id or creditor_reference
+    text: str            # what the payment said
+
+    def __str__(self) -> str:
+        return f"{self.kind.value} reference {self.text!r} in {self.source}"
+
+
+class ReferenceIndex:
+    """Invoice numbers and references, indexed for lookup in payment texts."""
+
+    def __init__(self, invoices: Iterable[Invoice]) -> None:
+        self._compact: dict[str, set[str]] = defaultdict(set)
+        self._digits: dict[str, set[str]] = defaultdict(set)
+        self._blanked: dict[str, set[str]] = defaultdict(set)
+        self._rf: dict[str, set[str]] = defaultdict(set)
+        for invoice in invoices:
+            for text in {invoice.invoice_id, invoice.reference or ""}:
+                key = compact(text)
+                if len(key) < MIN_DIGITS:
+                    continue
+                if is_valid_rf(key):
+                    self._rf[key].add(invoice.invoice_id)
+                    continue
+                self._compact[key].add(invoice.invoice_id)
+                core = digits(key)
+                if len(core) >= MIN_DIGITS:
+                    self._digits[core].add(invoice.invoice_id)
+                if len(core) >= MIN_TYPO_DIGITS:
+                    for blanked in _blank_each(core):
+                        self._blanked[blanked].add(invoice.invoice_id)
+
+    def find(self, *, remittance: str | None, end_to_end_id: str | None,
+             creditor_reference: str | None) -> list[ReferenceHit]:
+        """Every invoice the texts refer to, the strongest way each is referred to."""
+        best: dict[str, ReferenceHit] = {}
+
+        def keep(hit: ReferenceHit) -> None:
+            held = best.get(hit.invoice_id)
+            if held is None or HIT_STRENGTH[hit.kind] > HIT_STRENGTH[held.kind]:
+                best[hit.invoice_id] = hit
+
+        for source, text in (("creditor_reference", creditor_reference),
+                             ("remittance", remittance), ("end_to_end_id", end_to_end_id)):
+            if text:
+                for hit in self._hits(text, source):
+                    keep(hit)
+        return sorted(best.values(), key=lambda h: (-HIT_STRENGTH[h.kind], h.invoice_id))
+
+    def _hits(self, text: str, source: str) -> Iterable[ReferenceHit]:
+        for match in _RF_IN_TEXT.finditer(text):
+            key = compact(match.group())
+            if is_valid_rf(key):
+                for invoice_id in self._rf.get(key, ()):
+                    yield ReferenceHit(invoice_id, HitKind.RF, source, match.group())
+        matched_cores: set[str] = set()
+        for candidate, shown in _candidates(text):
+            for invoice_id in self._compact.get(candidate, ()):
+                yield ReferenceHit(invoice_id, HitKind.EXACT, source, shown)
+            core = digits(candidate)
+            if len(core) < MIN_DIGITS:
+                continue
+            owners = self._digits.get(core, set())
+            if len(owners) == 1:
+                matched_cores.add(core)
+                yield ReferenceHit(next(iter(owners)), HitKind.REFORMATTED, source, shown)
+        for candidate, shown in _candidates(text):
+            core = digits(candidate)
+            if len(core) < MIN_TYPO_DIGITS or core in matched_cores or core in self._digits:
+                continue
+            owners = set()
+            for variant in _blank_each(core):
+                owners |= self._blanked.get(variant, set())
+            for variant in _swap_each(core):
+                owners |= self._digits.get(variant, set())
+            if len(owners) == 1:
+                yield ReferenceHit(next(iter(owners)), HitKind.TYPO, source, shown)
+
+
+def _candidates(text: str) -> Iterable[tuple[str, str]]:
+    """(compact form, text as written) of runs of up to four words that carry a digit."""
+    words = [(m.group(), m.start(), m.end()) for m in _WORD.finditer(text)]
+    for i in range(len(words)):
+        for j in range(i, min(i + 4, len(words))):
+            run = words[i:j + 1]
+            if not any(c.isdigit() for c in run[-1][0]) and j > i:
+                continue
+            if not any(ch.isdigit() for w in run for ch in w[0]):
+                continue
+            yield compact("".join(w[0] for w in run)), text[run[0][1]:run[-1][2]]
+
+
+def _blank_each(core: str) -> Iterable[str]:
+    for i in range(len(core)):
+        yield core[:i] + "?" + core[i + 1:]
+
+
+def _swap_each(core: str) -> Iterable[str]:
+    for i in range(len(core) - 1):
+        if core[i] != core[i + 1]:
+            yield core[:i] + core[i + 1] + core[i] + core[i + 2:]
