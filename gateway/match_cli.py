@@ -112,15 +112,13 @@ def match(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     payments = list(payments_from_statements(statements))
     allocations = Engine(invoices, customers, rates, config).match(payments)
     amount_of = {p.key: p.amount for p in payments}
-    target = Path(args.out).open("w", newline="", encoding="utf-8") if args.out else out
-    try:
-        writer = csv.writer(target, lineterminator="\n")
-        writer.writerow(COLUMNS + (EXPLAIN_COLUMNS if args.explain else ()))
-        for allocation in allocations:
-            writer.writerow(_row(allocation, amount_of, args.explain))
-    finally:
-        if args.out:
-            target.close()
+    rows = [_row(a, amount_of, args.explain) for a in allocations]
+    header = COLUMNS + (EXPLAIN_COLUMNS if args.explain else ())
+    if args.out:
+        with Path(args.out).open("w", newline="", encoding="utf-8") as target:
+            csv.writer(target, lineterminator="\n").writerows([header, *rows])
+    else:
+        csv.writer(out, lineterminator="\n").writerows([header, *rows])
     counts = {d: sum(1 for a in allocations if a.decision.value == d)
               for d in ("auto", "review", "unmatched")}
     err.write(f"{len(payments)} incoming payments, {len(invoices)} invoices: "
