@@ -10,7 +10,7 @@ from functools import lru_cache
 LEGAL_FORMS = frozenset("""
     gmbh mbh ag kg ohg ug eg ev gbr kgaa se co cokg ltd limited plc llp llc inc incorporated
     corp corporation company bv nv vof cv sa sas sarl sarlu sasu snc sl slu srl spa sapa sro
-    as asa oy oyj ab aps akts sp zoo spzoo zo kft zrt nyrt doo dd ad ood eood pte pty bhd
+    as asa oy oyj ab aps akts sp zoo spzoo zo oo kft zrt nyrt doo dd ad ood eood pte pty bhd
 """.split())
 NOISE_WORDS = frozenset("""
     sepa ct sct from von de van der den des la le du of the und and et en mr mrs ms herr frau
@@ -35,10 +35,10 @@ def name_tokens(name: str) -> tuple[str, ...]:
     Legal forms and noise words go; German digraphs are reduced (Mueller -> muller) so that
     a bank's ASCII transliteration and the CRM's spelling meet.
     """
-    words = _NOT_ALNUM.split(fold(name))
+    words = _NOT_ALNUM.split(fold(name).replace(".", ""))  # B.V. -> bv, Sp. z o.o. -> sp z oo
     kept = []
     for word in words:
-        if not word or word in LEGAL_FORMS or word in NOISE_WORDS:
+        if len(word) < 2 or word in LEGAL_FORMS or word in NOISE_WORDS:
             continue
         for digraph, single in _GERMAN_DIGRAPHS:
             word = word.replace(digraph, single)

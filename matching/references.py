@@ -128,7 +128,8 @@ def _candidates(text: str) -> Iterable[tuple[str, str]]:
     for i in range(len(words)):
         for j in range(i, min(i + 4, len(words))):
             run = words[i:j + 1]
-            if not any(c.isdigit() for c in run[-1][0]) and j > i:
+            last = run[-1][0]
+            if j > i and len(last) > 3 and not any(c.isdigit() for c in last):
                 continue
             if not any(ch.isdigit() for w in run for ch in w[0]):
                 continue
