@@ -11,6 +11,7 @@ from gateway.appkeys import POOL
 from gateway.openapi import PAGE_PARAMETERS, page_of
 from gateway.params import cursor_of, date_param, limit_of, page
 from gateway.problems import BadRequest, NotFound, Unprocessable
+from gateway.reconcile import reconcile_after_change
 from gateway.routes import current_principal, route
 from gateway.store import invoices as store
 from matching.invoices import RecordError, read_customer, read_invoice, read_invoices
@@ -24,11 +25,14 @@ _BATCH_BODY = {"required": True, "content": {"application/json": {"schema": {
     "type": "array", "maxItems": MAX_BATCH}}}}
 
 
-async def _json(request: web.Request) -> Any:
+async def read_json(request: web.Request, *, optional: bool = False) -> Any:
+    """The request's JSON body; with ``optional`` an empty body is None."""
+    body = await request.read()
+    if optional and not body.strip():
+        return None
     if request.content_type != "application/json":
         raise BadRequest(f"send JSON with Content-Type application/json, "
                          f"not {request.content_type or 'nothing'}")
-    body = await request.read()
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -57,13 +61,18 @@ def _batch(body: Any) -> list[Any]:
        responses={"200": {"description": "how many were created and updated"}},
        errors=("400", "413", "422"))
 async def put_invoices(request: web.Request) -> web.Response:
-    invoices, errors = read_invoices(_batch(await _json(request)))
+    invoices, errors = read_invoices(_batch(await read_json(request)))
     if errors:
         raise _refuse(errors)
-    async with request.app[POOL].acquire() as conn, conn.transaction():
-        created, updated = await store.upsert(conn, current_principal(request).tenant, invoices)
+    tenant = current_principal(request).tenant
+    async with request.app[POOL].acquire() as conn:
+        async with conn.transaction():
+            created, updated = await store.upsert(conn, tenant, invoices)
+        reconciliation = await reconcile_after_change(conn, tenant) \
+            if created or updated else None
     return web.json_response({"received": len(invoices), "created": created,
-                              "updated": updated, "unchanged": len(invoices) - created - updated})
+                              "updated": updated, "unchanged": len(invoices) - created - updated,
+                              "reconciliation": reconciliation})
 
 
 @route("GET", "/v1/invoices", roles=INVOICE_READERS, summary="Invoices, by invoice id",
@@ -112,21 +121,23 @@ async def get_invoice(request: web.Request) -> web.Response:
        errors=("400", "404", "422"))
 async def patch_invoice(request: web.Request) -> web.Response:
     invoice_id = request.match_info["invoice_id"]
-    body = await _json(request)
+    body = await read_json(request)
     if not isinstance(body, dict) or not body or set(body) - {"open_amount", "status"}:
         raise BadRequest("send an object with open_amount and/or status (open or cancelled)")
     tenant = current_principal(request).tenant
-    async with request.app[POOL].acquire() as conn, conn.transaction():
-        current = await store.get_public(conn, tenant, invoice_id)
-        if current is None:
-            raise NotFound(f"no invoice {invoice_id!r}")
-        merged = {**current, **body}
-        if "status" not in body:
-            merged["status"] = "cancelled" if current["cancelled"] else "open"
-        result = read_invoice(merged, 1)
-        if isinstance(result, list):
-            raise _refuse(result)
-        await store.upsert(conn, tenant, [result])
+    async with request.app[POOL].acquire() as conn:
+        async with conn.transaction():
+            current = await store.get_public(conn, tenant, invoice_id)
+            if current is None:
+                raise NotFound(f"no invoice {invoice_id!r}")
+            merged = {**current, "open_amount": current["crm_open_amount"], **body}
+            if "status" not in body:
+                merged["status"] = "cancelled" if current["cancelled"] else "open"
+            result = read_invoice(merged, 1)
+            if isinstance(result, list):
+                raise _refuse(result)
+            await store.upsert(conn, tenant, [result])
+        await reconcile_after_change(conn, tenant)
         row = await store.get_public(conn, tenant, invoice_id)
     return web.json_response(row)
 
@@ -137,7 +148,7 @@ async def patch_invoice(request: web.Request) -> web.Response:
        responses={"200": {"description": "how many were stored"}},
        errors=("400", "413", "422"))
 async def put_customers(request: web.Request) -> web.Response:
-    records = _batch(await _json(request))
+    records = _batch(await read_json(request))
     customers, errors = [], []
     for index, record in enumerate(records, 1):
         result = read_customer(record, index)
@@ -147,9 +158,12 @@ async def put_customers(request: web.Request) -> web.Response:
             customers.append(result)
     if errors:
         raise _refuse(errors)
-    async with request.app[POOL].acquire() as conn, conn.transaction():
-        await store.upsert_customers(conn, current_principal(request).tenant, customers)
-    return web.json_response({"received": len(customers)})
+    tenant = current_principal(request).tenant
+    async with request.app[POOL].acquire() as conn:
+        async with conn.transaction():
+            await store.upsert_customers(conn, tenant, customers)
+        reconciliation = await reconcile_after_change(conn, tenant)
+    return web.json_response({"received": len(customers), "reconciliation": reconciliation})
 
 
 @route("GET", "/v1/customers", roles=INVOICE_READERS, summary="Customers, by customer id",

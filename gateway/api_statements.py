@@ -13,6 +13,7 @@ from gateway.ingest import ingest
 from gateway.openapi import PAGE_PARAMETERS, page_of
 from gateway.params import cursor_of, date_param, limit_of, page
 from gateway.problems import BadRequest, NotFound, Unprocessable
+from gateway.reconcile import reconcile_after_change
 from gateway.routes import READERS, current_principal, route
 from gateway.store import accounts, statements, transactions
 from parsers.errors import ParseError
@@ -57,6 +58,8 @@ async def post_statement(request: web.Request) -> web.Response:
         except ParseError as exc:
             raise Unprocessable(exc.message, source=exc.source, line=exc.line, path=exc.path,
                                 field=exc.field) from exc
+        reconciliation = await reconcile_after_change(conn, principal.tenant) \
+            if result.entries_new else None
     metrics = request.app[METRICS]
     metrics.entries.labels("new").inc(result.entries_new)
     metrics.entries.labels("known").inc(result.entries_known)
@@ -71,6 +74,7 @@ async def post_statement(request: web.Request) -> web.Response:
             "statement_id": s.statement_id, "entries": s.entries,
             "entries_new": s.entries_new, "flags": list(s.flags),
         } for s in result.statements],
+        "reconciliation": reconciliation,
     }, status=201)
 
 

@@ -16,7 +16,12 @@ from collections.abc import AsyncIterator
 import asyncpg
 from aiohttp import web
 
-from gateway import api_invoices, api_statements, api_system  # noqa: F401 - registers routes
+from gateway import (  # noqa: F401 - importing them registers their routes
+    api_invoices,
+    api_matches,
+    api_statements,
+    api_system,
+)
 from gateway.appkeys import METRICS, POOL, SETTINGS
 from gateway.logs import request_id
 from gateway.metrics import Metrics

@@ -78,6 +78,11 @@ class _Proposal:
 class _State:
     remaining: dict[str, Decimal]
     settled: set[str] = field(default_factory=set)
+    excluded: frozenset[tuple[str, str]] = frozenset()   # (payment key, invoice id) refused
+
+    def allows(self, payment: Payment, invoice_id: str) -> bool:
+        return self.remaining.get(invoice_id, Decimal(0)) > 0 and (
+            payment.key, invoice_id) not in self.excluded
 
 
 class Engine:
@@ -112,12 +117,17 @@ class Engine:
 
     # -- the pipeline -------------------------------------------------------------------
 
-    def match(self, payments: Iterable[Payment]) -> list[Allocation]:
-        """Allocations for ``payments``: at least one row per payment, in payment order."""
+    def match(self, payments: Iterable[Payment],
+              excluded: frozenset[tuple[str, str]] = frozenset()) -> list[Allocation]:
+        """Allocations for ``payments``: at least one row per payment, in payment order.
+
+        ``excluded`` holds (payment key, invoice id) pairs a person has rejected: never
+        proposed again.
+        """
         payments = list(payments)
         open_ids = set(self._open_ids)
         state = _State({i: self.invoices[i].open_amount.amount for i in self._open_ids},
-                       {i for i in self.invoices if i not in open_ids})
+                       {i for i in self.invoices if i not in open_ids}, excluded)
         first_look = {}
         for payment in payments:
             proposal = self._best(payment, state)
@@ -202,7 +212,7 @@ class Engine:
                 low = max(low, at - _AMOUNT_NEIGHBOURS // 2)
                 high = min(high, low + _AMOUNT_NEIGHBOURS)
             found.update(i for _, i in self._amounts[currency][low:high])
-        return sorted(i for i in found if state.remaining.get(i, Decimal(0)) > 0)
+        return sorted(i for i in found if state.allows(payment, i))
 
     def _convert(self, payment: Payment, currency: str) -> _Conversion | None:
         if payment.amount.currency == currency:
@@ -278,7 +288,7 @@ class Engine:
         proposals = []
         for customer_id in sorted(customers):
             pool = [i for i in self._by_customer.get(customer_id, [])
-                    if state.remaining.get(i, Decimal(0)) > 0]
+                    if state.allows(payment, i)]
             referenced = [i for i in pool if any(h.invoice_id == i for h in hits)]
             others = [i for i in reversed(pool) if i not in referenced]
             pool = (referenced + others)[:self.config.max_combination_candidates]

@@ -9,8 +9,9 @@ from typing import Any
 
 import asyncpg
 
-from matching.invoices import Customer, Invoice
+from matching.invoices import Customer, Invoice, InvoiceKind
 from parsers.jsonl import decimal_text
+from parsers.money import Money
 
 
 async def ensure_customers(conn: asyncpg.Connection, tenant: str,
@@ -49,22 +50,22 @@ async def upsert(conn: asyncpg.Connection, tenant: str,
     rows = await conn.fetch(
         """
         INSERT INTO invoices AS i (tenant_id, invoice_id, customer_id, kind, currency, amount,
-            open_amount, issue_date, due_date, reference, related_invoice_id, cancelled, status)
+            crm_open_amount, issue_date, due_date, reference, related_invoice_id, cancelled)
         SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[],
             $6::numeric[], $7::numeric[], $8::date[], $9::date[], $10::text[], $11::text[],
-            $12::boolean[], $13::text[])
+            $12::boolean[])
         ON CONFLICT (tenant_id, invoice_id) DO UPDATE SET
             customer_id = excluded.customer_id, kind = excluded.kind,
             currency = excluded.currency, amount = excluded.amount,
-            open_amount = excluded.open_amount, issue_date = excluded.issue_date,
+            crm_open_amount = excluded.crm_open_amount, issue_date = excluded.issue_date,
             due_date = excluded.due_date, reference = excluded.reference,
             related_invoice_id = excluded.related_invoice_id, cancelled = excluded.cancelled,
-            status = excluded.status, updated_at = now()
-        WHERE (i.customer_id, i.kind, i.currency, i.amount, i.open_amount, i.issue_date,
+            updated_at = now()
+        WHERE (i.customer_id, i.kind, i.currency, i.amount, i.crm_open_amount, i.issue_date,
                i.due_date, i.reference, i.related_invoice_id, i.cancelled)
           IS DISTINCT FROM
               (excluded.customer_id, excluded.kind, excluded.currency, excluded.amount,
-               excluded.open_amount, excluded.issue_date, excluded.due_date,
+               excluded.crm_open_amount, excluded.issue_date, excluded.due_date,
                excluded.reference, excluded.related_invoice_id, excluded.cancelled)
         RETURNING (xmax = 0) AS created
         """,
@@ -74,20 +75,10 @@ async def upsert(conn: asyncpg.Connection, tenant: str,
         [i.amount.amount for i in invoices], [i.open_amount.amount for i in invoices],
         [i.issue_date for i in invoices], [i.due_date for i in invoices],
         [i.reference for i in invoices], [i.related_invoice_id for i in invoices],
-        [i.cancelled for i in invoices], [i.status.value for i in invoices],
+        [i.cancelled for i in invoices],
     )
     created = sum(1 for r in rows if r["created"])
     return created, len(rows) - created
-
-
-async def set_open_amount(conn: asyncpg.Connection, tenant: str, invoice_id: str,
-                          open_amount: Decimal, status: str) -> bool:
-    status_text: str = await conn.execute(
-        "UPDATE invoices SET open_amount = $3, status = $4, updated_at = now()"
-        " WHERE tenant_id = $1 AND invoice_id = $2",
-        tenant, invoice_id, open_amount, status,
-    )
-    return status_text.endswith(" 1")
 
 
 async def get(conn: asyncpg.Connection, tenant: str, invoice_id: str) -> asyncpg.Record | None:
@@ -99,7 +90,7 @@ async def get(conn: asyncpg.Connection, tenant: str, invoice_id: str) -> asyncpg
 def _public(row: asyncpg.Record) -> dict[str, Any]:
     out = dict(row)
     out.pop("tenant_id", None)
-    for key in ("amount", "open_amount"):
+    for key in ("amount", "open_amount", "crm_open_amount", "settled_amount"):
         out[key] = decimal_text(out[key])
     for key in ("issue_date", "due_date", "created_at", "updated_at"):
         out[key] = out[key].isoformat() if out[key] is not None else None
@@ -137,3 +128,57 @@ async def list_customers(conn: asyncpg.Connection, tenant: str, *, after: str | 
         tenant, after or "", limit,
     )
     return [dict(r) for r in rows]
+
+
+async def load_all(conn: asyncpg.Connection, tenant: str) -> list[Invoice]:
+    """Every invoice of the tenant as the engine sees it (its open amount is the effective one)."""
+    rows = await conn.fetch(
+        "SELECT invoice_id, customer_id, kind, currency, amount, open_amount, issue_date,"
+        " due_date, reference, related_invoice_id, cancelled, c.name AS customer_name"
+        " FROM invoices JOIN customers c USING (tenant_id, customer_id)"
+        " WHERE tenant_id = $1 ORDER BY invoice_id",
+        tenant,
+    )
+    return [Invoice(
+        invoice_id=r["invoice_id"], customer_id=r["customer_id"],
+        amount=Money(r["amount"], r["currency"]),
+        open_amount=Money(r["open_amount"], r["currency"]),
+        issue_date=r["issue_date"], due_date=r["due_date"], customer_name=r["customer_name"],
+        reference=r["reference"], kind=InvoiceKind(r["kind"]), cancelled=r["cancelled"],
+        related_invoice_id=r["related_invoice_id"],
+    ) for r in rows]
+
+
+async def load_customers(conn: asyncpg.Connection, tenant: str) -> list[Customer]:
+    rows = await conn.fetch(
+        "SELECT customer_id, name, ibans, aliases FROM customers WHERE tenant_id = $1"
+        " ORDER BY customer_id", tenant)
+    return [Customer(r["customer_id"], r["name"], tuple(r["ibans"]), tuple(r["aliases"]))
+            for r in rows]
+
+
+async def add_settled(conn: asyncpg.Connection, tenant: str, invoice_id: str,
+                      delta: Decimal) -> None:
+    """Count ``delta`` more (or, negative, less) as settled by allocations."""
+    await conn.execute(
+        "UPDATE invoices SET settled_amount = settled_amount + $3, updated_at = now()"
+        " WHERE tenant_id = $1 AND invoice_id = $2",
+        tenant, invoice_id, delta,
+    )
+
+
+async def learn(conn: asyncpg.Connection, tenant: str, customer_id: str, *,
+                iban: str | None, name: str | None) -> None:
+    """Remember a confirmed payer's IBAN and name for the customer (no duplicates)."""
+    await conn.execute(
+        """
+        UPDATE customers SET
+            ibans = CASE WHEN $3::text IS NULL OR $3 = ANY(ibans) THEN ibans
+                         ELSE array_append(ibans, $3) END,
+            aliases = CASE WHEN $4::text IS NULL OR $4 = ANY(aliases) OR $4 = name THEN aliases
+                           ELSE array_append(aliases, $4) END,
+            updated_at = now()
+        WHERE tenant_id = $1 AND customer_id = $2
+        """,
+        tenant, customer_id, iban, name,
+    )

@@ -1,0 +1,48 @@
+"""Fixtures of the gateway tests: the application on a real server with a real database."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient
+
+from gateway.app import create_app
+from gateway.settings import Settings
+from gateway.store import api_keys
+from security import apikeys
+from security.roles import Role
+
+
+@dataclass
+class Api:
+    client: TestClient[Any, Any]
+    keys: dict[Role, str]
+    database_url: str
+
+    def auth(self, role: Role) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[role]}"}
+
+
+AiohttpClient = Callable[..., Awaitable[TestClient[Any, Any]]]
+
+
+@pytest.fixture
+async def api(database_url: str, aiohttp_client: AiohttpClient) -> Api:
+    client = await aiohttp_client(create_app(Settings(database_url=database_url,
+                                                      max_body_bytes=200_000)))
+    conn = await asyncpg.connect(database_url)
+    keys = {}
+    try:
+        for role in Role:
+            key = apikeys.generate()
+            await api_keys.create(conn, "default", key=key, role=role, name=f"test-{role}")
+            keys[role] = key.text
+    finally:
+        await conn.close()
+    return Api(client, keys, database_url)
+
+
