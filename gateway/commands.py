@@ -24,6 +24,7 @@ from gateway.demo import demo
 from gateway.ingest import ingest
 from gateway.migrate import migrate
 from gateway.options import add_database_options, settings_of, with_database
+from gateway.reconcile import ReconcileResult, reconcile
 from gateway.settings import Settings, SettingsError
 from gateway.store import api_keys
 from gateway.store import invoices as invoice_store
@@ -83,6 +84,7 @@ def import_files(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 for flag in statement.flags:
                     out.write(f"  ! {statement.statement_id or statement.statement_pk}: "
                               f"{flag['code']}: {flag['message']}\n")
+        _report(out, await reconcile(conn, settings.tenant))
 
     asyncio.run(_connected(settings, work))
     return 1 if failures else 0
@@ -133,13 +135,21 @@ def invoices_import(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         err.write(f"{len(errors)} problem(s); nothing was imported\n")
         return 1
 
-    async def work(conn: asyncpg.Connection) -> tuple[int, int]:
+    async def work(conn: asyncpg.Connection) -> None:
         async with conn.transaction():
-            return await invoice_store.upsert(conn, settings.tenant, invoices)
+            created, updated = await invoice_store.upsert(conn, settings.tenant, invoices)
+        out.write(f"{args.file}: {len(invoices)} invoices, {created} created, "
+                  f"{updated} updated\n")
+        _report(out, await reconcile(conn, settings.tenant))
 
-    created, updated = asyncio.run(_connected(settings, work))
-    out.write(f"{args.file}: {len(invoices)} invoices, {created} created, {updated} updated\n")
+    asyncio.run(_connected(settings, work))
     return 0
+
+
+def _report(out: TextIO, result: ReconcileResult) -> None:
+    if result.payments:
+        out.write(f"reconciled {result.payments} payment(s): {result.auto} automatic, "
+                  f"{result.review} to review, {result.unmatched} unmatched\n")
 
 
 def register(commands: Any) -> None:

@@ -22,6 +22,7 @@ from gateway.app import create_app
 from gateway.ingest import ingest
 from gateway.migrate import migrate
 from gateway.options import settings_of, with_database
+from gateway.reconcile import reconcile
 from gateway.settings import Settings
 from gateway.store import api_keys
 from gateway.store import invoices as invoice_store
@@ -56,6 +57,11 @@ async def load(settings: Settings) -> tuple[str, list[str]]:
                                   tenant=settings.tenant)
             report.append(f"statement {item.name}: {result.entries_new} new entries, "
                           f"{result.entries_known} known")
+        reconciled = await reconcile(conn, settings.tenant)
+        if reconciled.payments:
+            report.append(f"reconciliation of {reconciled.payments} payments: "
+                          f"{reconciled.auto} automatic, {reconciled.review} to review, "
+                          f"{reconciled.unmatched} unmatched")
         await api_keys.revoke(conn, settings.tenant, DEMO_KEY_NAME)
         key = apikeys.generate()
         await api_keys.create(conn, settings.tenant, key=key, role=Role.ADMIN,
@@ -84,6 +90,7 @@ def demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         f"    curl -s {auth} {base}/v1/accounts",
         f"    curl -s {auth} '{base}/v1/transactions?limit=5'",
         f"    curl -s {auth} '{base}/v1/invoices?status=open'",
+        f"    curl -s {auth} '{base}/v1/matches?decision=review&status=proposed'",
         f"    curl -s {auth} --data-binary @statement.sta {base}/v1/statements",
         "",
         "  Ctrl-C stops the service and its embedded database.",

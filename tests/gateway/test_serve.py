@@ -153,8 +153,10 @@ def test_demo_loads_its_data_once_and_prints_a_working_key(tmp_path: Path,
             printed = server.log_path.read_text()
             key = next(line.split()[2] for line in printed.splitlines()
                        if line.strip().startswith("demo key"))
-            status, page = server.request("GET", "/v1/invoices?status=open", key=key)
-            assert status == 200 and len(page["items"]) == 7
+            status, page = server.request("GET", "/v1/invoices?status=paid", key=key)
+            assert status == 200 and len(page["items"]) == 4  # reconciled on load
+            status, page = server.request("GET", "/v1/matches?status=applied", key=key)
+            assert status == 200 and len(page["items"]) == 4
             status, page = server.request("GET", "/v1/transactions", key=key)
             assert status == 200 and len(page["items"]) == 9
             expected = "3 new entries" if round_number == 1 else "0 new entries, 3 known"
