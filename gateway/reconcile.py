@@ -51,9 +51,11 @@ def _lock_key(tenant: str) -> int:
 
 
 def _settles(allocation: Allocation) -> Decimal:
-    """What an allocation takes off the invoice's open amount: with a shortfall written off."""
+    """What an allocation takes off the invoice's open amount: with a shortfall written
+    off, or with the surplus of an overpayment (the invoice then shows as overpaid)."""
     assert allocation.amount is not None  # noqa: S101 - only allocations to an invoice
-    if allocation.settlement is Settlement.SHORT and allocation.difference is not None:
+    if allocation.settlement in (Settlement.SHORT, Settlement.OVERPAID) \
+            and allocation.difference is not None:
         return allocation.amount.amount + allocation.difference.amount
     return allocation.amount.amount
 

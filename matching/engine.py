@@ -352,10 +352,11 @@ class Engine:
         applied = [Money(state.remaining[i], currency) for i in combo]
         settlement = Settlement.FULL
         difference = None
-        if gap:
+        if gap > 0:  # short: the last invoice takes the shortfall, written off
             applied[-1] = Money(applied[-1].amount - gap, currency)
-            settlement = Settlement.SHORT if gap > 0 else Settlement.OVERPAID
-            difference = Money(abs(gap), currency)
+            settlement, difference = Settlement.SHORT, Money(gap, currency)
+        elif gap < 0:  # the surplus is recorded, never allocated
+            settlement, difference = Settlement.OVERPAID, Money(-gap, currency)
         return _Proposal(combo, applied, settlement, difference,
                          PRIOR + sum(r.weight for r in reasons), reasons, conversion.rate)
 

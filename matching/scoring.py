@@ -48,8 +48,8 @@ class AmountFit:
     """How a payment's amount (in the invoice's currency) fits what is open."""
 
     settlement: Settlement | None      # None: it does not fit at all
-    applied: Money                     # what the payment applies to the invoice(s)
-    difference: Money | None           # shortfall written off or overpayment
+    applied: Money                     # allocated to the invoice: never more than is open
+    difference: Money | None           # shortfall written off, or the surplus paid
     reason: Reason | None
 
 
@@ -73,16 +73,17 @@ def amount_fit(paid: Money, open_amount: Money, *, charges: Decimal, converted: 
             f"pays {paid} after conversion against {open_amount} open: FX difference {gap}"))
     if 0 < gap <= fee_tolerance(open_amount.amount, config):
         if charges and gap == charges:
-            reason = Reason("amount_short_by_charges", AMOUNT_FEE_REPORTED,
-                            f"short by {gap} {currency}, the charges the bank reports")
-        else:
-            reason = Reason("amount_short", AMOUNT_FEE,
-                            f"short by {gap} {currency} of {open_amount}: within the tolerance "
-                            f"for bank fees")
-        return AmountFit(Settlement.SHORT, paid, Money(gap, currency), reason)
+            # The customer paid in full; the bank kept its charges on the way.
+            return AmountFit(Settlement.FULL, open_amount, None, Reason(
+                "amount_short_by_charges", AMOUNT_FEE_REPORTED,
+                f"short by {gap} {currency}, the charges the bank reports: paid in full"))
+        return AmountFit(Settlement.SHORT, paid, Money(gap, currency), Reason(
+            "amount_short", AMOUNT_FEE,
+            f"short by {gap} {currency} of {open_amount}: within the tolerance for bank fees"))
     if gap < 0 and has_reference:
+        # At most the open amount is allocated; the surplus is recorded as an overpayment.
         weight = AMOUNT_OVER_SMALL if -gap <= fee_tolerance(open_amount.amount, config) else 0.0
-        return AmountFit(Settlement.OVERPAID, paid, Money(-gap, currency), Reason(
+        return AmountFit(Settlement.OVERPAID, open_amount, Money(-gap, currency), Reason(
             "amount_over", weight, f"pays {-gap} {currency} more than the {open_amount} open"))
     if gap > 0 and has_reference:
         return AmountFit(Settlement.PARTIAL, paid, None, Reason(

@@ -86,16 +86,20 @@ def test_a_bank_fee_short_payment_settles_with_the_difference_recorded() -> None
         [payment("992.50", remittance="INV-5", name="Alpha GmbH",
                  charges=(Charge(Money(Decimal("-7.50"), "EUR")),))],
         [invoice("INV-5", "1000.00")], [ALPHA]))
-    assert (result.settlement, result.difference, result.decision) == (
-        Settlement.SHORT, Money(Decimal("7.50"), "EUR"), Decision.AUTO)
+    assert (result.amount, result.settlement, result.difference, result.decision) == (
+        Money(Decimal("1000.00"), "EUR"), Settlement.FULL, None, Decision.AUTO)
     assert "amount_short_by_charges" in {r.code for r in result.reasons}
+    unreported = only(reconcile([payment("992.50", remittance="INV-5", name="Alpha GmbH")],
+                                [invoice("INV-5", "1000.00")], [ALPHA]))
+    assert (unreported.amount, unreported.settlement, unreported.difference) == (
+        Money(Decimal("992.50"), "EUR"), Settlement.SHORT, Money(Decimal("7.50"), "EUR"))
 
 
-def test_an_overpayment_is_allocated_whole_and_recorded() -> None:
+def test_an_overpayment_allocates_the_open_amount_and_records_the_surplus() -> None:
     result = only(reconcile([payment("1200.00", remittance="INV-5", name="Alpha GmbH")],
                             [invoice("INV-5", "1000.00")], [ALPHA]))
     assert (result.amount, result.settlement, result.difference) == (
-        Money(Decimal("1200.00"), "EUR"), Settlement.OVERPAID, Money(Decimal("200.00"), "EUR"))
+        Money(Decimal("1000.00"), "EUR"), Settlement.OVERPAID, Money(Decimal("200.00"), "EUR"))
 
 
 def test_a_second_payment_of_a_paid_invoice_is_not_allocated_again() -> None:
@@ -176,9 +180,8 @@ def test_allocations_never_exceed_what_is_open_or_paid_and_are_deterministic(
         assert allocation.amount is not None
         used[allocation.payment_key] = used.get(allocation.payment_key, Decimal(0)) \
             + allocation.amount.amount
-        if allocation.settlement is not Settlement.OVERPAID:
-            taken[allocation.invoice_id] = taken.get(allocation.invoice_id, Decimal(0)) \
-                + allocation.amount.amount
+        taken[allocation.invoice_id] = taken.get(allocation.invoice_id, Decimal(0)) \
+            + allocation.amount.amount
     opened = {i.invoice_id: i.open_amount.amount for i in invoices}
     paid = {p.key: p.amount.amount for p in payments}
     assert all(taken[i] <= opened[i] for i in taken)
