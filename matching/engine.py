@@ -34,6 +34,7 @@ from matching.payers import PayerIndex, PayerMatch
 from matching.references import HitKind, ReferenceHit, ReferenceIndex
 from matching.scoring import (
     AMOUNT_EXACT,
+    AMOUNT_OLDEST_OF_EQUAL,
     AMOUNT_UNIQUE,
     PRIOR,
     amount_fit,
@@ -132,7 +133,7 @@ class Engine:
         for payment in payments:
             proposal = self._best(payment, state)
             first_look[payment.key] = proposal.logit if proposal else -math.inf
-        order = sorted(payments, key=lambda p: (-first_look[p.key], p.key))
+        order = sorted(payments, key=lambda p: (-first_look[p.key], p.booking_date, p.key))
         decided: dict[str, list[Allocation]] = {}
         for payment in order:
             best = self._best(payment, state)
@@ -175,7 +176,10 @@ class Engine:
         proposals = [p for p in (self._single(payment, i, hits, payers, state)
                                  for i in self._candidates(payment, hits, payers, state)) if p]
         auto_logit = math.log(self.config.auto_threshold / (1 - self.config.auto_threshold))
-        if not proposals or max(p.logit for p in proposals) < auto_logit + _AMBIGUITY_MARGIN:
+        settled_in_full = [p for p in proposals if p.settlement in (Settlement.FULL,
+                                                                    Settlement.SHORT)]
+        if len({h.invoice_id for h in hits}) > 1 or not settled_in_full or max(
+                p.logit for p in settled_in_full) < auto_logit + _AMBIGUITY_MARGIN:
             proposals += self._combinations(payment, hits, payers, state)
         if not proposals:
             return None
@@ -277,6 +281,13 @@ class Engine:
         if same == [invoice.invoice_id]:
             return [Reason("amount_unique", AMOUNT_UNIQUE,
                            f"the only open invoice {scope} with {open_amount} open")]
+        if recognised and invoice.invoice_id in same:
+            oldest = min(same, key=lambda i: (self.invoices[i].due_date
+                                              or self.invoices[i].issue_date, i))
+            if oldest == invoice.invoice_id:
+                return [Reason("amount_oldest_of_equal", AMOUNT_OLDEST_OF_EQUAL,
+                               f"the oldest of {len(same)} open invoices {scope} with "
+                               f"{open_amount} open: paid first")]
         return []
 
     def _combinations(self, payment: Payment, hits: list[ReferenceHit],
@@ -291,20 +302,28 @@ class Engine:
                     if state.allows(payment, i)]
             referenced = [i for i in pool if any(h.invoice_id == i for h in hits)]
             others = [i for i in reversed(pool) if i not in referenced]
-            pool = (referenced + others)[:self.config.max_combination_candidates]
+            limit = self.config.max_combination_candidates
+            complete = len(referenced) + len(others) <= limit
+            pool = (referenced + others)[:limit]
             by_currency: dict[str, list[str]] = defaultdict(list)
             for invoice_id in pool:
                 by_currency[self.invoices[invoice_id].currency].append(invoice_id)
             for currency, members in by_currency.items():
                 proposal = self._best_combination(payment, customer_id, currency, members,
-                                                  hits, payers, state)
+                                                  hits, payers, state, complete)
                 if proposal is not None:
                     proposals.append(proposal)
         return proposals
 
     def _best_combination(self, payment: Payment, customer_id: str, currency: str,
                           members: list[str], hits: list[ReferenceHit],
-                          payers: list[PayerMatch], state: _State) -> _Proposal | None:
+                          payers: list[PayerMatch], state: _State,
+                          complete: bool) -> _Proposal | None:
+        """The best set of ``members`` whose open amounts add up to the payment.
+
+        ``complete`` says ``members`` are all the customer's open invoices: only then can
+        a set be called the only one that adds up.
+        """
         conversion = self._convert(payment, currency)
         if conversion is None or len(members) < 2:
             return None
@@ -313,35 +332,59 @@ class Engine:
         if conversion.converted:
             tolerance = max(tolerance, paid * self.config.fx_tolerance_ratio)
         scale = Decimal(10) ** minor_units(currency)
-        low = paid if not conversion.converted else paid - tolerance
-        found = _subsets(
-            sorted((int(state.remaining[i] * scale), i) for i in members),
-            int(low * scale), int((paid + tolerance) * scale),
-            max_size=self.config.max_combination_size, limit=8)
+        low = int((paid if not conversion.converted else paid - tolerance) * scale)
+        high = int((paid + tolerance) * scale)
+        cents = {i: int(state.remaining[i] * scale) for i in members}
+        named_ids = {h.invoice_id for h in hits}
+        referenced = sorted(i for i in members if i in named_ids)
+        found: list[tuple[str, ...]] = []
+        if referenced:  # first the sets made of every invoice named, plus unnamed ones
+            base = sum(cents[i] for i in referenced)
+            if len(referenced) >= 2 and low <= base <= high:
+                found.append(tuple(referenced))
+            room = self.config.max_combination_size - len(referenced)
+            if room > 0 and base < high:
+                rest = sorted((cents[i], i) for i in members if i not in named_ids)
+                found += [tuple(sorted((*referenced, *extra))) for extra in _subsets(
+                    rest, low - base, high - base, max_size=room, limit=8, min_size=1)]
+        if not found:
+            found = _subsets(sorted((c, i) for i, c in cents.items()), low, high,
+                             max_size=self.config.max_combination_size, limit=8)
         solutions = [(combo, sum((state.remaining[i] for i in combo), Decimal(0)))
                      for combo in found]
         if not solutions:
             return None
-        referenced = {h.invoice_id for h in hits}
-        solutions.sort(key=lambda s: (-len(set(s[0]) & referenced), s[1] - paid, len(s[0]),
+        solutions.sort(key=lambda s: (-len(set(s[0]) & named_ids), s[1] - paid, len(s[0]),
                                       s[0]))
         combo, total = solutions[0]
-        named = set(combo) & referenced
+        named = set(combo) & named_ids
         reasons: list[Reason] = []
         for hit in hits:
             if hit.invoice_id in combo:
                 reasons.append(Reason(f"reference_{hit.kind.value}",
                                       3.0 if len(named) < len(combo) else 6.0 / len(combo),
                                       f"{hit} names invoice {hit.invoice_id}"))
+        unnamed = [i for i in combo if i not in named]
+        if named and unnamed:
+            reasons.append(Reason("combination_partly_named", -1.5 * len(unnamed),
+                                  f"the remittance names {len(named)} of the {len(combo)} "
+                                  f"invoices"))
+        twins = [i for i in unnamed if any(
+            state.remaining.get(other) == state.remaining[i] and other != i
+            and self.invoices[other].currency == currency
+            for other in self._by_customer.get(customer_id, []))]
+        if twins:
+            reasons.append(Reason("combination_member_ambiguous", -3.0,
+                                  f"invoice {twins[0]} has a twin of the same amount open"))
         gap = total - paid
         exact = gap == 0
         reasons.append(Reason(
             "amount_sum_exact" if exact else "amount_sum_close", AMOUNT_EXACT if exact else 1.5,
             f"pays {conversion.amount}, the sum of {len(combo)} open invoices ({total})"))
-        if len(solutions) == 1:
-            reasons.append(Reason("combination_unique", 1.0,
+        if len(solutions) == 1 and complete:
+            reasons.append(Reason("combination_unique", 2.0,
                                   "no other set of the customer's open invoices adds up to it"))
-        elif not named:
+        elif len(solutions) > 1 and not named:
             reasons.append(Reason("combination_ambiguous", -2.0,
                                   f"{len(solutions)} sets of open invoices add up to it"))
         reasons.append(Reason("combination_size", -0.5 * (len(combo) - 2),
@@ -362,8 +405,8 @@ class Engine:
 
 
 def _subsets(amounts: list[tuple[int, str]], low: int, high: int, *, max_size: int,
-             limit: int) -> list[tuple[str, ...]]:
-    """Sets of 2..max_size invoices whose amounts (minor units, ascending) sum into
+             limit: int, min_size: int = 2) -> list[tuple[str, ...]]:
+    """Sets of min_size..max_size invoices whose amounts (minor units, ascending) sum into
     [low, high]; a depth-first search that stops adding once the sum passes ``high``."""
     found: list[tuple[str, ...]] = []
     chosen: list[str] = []
@@ -371,7 +414,7 @@ def _subsets(amounts: list[tuple[int, str]], low: int, high: int, *, max_size: i
     def extend(start: int, total: int) -> None:
         if len(found) >= limit:
             return
-        if len(chosen) >= 2 and low <= total <= high:
+        if len(chosen) >= min_size and low <= total <= high:
             found.append(tuple(sorted(chosen)))
         if len(chosen) == max_size:
             return

@@ -14,7 +14,8 @@ LEGAL_FORMS = frozenset("""
 """.split())
 NOISE_WORDS = frozenset("""
     sepa ct sct from von de van der den des la le du of the und and et en mr mrs ms herr frau
-    dr prof firma fa
+    dr prof firma fa gutschrift ueberweisung uberweisung lastschrift zahlung payment transfer
+    virement credit
 """.split())
 _GERMAN_DIGRAPHS = (("ae", "a"), ("oe", "o"), ("ue", "u"))
 _NOT_ALNUM = re.compile(r"[^0-9a-z]+")

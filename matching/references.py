@@ -59,6 +59,8 @@ class ReferenceIndex:
         self._digits: dict[str, set[str]] = defaultdict(set)
         self._blanked: dict[str, set[str]] = defaultdict(set)
         self._rf: dict[str, set[str]] = defaultdict(set)
+        self._unpadded: dict[str, set[str]] = defaultdict(set)
+        self._letters: dict[str, set[str]] = defaultdict(set)  # letters of each invoice's keys
         for invoice in invoices:
             for text in {invoice.invoice_id, invoice.reference or ""}:
                 key = compact(text)
@@ -68,6 +70,8 @@ class ReferenceIndex:
                     self._rf[key].add(invoice.invoice_id)
                     continue
                 self._compact[key].add(invoice.invoice_id)
+                self._unpadded[unpadded(key)].add(invoice.invoice_id)
+                self._letters[invoice.invoice_id].add(letters(key))
                 core = digits(key)
                 if len(core) >= MIN_DIGITS:
                     self._digits[core].add(invoice.invoice_id)
@@ -102,11 +106,14 @@ class ReferenceIndex:
         for candidate, shown in _candidates(text):
             for invoice_id in self._compact.get(candidate, ()):
                 yield ReferenceHit(invoice_id, HitKind.EXACT, source, shown)
+            owners = self._unpadded.get(unpadded(candidate), set())
+            if len(owners) == 1:
+                yield ReferenceHit(next(iter(owners)), HitKind.REFORMATTED, source, shown)
             core = digits(candidate)
             if len(core) < MIN_DIGITS:
                 continue
             owners = self._digits.get(core, set())
-            if len(owners) == 1:
+            if len(owners) == 1 and self._same_scheme(candidate, next(iter(owners))):
                 matched_cores.add(core)
                 yield ReferenceHit(next(iter(owners)), HitKind.REFORMATTED, source, shown)
         for candidate, shown in _candidates(text):
@@ -118,8 +125,14 @@ class ReferenceIndex:
                 owners |= self._blanked.get(variant, set())
             for variant in _swap_each(core):
                 owners |= self._digits.get(variant, set())
-            if len(owners) == 1:
+            if len(owners) == 1 and self._same_scheme(candidate, next(iter(owners))):
                 yield ReferenceHit(next(iter(owners)), HitKind.TYPO, source, shown)
+
+    def _same_scheme(self, candidate: str, invoice_id: str) -> bool:
+        """The digits alone, or with the letters the invoice's number has: ``ZV20260831``
+        (a bank's id with a date in it) is no reformatting of invoice ``2026/0831``."""
+        written = letters(candidate)
+        return not written or written in self._letters[invoice_id]
 
 
 def _candidates(text: str) -> Iterable[tuple[str, str]]:
@@ -134,6 +147,18 @@ def _candidates(text: str) -> Iterable[tuple[str, str]]:
             if not any(ch.isdigit() for w in run for ch in w[0]):
                 continue
             yield compact("".join(w[0] for w in run)), text[run[0][1]:run[-1][2]]
+
+
+_DIGIT_RUN = re.compile(r"\d+")
+
+
+def letters(key: str) -> str:
+    return "".join(c for c in key if c.isalpha())
+
+
+def unpadded(key: str) -> str:
+    """A compact reference with the leading zeros of each number dropped: F00475K -> F475K."""
+    return _DIGIT_RUN.sub(lambda m: str(int(m.group())), key)
 
 
 def _blank_each(core: str) -> Iterable[str]:

@@ -24,6 +24,7 @@ REFERENCE_WEIGHT = {HitKind.RF: 7.0, HitKind.EXACT: 6.0, HitKind.REFORMATTED: 5.
                     HitKind.TYPO: 3.0}
 AMOUNT_EXACT = 3.0
 AMOUNT_UNIQUE = 2.0          # the only open invoice of this amount (for this customer)
+AMOUNT_OLDEST_OF_EQUAL = 0.5  # the oldest of equal open invoices: preferred, never enough
 AMOUNT_FEE = 1.5
 AMOUNT_FEE_REPORTED = 2.5    # the shortfall is exactly the charge the bank reports
 AMOUNT_FX = 2.5
@@ -31,7 +32,7 @@ AMOUNT_OVER_SMALL = 1.0
 AMOUNT_PARTIAL_WITH_REFERENCE = 0.0
 AMOUNT_MISMATCH = -1.5
 PAYER_IBAN = 3.5
-PAYER_NAME = ((95.0, 3.0), (88.0, 2.0), (80.0, 1.0))
+PAYER_NAME = ((97.0, 3.5), (90.0, 2.5), (80.0, 1.0))   # (similarity at least, weight)
 PAYER_IS_ANOTHER_CUSTOMER = -3.0
 QUOTES_OTHER_INVOICE = -3.0
 QUOTES_SETTLED_INVOICE = -4.0
@@ -68,7 +69,8 @@ def amount_fit(paid: Money, open_amount: Money, *, charges: Decimal, converted: 
                          Reason("amount_exact", AMOUNT_EXACT, f"pays exactly {open_amount}"))
     if converted and abs(gap) <= open_amount.amount * config.fx_tolerance_ratio:
         settlement = Settlement.SHORT if gap > 0 else Settlement.OVERPAID
-        return AmountFit(settlement, paid, Money(abs(gap), currency), Reason(
+        applied = paid if gap > 0 else open_amount
+        return AmountFit(settlement, applied, Money(abs(gap), currency), Reason(
             "amount_fx", AMOUNT_FX,
             f"pays {paid} after conversion against {open_amount} open: FX difference {gap}"))
     if 0 < gap <= fee_tolerance(open_amount.amount, config):
