@@ -55,8 +55,10 @@ class AmountFit:
 
 
 def fee_tolerance(open_amount: Decimal, config: MatchConfig) -> Decimal:
+    """How short a payment may be and still settle (bank fees): a share of the amount,
+    at least a minimum, at most a maximum, and never a fifth of the invoice."""
     tolerance = max(config.fee_tolerance_min, open_amount * config.fee_tolerance_ratio)
-    return min(tolerance, config.fee_tolerance_max)
+    return min(tolerance, config.fee_tolerance_max, open_amount / 5)
 
 
 def amount_fit(paid: Money, open_amount: Money, *, charges: Decimal, converted: bool,
@@ -73,12 +75,13 @@ def amount_fit(paid: Money, open_amount: Money, *, charges: Decimal, converted: 
         return AmountFit(settlement, applied, Money(abs(gap), currency), Reason(
             "amount_fx", AMOUNT_FX,
             f"pays {paid} after conversion against {open_amount} open: FX difference {gap}"))
+    if gap > 0 and charges and gap == charges:
+        # The bank kept its charges on the way: what arrived is allocated, the charges are
+        # written off and the invoice is settled.
+        return AmountFit(Settlement.SHORT, paid, Money(gap, currency), Reason(
+            "amount_short_by_charges", AMOUNT_FEE_REPORTED,
+            f"short by {gap} {currency}, exactly the charges the bank reports"))
     if 0 < gap <= fee_tolerance(open_amount.amount, config):
-        if charges and gap == charges:
-            # The customer paid in full; the bank kept its charges on the way.
-            return AmountFit(Settlement.FULL, open_amount, None, Reason(
-                "amount_short_by_charges", AMOUNT_FEE_REPORTED,
-                f"short by {gap} {currency}, the charges the bank reports: paid in full"))
         return AmountFit(Settlement.SHORT, paid, Money(gap, currency), Reason(
             "amount_short", AMOUNT_FEE,
             f"short by {gap} {currency} of {open_amount}: within the tolerance for bank fees"))

@@ -87,7 +87,8 @@ def test_a_bank_fee_short_payment_settles_with_the_difference_recorded() -> None
                  charges=(Charge(Money(Decimal("-7.50"), "EUR")),))],
         [invoice("INV-5", "1000.00")], [ALPHA]))
     assert (result.amount, result.settlement, result.difference, result.decision) == (
-        Money(Decimal("1000.00"), "EUR"), Settlement.FULL, None, Decision.AUTO)
+        Money(Decimal("992.50"), "EUR"), Settlement.SHORT, Money(Decimal("7.50"), "EUR"),
+        Decision.AUTO)
     assert "amount_short_by_charges" in {r.code for r in result.reasons}
     unreported = only(reconcile([payment("992.50", remittance="INV-5", name="Alpha GmbH")],
                                 [invoice("INV-5", "1000.00")], [ALPHA]))
