@@ -46,8 +46,7 @@ from matching.scoring import (
 )
 from parsers.money import Money, minor_units
 
-_AMOUNT_NEIGHBOURS = 12      # invoices looked at around a payment's amount, per currency
-_CUSTOMER_INVOICES = 60      # open invoices of one customer looked at
+_AMOUNT_NEIGHBOURS = 8       # invoices looked at around a payment's amount, per currency
 _AMBIGUITY_MARGIN = 1.5      # log-odds: a runner-up this close makes the best uncertain
 _PAYER_FOR_CUSTOMER = 80.0   # name similarity that brings a customer's invoices in
 
@@ -80,6 +79,7 @@ class _State:
     remaining: dict[str, Decimal]
     settled: set[str] = field(default_factory=set)
     excluded: frozenset[tuple[str, str]] = frozenset()   # (payment key, invoice id) refused
+    tentative: set[str] = field(default_factory=set)    # reserved by proposals under review
 
     def allows(self, payment: Payment, invoice_id: str) -> bool:
         return self.remaining.get(invoice_id, Decimal(0)) > 0 and (
@@ -92,6 +92,8 @@ class Engine:
     def __init__(self, invoices: Sequence[Invoice], customers: Sequence[Customer] = (),
                  rates: RateTable | None = None, config: MatchConfig | None = None) -> None:
         self.config = config or MatchConfig()
+        self._auto_logit = math.log(self.config.auto_threshold
+                                    / (1 - self.config.auto_threshold))
         self.rates = rates or RateTable()
         self.invoices = {i.invoice_id: i for i in invoices}
         self.references = ReferenceIndex(invoices)
@@ -126,6 +128,8 @@ class Engine:
         proposed again.
         """
         payments = list(payments)
+        self._evidence_of: dict[str, tuple[list[ReferenceHit], list[PayerMatch]]] = {}
+        self._conversions: dict[tuple[str, str], _Conversion | None] = {}
         open_ids = set(self._open_ids)
         state = _State({i: self.invoices[i].open_amount.amount for i in self._open_ids},
                        {i for i in self.invoices if i not in open_ids}, excluded)
@@ -156,6 +160,8 @@ class Engine:
         for n, (invoice_id, applied) in enumerate(zip(best.invoice_ids, best.applied,
                                                       strict=True)):
             state.remaining[invoice_id] -= applied.amount
+            if decision is Decision.REVIEW:
+                state.tentative.add(invoice_id)
             settles = n == last and best.settlement in (Settlement.SHORT, Settlement.OVERPAID)
             if state.remaining[invoice_id] <= 0 or settles:
                 state.settled.add(invoice_id)
@@ -168,14 +174,22 @@ class Engine:
 
     # -- proposals ----------------------------------------------------------------------
 
+    def _evidence(self, payment: Payment) -> tuple[list[ReferenceHit], list[PayerMatch]]:
+        """What the payment's texts and payer say, whatever is open: found once per run."""
+        found = self._evidence_of.get(payment.key)
+        if found is None:
+            found = (self.references.find(remittance=payment.remittance,
+                                          end_to_end_id=payment.end_to_end_id,
+                                          creditor_reference=payment.creditor_reference),
+                     self.payers.match(name=payment.payer_name, iban=payment.payer_account))
+            self._evidence_of[payment.key] = found
+        return found
+
     def _best(self, payment: Payment, state: _State) -> _Proposal | None:
-        hits = self.references.find(remittance=payment.remittance,
-                                    end_to_end_id=payment.end_to_end_id,
-                                    creditor_reference=payment.creditor_reference)
-        payers = self.payers.match(name=payment.payer_name, iban=payment.payer_account)
+        hits, payers = self._evidence(payment)
         proposals = [p for p in (self._single(payment, i, hits, payers, state)
                                  for i in self._candidates(payment, hits, payers, state)) if p]
-        auto_logit = math.log(self.config.auto_threshold / (1 - self.config.auto_threshold))
+        auto_logit = self._auto_logit
         settled_in_full = [p for p in proposals if p.settlement in (Settlement.FULL,
                                                                     Settlement.SHORT)]
         if len({h.invoice_id for h in hits}) > 1 or not settled_in_full or max(
@@ -197,28 +211,47 @@ class Engine:
 
     def _candidates(self, payment: Payment, hits: list[ReferenceHit],
                     payers: list[PayerMatch], state: _State) -> list[str]:
+        """Invoices worth scoring: those referenced, and those whose open amount the
+        payment could settle (exactly or short by fees; after a conversion, a little
+        either way) among the payer's customers' and among all invoices near the amount.
+        Overpayments and partial payments need a reference."""
         found: set[str] = {h.invoice_id for h in hits}
-        for payer in payers:
-            if payer.how == "iban" or payer.score >= _PAYER_FOR_CUSTOMER:
-                found.update(self._by_customer.get(payer.customer_id, [])[-_CUSTOMER_INVOICES:])
+        windows: dict[str, tuple[Decimal, Decimal]] = {}
         for currency, keys in self._amount_keys.items():
             conversion = self._convert(payment, currency)
             if conversion is None:
                 continue
             paid = conversion.amount.amount
             slack = fee_tolerance(paid, self.config)
+            below = Decimal(0)
             if conversion.converted:
                 slack = max(slack, paid * self.config.fx_tolerance_ratio)
-            low = bisect.bisect_left(keys, paid - slack)
+                below = slack
+            windows[currency] = (paid - below, paid + slack)
+            low = bisect.bisect_left(keys, paid - below)
             high = bisect.bisect_right(keys, paid + slack)
             if high - low > _AMOUNT_NEIGHBOURS:  # keep those nearest the amount
                 at = bisect.bisect_left(keys, paid)
                 low = max(low, at - _AMOUNT_NEIGHBOURS // 2)
                 high = min(high, low + _AMOUNT_NEIGHBOURS)
             found.update(i for _, i in self._amounts[currency][low:high])
+        for payer in payers:
+            if payer.how == "iban" or payer.score >= _PAYER_FOR_CUSTOMER:
+                for invoice_id in self._by_customer.get(payer.customer_id, ()):
+                    window = windows.get(self.invoices[invoice_id].currency)
+                    remaining = state.remaining.get(invoice_id)
+                    if window and remaining is not None and \
+                            window[0] <= remaining <= window[1]:
+                        found.add(invoice_id)
         return sorted(i for i in found if state.allows(payment, i))
 
     def _convert(self, payment: Payment, currency: str) -> _Conversion | None:
+        key = (payment.key, currency)
+        if key not in self._conversions:
+            self._conversions[key] = self._conversion(payment, currency)
+        return self._conversions[key]
+
+    def _conversion(self, payment: Payment, currency: str) -> _Conversion | None:
         if payment.amount.currency == currency:
             return _Conversion(payment.amount, False, None, None)
         fx = payment.fx
@@ -276,8 +309,12 @@ class Engine:
             high = bisect.bisect_right(keys, invoice.open_amount.amount + 1)
             pool = [i for _, i in self._amounts[invoice.currency][low:high]]
             scope = "of all customers"
-        same = [i for i in pool if state.remaining.get(i) == open_amount.amount
-                and self.invoices[i].currency == invoice.currency]
+        # An invoice held by a proposal under review still counts: until a person decides,
+        # the ambiguity it made stays.
+        same = [i for i in pool if self.invoices[i].currency == invoice.currency and (
+            state.remaining.get(i) == open_amount.amount or (
+                i in state.tentative
+                and self.invoices[i].open_amount.amount == open_amount.amount))]
         if same == [invoice.invoice_id]:
             return [Reason("amount_unique", AMOUNT_UNIQUE,
                            f"the only open invoice {scope} with {open_amount} open")]
@@ -375,7 +412,8 @@ class Engine:
             for other in self._by_customer.get(customer_id, []))]
         if twins:
             reasons.append(Reason("combination_member_ambiguous", -3.0,
-                                  f"invoice {twins[0]} has a twin of the same amount open"))
+                                  f"invoice {twins[0]} has a twin of the same amount open, "
+                                  f"so which one is meant is a person's call"))
         gap = total - paid
         exact = gap == 0
         reasons.append(Reason(
@@ -392,6 +430,9 @@ class Engine:
         reasons += payer_reasons(customer_id, payers)
         if conversion.reason:
             reasons.append(conversion.reason)
+        logit = PRIOR + sum(r.weight for r in reasons)
+        if twins:  # never automatic, however strong the rest
+            logit = min(logit, self._auto_logit - 0.01)
         applied = [Money(state.remaining[i], currency) for i in combo]
         settlement = Settlement.FULL
         difference = None
@@ -400,8 +441,8 @@ class Engine:
             settlement, difference = Settlement.SHORT, Money(gap, currency)
         elif gap < 0:  # the surplus is recorded, never allocated
             settlement, difference = Settlement.OVERPAID, Money(-gap, currency)
-        return _Proposal(combo, applied, settlement, difference,
-                         PRIOR + sum(r.weight for r in reasons), reasons, conversion.rate)
+        return _Proposal(combo, applied, settlement, difference, logit, reasons,
+                         conversion.rate)
 
 
 def _subsets(amounts: list[tuple[int, str]], low: int, high: int, *, max_size: int,

@@ -20,6 +20,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 from matching.invoices import Invoice
 from matching.normalize import compact, digits, is_valid_rf
@@ -27,6 +28,10 @@ from matching.normalize import compact, digits, is_valid_rf
 MIN_DIGITS = 4          # shorter numbers are amounts, days, house numbers
 MIN_TYPO_DIGITS = 5     # a typo is only recognised in a number this long
 _WORD = re.compile(r"[0-9A-Za-z]+")
+# 2026-09-14, 14.09.2026, 14/09/26, 20260914: dates people write beside references.
+_DATE = re.compile(
+    r"(?:(?:19|20)\d\d[-./ ]?(?:0[1-9]|1[0-2])[-./ ]?(?:0[1-9]|[12]\d|3[01]))"
+    r"|(?:(?:0?[1-9]|[12]\d|3[01])[-./](?:0?[1-9]|1[0-2])[-./](?:19|20)?\d\d)")
 _RF_IN_TEXT = re.compile(r"RF\s?\d{2}(?:\s?[0-9A-Za-z]){1,21}", re.IGNORECASE)
 
 
@@ -61,6 +66,7 @@ class ReferenceIndex:
         self._rf: dict[str, set[str]] = defaultdict(set)
         self._unpadded: dict[str, set[str]] = defaultdict(set)
         self._letters: dict[str, set[str]] = defaultdict(set)  # letters of each invoice's keys
+        self._written: dict[str, set[str]] = defaultdict(set)  # numbers as the CRM writes them
         for invoice in invoices:
             for text in {invoice.invoice_id, invoice.reference or ""}:
                 key = compact(text)
@@ -72,6 +78,7 @@ class ReferenceIndex:
                 self._compact[key].add(invoice.invoice_id)
                 self._unpadded[unpadded(key)].add(invoice.invoice_id)
                 self._letters[invoice.invoice_id].add(letters(key))
+                self._written[text.strip().upper()].add(invoice.invoice_id)
                 core = digits(key)
                 if len(core) >= MIN_DIGITS:
                     self._digits[core].add(invoice.invoice_id)
@@ -104,6 +111,8 @@ class ReferenceIndex:
                     yield ReferenceHit(invoice_id, HitKind.RF, source, match.group())
         matched_cores: set[str] = set()
         for candidate, shown in _candidates(text):
+            if _DATE.fullmatch(shown) and not self._written.get(shown.upper()):
+                continue  # a date, unless an invoice is numbered exactly so
             for invoice_id in self._compact.get(candidate, ()):
                 yield ReferenceHit(invoice_id, HitKind.EXACT, source, shown)
             owners = self._unpadded.get(unpadded(candidate), set())
@@ -118,6 +127,8 @@ class ReferenceIndex:
                 yield ReferenceHit(next(iter(owners)), HitKind.REFORMATTED, source, shown)
         for candidate, shown in _candidates(text):
             core = digits(candidate)
+            if _DATE.fullmatch(shown):
+                continue
             if len(core) < MIN_TYPO_DIGITS or core in matched_cores or core in self._digits:
                 continue
             owners = set()
@@ -135,18 +146,28 @@ class ReferenceIndex:
         return not written or written in self._letters[invoice_id]
 
 
-def _candidates(text: str) -> Iterable[tuple[str, str]]:
+def _candidates(text: str) -> list[tuple[str, str]]:
     """(compact form, text as written) of runs of up to four words that carry a digit."""
-    words = [(m.group(), m.start(), m.end()) for m in _WORD.finditer(text)]
+    return _candidates_cached(text)
+
+
+@lru_cache(maxsize=65_536)
+def _candidates_cached(text: str) -> list[tuple[str, str]]:
+    words = [(compact(m.group()), m.start(), m.end()) for m in _WORD.finditer(text)]
+    has_digit = [any(c.isdigit() for c in w) for w, _, _ in words]
+    found = []
     for i in range(len(words)):
+        key = ""
+        digit_seen = False
         for j in range(i, min(i + 4, len(words))):
-            run = words[i:j + 1]
-            last = run[-1][0]
-            if j > i and len(last) > 3 and not any(c.isdigit() for c in last):
+            word = words[j][0]
+            key += word
+            digit_seen = digit_seen or has_digit[j]
+            if j > i and len(word) > 3 and not has_digit[j]:
                 continue
-            if not any(ch.isdigit() for w in run for ch in w[0]):
-                continue
-            yield compact("".join(w[0] for w in run)), text[run[0][1]:run[-1][2]]
+            if digit_seen:
+                found.append((key, text[words[i][1]:words[j][2]]))
+    return found
 
 
 _DIGIT_RUN = re.compile(r"\d+")

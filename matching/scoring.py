@@ -30,7 +30,6 @@ AMOUNT_FEE_REPORTED = 2.5    # the shortfall is exactly the charge the bank repo
 AMOUNT_FX = 2.5
 AMOUNT_OVER_SMALL = 1.0
 AMOUNT_PARTIAL_WITH_REFERENCE = 0.0
-AMOUNT_MISMATCH = -1.5
 PAYER_IBAN = 3.5
 PAYER_NAME = ((97.0, 3.5), (90.0, 2.5), (80.0, 1.0))   # (similarity at least, weight)
 PAYER_IS_ANOTHER_CUSTOMER = -3.0
@@ -94,8 +93,7 @@ def amount_fit(paid: Money, open_amount: Money, *, charges: Decimal, converted: 
         return AmountFit(Settlement.PARTIAL, paid, None, Reason(
             "amount_partial", AMOUNT_PARTIAL_WITH_REFERENCE,
             f"pays {paid} of {open_amount} open: a partial payment"))
-    return AmountFit(None, paid, None, Reason(
-        "amount_mismatch", AMOUNT_MISMATCH, f"pays {paid}, {open_amount} open"))
+    return AmountFit(None, paid, None, None)  # no fit: the caller drops the pair
 
 
 def payer_reasons(customer_id: str, payers: list[PayerMatch]) -> list[Reason]:
