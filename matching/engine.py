@@ -31,7 +31,7 @@ from matching.fx import RateTable
 from matching.invoices import Customer, Invoice, InvoiceKind, InvoiceStatus
 from matching.model import Allocation, Decision, MatchConfig, Payment, Reason, Settlement
 from matching.payers import PayerIndex, PayerMatch
-from matching.references import HitKind, ReferenceHit, ReferenceIndex
+from matching.references import HIT_STRENGTH, HitKind, ReferenceHit, ReferenceIndex
 from matching.scoring import (
     AMOUNT_EXACT,
     AMOUNT_OLDEST_OF_EQUAL,
@@ -133,11 +133,9 @@ class Engine:
         open_ids = set(self._open_ids)
         state = _State({i: self.invoices[i].open_amount.amount for i in self._open_ids},
                        {i for i in self.invoices if i not in open_ids}, excluded)
-        first_look = {}
-        for payment in payments:
-            proposal = self._best(payment, state)
-            first_look[payment.key] = proposal.logit if proposal else -math.inf
-        order = sorted(payments, key=lambda p: (-first_look[p.key], p.booking_date, p.key))
+        # The payments with the strongest evidence choose first, so a payment naming an
+        # invoice gets it before one that only fits its amount; then the earliest booked.
+        order = sorted(payments, key=lambda p: (*self._strength(p), p.booking_date, p.key))
         decided: dict[str, list[Allocation]] = {}
         for payment in order:
             best = self._best(payment, state)
@@ -173,6 +171,13 @@ class Engine:
         return allocations
 
     # -- proposals ----------------------------------------------------------------------
+
+    def _strength(self, payment: Payment) -> tuple[int, int]:
+        """How strong a payment's own evidence is (smaller sorts first)."""
+        hits, payers = self._evidence(payment)
+        reference = max((HIT_STRENGTH[h.kind] for h in hits), default=0)
+        payer = 2 if any(p.how == "iban" for p in payers) else int(bool(payers))
+        return -reference, -payer
 
     def _evidence(self, payment: Payment) -> tuple[list[ReferenceHit], list[PayerMatch]]:
         """What the payment's texts and payer say, whatever is open: found once per run."""
