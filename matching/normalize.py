@@ -52,8 +52,11 @@ def compact(text: str) -> str:
     return "".join(c for c in fold(text) if c.isalnum()).upper()
 
 
+_NOT_DIGIT = re.compile(r"[^0-9]+")
+
+
 def digits(text: str) -> str:
-    return "".join(c for c in text if c.isdigit())
+    return _NOT_DIGIT.sub("", text)
 
 
 def is_valid_rf(reference: str) -> bool:

@@ -67,6 +67,7 @@ class ReferenceIndex:
         self._unpadded: dict[str, set[str]] = defaultdict(set)
         self._letters: dict[str, set[str]] = defaultdict(set)  # letters of each invoice's keys
         self._written: dict[str, set[str]] = defaultdict(set)  # numbers as the CRM writes them
+        self._found: dict[tuple[str | None, ...], list[ReferenceHit]] = {}
         for invoice in invoices:
             for text in {invoice.invoice_id, invoice.reference or ""}:
                 key = compact(text)
@@ -89,6 +90,16 @@ class ReferenceIndex:
     def find(self, *, remittance: str | None, end_to_end_id: str | None,
              creditor_reference: str | None) -> list[ReferenceHit]:
         """Every invoice the texts refer to, the strongest way each is referred to."""
+        key = (remittance, end_to_end_id, creditor_reference)
+        found = self._found.get(key)
+        if found is None:  # many payments say the same ("Danke", "Zahlung"): look up once
+            found = self._find(remittance, end_to_end_id, creditor_reference)
+            if len(self._found) < 100_000:
+                self._found[key] = found
+        return list(found)
+
+    def _find(self, remittance: str | None, end_to_end_id: str | None,
+              creditor_reference: str | None) -> list[ReferenceHit]:
         best: dict[str, ReferenceHit] = {}
 
         def keep(hit: ReferenceHit) -> None:
@@ -173,8 +184,11 @@ def _candidates_cached(text: str) -> list[tuple[str, str]]:
 _DIGIT_RUN = re.compile(r"\d+")
 
 
+_NOT_LETTER = re.compile(r"[^A-Za-z]+")
+
+
 def letters(key: str) -> str:
-    return "".join(c for c in key if c.isalpha())
+    return _NOT_LETTER.sub("", key)
 
 
 def unpadded(key: str) -> str:
