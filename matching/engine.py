@@ -46,7 +46,7 @@ from matching.scoring import (
 )
 from parsers.money import Money, minor_units
 
-_AMOUNT_NEIGHBOURS = 8       # invoices looked at around a payment's amount, per currency
+_AMOUNT_NEIGHBOURS = 6       # invoices looked at around a payment's amount, by amount alone
 _AMBIGUITY_MARGIN = 1.5      # log-odds: a runner-up this close makes the best uncertain
 _PAYER_FOR_CUSTOMER = 80.0   # name similarity that brings a customer's invoices in
 
@@ -137,9 +137,17 @@ class Engine:
         # invoice gets it before one that only fits its amount; then the earliest booked.
         order = sorted(payments, key=lambda p: (*self._strength(p), p.booking_date, p.key))
         decided: dict[str, list[Allocation]] = {}
+        # First the automatic allocations, so that a proposal waiting for a person never
+        # takes an amount a sure match needs; then the rest against what is left.
+        deferred = []
         for payment in order:
             best = self._best(payment, state)
-            decided[payment.key] = self._decide(payment, best, state)
+            if best is not None and confidence(best.logit) >= self.config.auto_threshold:
+                decided[payment.key] = self._decide(payment, best, state)
+            else:
+                deferred.append(payment)
+        for payment in deferred:
+            decided[payment.key] = self._decide(payment, self._best(payment, state), state)
         return [a for p in payments for a in decided[p.key]]
 
     def _decide(self, payment: Payment, best: _Proposal | None,
@@ -233,6 +241,8 @@ class Engine:
                 slack = max(slack, paid * self.config.fx_tolerance_ratio)
                 below = slack
             windows[currency] = (paid - below, paid + slack)
+            if conversion.converted:
+                continue  # by amount alone, only in the payment's own currency
             low = bisect.bisect_left(keys, paid - below)
             high = bisect.bisect_right(keys, paid + slack)
             if high - low > _AMOUNT_NEIGHBOURS:  # keep those nearest the amount

@@ -21,6 +21,7 @@ from matching.normalize import compact, name_tokens
 _PREFIX = 4
 _MAX_POSTING = 2000     # a word shared by more customers than this says nothing
 _MIN_SCORE = 70.0
+_COMPARED = 12          # customers compared in full with one payer name
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,11 +58,16 @@ class PayerIndex:
             found[customer_id] = PayerMatch(customer_id, 100.0, "iban", "known IBAN")
         tokens = name_tokens(name) if name else ()
         if tokens:
-            candidates: set[str] = set()
-            for token in tokens:
+            # Customers sharing the most words (by their first letters) with the payer,
+            # rarest words counting most: only those are compared in full.
+            shared: dict[str, float] = defaultdict(float)
+            for token in set(tokens):
                 posting = self._by_prefix.get(token[:_PREFIX], set())
                 if len(posting) <= _MAX_POSTING:
-                    candidates |= posting
+                    weight = 1.0 / len(posting) if posting else 0.0
+                    for customer_id in posting:
+                        shared[customer_id] += 1.0 + weight
+            candidates = sorted(shared, key=lambda c: (-shared[c], c))[:_COMPARED]
             for customer_id in candidates:
                 if customer_id in found:
                     continue
