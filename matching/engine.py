@@ -76,14 +76,29 @@ class _Proposal:
 
 @dataclass(slots=True)
 class _State:
+    """What is still open while a batch is allocated."""
+
     remaining: dict[str, Decimal]
     settled: set[str] = field(default_factory=set)
     excluded: frozenset[tuple[str, str]] = frozenset()   # (payment key, invoice id) refused
     tentative: set[str] = field(default_factory=set)    # reserved by proposals under review
+    # Invoices by (customer or "*", currency, amount) that count as open with that amount:
+    # their remaining amount, or for those held under review their original one (until a
+    # person decides, the ambiguity they make stays).
+    equal: dict[tuple[str, str, Decimal], set[str]] = field(
+        default_factory=lambda: defaultdict(set))
 
     def allows(self, payment: Payment, invoice_id: str) -> bool:
         return self.remaining.get(invoice_id, Decimal(0)) > 0 and (
             payment.key, invoice_id) not in self.excluded
+
+    def count(self, invoice: Invoice, amount: Decimal) -> None:
+        for scope in (invoice.customer_id, "*"):
+            self.equal[(scope, invoice.currency, amount)].add(invoice.invoice_id)
+
+    def uncount(self, invoice: Invoice, amount: Decimal) -> None:
+        for scope in (invoice.customer_id, "*"):
+            self.equal[(scope, invoice.currency, amount)].discard(invoice.invoice_id)
 
 
 class Engine:
@@ -133,6 +148,9 @@ class Engine:
         open_ids = set(self._open_ids)
         state = _State({i: self.invoices[i].open_amount.amount for i in self._open_ids},
                        {i for i in self.invoices if i not in open_ids}, excluded)
+        for invoice_id in self._open_ids:
+            invoice = self.invoices[invoice_id]
+            state.count(invoice, invoice.open_amount.amount)
         # The payments with the strongest evidence choose first, so a payment naming an
         # invoice gets it before one that only fits its amount; then the earliest booked.
         order = sorted(payments, key=lambda p: (*self._strength(p), p.booking_date, p.key))
@@ -165,9 +183,15 @@ class Engine:
         last = len(best.invoice_ids) - 1
         for n, (invoice_id, applied) in enumerate(zip(best.invoice_ids, best.applied,
                                                       strict=True)):
+            invoice = self.invoices[invoice_id]
+            if invoice_id not in state.tentative:
+                state.uncount(invoice, state.remaining[invoice_id])
             state.remaining[invoice_id] -= applied.amount
             if decision is Decision.REVIEW:
                 state.tentative.add(invoice_id)
+                state.count(invoice, invoice.open_amount.amount)
+            elif invoice_id not in state.tentative and state.remaining[invoice_id] > 0:
+                state.count(invoice, state.remaining[invoice_id])
             settles = n == last and best.settlement in (Settlement.SHORT, Settlement.OVERPAID)
             if state.remaining[invoice_id] <= 0 or settles:
                 state.settled.add(invoice_id)
@@ -315,21 +339,10 @@ class Engine:
         """The invoice is the only open one of its amount, for its customer when the payer
         is recognised as that customer, else among all invoices."""
         recognised = any(p.customer_id == invoice.customer_id for p in payers)
-        if recognised:
-            pool = self._by_customer.get(invoice.customer_id, [])
-            scope = f"of customer {invoice.customer_id}"
-        else:
-            keys = self._amount_keys.get(invoice.currency, [])
-            low = bisect.bisect_left(keys, invoice.open_amount.amount - 1)
-            high = bisect.bisect_right(keys, invoice.open_amount.amount + 1)
-            pool = [i for _, i in self._amounts[invoice.currency][low:high]]
-            scope = "of all customers"
-        # An invoice held by a proposal under review still counts: until a person decides,
-        # the ambiguity it made stays.
-        same = [i for i in pool if self.invoices[i].currency == invoice.currency and (
-            state.remaining.get(i) == open_amount.amount or (
-                i in state.tentative
-                and self.invoices[i].open_amount.amount == open_amount.amount))]
+        scope = f"of customer {invoice.customer_id}" if recognised else "of all customers"
+        same = sorted(state.equal.get(
+            (invoice.customer_id if recognised else "*", invoice.currency, open_amount.amount),
+            ()))
         if same == [invoice.invoice_id]:
             return [Reason("amount_unique", AMOUNT_UNIQUE,
                            f"the only open invoice {scope} with {open_amount} open")]
