@@ -253,36 +253,41 @@ class Engine:
         either way) among the payer's customers' and among all invoices near the amount.
         Overpayments and partial payments need a reference."""
         found: set[str] = {h.invoice_id for h in hits}
-        windows: dict[str, tuple[Decimal, Decimal]] = {}
-        for currency, keys in self._amount_keys.items():
-            conversion = self._convert(payment, currency)
-            if conversion is None:
-                continue
-            paid = conversion.amount.amount
-            slack = fee_tolerance(paid, self.config)
-            below = Decimal(0)
-            if conversion.converted:
-                slack = max(slack, paid * self.config.fx_tolerance_ratio)
-                below = slack
-            windows[currency] = (paid - below, paid + slack)
-            if conversion.converted:
-                continue  # by amount alone, only in the payment's own currency
-            low = bisect.bisect_left(keys, paid - below)
-            high = bisect.bisect_right(keys, paid + slack)
+        currency = payment.amount.currency
+        keys = self._amount_keys.get(currency)
+        if keys:
+            low_amount, high_amount = self._window(payment, currency)
+            low = bisect.bisect_left(keys, low_amount)
+            high = bisect.bisect_right(keys, high_amount)
             if high - low > _AMOUNT_NEIGHBOURS:  # keep those nearest the amount
-                at = bisect.bisect_left(keys, paid)
+                at = bisect.bisect_left(keys, payment.amount.amount)
                 low = max(low, at - _AMOUNT_NEIGHBOURS // 2)
                 high = min(high, low + _AMOUNT_NEIGHBOURS)
             found.update(i for _, i in self._amounts[currency][low:high])
         for payer in payers:
             if payer.how == "iban" or payer.score >= _PAYER_FOR_CUSTOMER:
                 for invoice_id in self._by_customer.get(payer.customer_id, ()):
-                    window = windows.get(self.invoices[invoice_id].currency)
                     remaining = state.remaining.get(invoice_id)
-                    if window and remaining is not None and \
-                            window[0] <= remaining <= window[1]:
+                    if remaining is None:
+                        continue
+                    window = self._window(payment, self.invoices[invoice_id].currency)
+                    if window[0] <= remaining <= window[1]:
                         found.add(invoice_id)
         return sorted(i for i in found if state.allows(payment, i))
+
+    def _window(self, payment: Payment, currency: str) -> tuple[Decimal, Decimal]:
+        """The open amounts (in ``currency``) the payment could settle without a reference:
+        exactly or short by fees; after a conversion by rate, a little either way. Empty
+        (low above high) when the payment cannot be converted."""
+        conversion = self._convert(payment, currency)
+        if conversion is None:
+            return Decimal(1), Decimal(0)
+        paid = conversion.amount.amount
+        slack = fee_tolerance(paid, self.config)
+        if conversion.converted:
+            slack = max(slack, paid * self.config.fx_tolerance_ratio)
+            return paid - slack, paid + slack
+        return paid, paid + slack
 
     def _convert(self, payment: Payment, currency: str) -> _Conversion | None:
         key = (payment.key, currency)

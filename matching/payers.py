@@ -9,6 +9,7 @@ cut short), never with all of them.
 
 from __future__ import annotations
 
+import heapq
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from matching.invoices import Customer
 from matching.normalize import compact, name_tokens
 
 _PREFIX = 4
-_MAX_POSTING = 2000     # a word shared by more customers than this says nothing
+_MAX_POSTING = 250      # a word shared by more customers than this says nothing
 _MIN_SCORE = 70.0
 _COMPARED = 12          # customers compared in full with one payer name
 
@@ -67,7 +68,7 @@ class PayerIndex:
                     weight = 1.0 / len(posting) if posting else 0.0
                     for customer_id in posting:
                         shared[customer_id] += 1.0 + weight
-            candidates = sorted(shared, key=lambda c: (-shared[c], c))[:_COMPARED]
+            candidates = heapq.nsmallest(_COMPARED, shared, key=lambda c: (-shared[c], c))
             for customer_id in candidates:
                 if customer_id in found:
                     continue

@@ -68,6 +68,7 @@ class ReferenceIndex:
         self._letters: dict[str, set[str]] = defaultdict(set)  # letters of each invoice's keys
         self._written: dict[str, set[str]] = defaultdict(set)  # numbers as the CRM writes them
         self._found: dict[tuple[str | None, ...], list[ReferenceHit]] = {}
+        self._hits_seen: dict[tuple[str, str], list[ReferenceHit]] = {}
         for invoice in invoices:
             for text in {invoice.invoice_id, invoice.reference or ""}:
                 key = compact(text)
@@ -110,9 +111,17 @@ class ReferenceIndex:
         for source, text in (("creditor_reference", creditor_reference),
                              ("remittance", remittance), ("end_to_end_id", end_to_end_id)):
             if text:
-                for hit in self._hits(text, source):
+                for hit in self._hits_of(text, source):
                     keep(hit)
         return sorted(best.values(), key=lambda h: (-HIT_STRENGTH[h.kind], h.invoice_id))
+
+    def _hits_of(self, text: str, source: str) -> list[ReferenceHit]:
+        found = self._hits_seen.get((text, source))
+        if found is None:
+            found = list(self._hits(text, source))
+            if len(self._hits_seen) < 200_000:
+                self._hits_seen[(text, source)] = found
+        return found
 
     def _hits(self, text: str, source: str) -> Iterable[ReferenceHit]:
         for match in _RF_IN_TEXT.finditer(text):
