@@ -1,14 +1,10 @@
-"""MT940/MT942 parser: golden files, what each fixture must say, each layer, the bad paths.
+"""MT940/MT942 parser: what each fixture must say, each layer, the bad paths.
 
-Golden files: ``tests/data/mt940/<case>.sta`` beside ``<case>.expected.json`` (the JSON form
-of every statement, through the full pipeline). They are rewritten only when
-``RECON_REGENERATE_GOLDEN=1`` is set; review the diff before committing it.
+The golden files of tests/data/ are checked in test_golden.py.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -20,14 +16,12 @@ from hypothesis import strategies as st
 import parsers
 from parsers import mt940, mt940_details, mt940_fields, mt940_lines
 from parsers.errors import ParseError
-from parsers.jsonl import statement_to_dict
 from parsers.model import BalanceKind, Charge, EntryStatus, Statement
 from parsers.money import Money
 from tests.corpus import CORPUS
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "mt940"
 OTHER_DATA = [DATA.parent / "camt", DATA.parent / "ofx"]
-REGENERATE = os.environ.get("RECON_REGENERATE_GOLDEN") == "1"
 
 
 def inputs() -> list[Path]:
@@ -62,26 +56,6 @@ def error_of(data: bytes, source: str = "bad.sta") -> ParseError:
 
 
 # --- golden files -------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("path", inputs(), ids=lambda p: p.name)
-def test_golden_file(path: Path) -> None:
-    statements = parsers.parse(path.read_bytes(), source=path.name)
-    got = [statement_to_dict(s) for s in statements]
-    expected = path.with_suffix(".expected.json")
-    if REGENERATE:
-        expected.write_text(json.dumps(got, indent=2, ensure_ascii=False) + "\n",
-                            encoding="utf-8")
-    assert expected.exists(), f"no {expected.name}: run with RECON_REGENERATE_GOLDEN=1"
-    assert got == json.loads(expected.read_text(encoding="utf-8"))
-
-
-def test_every_expected_file_has_its_input() -> None:
-    stems = {p.stem for p in inputs()}
-    orphans = [p.name for p in DATA.glob("*.expected.json")
-               if p.name.removesuffix(".expected.json") not in stems]
-    assert orphans == []
-    assert len(inputs()) >= 6
 
 
 @pytest.mark.parametrize("path", inputs(), ids=lambda p: p.name)

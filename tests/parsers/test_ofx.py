@@ -1,16 +1,11 @@
-"""OFX parser: golden files, what each fixture must say, the repairs, and the bad paths.
+"""OFX parser: what each fixture must say, the repairs, and the bad paths.
 
-Golden files: ``tests/data/ofx/<case>.<ext>`` beside ``<case>.expected.json`` (the JSON
-form of every statement, through the full pipeline). They are rewritten only when
-``RECON_REGENERATE_GOLDEN=1`` is set; review the diff before committing it.
-Each layer (header, values, tree, reference reader) is also tested alone, at the end.
+The golden files of tests/data/ are checked in test_golden.py.
 """
 
 from __future__ import annotations
 
 import io
-import json
-import os
 import warnings
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -23,12 +18,10 @@ from hypothesis import strategies as st
 import parsers
 from parsers import ofx, ofx_clean, ofx_header, ofx_reference, ofx_tree, ofx_values
 from parsers.errors import ParseError
-from parsers.jsonl import statement_to_dict
 from parsers.model import BalanceKind, FxDetails, Statement
 from tests.corpus import CORPUS
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "ofx"
-REGENERATE = os.environ.get("RECON_REGENERATE_GOLDEN") == "1"
 
 
 def inputs() -> list[Path]:
@@ -49,26 +42,6 @@ def flag_messages(statement: Statement, code: str = "ofx_repaired") -> list[str]
 
 
 # --- golden files -------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("path", inputs(), ids=lambda p: p.name)
-def test_golden_file(path: Path) -> None:
-    statements = parsers.parse(path.read_bytes(), source=path.name)
-    got = [statement_to_dict(s) for s in statements]
-    expected = path.with_suffix(".expected.json")
-    if REGENERATE:
-        expected.write_text(json.dumps(got, indent=2, ensure_ascii=False) + "\n",
-                            encoding="utf-8")
-    assert expected.exists(), f"no {expected.name}: run with RECON_REGENERATE_GOLDEN=1"
-    assert got == json.loads(expected.read_text(encoding="utf-8"))
-
-
-def test_every_expected_file_has_its_input() -> None:
-    stems = {p.stem for p in inputs()}
-    orphans = [p.name for p in DATA.glob("*.expected.json")
-               if p.name.removesuffix(".expected.json") not in stems]
-    assert orphans == []
-    assert len(inputs()) >= 15
 
 
 # --- what each fixture says ---------------------------------------------------------------
