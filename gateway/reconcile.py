@@ -50,14 +50,14 @@ def _lock_key(tenant: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-def _settles(allocation: Allocation) -> Decimal:
-    """What an allocation takes off the invoice's open amount: with a shortfall written
-    off, or with the surplus of an overpayment (the invoice then shows as overpaid)."""
-    assert allocation.amount is not None  # noqa: S101 - only allocations to an invoice
+def _settles(amount: Decimal, allocation: Allocation) -> Decimal:
+    """What an allocation of ``amount`` takes off the invoice's open amount: with a
+    shortfall written off, or with the surplus of an overpayment (the invoice then shows as
+    overpaid)."""
     if allocation.settlement in (Settlement.SHORT, Settlement.OVERPAID) \
             and allocation.difference is not None:
-        return allocation.amount.amount + allocation.difference.amount
-    return allocation.amount.amount
+        return amount + allocation.difference.amount
+    return amount
 
 
 async def reconcile(conn: asyncpg.Connection, tenant: str) -> ReconcileResult:
@@ -79,13 +79,15 @@ async def reconcile(conn: asyncpg.Connection, tenant: str) -> ReconcileResult:
                 continue
             payment = by_key[allocation.payment_key]
             applied = allocation.decision is Decision.AUTO
-            share = _payment_share(allocation, payment.amount.amount, results)
+            share = _payment_share(allocation.amount.amount, allocation.payment_key,
+                                   payment.amount.amount, results)
             rows.append(store.NewAllocation(
                 account_id=accounts[payment.key], entry_id=payment.entry_id,
                 payment_key=payment.bank_reference or payment.entry_id,
                 invoice_id=allocation.invoice_id, amount=allocation.amount.amount,
                 currency=allocation.amount.currency, payment_amount=share,
-                settles=_settles(allocation), confidence=allocation.confidence,
+                settles=_settles(allocation.amount.amount, allocation),
+                confidence=allocation.confidence,
                 decision=allocation.decision.value,
                 status="applied" if applied else "proposed",
                 settlement=allocation.settlement.value if allocation.settlement else None,
@@ -97,7 +99,7 @@ async def reconcile(conn: asyncpg.Connection, tenant: str) -> ReconcileResult:
             ))
             if applied:
                 await invoice_store.add_settled(conn, tenant, allocation.invoice_id,
-                                                _settles(allocation))
+                                                _settles(allocation.amount.amount, allocation))
         await store.insert(conn, tenant, rows)
     counted = {d: len({a.payment_key for a in results if a.decision is d}) for d in Decision}
     result = ReconcileResult(len(payments), counted[Decision.AUTO], counted[Decision.REVIEW],
@@ -123,14 +125,14 @@ async def reconcile_after_change(conn: asyncpg.Connection, tenant: str) -> dict[
             "unmatched": result.unmatched}
 
 
-def _payment_share(allocation: Allocation, paid: Decimal, results: list[Allocation]) -> Decimal:
-    """The part of the payment (in its own currency) an allocation uses."""
-    siblings = [a for a in results if a.payment_key == allocation.payment_key and a.amount]
+def _payment_share(amount: Decimal, key: str, paid: Decimal,
+                   results: list[Allocation]) -> Decimal:
+    """The part of the payment (in its own currency) an allocation of ``amount`` uses."""
+    siblings = [a.amount.amount for a in results if a.payment_key == key and a.amount]
     if len(siblings) == 1:
         return paid
-    total = sum((a.amount.amount for a in siblings if a.amount), Decimal(0))
-    assert allocation.amount is not None  # noqa: S101 - filtered by the caller
-    return (paid * allocation.amount.amount / total).quantize(paid) if total else paid
+    total = sum(siblings, Decimal(0))
+    return (paid * amount / total).quantize(paid) if total else paid
 
 
 async def _apply(conn: asyncpg.Connection, tenant: str, row: asyncpg.Record) -> None:
@@ -219,11 +221,10 @@ async def allocate_manually(conn: asyncpg.Connection, tenant: str, *, account_id
                 reasons=[{"code": "manual", "weight": 0, "detail": note or "allocated by hand"}],
                 created_by=by))
         ids = await store.insert(conn, tenant, rows)
-        for allocation_id in ids:
-            row = await store.get(conn, tenant, allocation_id)
-            assert row is not None  # noqa: S101 - inserted just above
+        made = [await _locked(conn, tenant, i, expect="applied") for i in ids]
+        for row in made:
             await _apply(conn, tenant, row)
-        return [await _public(conn, tenant, i) for i in ids]
+        return [store.public(row) for row in made]
 
 
 async def _locked(conn: asyncpg.Connection, tenant: str, allocation_id: int, *,
@@ -238,5 +239,6 @@ async def _locked(conn: asyncpg.Connection, tenant: str, allocation_id: int, *,
 
 async def _public(conn: asyncpg.Connection, tenant: str, allocation_id: int) -> dict[str, Any]:
     row = await store.get(conn, tenant, allocation_id)
-    assert row is not None  # noqa: S101 - callers hold the row
+    if row is None:
+        raise LookupError(f"no allocation {allocation_id}")
     return store.public(row)

@@ -38,17 +38,18 @@ def _payments(statements: Iterable[Statement]) -> Iterator[Payment]:
         for entry, entry_id in zip(statement.entries, entry_ids(statement), strict=True):
             if not incoming(entry) or entry.booking_date is None:
                 continue
-            parts = entry.transactions
-            if len(parts) > 1 and all(t.amount is not None for t in parts):
-                for number, part in enumerate(parts, 1):
-                    assert part.amount is not None  # noqa: S101 - checked just above
+            parts = [(t, t.amount) for t in entry.transactions]
+            if len(parts) > 1 and all(amount is not None for _, amount in parts):
+                for number, (part, amount) in enumerate(parts, 1):
+                    if amount is None:  # excluded just above; says so to the type checker
+                        continue
                     reference = part.bank_reference or (
                         f"{entry.bank_reference}#{number}" if entry.bank_reference else None)
                     yield Payment(
                         key=reference or f"{entry_id}#{number}",
                         entry_id=entry_id,
                         booking_date=entry.booking_date,
-                        amount=part.amount,
+                        amount=amount,
                         bank_reference=reference,
                         payer_name=part.counterparty_name,
                         payer_account=part.counterparty_account,
