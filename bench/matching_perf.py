@@ -79,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--payments", default="10000,100000")
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--data", type=Path,
+                        help="keep the generated data sets here and reuse them on later runs")
     parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)  # the child's part
     args = parser.parse_args(argv)
     if args.measure:
@@ -88,11 +90,12 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     with tempfile.TemporaryDirectory(prefix="recon-match-perf-") as scratch:
         for size in sizes:
-            folder = Path(scratch) / str(size)
+            folder = (args.data or Path(scratch)) / f"{size}-s{args.seed}"
             invoices = round(size / PAYMENTS_PER_INVOICE)
-            subprocess.run([sys.executable, str(HERE / "matching_gen.py"), "--seed",
-                            str(args.seed), "--invoices", str(invoices), "--out", str(folder)],
-                           check=True, capture_output=True)
+            if not (folder / "truth.csv").exists():
+                subprocess.run([sys.executable, str(HERE / "matching_gen.py"), "--seed",
+                                str(args.seed), "--invoices", str(invoices), "--out",
+                                str(folder)], check=True, capture_output=True)
             child = subprocess.run([sys.executable, __file__, "--measure", str(folder)],
                                    check=True, capture_output=True, text=True)
             results.append(json.loads(child.stdout.strip().splitlines()[-1]))
