@@ -73,6 +73,30 @@ def entry_to_dict(entry: Entry, entry_id: str) -> dict[str, Any]:
     return out
 
 
+def _sparse(value: Any) -> Any:
+    """Like ``_plain``, but dataclasses keep only the fields that say something."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type) \
+            and not isinstance(value, Money):
+        out = {}
+        for name in _field_names(type(value)):
+            field_value = getattr(value, name)
+            if field_value is not None and field_value != ():
+                out[name] = _sparse(field_value)
+        return out
+    if isinstance(value, tuple | list):
+        return [_sparse(v) for v in value]
+    return _plain(value)
+
+
+def entry_details(entry: Entry, *, leave_out: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The entry's fields that say something (no nulls or empty lists), less those in
+    ``leave_out``: a compact form for storage."""
+    details: dict[str, Any] = _sparse(entry)
+    for name in leave_out:
+        details.pop(name, None)
+    return details
+
+
 def statement_to_dict(statement: Statement) -> dict[str, Any]:
     """One statement as the documented JSON object."""
     ids = entry_ids(statement)

@@ -76,7 +76,7 @@ CREATE TABLE transactions (
     end_to_end_id        text,
     remittance           text,
     creditor_reference   text,
-    details              jsonb       NOT NULL,  -- the whole entry as parsers.jsonl writes it
+    details              jsonb       NOT NULL,  -- the entry's other fields that are set
     imported_at          timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (tenant_id, account_id, entry_id),
     FOREIGN KEY (tenant_id, account_id, statement_pk)

@@ -11,9 +11,16 @@ import asyncpg
 
 from matching.model import Payment
 from parsers.identity import entry_ids
-from parsers.jsonl import decimal_text, entry_to_dict
+from parsers.jsonl import decimal_text, entry_details
 from parsers.model import Charge, FxDetails, Statement
 from parsers.money import Money
+
+# Entry fields stored in columns of their own; ``details`` holds the others that are set.
+_IN_COLUMNS = frozenset({
+    "booking_date", "value_date", "amount", "status", "reversal", "bank_reference",
+    "counterparty_name", "counterparty_account", "end_to_end_id", "remittance",
+    "creditor_reference",
+})
 
 COLUMNS = (
     "tenant_id", "account_id", "entry_id", "statement_pk", "booking_date", "value_date",
@@ -29,7 +36,8 @@ def records(statement: Statement, *, tenant: str, account_id: int,
         (tenant, account_id, entry_id, statement_pk, e.booking_date, e.value_date,
          e.amount.amount, e.amount.currency, e.status.value, e.reversal, e.bank_reference,
          e.counterparty_name, e.counterparty_account, e.end_to_end_id, e.remittance,
-         e.creditor_reference, json.dumps(entry_to_dict(e, entry_id), ensure_ascii=False))
+         e.creditor_reference, json.dumps(entry_details(e, leave_out=_IN_COLUMNS),
+                                          ensure_ascii=False, separators=(",", ":")))
         for e, entry_id in zip(statement.entries, entry_ids(statement), strict=True)
     ]
 

@@ -114,3 +114,15 @@ def test_entry_ids_use_the_bank_reference_and_the_account() -> None:
     assert entry_ids(statement(a)) == entry_ids(statement(b))
     other = Account(iban="NL91ABNA0417164300", currency="EUR")
     assert entry_ids(statement(a, account=other)) != entry_ids(statement(a))
+
+
+def test_entry_details_keep_what_is_set_and_nothing_else() -> None:
+    from parsers.jsonl import entry_details
+    from parsers.model import Charge
+
+    entry = Entry(eur("-10.00"), date(2026, 1, 2), charges=(Charge(eur("-1.50"), included=False),),
+                  remittance="INV 1")
+    assert entry_details(entry, leave_out=frozenset({"remittance", "amount"})) == {
+        "booking_date": "2026-01-02", "status": "booked", "reversal": False,
+        "charges": [{"amount": {"amount": "-1.50", "currency": "EUR"}, "included": False}],
+    }
