@@ -107,7 +107,8 @@ class FxDetails:
     """Currency exchange behind an entry: the instructed amount and the rate applied.
 
     ``rate`` converts ``source_currency`` into ``target_currency`` (ISO CcyXchg: one unit
-    of source = rate units of target).
+    of source = rate units of target). ``instructed_amount`` is unsigned: what the payer
+    instructed, in its own currency; the entry's amount carries the direction.
     """
 
     instructed_amount: Money | None = None
@@ -118,7 +119,11 @@ class FxDetails:
 
 @dataclass(frozen=True, slots=True)
 class Charge:
-    """A charge the bank reports on an entry. ``included`` is ISO ChrgInclInd."""
+    """A charge the bank reports on an entry. ``included`` is ISO ChrgInclInd.
+
+    ``amount`` is signed from the account holder's view like entries: a charge the holder
+    pays is negative.
+    """
 
     amount: Money
     included: bool | None = None
