@@ -145,6 +145,7 @@ class Engine:
         payments = list(payments)
         self._evidence_of: dict[str, tuple[list[ReferenceHit], list[PayerMatch]]] = {}
         self._conversions: dict[tuple[str, str], _Conversion | None] = {}
+        self._windows: dict[tuple[str, str], tuple[Decimal, Decimal]] = {}
         open_ids = set(self._open_ids)
         state = _State({i: self.invoices[i].open_amount.amount for i in self._open_ids},
                        {i for i in self.invoices if i not in open_ids}, excluded)
@@ -279,6 +280,13 @@ class Engine:
         """The open amounts (in ``currency``) the payment could settle without a reference:
         exactly or short by fees; after a conversion by rate, a little either way. Empty
         (low above high) when the payment cannot be converted."""
+        key = (payment.key, currency)
+        window = self._windows.get(key)
+        if window is None:
+            window = self._windows[key] = self._window_of(payment, currency)
+        return window
+
+    def _window_of(self, payment: Payment, currency: str) -> tuple[Decimal, Decimal]:
         conversion = self._convert(payment, currency)
         if conversion is None:
             return Decimal(1), Decimal(0)

@@ -22,7 +22,7 @@ from matching.normalize import compact, name_tokens
 _PREFIX = 4
 _MAX_POSTING = 250      # a word shared by more customers than this says nothing
 _MIN_SCORE = 70.0
-_COMPARED = 12          # customers compared in full with one payer name
+_COMPARED = 8           # customers compared in full with one payer name
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +57,9 @@ class PayerIndex:
         found: dict[str, PayerMatch] = {}
         for customer_id in self.customers_of_iban(iban):
             found[customer_id] = PayerMatch(customer_id, 100.0, "iban", "known IBAN")
-        tokens = name_tokens(name) if name else ()
+        # A known IBAN says who paid better than any name could: names are compared only
+        # for payers whose account nobody knows.
+        tokens = name_tokens(name) if name and not found else ()
         if tokens:
             # Customers sharing the most words (by their first letters) with the payer,
             # rarest words counting most: only those are compared in full.

@@ -69,6 +69,7 @@ class ReferenceIndex:
         self._written: dict[str, set[str]] = defaultdict(set)  # numbers as the CRM writes them
         self._found: dict[tuple[str | None, ...], list[ReferenceHit]] = {}
         self._hits_seen: dict[tuple[str, str], list[ReferenceHit]] = {}
+        self._typo_lengths: set[int] = set()   # digit counts a mistyped number can have
         for invoice in invoices:
             for text in {invoice.invoice_id, invoice.reference or ""}:
                 key = compact(text)
@@ -85,6 +86,7 @@ class ReferenceIndex:
                 if len(core) >= MIN_DIGITS:
                     self._digits[core].add(invoice.invoice_id)
                 if len(core) >= MIN_TYPO_DIGITS:
+                    self._typo_lengths.add(len(core))
                     for blanked in _blank_each(core):
                         self._blanked[blanked].add(invoice.invoice_id)
 
@@ -149,7 +151,8 @@ class ReferenceIndex:
             core = digits(candidate)
             if _DATE.fullmatch(shown):
                 continue
-            if len(core) < MIN_TYPO_DIGITS or core in matched_cores or core in self._digits:
+            if len(core) not in self._typo_lengths or core in matched_cores \
+                    or core in self._digits:
                 continue
             owners = set()
             for variant in _blank_each(core):
