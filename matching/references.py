@@ -176,7 +176,8 @@ def _candidates(text: str) -> list[tuple[str, str]]:
 
 @lru_cache(maxsize=65_536)
 def _candidates_cached(text: str) -> list[tuple[str, str]]:
-    words = [(compact(m.group()), m.start(), m.end()) for m in _WORD.finditer(text)]
+    # _WORD matches ASCII letters and digits only, so upper() is their compact form.
+    words = [(m.group().upper(), m.start(), m.end()) for m in _WORD.finditer(text)]
     has_digit = [any(c.isdigit() for c in w) for w, _, _ in words]
     found = []
     for i in range(len(words)):
