@@ -34,21 +34,21 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from datetime import date
 
 from parsers.camt_xml import (
-    Element,
     Notes,
     Scope,
+    Subtree,
     amount,
     boolean,
-    child,
-    children,
     credit_debit,
     currency_code,
-    date_choice,
     decimal_value,
-    signed,
-    text,
+    iso_date,
+    iso_datetime,
+    signed_amount,
+    stripped,
 )
 from parsers.model import (
     BankTransactionCode,
@@ -68,6 +68,9 @@ NOT_PROVIDED = "NOTPROVIDED"
 DK_ISSUER = "DK"
 _DK_CODE = re.compile(r"(N[A-Z0-9]{3})\+(\d{3})(?:\+.*)?")
 
+# Below, ``at`` is the path of an element in the entry's ``Subtree`` ("" for the Ntry) and
+# ``under`` the prefix of the paths below an element ("" for the Ntry, else ``at + "/"``).
+
 
 def dk_codes(proprietary: str | None, issuer: str | None) -> tuple[str | None, str | None]:
     """The SWIFT code and GVC inside a DK proprietary code, else (None, None)."""
@@ -77,14 +80,14 @@ def dk_codes(proprietary: str | None, issuer: str | None) -> tuple[str | None, s
     return (match[1], match[2]) if match else (None, None)
 
 
-def _status(scope: Scope, ntry: Element, notes: Notes) -> EntryStatus:
-    node = child(ntry, "Sts")
+def _status(scope: Scope, tree: Subtree, notes: Notes) -> EntryStatus:
+    node = tree.nodes.get("Sts")
     if node is None:
         notes.add("entry_status_assumed", "an entry has no status (Sts): taken as booked",
-                  scope.path(ntry))
+                  scope.path(tree.root))
         return EntryStatus.BOOKED
-    code_node = child(node, "Cd")
-    code = text(code_node) if code_node is not None else text(node)
+    code_node = tree.nodes.get("Sts/Cd")
+    code = stripped(code_node if code_node is not None else node)
     status = _STATUS.get(code or "")
     if status is None:
         raise scope.error(code_node if code_node is not None else node,
@@ -92,27 +95,40 @@ def _status(scope: Scope, ntry: Element, notes: Notes) -> EntryStatus:
                           field="Sts")
     if code == "FUTR":
         notes.add("entry_status_future", "an entry has status FUTR (value in the future): "
-                  "taken as pending", scope.path(ntry))
+                  "taken as pending", scope.path(tree.root))
     return status
 
 
-def bank_transaction_code(scope: Scope, node: Element | None) -> BankTransactionCode | None:
+def _date_choice(scope: Scope, tree: Subtree, at: str) -> date | None:
+    """The date of a ``Dt`` or ``DtTm`` choice at ``at`` (time dropped); None without one."""
+    node = tree.nodes.get(at)
     if node is None:
         return None
-    domain = family = subfamily = proprietary = issuer = None
-    domn = child(node, "Domn")
-    if domn is not None:
-        domain = text(domn, "Cd")
-        family = text(domn, "Fmly", "Cd")
-        subfamily = text(domn, "Fmly", "SubFmlyCd")
-    prtry = child(node, "Prtry")
-    proprietary = text(prtry, "Cd")
-    if proprietary is not None:  # an issuer of no code says nothing
-        issuer = text(prtry, "Issr")
+    day = tree.nodes.get(at + "/Dt")
+    if day is not None:
+        return iso_date(scope, day)
+    moment = tree.nodes.get(at + "/DtTm")
+    if moment is not None:
+        return iso_datetime(scope, moment).local_date
+    raise scope.missing(node, "Dt", "a date (Dt or DtTm)")
+
+
+def bank_transaction_code(tree: Subtree, at: str) -> BankTransactionCode | None:
+    if at not in tree.nodes:
+        return None
+    get = tree.nodes.get
+    domain = stripped(get(at + "/Domn/Cd"))
+    family = stripped(get(at + "/Domn/Fmly/Cd"))
+    subfamily = stripped(get(at + "/Domn/Fmly/SubFmlyCd"))
+    proprietary = stripped(get(at + "/Prtry/Cd"))
+    if proprietary is None:  # an issuer of no code says nothing
+        if domain is None and family is None and subfamily is None:
+            return None
+        return BankTransactionCode(domain=domain, family=family, subfamily=subfamily)
+    issuer = stripped(get(at + "/Prtry/Issr"))
     swift, gvc = dk_codes(proprietary, issuer)
-    code = BankTransactionCode(swift=swift, gvc=gvc, domain=domain, family=family,
+    return BankTransactionCode(swift=swift, gvc=gvc, domain=domain, family=family,
                                subfamily=subfamily, proprietary=proprietary, issuer=issuer)
-    return None if code == BankTransactionCode() else code
 
 
 def _merge_codes(entry: BankTransactionCode | None,
@@ -128,169 +144,183 @@ def _merge_codes(entry: BankTransactionCode | None,
     return entry
 
 
-def fx_details(scope: Scope, node: Element | None) -> FxDetails | None:
-    """``AmtDtls``: the instructed amount and the first currency exchange found."""
-    if node is None:
+_EXCHANGE_HOLDERS = ("InstdAmt", "TxAmt", "CntrValAmt", "AnncdPstngAmt", "PrtryAmt")
+
+
+def fx_details(scope: Scope, tree: Subtree, at: str) -> FxDetails | None:
+    """``AmtDtls`` at ``at``: the instructed amount and the first currency exchange found."""
+    nodes = tree.nodes
+    if at not in nodes:
         return None
-    instructed_node = child(node, "InstdAmt", "Amt")
+    instructed_node = nodes.get(at + "/InstdAmt/Amt")
     instructed = amount(scope, instructed_node) if instructed_node is not None else None
     rate = source = target = None
-    for holder in ("InstdAmt", "TxAmt", "CntrValAmt", "AnncdPstngAmt", "PrtryAmt"):
-        xchg = child(node, holder, "CcyXchg")
-        if xchg is None:
+    for holder in _EXCHANGE_HOLDERS:
+        xchg = f"{at}/{holder}/CcyXchg/"
+        if xchg[:-1] not in nodes:
             continue
-        rate_node = child(xchg, "XchgRate")
+        rate_node = nodes.get(xchg + "XchgRate")
         rate = decimal_value(scope, rate_node) if rate_node is not None else None
-        source_node, target_node = child(xchg, "SrcCcy"), child(xchg, "TrgtCcy")
+        source_node, target_node = nodes.get(xchg + "SrcCcy"), nodes.get(xchg + "TrgtCcy")
         source = currency_code(scope, source_node) if source_node is not None else None
         target = currency_code(scope, target_node) if target_node is not None else None
         break
-    fx = FxDetails(instructed_amount=instructed, rate=rate, source_currency=source,
-                   target_currency=target)
-    return None if fx == FxDetails() else fx
+    if instructed is None and rate is None and source is None and target is None:
+        return None
+    return FxDetails(instructed_amount=instructed, rate=rate, source_currency=source,
+                     target_currency=target)
 
 
-def _charge(scope: Scope, record: Element, total_only: bool) -> Charge | None:
-    amount_node = child(record, "TtlChrgsAndTaxAmt" if total_only else "Amt")
+def _charge(scope: Scope, tree: Subtree, under: str, total_only: bool) -> Charge | None:
+    get = tree.nodes.get
+    amount_node = get(under + ("TtlChrgsAndTaxAmt" if total_only else "Amt"))
     if amount_node is None:
         return None
-    credit = credit_debit(scope, record)
-    included_node = child(record, "ChrgInclInd")
-    code = (text(record, "Tp", "Cd") or text(record, "Tp", "Prtry", "Id")
-            or text(record, "Tp", "PrtryCd"))
+    credit = credit_debit(scope, get(under + "CdtDbtInd"))
+    included_node = get(under + "ChrgInclInd")
+    code = (stripped(get(under + "Tp/Cd")) or stripped(get(under + "Tp/Prtry/Id"))
+            or stripped(get(under + "Tp/PrtryCd")))
     return Charge(
-        amount=signed(amount(scope, amount_node), bool(credit)),
+        amount=signed_amount(scope, amount_node, bool(credit)),
         included=boolean(scope, included_node) if included_node is not None else None,
         code=code,
     )
 
 
-def charges(scope: Scope, parent: Element) -> tuple[Charge, ...]:
-    """The charges under ``parent``: ``Chrgs/Rcrd`` (.04+) or ``Chrgs`` records (older).
+def charges(scope: Scope, tree: Subtree, under: str) -> tuple[Charge, ...]:
+    """The charges below ``under``: ``Chrgs/Rcrd`` (.04+) or ``Chrgs`` records (older).
 
     A ``Chrgs`` with only a total (``TtlChrgsAndTaxAmt``) becomes one charge of that total.
     """
     out: list[Charge] = []
-    for chrgs in children(parent, "Chrgs"):
-        records = list(children(chrgs, "Rcrd"))
-        found = [_charge(scope, r, total_only=False) for r in records or [chrgs]]
+    for chrgs in tree.group(under + "Chrgs"):
+        records = tree.group(chrgs + "/Rcrd") or (chrgs,)
+        found = [_charge(scope, tree, record + "/", total_only=False) for record in records]
         if not any(found):
-            found = [_charge(scope, chrgs, total_only=True)]
+            found = [_charge(scope, tree, chrgs + "/", total_only=True)]
         out.extend(c for c in found if c is not None)
     return tuple(out)
 
 
-def _party_name(party: Element | None) -> str | None:
-    return text(party, "Nm") or text(party, "Pty", "Nm")
+def _party_name(tree: Subtree, at: str) -> str | None:
+    return stripped(tree.nodes.get(at + "/Nm")) or stripped(tree.nodes.get(at + "/Pty/Nm"))
 
 
-def _account_id(account: Element | None) -> str | None:
-    ident = child(account, "Id")
-    if ident is None:
-        return None
-    return (text(ident, "IBAN") or text(ident, "Othr", "Id") or text(ident, "BBAN")
-            or text(ident, "PrtryAcct", "Id") or text(ident, "UPIC"))
+def _account_id(tree: Subtree, at: str) -> str | None:
+    get = tree.nodes.get
+    return (stripped(get(at + "/Id/IBAN")) or stripped(get(at + "/Id/Othr/Id"))
+            or stripped(get(at + "/Id/BBAN")) or stripped(get(at + "/Id/PrtryAcct/Id"))
+            or stripped(get(at + "/Id/UPIC")))
 
 
-def _agent_bic(agent: Element | None) -> str | None:
-    institution = child(agent, "FinInstnId")
-    return text(institution, "BICFI") or text(institution, "BIC")
+def _agent_bic(tree: Subtree, at: str) -> str | None:
+    get = tree.nodes.get
+    return stripped(get(at + "/FinInstnId/BICFI")) or stripped(get(at + "/FinInstnId/BIC"))
 
 
-def _remittance(rmt: Element | None) -> tuple[str | None, str | None]:
-    if rmt is None:
-        return None, None
-    lines = [line for line in (text(u) for u in children(rmt, "Ustrd")) if line]
+def _remittance(tree: Subtree, at: str) -> tuple[str | None, str | None]:
+    get = tree.nodes.get
+    lines = []
+    for path in tree.group(at + "/Ustrd"):
+        line = stripped(get(path))
+        if line:
+            lines.append(line)
     reference = None
-    for strd in children(rmt, "Strd"):
-        reference = text(strd, "CdtrRefInf", "Ref")
+    for strd in tree.group(at + "/Strd"):
+        reference = stripped(get(strd + "/CdtrRefInf/Ref"))
         if reference:
             break
     return (" ".join(lines) or None), reference
 
 
-def transaction(scope: Scope, tx: Element, entry_credit: bool, reversal: bool) -> Transaction:
-    """One ``TxDtls``; its direction defaults to the entry's."""
-    credit = credit_debit(scope, tx)
+def transaction(scope: Scope, tree: Subtree, at: str, entry_credit: bool,
+                reversal: bool) -> Transaction:
+    """The ``TxDtls`` at ``at``; its direction defaults to the entry's."""
+    get = tree.nodes.get
+    under = at + "/"
+    credit = credit_debit(scope, get(under + "CdtDbtInd"))
     credit = entry_credit if credit is None else credit
-    amount_node = child(tx, "Amt")
+    amount_node = get(under + "Amt")
     if amount_node is None:
-        amount_node = child(tx, "AmtDtls", "TxAmt", "Amt")
-    money = signed(amount(scope, amount_node), credit) if amount_node is not None else None
-    refs = child(tx, "Refs")
-    end_to_end = text(refs, "EndToEndId")
+        amount_node = get(under + "AmtDtls/TxAmt/Amt")
+    money = signed_amount(scope, amount_node, credit) if amount_node is not None else None
+    end_to_end = stripped(get(under + "Refs/EndToEndId"))
     # The parties of a reversal are those of the payment reversed.
     side, agent = ("Dbtr", "DbtrAgt") if credit != reversal else ("Cdtr", "CdtrAgt")
-    parties = child(tx, "RltdPties")
-    remittance, creditor_reference = _remittance(child(tx, "RmtInf"))
+    parties = under + "RltdPties/"
+    remittance, creditor_reference = _remittance(tree, under + "RmtInf")
     return Transaction(
         amount=money,
-        bank_reference=text(refs, "AcctSvcrRef"),
+        bank_reference=stripped(get(under + "Refs/AcctSvcrRef")),
         end_to_end_id=None if end_to_end == NOT_PROVIDED else end_to_end,
-        mandate_id=text(refs, "MndtId"),
-        counterparty_name=(_party_name(child(parties, side))
-                           or _party_name(child(parties, f"Ultmt{side}"))),
-        counterparty_account=_account_id(child(parties, f"{side}Acct")),
-        counterparty_bic=_agent_bic(child(tx, "RltdAgts", agent)),
+        mandate_id=stripped(get(under + "Refs/MndtId")),
+        counterparty_name=(_party_name(tree, parties + side)
+                           or _party_name(tree, parties + "Ultmt" + side)),
+        counterparty_account=_account_id(tree, parties + side + "Acct"),
+        counterparty_bic=_agent_bic(tree, under + "RltdAgts/" + agent),
         remittance=remittance,
         creditor_reference=creditor_reference,
-        bank_transaction_code=bank_transaction_code(scope, child(tx, "BkTxCd")),
-        fx=fx_details(scope, child(tx, "AmtDtls")),
-        charges=charges(scope, tx),
+        bank_transaction_code=bank_transaction_code(tree, under + "BkTxCd"),
+        fx=fx_details(scope, tree, under + "AmtDtls"),
+        charges=charges(scope, tree, under),
     )
 
 
-def _batch_size(scope: Scope, batch: Element) -> int | None:
-    node = child(batch, "NbOfTxs")
+def _batch_size(scope: Scope, tree: Subtree, at: str) -> int | None:
+    node = tree.nodes.get(at + "/NbOfTxs")
     if node is None:
         return None
-    raw = text(node) or ""
-    if not raw.isdigit():
+    raw = stripped(node) or ""
+    if not (raw.isascii() and raw.isdigit()):
         raise scope.error(node, f"expected a number of transactions, found {raw!r}")
     return int(raw)
 
 
-def entry(scope: Scope, ntry: Element, notes: Notes) -> Entry:
+def entry(scope: Scope, tree: Subtree, notes: Notes) -> Entry:
     """One ``Ntry`` element (complete, with its subtree) as an ``Entry``."""
-    amount_node = child(ntry, "Amt")
+    get = tree.nodes.get
+    amount_node = get("Amt")
     if amount_node is None:
-        raise scope.missing(ntry, "Amt", "the entry amount")
-    credit = credit_debit(scope, ntry)
+        raise scope.missing(tree.root, "Amt", "the entry amount")
+    credit = credit_debit(scope, get("CdtDbtInd"))
     if credit is None:
-        raise scope.missing(ntry, "CdtDbtInd", "CRDT or DBIT")
-    reversal_node = child(ntry, "RvslInd")
+        raise scope.missing(tree.root, "CdtDbtInd", "CRDT or DBIT")
+    reversal_node = get("RvslInd")
     reversal = boolean(scope, reversal_node) if reversal_node is not None else False
-    booking, value = child(ntry, "BookgDt"), child(ntry, "ValDt")
-    details: list[Element] = []
-    batches: list[Element] = []
-    for holder in [ntry, *children(ntry, "NtryDtls")]:
-        details.extend(children(holder, "TxDtls"))
-        batches.extend(children(holder, "Btch"))
-    base = Entry(
-        amount=signed(amount(scope, amount_node), credit),
-        booking_date=date_choice(scope, booking) if booking is not None else None,
-        value_date=date_choice(scope, value) if value is not None else None,
-        status=_status(scope, ntry, notes),
+    details = list(tree.group("TxDtls"))  # directly in the Ntry in .01
+    batches = list(tree.group("Btch"))
+    for holder in tree.group("NtryDtls"):
+        details.extend(tree.group(holder + "/TxDtls"))
+        batches.extend(tree.group(holder + "/Btch"))
+    money = signed_amount(scope, amount_node, credit)
+    booking_date = _date_choice(scope, tree, "BookgDt")
+    value_date = _date_choice(scope, tree, "ValDt")
+    status = _status(scope, tree, notes)
+    bank_reference = stripped(get("AcctSvcrRef"))
+    customer_reference = stripped(get("NtryRef"))
+    code = bank_transaction_code(tree, "BkTxCd")
+    fx = fx_details(scope, tree, "AmtDtls")
+    entry_charges = charges(scope, tree, "")
+    additional_info = stripped(get("AddtlNtryInf"))
+    is_batch = len(details) > 1
+    if batches and not is_batch:
+        is_batch = any(_batch_size(scope, tree, at) != 1 for at in batches)
+    txs = tuple([transaction(scope, tree, at, credit, reversal) for at in details])
+    if is_batch or not txs:
+        return Entry(
+            amount=money, booking_date=booking_date, value_date=value_date, status=status,
+            reversal=reversal, bank_reference=bank_reference,
+            customer_reference=customer_reference, bank_transaction_code=code, fx=fx,
+            charges=entry_charges, transactions=txs if is_batch else (),
+            additional_info=additional_info,
+        )
+    tx = txs[0]  # a lone transaction: its details go on the entry
+    return Entry(
+        amount=money, booking_date=booking_date, value_date=value_date, status=status,
         reversal=reversal,
-        bank_reference=text(ntry, "AcctSvcrRef"),
-        customer_reference=text(ntry, "NtryRef"),
-        bank_transaction_code=bank_transaction_code(scope, child(ntry, "BkTxCd")),
-        fx=fx_details(scope, child(ntry, "AmtDtls")),
-        charges=charges(scope, ntry),
-        additional_info=text(ntry, "AddtlNtryInf"),
-    )
-    is_batch = len(details) > 1 or any(_batch_size(scope, b) != 1 for b in batches)
-    txs = tuple(transaction(scope, tx, credit, reversal) for tx in details)
-    if is_batch:
-        return replace(base, transactions=txs)
-    if not txs:
-        return base
-    tx = txs[0]
-    return replace(
-        base,
-        bank_reference=base.bank_reference or tx.bank_reference,
-        bank_transaction_code=_merge_codes(base.bank_transaction_code,
-                                           tx.bank_transaction_code),
+        bank_reference=bank_reference or tx.bank_reference,
+        customer_reference=customer_reference,
+        bank_transaction_code=_merge_codes(code, tx.bank_transaction_code),
         counterparty_name=tx.counterparty_name,
         counterparty_account=tx.counterparty_account,
         counterparty_bic=tx.counterparty_bic,
@@ -298,7 +328,7 @@ def entry(scope: Scope, ntry: Element, notes: Notes) -> Entry:
         mandate_id=tx.mandate_id,
         remittance=tx.remittance,
         creditor_reference=tx.creditor_reference,
-        fx=tx.fx or base.fx,
-        charges=base.charges or tx.charges,
-        additional_info=base.additional_info or text(details[0], "AddtlTxInf"),
+        fx=tx.fx or fx,
+        charges=entry_charges or tx.charges,
+        additional_info=additional_info or stripped(get(details[0] + "/AddtlTxInf")),
     )

@@ -30,6 +30,7 @@ from parsers.camt_xml import (
     Element,
     Notes,
     Scope,
+    Shapes,
     amount,
     child,
     credit_debit,
@@ -37,7 +38,6 @@ from parsers.camt_xml import (
     date_choice,
     iso_date,
     iso_datetime,
-    local,
     signed,
     text,
 )
@@ -104,7 +104,7 @@ def _balance(scope: Scope, bal: Element, notes: Notes) -> Balance | None:
         raise scope.missing(bal, "Amt", "the balance amount")
     if day is None:
         raise scope.missing(bal, "Dt", "the balance date")
-    credit = credit_debit(scope, bal)
+    credit = credit_debit(scope, child(bal, "CdtDbtInd"))
     if credit is None:
         notes.add("balance_sign_assumed", "a balance has no CdtDbtInd: taken as a credit",
                   scope.path(bal))
@@ -135,12 +135,13 @@ class StatementReader:
     account: Account | None = None
     balances: list[Balance] = field(default_factory=list)
     entries: list[Entry] = field(default_factory=list)
+    shapes: Shapes = field(default_factory=Shapes)
 
-    def add(self, node: Element, node_path: str) -> None:
+    def add(self, node: Element, name: str, node_path: str) -> None:
+        """Take in the child ``node`` (local name ``name``) of the statement element."""
         scope = Scope(self.source, node, node_path)
-        name = local(node.tag)
         if name == "Ntry":
-            self.entries.append(camt_entries.entry(scope, node, self.notes))
+            self.entries.append(camt_entries.entry(scope, self.shapes.subtree(node), self.notes))
         elif name == "Bal":
             balance = _balance(scope, node, self.notes)
             if balance is not None:

@@ -5,15 +5,22 @@ Everything matches on local names, so it works for every camt namespace and vers
 currency is a ``ParseError`` naming the element path (``/Document/BkToCstmrStmt/Stmt[1]/
 Ntry[3]/Amt``), the field and what was expected. Only lxml elements come in; only our own
 values go out.
+
+Two ways to find elements: ``child``/``children``/``text`` walk from an element, for the
+few elements of a statement; ``Subtree`` maps every path below one element at once, for
+the many entries of a statement (``Shapes.subtree``: the map's layout is worked out once
+per shape of subtree, and entries of a file mostly share a few shapes).
 """
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
+from functools import lru_cache
 
 from lxml import etree
 
@@ -30,16 +37,32 @@ REPEATABLE = frozenset({
 })
 
 
+# Elements whose siblings of the same name all count (``Subtree`` numbers them and keeps
+# them in ``groups``); the others are found as the first of their name.
+GROUPED = REPEATABLE | {"Btch"}
+
+_LOCAL_NAMES: dict[object, str] = {}  # tag -> local name, a bounded cache
+_LOCAL_NAMES_MAX = 4096
+
+
 def local(tag: object) -> str:
     """The local name of an element tag (``{urn:...}Amt`` -> ``Amt``); "" for comments."""
-    return tag.rpartition("}")[2] if isinstance(tag, str) else ""
+    name = _LOCAL_NAMES.get(tag)
+    if name is None:
+        name = tag.rpartition("}")[2] if isinstance(tag, str) else ""
+        if len(_LOCAL_NAMES) < _LOCAL_NAMES_MAX:
+            _LOCAL_NAMES[tag] = name
+    return name
+
+
+@lru_cache(maxsize=512)
+def _any_namespace(name: str) -> str:
+    return "{*}" + name
 
 
 def children(parent: Element, name: str) -> Iterator[Element]:
     """The child elements of ``parent`` with local name ``name``, in document order."""
-    for node in parent:
-        if local(node.tag) == name:
-            yield node
+    return parent.iterchildren(_any_namespace(name))  # filtered by libxml2, not in Python
 
 
 def child(parent: Element | None, *names: str) -> Element | None:
@@ -48,17 +71,23 @@ def child(parent: Element | None, *names: str) -> Element | None:
     for name in names:
         if node is None:
             return None
-        node = next(children(node, name), None)
+        node = next(node.iterchildren(_any_namespace(name)), None)
     return node
 
 
 def text(parent: Element | None, *names: str) -> str | None:
     """Stripped text of the element down ``names`` from ``parent``; None if absent or blank."""
-    node = child(parent, *names) if names else parent
-    if node is None or node.text is None:
+    return stripped(child(parent, *names) if names else parent)
+
+
+def stripped(node: Element | None) -> str | None:
+    """Stripped text of ``node``; None if there is no node or it is blank."""
+    if node is None:
         return None
-    value = node.text.strip()
-    return value or None
+    value = node.text
+    if value is None:
+        return None
+    return value.strip() or None
 
 
 def _step(node: Element) -> str:
@@ -117,9 +146,128 @@ class Notes:
         return tuple(out)
 
 
+_TAG = operator.attrgetter("tag")
+
+
+class Subtree:
+    """One element and everything below it, as a map from relative paths to elements.
+
+    A path is local names joined by ``/`` (``BkTxCd/Domn/Cd``), relative to the root, which
+    is ``""``. Each step is the first child of that name, as ``child()`` finds it, except
+    for ``GROUPED`` elements: those are numbered from 1 at every step (``NtryDtls[1]/
+    TxDtls[2]``), and ``group()`` gives the paths of all of them by their unnumbered path
+    (``NtryDtls[1]/TxDtls``).
+    """
+
+    __slots__ = ("_groups", "nodes")
+
+    def __init__(self, nodes: dict[str, Element], groups: dict[str, tuple[str, ...]]) -> None:
+        self.nodes = nodes
+        self._groups = groups
+
+    @property
+    def root(self) -> Element:
+        return self.nodes[""]
+
+    def group(self, path: str) -> tuple[str, ...]:
+        """The paths of all elements at ``path`` (a path ending in a ``GROUPED`` name)."""
+        return self._groups.get(path, ())
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """The paths of the nodes of one shape of subtree, in document order."""
+
+    tags: list[object]  # every node's tag in document order: with the sizes, the shape
+    paths: tuple[str, ...]
+    groups: dict[str, tuple[str, ...]]
+
+    @classmethod
+    def of(cls, tags: list[object], sizes: tuple[int, ...]) -> _Layout:
+        paths = [""]
+        groups: dict[str, list[str]] = {}
+        prefix, left, seen = "", sizes[0], dict[str, int]()  # the open parent
+        parents: list[tuple[str, int, dict[str, int]]] = []
+        for tag, size in zip(tags[1:], sizes[1:], strict=True):
+            while not left:
+                prefix, left, seen = parents.pop()
+            left -= 1
+            name = local(tag)
+            count = seen[name] = seen.get(name, 0) + 1
+            if name in GROUPED:
+                path = f"{prefix}{name}[{count}]"
+                groups.setdefault(prefix + name, []).append(path)
+            elif count == 1:
+                path = prefix + name
+            else:
+                path = f"{prefix}{name}~{count}"  # never looked for: child() finds the first
+            paths.append(path)
+            if size:
+                parents.append((prefix, left, seen))
+                prefix, left, seen = path + "/", size, {}
+        return cls(tags, tuple(paths), {k: tuple(v) for k, v in groups.items()})
+
+
+class Shapes:
+    """Makes ``Subtree`` maps, keeping the layouts of the shapes of subtree met so far.
+
+    A shape is the tags of the nodes in document order with their numbers of children;
+    two subtrees of one shape have their nodes at the same paths.
+    """
+
+    MAX_SHAPES = 256
+
+    __slots__ = ("_count", "_known")
+
+    def __init__(self) -> None:
+        self._known: dict[tuple[int, ...], list[_Layout]] = {}  # by sizes
+        self._count = 0
+
+    def subtree(self, root: Element) -> Subtree:
+        """The map of ``root``, a whole element, and everything below it."""
+        nodes = list(root.iter())
+        tags = list(map(_TAG, nodes))
+        sizes = tuple(map(len, nodes))
+        known = self._known.get(sizes, ())
+        for layout in known:
+            if layout.tags == tags:
+                break
+        else:
+            layout = _Layout.of(tags, sizes)
+            if self._count < self.MAX_SHAPES:
+                self._known[sizes] = [*known, layout]
+                self._count += 1
+        return Subtree(dict(zip(layout.paths, nodes, strict=True)), layout.groups)
+
+
+_UNSIGNED = re.compile(r"[0-9]+\.?[0-9]*|\.[0-9]+")  # what the checks below let through
+
+
 def amount(scope: Scope, node: Element) -> Money:
     """An unsigned amount element with its ``Ccy`` attribute, as ``Money``."""
-    raw = node.text.strip() if node.text else ""
+    return signed_amount(scope, node, True)
+
+
+def signed_amount(scope: Scope, node: Element, credit: bool) -> Money:
+    """An unsigned amount element as ``Money`` signed from the account holder's view:
+    debits negative (never -0)."""
+    raw = node.text
+    raw = raw.strip() if raw else ""
+    # The usual case is read directly; anything else goes through the checks that explain.
+    value = Decimal(raw) if _UNSIGNED.fullmatch(raw) else _unsigned_decimal(scope, node, raw)
+    currency = (node.get("Ccy") or "").strip()
+    if not currency:
+        raise scope.error(node, "expected a Ccy attribute with the ISO 4217 currency code")
+    if not credit and value:
+        value = -value
+    try:
+        return Money(value, currency)
+    except MoneyError:
+        raise scope.error(node, f"expected an ISO 4217 currency code, found {currency!r}",
+                          field="Ccy") from None
+
+
+def _unsigned_decimal(scope: Scope, node: Element, raw: str) -> Decimal:
     try:
         value = parse_decimal(raw)
     except MoneyError:
@@ -128,14 +276,7 @@ def amount(scope: Scope, node: Element) -> Money:
     if value < 0 or raw.startswith(("+", "-")):
         raise scope.error(node, f"expected an unsigned amount (the sign is in CdtDbtInd), "
                                 f"found {raw!r}")
-    currency = (node.get("Ccy") or "").strip()
-    if not currency:
-        raise scope.error(node, "expected a Ccy attribute with the ISO 4217 currency code")
-    try:
-        return Money(value, currency)
-    except MoneyError:
-        raise scope.error(node, f"expected an ISO 4217 currency code, found {currency!r}",
-                          field="Ccy") from None
+    return value
 
 
 def signed(money: Money, credit: bool) -> Money:
@@ -143,12 +284,11 @@ def signed(money: Money, credit: bool) -> Money:
     return money if credit or not money.amount else -money
 
 
-def credit_debit(scope: Scope, parent: Element) -> bool | None:
-    """``CdtDbtInd`` under ``parent``: True for CRDT, False for DBIT, None when absent."""
-    node = child(parent, "CdtDbtInd")
+def credit_debit(scope: Scope, node: Element | None) -> bool | None:
+    """A ``CdtDbtInd`` element: True for CRDT, False for DBIT, None when absent."""
     if node is None:
         return None
-    code = text(node)
+    code = stripped(node)
     if code == "CRDT":
         return True
     if code == "DBIT":
@@ -157,7 +297,7 @@ def credit_debit(scope: Scope, parent: Element) -> bool | None:
 
 
 def boolean(scope: Scope, node: Element) -> bool:
-    value = text(node)
+    value = stripped(node)
     if value in ("true", "1"):
         return True
     if value in ("false", "0"):
@@ -166,6 +306,7 @@ def boolean(scope: Scope, node: Element) -> bool:
 
 
 _DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:Z|[+-]\d{2}:\d{2})?")
+_PLAIN_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _DATETIME = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})?"
 )
@@ -173,9 +314,11 @@ _DATETIME = re.compile(
 
 def iso_date(scope: Scope, node: Element) -> date:
     """An ISODate element (``2024-03-14``; a time zone suffix is allowed and ignored)."""
-    raw = text(node) or ""
-    match = _DATE.fullmatch(raw)
+    raw = stripped(node) or ""
     try:
+        if _PLAIN_DATE.fullmatch(raw):  # the usual case
+            return date.fromisoformat(raw)
+        match = _DATE.fullmatch(raw)
         if match is None:
             raise ValueError(raw)
         return date(int(match[1]), int(match[2]), int(match[3]))
@@ -194,7 +337,7 @@ class Instant:
 
 
 def iso_datetime(scope: Scope, node: Element) -> Instant:
-    raw = text(node) or ""
+    raw = stripped(node) or ""
     match = _DATETIME.fullmatch(raw)
     try:
         if match is None:
@@ -228,7 +371,7 @@ def date_choice(scope: Scope, node: Element) -> date:
 
 
 def decimal_value(scope: Scope, node: Element) -> Decimal:
-    raw = text(node) or ""
+    raw = stripped(node) or ""
     try:
         return parse_decimal(raw)
     except MoneyError:
@@ -236,7 +379,7 @@ def decimal_value(scope: Scope, node: Element) -> Decimal:
 
 
 def currency_code(scope: Scope, node: Element) -> str:
-    code = text(node) or ""
+    code = stripped(node) or ""
     try:
         Money(Decimal(0), code)
     except MoneyError:

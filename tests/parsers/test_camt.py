@@ -9,9 +9,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from lxml import etree
 
 import parsers
 from parsers import camt
+from parsers.camt_xml import Shapes
 from parsers.errors import ParseError
 from parsers.jsonl import statement_to_dict
 from parsers.model import BalanceKind, Charge, EntryStatus, FxDetails, Statement
@@ -517,3 +519,90 @@ def test_a_batch_without_any_detail_is_an_entry_alone() -> None:
     (statement,) = camt.parse(document(ACCT + entry), source="b.xml")
     assert statement.entries[0].transactions == ()
     assert statement.entries[0].amount.amount == Decimal("-5.00")
+
+
+# -- the fast reader and the exact reader -------------------------------------------------------
+# parse() reads a document with the fast reader (end events of statements and of their main
+# children only); for a document it cannot read whole, the exact reader (every start and end
+# event) names the first problem in document order. Both must give the same statements.
+
+
+@pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
+def test_the_fast_and_the_exact_reader_agree(path: Path) -> None:
+    data = path.read_bytes()
+    fast = camt._read_fast(data, path.name)
+    assert fast is not None
+    assert fast == camt._read_exactly(data, path.name)
+
+
+def test_statement_children_in_any_order_among_unknown_elements() -> None:
+    later = GOOD_ENTRY.replace("1.00", "2.00")
+    forward = ('<Bal><Tp><CdOrPrtry><Cd>XPCD</Cd></CdOrPrtry></Tp><Amt Ccy="EUR">1</Amt>'
+               "<CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>2024-03-14</Dt></Dt></Bal>")
+    statement = (f"<Foo><Ntry/></Foo>{GOOD_ENTRY}<CreDtTm>2024-03-14T10:00:00</CreDtTm>"
+                 f"<Bar/>{ACCT}{forward}{later}<Id>LATE</Id><AddtlStmtInf>x</AddtlStmtInf>")
+    data = document(statement, ACCT)
+    fast = camt._read_fast(data, "o.xml")
+    assert fast is not None
+    assert fast == camt._read_exactly(data, "o.xml")
+    first, second = fast
+    assert first.statement_id == "LATE"
+    assert first.created_at == datetime(2024, 3, 14, 10, tzinfo=UTC)
+    assert [e.amount.amount for e in first.entries] == [Decimal("1.00"), Decimal("2.00")]
+    assert [(f.code, f.location) for f in first.flags] == [
+        ("timezone_assumed", "/Document/BkToCstmrStmt/Stmt[1]/CreDtTm"),
+        ("balance_type_unsupported", "/Document/BkToCstmrStmt/Stmt[1]/Bal[1]"),
+    ]
+    assert (second.statement_id, second.entries) == ("S2", ())
+
+
+def test_the_first_problem_in_document_order_is_the_one_named() -> None:
+    bad_entry = GOOD_ENTRY.replace("CRDT", "CR")
+    before_message = document(ACCT + bad_entry).replace(b"<BkToCstmrStmt>",
+                                                        b"<Foo/><BkToCstmrStmt>")
+    assert parse_error(before_message).path == "/Document/Foo"
+    bad_time = "<CreDtTm>later</CreDtTm>"  # read by the fast reader only when Acct ends
+    error = parse_error(document(bad_time + ACCT + bad_entry))
+    assert error.path == "/Document/BkToCstmrStmt/Stmt[1]/CreDtTm"
+    then_broken = document(ACCT + bad_entry + "<Ntry>").replace(b"</Stmt>", b"")
+    assert parse_error(then_broken).path == "/Document/BkToCstmrStmt/Stmt[1]/Ntry[1]/CdtDbtInd"
+
+
+def test_a_subtree_maps_paths_as_child_finds_them() -> None:
+    ntry = etree.fromstring(
+        f'<Ntry xmlns="{NS}"><Amt>1</Amt><Amt>2</Amt><NtryDtls><TxDtls/><TxDtls><Amt>3</Amt>'
+        "</TxDtls></NtryDtls><NtryDtls><Btch/><TxDtls><Amt>4</Amt></TxDtls></NtryDtls></Ntry>")
+    tree = Shapes().subtree(ntry)
+    assert tree.root is ntry
+    assert tree.nodes["Amt"].text == "1"  # the first of its name, as child() finds it
+    assert tree.group("NtryDtls") == ("NtryDtls[1]", "NtryDtls[2]")
+    assert tree.group("NtryDtls[1]/TxDtls") == ("NtryDtls[1]/TxDtls[1]", "NtryDtls[1]/TxDtls[2]")
+    assert tree.nodes["NtryDtls[1]/TxDtls[2]/Amt"].text == "3"
+    assert tree.nodes["NtryDtls[2]/TxDtls[1]/Amt"].text == "4"
+    assert tree.group("NtryDtls[2]/Btch") == ("NtryDtls[2]/Btch[1]",)
+    assert tree.group("TxDtls") == ()
+
+
+def test_entries_of_one_shape_share_a_layout_not_their_values() -> None:
+    shapes = Shapes()
+    one, two = (etree.fromstring(f"<Ntry><Amt>{v}</Amt><Sts><Cd>BOOK</Cd></Sts></Ntry>")
+                for v in ("1", "2"))
+    assert shapes.subtree(one).nodes["Amt"].text == "1"
+    assert shapes.subtree(two).nodes["Amt"].text == "2"
+    other = etree.fromstring("<Ntry><Sts><Cd>BOOK</Cd></Sts><Amt>5</Amt></Ntry>")  # same sizes
+    assert shapes.subtree(other).nodes["Amt"].text == "5"
+
+
+def test_more_shapes_than_are_kept_still_read_right(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = (DATA / "camt053_v02.xml").read_bytes()
+    usual = camt.parse(data, source="s.xml")
+    monkeypatch.setattr(Shapes, "MAX_SHAPES", 0)
+    assert camt.parse(data, source="s.xml") == usual
+
+
+def test_a_batch_size_in_other_digits_is_a_parse_error() -> None:
+    data = (DATA / "camt053_v02.xml").read_bytes()
+    assert b"<NbOfTxs>" in data
+    bad = data.replace(b"<NbOfTxs>", "<NbOfTxs>²".encode(), 1)
+    with pytest.raises(ParseError, match="number of transactions"):
+        parsers.parse(bad, source="sup.xml")
