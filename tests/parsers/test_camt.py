@@ -601,8 +601,8 @@ def test_more_shapes_than_are_kept_still_read_right(monkeypatch: pytest.MonkeyPa
 
 
 def test_a_batch_size_in_other_digits_is_a_parse_error() -> None:
-    data = (DATA / "camt053_v02.xml").read_bytes()
-    assert b"<NbOfTxs>" in data
-    bad = data.replace(b"<NbOfTxs>", "<NbOfTxs>²".encode(), 1)
+    data = (DATA / "camt053_quirks.xml").read_bytes()
+    assert b"<Btch><NbOfTxs>6" in data
+    bad = data.replace(b"<Btch><NbOfTxs>6", "<Btch><NbOfTxs>²".encode(), 1)
     with pytest.raises(ParseError, match="number of transactions"):
         parsers.parse(bad, source="sup.xml")
