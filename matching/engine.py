@@ -256,7 +256,8 @@ class Engine:
         found: set[str] = {h.invoice_id for h in hits}
         currency = payment.amount.currency
         keys = self._amount_keys.get(currency)
-        if keys:
+        known_payer = any(p.how == "iban" or p.score >= 95.0 for p in payers)
+        if keys and not known_payer:  # a known payer's own invoices are looked at below
             low_amount, high_amount = self._window(payment, currency)
             low = bisect.bisect_left(keys, low_amount)
             high = bisect.bisect_right(keys, high_amount)
