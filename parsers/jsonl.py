@@ -88,12 +88,20 @@ def _sparse(value: Any) -> Any:
     return _plain(value)
 
 
+@cache
+def _kept_fields(leave_out: frozenset[str]) -> tuple[str, ...]:
+    return tuple(name for name in _field_names(Entry) if name not in leave_out)
+
+
 def entry_details(entry: Entry, *, leave_out: frozenset[str] = frozenset()) -> dict[str, Any]:
     """The entry's fields that say something (no nulls or empty lists), less those in
     ``leave_out``: a compact form for storage."""
-    details: dict[str, Any] = _sparse(entry)
-    for name in leave_out:
-        details.pop(name, None)
+    details: dict[str, Any] = {}
+    for name in _kept_fields(leave_out):
+        value = getattr(entry, name)
+        if value is None or value == ():
+            continue
+        details[name] = value if value.__class__ in _AS_IS else _sparse(value)
     return details
 
 

@@ -29,6 +29,10 @@ CREATE TABLE raw_documents (
     PRIMARY KEY (tenant_id, document_id),
     UNIQUE (tenant_id, sha256)
 );
+-- Kept out of line and uncompressed: compressing a 100 MB file inside the import's
+-- transaction costs more than its disk space, and once encrypted at rest (a later issue)
+-- the bytes will not compress anyway.
+ALTER TABLE raw_documents ALTER COLUMN content SET STORAGE EXTERNAL;
 
 CREATE TABLE statements (
     tenant_id        text        NOT NULL,
