@@ -59,7 +59,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from importlib import metadata, util
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -565,19 +565,21 @@ def machine() -> list[str]:
         + " ".join(f"{x:.2f}" for x in load),
         f"- Python {platform.python_version()} ({platform.python_implementation()}); "
         + ", ".join(versions),
-        f"- parsers source sha256: {parsers_digest()}",
+        f"- parser modules sha256: {parsers_digest()}",
         f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
     ]
 
 
 def parsers_digest() -> str:
-    """A short digest of parsers/*.py, so a table can be tied to the code it measured."""
-    spec = util.find_spec("parsers")
-    if spec is None or not spec.submodule_search_locations:
-        return "unknown"
+    """A short digest of the parser modules ``parsers.parse`` loads (writers and the JSON
+    form are not among them), so a table can be tied to the code it measured."""
+    import parsers  # noqa: F401 - loads every format module and what they use
+
     digest = hashlib.sha256()
-    for path in sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    for name in sorted(n for n in sys.modules if n == "parsers" or n.startswith("parsers.")):
+        path = getattr(sys.modules[name], "__file__", None)
+        if path:
+            digest.update(name.encode() + b"\0" + Path(path).read_bytes())
     return digest.hexdigest()[:12]
 
 
