@@ -384,7 +384,8 @@ def _predicted_seconds(history: list[tuple[int, float]], size: int) -> float | N
         (n0, t0) = history[-2]
         if n1 > n0 and t1 > t0 > 0:
             exponent = max(1.0, math.log(t1 / t0) / math.log(n1 / n0))
-    return t1 * (size / n1) ** exponent
+    predicted: float = t1 * (size / n1) ** exponent
+    return predicted
 
 
 def measure_size(fmt: str, size: int, keys: list[str], args: argparse.Namespace,
