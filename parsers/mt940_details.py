@@ -229,20 +229,8 @@ def _codes(text: str, details: Details) -> None:
         value = text[this.end() : after.start() if after else len(text)]
         value = value.removesuffix("/")  # ING ends each value with '/'
         code = this["code"]
-        if code == "EREF":
-            details.put("end_to_end_id", value)
-        elif code == "MARF":
-            details.put("mandate_id", value)
-        elif code == "NAME":
-            details.put("counterparty_name", value)
-        elif code == "IBAN":
-            details.put("counterparty_account", value)
-        elif code == "BIC":
-            details.put("counterparty_bic", value)
-        elif code == "TRTP":
-            details.put("proprietary_code", value)
-        elif code == "CDTRREF":
-            details.put("creditor_reference", value)
+        if code in _CODE_FIELDS:
+            details.put(_CODE_FIELDS[code], value)
         elif code == "CNTP":
             _counterparty(value, details)
         elif code == "REMI":
@@ -256,6 +244,18 @@ def _codes(text: str, details: Details) -> None:
             _amount_code(code, value, details)
         elif value.strip():
             details.complete = False
+
+
+# /CODE/ values that go into one field as they are.
+_CODE_FIELDS = {
+    "EREF": "end_to_end_id",
+    "MARF": "mandate_id",
+    "NAME": "counterparty_name",
+    "IBAN": "counterparty_account",
+    "BIC": "counterparty_bic",
+    "TRTP": "proprietary_code",
+    "CDTRREF": "creditor_reference",
+}
 
 
 def _counterparty(value: str, details: Details) -> None:
