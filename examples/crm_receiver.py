@@ -249,6 +249,7 @@ def main(argv: list[str] | None = None) -> None:
     except Exception:
         parser.error("a signing secret is not whsec_ followed by base64")
     keys = load_private_keys(args.private_jwk)
+    # open for the server's lifetime, closed in the finally below (hence no with-block)
     log = open(args.log, "a", encoding="utf-8") if args.log else sys.stdout  # noqa: SIM115
     receiver = Receiver(verifiers, keys, log)
 
