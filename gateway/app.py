@@ -7,6 +7,7 @@ authentication against the route table.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -21,8 +22,10 @@ from gateway import (  # noqa: F401 - importing them registers their routes
     api_matches,
     api_statements,
     api_system,
+    api_webhooks,
 )
-from gateway.appkeys import METRICS, POOL, SETTINGS
+from gateway.appkeys import METRICS, POOL, SETTINGS, SUBSCRIBER_KEYS
+from gateway.delivery import Dispatcher, Policy
 from gateway.logs import request_id
 from gateway.metrics import Metrics
 from gateway.migrate import migrate
@@ -30,6 +33,7 @@ from gateway.problems import Handler, problem_middleware
 from gateway.routes import CALLER, PRINCIPAL, ROUTE_KEY, add_routes, auth_middleware
 from gateway.settings import Settings
 from gateway.store import api_keys
+from gateway.webhook_http import SubscriberKeys, session
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +94,25 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     await pool.close()
 
 
+async def _webhooks(app: web.Application) -> AsyncIterator[None]:
+    """Subscribers' keys for the API (JWKS fetches, the feed), and the dispatcher."""
+    settings = app[SETTINGS]
+    policy = Policy.of(settings)
+    http = session(allow_private=settings.allow_private_webhooks, limit=8)
+    app[SUBSCRIBER_KEYS] = SubscriberKeys(http, ttl=settings.jwks_cache_seconds,
+                                          timeout=settings.webhook_timeout,
+                                          allow_private=settings.allow_private_webhooks)
+    stop = asyncio.Event()
+    task = None
+    if settings.dispatcher:
+        task = asyncio.create_task(Dispatcher(app[POOL], policy).run(stop))
+    yield
+    stop.set()
+    if task is not None:
+        await task
+    await http.close()
+
+
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         client_max_size=settings.max_body_bytes,
@@ -98,5 +121,6 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[METRICS] = Metrics.create()
     app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_webhooks)
     add_routes(app)
     return app

@@ -7,7 +7,9 @@ from aiohttp import web
 
 from gateway.metrics import Metrics
 from gateway.settings import Settings
+from gateway.webhook_http import SubscriberKeys
 
 POOL = web.AppKey("pool", asyncpg.Pool)
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", Metrics)
+SUBSCRIBER_KEYS = web.AppKey("subscriber_keys", SubscriberKeys)

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import logging
+import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
@@ -20,6 +21,7 @@ from aiohttp import web
 
 from gateway import logs
 from gateway.app import create_app
+from gateway.delivery import Dispatcher, Policy
 from gateway.demo import demo
 from gateway.ingest import ingest
 from gateway.migrate import migrate
@@ -47,13 +49,43 @@ async def _connected(settings: Settings,
         await conn.close()
 
 
+def _webhook_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {"allow_private_webhooks": True if args.allow_private_webhooks else None}
+
+
 def serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    settings = with_database(settings_of(args, host=args.host, port=args.port))
+    settings = with_database(settings_of(
+        args, host=args.host, port=args.port, **_webhook_options(args),
+        dispatcher=False if args.no_dispatcher else None))
     logs.configure(settings.log_level)
     logger.info("starting with settings %s", json.dumps(settings.public(), default=str))
     web.run_app(create_app(settings), host=settings.host, port=settings.port,
                 shutdown_timeout=settings.shutdown_timeout, access_log=None, print=None,
                 handle_signals=True)
+    return 0
+
+
+def dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Deliver webhooks only (no HTTP API), until SIGTERM or SIGINT."""
+    settings = with_database(settings_of(args, **_webhook_options(args)))
+    logs.configure(settings.log_level)
+    policy = Policy.of(settings)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        pool = await asyncpg.create_pool(settings.database_url, min_size=1,
+                                         max_size=settings.pool_max_size)
+        try:
+            async with pool.acquire() as conn:
+                await migrate(conn)
+            await Dispatcher(pool, policy).run(stop)
+        finally:
+            await pool.close()
+
+    asyncio.run(run())
     return 0
 
 
@@ -158,7 +190,17 @@ def register(commands: Any) -> None:
     add_database_options(serve_parser)
     serve_parser.add_argument("--host", help="listen address (default 127.0.0.1)")
     serve_parser.add_argument("--port", type=int, help="listen port (default 8080)")
+    _add_webhook_options(serve_parser)
+    serve_parser.add_argument("--no-dispatcher", action="store_true",
+                              help="serve the API only; run `recon-gateway dispatch` for "
+                              "webhooks (env RECON_DISPATCHER=false)")
     serve_parser.set_defaults(run=serve)
+
+    dispatch_parser = commands.add_parser(
+        "dispatch", help="deliver webhooks (several dispatchers may run at once)")
+    add_database_options(dispatch_parser)
+    _add_webhook_options(dispatch_parser)
+    dispatch_parser.set_defaults(run=dispatch)
 
     import_parser = commands.add_parser("import", help="import statement files into the database")
     add_database_options(import_parser)
@@ -195,6 +237,12 @@ def register(commands: Any) -> None:
     add_database_options(imp)
     imp.add_argument("file", metavar="invoices.csv")
     imp.set_defaults(run=invoices_import)
+
+
+def _add_webhook_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--allow-private-webhooks", action="store_true",
+                        help="allow webhook targets on private, loopback and link-local "
+                        "addresses, and plain http (env RECON_ALLOW_PRIVATE_WEBHOOKS)")
 
 
 def guarded(run: Callable[[argparse.Namespace, TextIO, TextIO], int]

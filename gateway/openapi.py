@@ -116,6 +116,35 @@ SCHEMAS: dict[str, Any] = {
             "note": _NULLABLE_STRING,
         },
     },
+    "Subscription": {
+        "type": "object",
+        "required": ["id", "url", "event_types", "kid", "status", "created_at"],
+        "properties": {
+            "id": {"type": "string"}, "owner_key_id": {"type": "string"},
+            "url": _NULLABLE_STRING,
+            "event_types": {"type": "array", "items": {"type": "string"}},
+            "public_jwk": {"type": ["object", "null"]}, "jwks_url": _NULLABLE_STRING,
+            "kid": {"type": "string"},
+            "status": {"enum": ["active", "paused", "disabled"]},
+            "status_reason": _NULLABLE_STRING, "failing_since": _NULLABLE_STRING,
+            "warned_at": _NULLABLE_STRING, "previous_secret_until": _NULLABLE_STRING,
+            "created_at": {"type": "string"}, "updated_at": {"type": "string"}},
+    },
+    "NewSubscription": {"allOf": [
+        {"$ref": "#/components/schemas/Subscription"},
+        {"type": "object", "required": ["secret"], "properties": {
+            "secret": {"type": "string", "pattern": "^whsec_",
+                       "description": "the signing secret; shown only this once"}}}]},
+    "EventFeed": {
+        "type": "object", "required": ["items", "next_cursor"],
+        "properties": {
+            "items": {"type": "array", "items": {
+                "type": "object", "required": ["id", "cursor", "jwe"],
+                "properties": {"id": {"type": "string"}, "cursor": {"type": "string"},
+                               "jwe": {"type": "string",
+                                       "description": "the event, as a compact JWE"}}}},
+            "next_cursor": {"type": ["string", "null"], "description":
+                            "pass as after= to read on; the same when nothing is new"}}},
     "Customer": {
         "type": "object",
         "required": ["customer_id", "name"],

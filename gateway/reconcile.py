@@ -21,12 +21,15 @@ from typing import Any
 
 import asyncpg
 
+from gateway import events, outbox
 from gateway.store import allocations as store
 from gateway.store import invoices as invoice_store
 from gateway.store import transactions
+from gateway.store.transactions import payment_key
 from matching.engine import Engine
 from matching.model import Allocation, Decision, Settlement
 from parsers.iban import normalize_iban
+from parsers.jsonl import decimal_text
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +77,7 @@ async def reconcile(conn: asyncpg.Connection, tenant: str) -> ReconcileResult:
         results = engine.match(payments, excluded)
         by_key = {p.key: p for p in payments}
         rows = []
+        after: dict[int, asyncpg.Record] = {}  # row index: the invoice after it was applied
         for allocation in results:
             if allocation.invoice_id is None or allocation.amount is None:
                 continue
@@ -98,9 +102,30 @@ async def reconcile(conn: asyncpg.Connection, tenant: str) -> ReconcileResult:
                 created_by=ENGINE,
             ))
             if applied:
-                await invoice_store.add_settled(conn, tenant, allocation.invoice_id,
-                                                _settles(allocation.amount.amount, allocation))
-        await store.insert(conn, tenant, rows)
+                invoice = await invoice_store.add_settled(
+                    conn, tenant, allocation.invoice_id,
+                    _settles(allocation.amount.amount, allocation))
+                if invoice is not None:
+                    after[len(rows) - 1] = invoice
+        ids = await store.insert(conn, tenant, rows)
+        news = []
+        for index, invoice in after.items():
+            row, payment = rows[index], by_key[payment_key(rows[index].account_id,
+                                                           rows[index].entry_id)]
+            news.append(_invoice_event(
+                invoice, {"allocation_id": ids[index], "amount": row.amount,
+                          "currency": row.currency, "decision": row.decision},
+                {"account_id": row.account_id, "entry_id": row.entry_id,
+                 "amount": payment.amount.amount, "currency": payment.amount.currency,
+                 "booking_date": payment.booking_date}))
+        unmatched = [(accounts[a.payment_key], by_key[a.payment_key].entry_id)
+                     for a in results if a.decision is Decision.UNMATCHED]
+        for found in await transactions.payments(conn, tenant, unmatched):
+            news.append(outbox.NewEvent(
+                "payment.unmatched", events.account_lane(found["account_id"]),
+                events.payment_fields(found),
+                dedup_key=f"payment.unmatched:{found['account_id']}:{found['entry_id']}"))
+        await outbox.emit(conn, tenant, [n for n in news if n is not None])
     counted = {d: len({a.payment_key for a in results if a.decision is d}) for d in Decision}
     result = ReconcileResult(len(payments), counted[Decision.AUTO], counted[Decision.REVIEW],
                              counted[Decision.UNMATCHED])
@@ -135,17 +160,29 @@ def _payment_share(amount: Decimal, key: str, paid: Decimal,
     return (paid * amount / total).quantize(paid) if total else paid
 
 
+def _invoice_event(invoice: asyncpg.Record, allocation: Any,
+                   payment: Any) -> outbox.NewEvent | None:
+    """invoice.paid, .partially_paid or .overpaid, after an allocation was applied."""
+    kind = events.invoice_event_type(invoice["status"])
+    if kind is None:
+        return None
+    return outbox.NewEvent(kind, events.invoice_lane(invoice["invoice_id"]), {
+        **events.invoice_fields(invoice),
+        "allocation": events.allocation_fields(allocation, payment)})
+
+
 async def _apply(conn: asyncpg.Connection, tenant: str, row: asyncpg.Record) -> None:
-    await invoice_store.add_settled(conn, tenant, row["invoice_id"], row["settles"])
-    payment = await conn.fetchrow(
-        "SELECT counterparty_account, counterparty_name FROM transactions"
-        " WHERE tenant_id = $1 AND account_id = $2 AND entry_id = $3",
-        tenant, row["account_id"], row["entry_id"])
-    invoice = await invoice_store.get(conn, tenant, row["invoice_id"])
-    if payment is not None and invoice is not None:
-        await invoice_store.learn(conn, tenant, invoice["customer_id"],
-                                  iban=normalize_iban(payment["counterparty_account"]),
-                                  name=payment["counterparty_name"])
+    """Apply an allocation to its invoice, report it, and learn the payer."""
+    invoice = await invoice_store.add_settled(conn, tenant, row["invoice_id"], row["settles"])
+    payment = await transactions.payment(conn, tenant, row["account_id"], row["entry_id"])
+    if payment is None or invoice is None:
+        return
+    event = _invoice_event(invoice, row, payment)
+    if event is not None:
+        await outbox.emit(conn, tenant, [event])
+    await invoice_store.learn(conn, tenant, invoice["customer_id"],
+                              iban=normalize_iban(payment["counterparty_account"]),
+                              name=payment["counterparty_name"])
 
 
 async def accept(conn: asyncpg.Connection, tenant: str, allocation_id: int, *,
@@ -171,7 +208,14 @@ async def undo(conn: asyncpg.Connection, tenant: str, allocation_id: int, *, by:
     async with conn.transaction():
         row = await _locked(conn, tenant, allocation_id, expect="applied")
         await store.decide(conn, tenant, allocation_id, status="undone", by=by, note=note)
-        await invoice_store.add_settled(conn, tenant, row["invoice_id"], -row["settles"])
+        invoice = await invoice_store.add_settled(conn, tenant, row["invoice_id"],
+                                                  -row["settles"])
+        if invoice is not None:
+            await outbox.emit(conn, tenant, [outbox.NewEvent(
+                "allocation.reversed", events.invoice_lane(row["invoice_id"]), {
+                    **events.invoice_fields(invoice), "allocation_id": allocation_id,
+                    "allocation_amount": decimal_text(row["amount"]), "reason": note,
+                    "by": by})])
         return await _public(conn, tenant, allocation_id)
 
 

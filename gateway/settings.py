@@ -38,6 +38,27 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("pool_max_size", 10, "most database connections at once"),
     Setting("shutdown_timeout", 30.0, "seconds in-flight requests get to finish on shutdown"),
     Setting("log_level", "INFO", "DEBUG, INFO, WARNING or ERROR"),
+    Setting("dispatcher", True, "whether serve also delivers webhooks (several processes may)"),
+    Setting("allow_private_webhooks", False,
+            "allow webhook and JWKS URLs on private, loopback and link-local addresses, "
+            "and plain http (for tests and closed networks)"),
+    Setting("webhook_timeout", 10.0, "seconds a subscriber has to answer one delivery"),
+    Setting("webhook_lease", 60.0,
+            "seconds a dispatcher holds a lane; a dead dispatcher's lanes are taken over "
+            "after it (keep it well above webhook_timeout)"),
+    Setting("webhook_retry_schedule", "0,5,300,1800,7200,18000,36000,50400,72000,86400",
+            "seconds before each attempt of a delivery (about 20% jitter is added); after "
+            "the last one fails the delivery is given up, unless the endpoint failed "
+            "throughout (then it is disabled instead and the delivery kept)"),
+    Setting("webhook_retry_floor", 30.0,
+            "least seconds before retrying after a 429 answer or a timeout"),
+    Setting("webhook_warn_after", 86400.0,
+            "seconds of failing deliveries before a subscription.failing event warns"),
+    Setting("webhook_disable_after", 259200.0,
+            "seconds of failing deliveries before the subscription is disabled (always "
+            "after the warning); its backlog is kept"),
+    Setting("webhook_concurrency", 64, "deliveries one dispatcher has in flight at most"),
+    Setting("jwks_cache_seconds", 3600.0, "how long a subscriber's JWKS document is reused"),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -59,6 +80,16 @@ class Settings:
     pool_max_size: int = 10
     shutdown_timeout: float = 30.0
     log_level: str = "INFO"
+    dispatcher: bool = True
+    allow_private_webhooks: bool = False
+    webhook_timeout: float = 10.0
+    webhook_lease: float = 60.0
+    webhook_retry_schedule: str = "0,5,300,1800,7200,18000,36000,50400,72000,86400"
+    webhook_retry_floor: float = 30.0
+    webhook_warn_after: float = 86400.0
+    webhook_disable_after: float = 259200.0
+    webhook_concurrency: int = 64
+    jwks_cache_seconds: float = 3600.0
 
     def public(self) -> dict[str, Any]:
         """The settings with secrets masked: safe to log."""
@@ -74,6 +105,13 @@ def _coerce(name: str, value: Any) -> Any:
     kind = type(default) if default is not None else str
     if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
         return value
+    if kind is bool:
+        text = str(value).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(f"setting {name}: expected true or false, got {value!r}")
     try:
         return kind(value)
     except (TypeError, ValueError) as exc:

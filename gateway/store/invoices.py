@@ -158,13 +158,15 @@ async def load_customers(conn: asyncpg.Connection, tenant: str) -> list[Customer
 
 
 async def add_settled(conn: asyncpg.Connection, tenant: str, invoice_id: str,
-                      delta: Decimal) -> None:
-    """Count ``delta`` more (or, negative, less) as settled by allocations."""
-    await conn.execute(
+                      delta: Decimal) -> asyncpg.Record | None:
+    """Count ``delta`` more (or, negative, less) as settled by allocations; return the
+    invoice as it is now."""
+    row: asyncpg.Record | None = await conn.fetchrow(
         "UPDATE invoices SET settled_amount = settled_amount + $3, updated_at = now()"
-        " WHERE tenant_id = $1 AND invoice_id = $2",
+        " WHERE tenant_id = $1 AND invoice_id = $2 RETURNING *",
         tenant, invoice_id, delta,
     )
+    return row
 
 
 async def learn(conn: asyncpg.Connection, tenant: str, customer_id: str, *,

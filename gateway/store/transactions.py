@@ -159,6 +159,48 @@ async def unallocated_payments(conn: asyncpg.Connection, tenant: str,
     return out
 
 
+async def new_incoming(conn: asyncpg.Connection, tenant: str, account_id: int,
+                       statement_pk: int) -> list[asyncpg.Record]:
+    """The incoming booked lines a statement brought that the account did not have."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        """
+        SELECT account_id, entry_id, booking_date, value_date, amount, currency,
+               bank_reference, end_to_end_id, counterparty_name, remittance
+        FROM transactions
+        WHERE tenant_id = $1 AND account_id = $2 AND statement_pk = $3
+          AND amount > 0 AND status = 'booked' AND NOT reversal
+        ORDER BY seq
+        """, tenant, account_id, statement_pk)
+    return rows
+
+
+async def payment(conn: asyncpg.Connection, tenant: str, account_id: int,
+                  entry_id: str) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await conn.fetchrow(
+        "SELECT account_id, entry_id, booking_date, value_date, amount, currency,"
+        " bank_reference, end_to_end_id, counterparty_name, remittance, counterparty_account"
+        " FROM transactions WHERE tenant_id = $1 AND account_id = $2 AND entry_id = $3",
+        tenant, account_id, entry_id)
+    return row
+
+
+async def payments(conn: asyncpg.Connection, tenant: str,
+                   keys: list[tuple[int, str]]) -> list[asyncpg.Record]:
+    """The lines with these (account, entry) keys, in the order asked for."""
+    if not keys:
+        return []
+    rows: list[asyncpg.Record] = await conn.fetch(
+        """
+        SELECT t.account_id, t.entry_id, t.booking_date, t.value_date, t.amount, t.currency,
+               t.bank_reference, t.end_to_end_id, t.counterparty_name, t.remittance
+        FROM unnest($2::bigint[], $3::text[]) WITH ORDINALITY AS k(account_id, entry_id, o)
+        JOIN transactions t ON t.tenant_id = $1 AND t.account_id = k.account_id
+            AND t.entry_id = k.entry_id
+        ORDER BY k.o
+        """, tenant, [k[0] for k in keys], [k[1] for k in keys])
+    return rows
+
+
 def payment_key(account_id: int, entry_id: str) -> str:
     return f"{account_id}/{entry_id}"
 

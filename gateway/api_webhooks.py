@@ -1,0 +1,389 @@
+"""Subscriptions, replay, the event feed and the event types: /v1/subscriptions, /v1/events.
+
+CRM keys see and change only the subscriptions they made; admin keys see all of the
+tenant's. The signing secret is shown once, when it is made (create, rotate-secret).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from gateway.api_invoices import read_json
+from gateway.appkeys import POOL, SETTINGS, SUBSCRIBER_KEYS
+from gateway.events import EVENT_TYPES, document, plaintext, schema
+from gateway.openapi import PAGE_PARAMETERS, page_of
+from gateway.params import cursor_of, encode_cursor, limit_of, page
+from gateway.problems import BadRequest, NotFound, Unprocessable
+from gateway.routes import Principal, current_principal, route
+from gateway.store import events as event_store
+from gateway.store import signing_keys
+from gateway.store import subscriptions as store
+from security.roles import Role
+from security.webhooks import (
+    SubscriberKeyError,
+    ed25519_jwk,
+    new_secret,
+    recipient_key,
+    url_problem,
+)
+
+SUBSCRIBERS = frozenset({Role.ADMIN, Role.CRM})
+MAX_OVERLAP = 7 * 86400.0
+_SUB = {"content": {"application/json": {"schema": {
+    "$ref": "#/components/schemas/Subscription"}}}}
+_ONE = {"200": {"description": "the subscription", **_SUB}}
+_KEY_FIELDS = {"public_jwk": {"type": "object", "description": "the subscriber's public "
+                              "encryption key (RSA 2048+ or EC P-256/384/521), with a kid"},
+               "jwks_url": {"type": "string", "description": "instead of public_jwk: an "
+                            "https URL of the subscriber's JWKS, used with kid"},
+               "kid": {"type": "string"}}
+
+
+def _owner(principal: Principal) -> str | None:
+    return None if principal.role is Role.ADMIN else principal.key_id
+
+
+def _subscription_id(request: web.Request) -> str:
+    return request.match_info["subscription_id"]
+
+
+def _event_types(value: Any) -> list[str]:
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise BadRequest("event_types must be a non-empty list of event type names, or [\"*\"]")
+    unknown = sorted(set(value) - set(EVENT_TYPES) - {"*"})
+    if unknown:
+        raise Unprocessable(f"unknown event types {unknown}; known: {sorted(EVENT_TYPES)}")
+    return sorted(set(value))
+
+
+def _url(request: web.Request, value: Any, name: str) -> str:
+    if not isinstance(value, str):
+        raise BadRequest(f"{name} must be a string URL")
+    problem = url_problem(value, allow_private=request.app[SETTINGS].allow_private_webhooks)
+    if problem:
+        raise Unprocessable(f"{name} {problem}")
+    return value
+
+
+async def _key(request: web.Request, body: dict[str, Any]) -> tuple[dict[str, Any] | None,
+                                                                      str | None, str]:
+    """(public_jwk, jwks_url, kid) from a body, checked: the key can be encrypted to."""
+    jwk, jwks_url = body.get("public_jwk"), body.get("jwks_url")
+    if (jwk is None) == (jwks_url is None):
+        raise BadRequest("send either public_jwk (a JWK) or jwks_url with kid")
+    try:
+        if jwk is not None:
+            return jwk, None, recipient_key(jwk).kid
+        url = _url(request, jwks_url, "jwks_url")
+        kid = body.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise BadRequest("jwks_url needs the kid of the key to encrypt to")
+        await request.app[SUBSCRIBER_KEYS].key(public_jwk=None, jwks_url=url, kid=kid)
+        return None, url, kid
+    except SubscriberKeyError as exc:
+        raise Unprocessable(str(exc)) from None
+
+
+async def _object_body(request: web.Request) -> dict[str, Any]:
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    return body
+
+
+@route("POST", "/v1/subscriptions", roles=SUBSCRIBERS,
+       summary="Subscribe to events; the answer holds the signing secret, shown only once",
+       requestBody={"required": True, "content": {"application/json": {"schema": {
+           "type": "object", "required": ["event_types"], "properties": {
+               "url": {"type": ["string", "null"],
+                       "description": "https endpoint; null to poll GET /v1/events only"},
+               "event_types": {"type": "array", "items": {"type": "string"}},
+               **_KEY_FIELDS}}}}},
+       responses={"201": {"description": "the subscription and its secret", "content": {
+           "application/json": {"schema": {"$ref": "#/components/schemas/NewSubscription"}}}}},
+       errors=("400", "422"))
+async def create_subscription(request: web.Request) -> web.Response:
+    principal = current_principal(request)
+    body = await _object_body(request)
+    url = None if body.get("url") is None else _url(request, body["url"], "url")
+    event_types = _event_types(body.get("event_types"))
+    jwk, jwks_url, kid = await _key(request, body)
+    secret = new_secret()
+    async with request.app[POOL].acquire() as conn:
+        row = await store.create(conn, principal.tenant, owner=principal.key_id, url=url,
+                                 event_types=event_types, public_jwk=jwk, jwks_url=jwks_url,
+                                 kid=kid, secret=secret)
+    return web.json_response({**store.public(row), "secret": secret}, status=201)
+
+
+@route("GET", "/v1/subscriptions", roles=SUBSCRIBERS, summary="The subscriptions",
+       parameters=PAGE_PARAMETERS,
+       responses={"200": {"description": "a page of subscriptions", "content": {
+           "application/json": {"schema": page_of("Subscription")}}}}, errors=("400",))
+async def list_subscriptions(request: web.Request) -> web.Response:
+    principal = current_principal(request)
+    limit, after = limit_of(request), cursor_of(request, 1)
+    async with request.app[POOL].acquire() as conn:
+        rows = await store.list_page(conn, principal.tenant, owner=_owner(principal),
+                                     after=str(after[0]) if after else None, limit=limit + 1)
+    return web.json_response(page(rows, limit, ["id"]))
+
+
+async def _found(request: web.Request, row: Any) -> web.Response:
+    if row is None:
+        raise NotFound(f"no subscription {_subscription_id(request)!r}")
+    return web.json_response(store.public(row))
+
+
+@route("GET", "/v1/subscriptions/{subscription_id}", roles=SUBSCRIBERS,
+       summary="One subscription", responses=_ONE, errors=("404",))
+async def get_subscription(request: web.Request) -> web.Response:
+    principal = current_principal(request)
+    async with request.app[POOL].acquire() as conn:
+        row = await store.get(conn, principal.tenant, _subscription_id(request),
+                              owner=_owner(principal))
+    return await _found(request, row)
+
+
+@route("PATCH", "/v1/subscriptions/{subscription_id}", roles=SUBSCRIBERS,
+       summary="Change the URL or event types, or pause (status paused) and resume "
+               "(status active; a disabled subscription too, delivering its backlog)",
+       requestBody={"required": True, "content": {"application/json": {"schema": {
+           "type": "object", "properties": {
+               "url": {"type": ["string", "null"]},
+               "event_types": {"type": "array", "items": {"type": "string"}},
+               "status": {"enum": ["active", "paused"]}}}}}},
+       responses=_ONE, errors=("400", "404", "422"))
+async def patch_subscription(request: web.Request) -> web.Response:
+    principal = current_principal(request)
+    body = await _object_body(request)
+    unknown = sorted(set(body) - {"url", "event_types", "status"})
+    if unknown:
+        raise BadRequest(f"unknown fields {unknown}; allowed: url, event_types, status")
+    status = body.get("status")
+    if status not in (None, "active", "paused"):
+        raise BadRequest("status must be active or paused")
+    set_url = "url" in body
+    url = None if body.get("url") is None else _url(request, body["url"], "url")
+    event_types = _event_types(body["event_types"]) if "event_types" in body else None
+    owner, tenant, sid = _owner(principal), principal.tenant, _subscription_id(request)
+    async with request.app[POOL].acquire() as conn, conn.transaction():
+        row = await store.update(conn, tenant, sid, owner=owner, url=url, set_url=set_url,
+                                 event_types=event_types)
+        if row is not None and status == "paused":
+            row = await store.pause(conn, tenant, sid, owner=owner)
+        elif row is not None and status == "active":
+            row = await store.resume(conn, tenant, sid, owner=owner)
+    return await _found(request, row)
+
+
+@route("DELETE", "/v1/subscriptions/{subscription_id}", roles=SUBSCRIBERS,
+       summary="Delete a subscription and its pending deliveries",
+       responses={"204": {"description": "deleted"}}, errors=("404",))
+async def delete_subscription(request: web.Request) -> web.Response:
+    principal = current_principal(request)
+    async with request.app[POOL].acquire() as conn:
+        deleted = await store.delete(conn, principal.tenant, _subscription_id(request),
+                                     owner=_owner(principal))
+    if not deleted:
+        raise NotFound(f"no subscription {_subscription_id(request)!r}")
+    return web.Response(status=204)
+
+
+@route("POST", "/v1/subscriptions/{subscription_id}/rotate-secret", roles=SUBSCRIBERS,
+       summary="A new signing secret (shown once); the old one keeps signing beside it for "
+               "overlap_seconds (default 86400)",
+       requestBody={"content": {"application/json": {"schema": {
+           "type": "object", "properties": {"overlap_seconds": {"type": "number"}}}}}},
+       responses={"200": {"description": "the subscription and its new secret", "content": {
+           "application/json": {"schema": {"$ref": "#/components/schemas/NewSubscription"}}}}},
+       errors=("400", "404"))
+async def rotate_secret(request: web.Request) -> web.Response:
+    principal = current_principal(request)
+    body = await read_json(request, optional=True) or {}
+    overlap = body.get("overlap_seconds", 86400) if isinstance(body, dict) else None
+    if not isinstance(overlap, int | float) or isinstance(overlap, bool) \
+            or not 0 <= overlap <= MAX_OVERLAP:
+        raise BadRequest(f"overlap_seconds must be a number from 0 to {MAX_OVERLAP:.0f}")
+    secret = new_secret()
+    async with request.app[POOL].acquire() as conn:
+        row = await store.rotate_secret(conn, principal.tenant, _subscription_id(request),
+                                        owner=_owner(principal), secret=secret,
+                                        overlap_seconds=float(overlap))
+    if row is None:
+        raise NotFound(f"no subscription {_subscription_id(request)!r}")
+    return web.json_response({**store.public(row), "secret": secret})
+
+
+@route("POST", "/v1/subscriptions/{subscription_id}/rotate-key", roles=SUBSCRIBERS,
+       summary="Encrypt to a new key from now on (retries of older events too)",
+       requestBody={"required": True, "content": {"application/json": {"schema": {
+           "type": "object", "properties": _KEY_FIELDS}}}},
+       responses=_ONE, errors=("400", "404", "422"))
+async def rotate_key(request: web.Request) -> web.Response:
+    principal = current_principal(request)
+    jwk, jwks_url, kid = await _key(request, await _object_body(request))
+    async with request.app[POOL].acquire() as conn:
+        row = await store.set_key(conn, principal.tenant, _subscription_id(request),
+                                  owner=_owner(principal), public_jwk=jwk, jwks_url=jwks_url,
+                                  kid=kid)
+    return await _found(request, row)
+
+
+@route("POST", "/v1/subscriptions/{subscription_id}/replay", roles=SUBSCRIBERS,
+       summary="Deliver again one event (event_id) or all since a time (since), with the "
+               "same webhook-id",
+       requestBody={"required": True, "content": {"application/json": {"schema": {
+           "type": "object", "properties": {"event_id": {"type": "string"},
+                                            "since": {"type": "string",
+                                                      "format": "date-time"}}}}}},
+       responses={"202": {"description": "how many deliveries were queued", "content": {
+           "application/json": {"schema": {"type": "object", "required": ["queued"],
+                                           "properties": {"queued": {"type": "integer"}}}}}}},
+       errors=("400", "404", "422"))
+async def replay(request: web.Request) -> web.Response:
+    principal = current_principal(request)
+    body = await _object_body(request)
+    event_id, since_text = body.get("event_id"), body.get("since")
+    if (event_id is None) == (since_text is None):
+        raise BadRequest("send either event_id or since (an ISO 8601 time with its offset)")
+    since = None
+    if since_text is not None:
+        try:
+            since = datetime.fromisoformat(str(since_text))
+        except ValueError:
+            raise BadRequest(f"since {since_text!r} is not an ISO 8601 time") from None
+        if since.tzinfo is None:
+            raise BadRequest("since needs a UTC offset, e.g. 2026-11-01T00:00:00Z")
+    elif not isinstance(event_id, str):
+        raise BadRequest("event_id must be a string")
+    async with request.app[POOL].acquire() as conn:
+        row = await store.get(conn, principal.tenant, _subscription_id(request),
+                              owner=_owner(principal))
+        if row is None:
+            raise NotFound(f"no subscription {_subscription_id(request)!r}")
+        if row["url"] is None:
+            raise Unprocessable("this subscription has no URL; read GET /v1/events instead")
+        queued = await store.replay(conn, principal.tenant, row["subscription_id"],
+                                    event_id=event_id, since=since)
+    if event_id is not None and queued == 0:
+        raise NotFound(f"no event {event_id!r} of this subscription's types")
+    return web.json_response({"queued": queued}, status=202)
+
+
+@route("GET", "/v1/subscriptions/{subscription_id}/deliveries", roles=SUBSCRIBERS,
+       summary="The subscription's deliveries and their state, oldest first",
+       parameters=PAGE_PARAMETERS + [{"name": "status", "in": "query", "schema": {
+           "enum": ["pending", "succeeded", "failed"]}}],
+       responses={"200": {"description": "a page of deliveries"}}, errors=("400", "404"))
+async def list_deliveries(request: web.Request) -> web.Response:
+    principal = current_principal(request)
+    limit, after = limit_of(request), cursor_of(request, 2)
+    status = request.query.get("status")
+    if status not in (None, "pending", "succeeded", "failed"):
+        raise BadRequest("status must be pending, succeeded or failed")
+    if after is not None:
+        try:
+            datetime.fromisoformat(str(after[0]))
+        except ValueError:
+            raise BadRequest("cursor is not one this API gave out") from None
+    async with request.app[POOL].acquire() as conn:
+        row = await store.get(conn, principal.tenant, _subscription_id(request),
+                              owner=_owner(principal))
+        if row is None:
+            raise NotFound(f"no subscription {_subscription_id(request)!r}")
+        rows = await store.deliveries(conn, principal.tenant, row["subscription_id"],
+                                      status=status, after=after, limit=limit + 1)
+    return web.json_response(page(rows, limit, ["created_at", "event_id"]))
+
+
+@route("GET", "/v1/subscriptions/{subscription_id}/deliveries/{event_id}/attempts",
+       roles=SUBSCRIBERS, summary="Every attempt to deliver one event: time, answer, latency",
+       responses={"200": {"description": "the attempts, oldest first"}}, errors=("404",))
+async def list_attempts(request: web.Request) -> web.Response:
+    principal = current_principal(request)
+    async with request.app[POOL].acquire() as conn:
+        row = await store.get(conn, principal.tenant, _subscription_id(request),
+                              owner=_owner(principal))
+        if row is None:
+            raise NotFound(f"no subscription {_subscription_id(request)!r}")
+        items = await store.attempts(conn, principal.tenant, row["subscription_id"],
+                                     request.match_info["event_id"])
+    return web.json_response({"items": items})
+
+
+@route("GET", "/v1/events", roles=SUBSCRIBERS,
+       summary="The event feed of a subscription, for CRMs that poll: the same events, "
+               "encrypted the same way, in a stable order",
+       parameters=[{"name": "subscription_id", "in": "query", "required": True,
+                    "schema": {"type": "string"}},
+                   {"name": "after", "in": "query", "schema": {"type": "string"},
+                    "description": "the cursor of the last event read"},
+                   PAGE_PARAMETERS[0]],
+       responses={"200": {"description": "events after the cursor", "content": {
+           "application/json": {"schema": {"$ref": "#/components/schemas/EventFeed"}}}}},
+       errors=("400", "404", "422"))
+async def event_feed(request: web.Request) -> web.Response:
+    principal = current_principal(request)
+    limit = limit_of(request)
+    sid = request.query.get("subscription_id")
+    if not sid:
+        raise BadRequest("subscription_id is required: the events are encrypted to its key")
+    after = _feed_cursor(request.query.get("after"))
+    async with request.app[POOL].acquire() as conn:
+        row = await store.get(conn, principal.tenant, sid, owner=_owner(principal))
+        if row is None:
+            raise NotFound(f"no subscription {sid!r}")
+        rows = await event_store.feed(conn, principal.tenant, types=list(row["event_types"]),
+                                      after=after, limit=limit)
+    try:
+        key = await request.app[SUBSCRIBER_KEYS].key(
+            public_jwk=row["public_jwk"], jwks_url=row["jwks_url"], kid=row["kid"])
+    except SubscriberKeyError as exc:
+        raise Unprocessable(f"cannot encrypt to the subscription's key: {exc}") from None
+    items = []
+    for event in rows:
+        cursor = encode_cursor([event["txid"], event["event_pk"]])
+        body = document(event)
+        items.append({"id": body["id"], "cursor": cursor,
+                      "jwe": key.encrypt(plaintext(body))})
+    last = items[-1]["cursor"] if items else request.query.get("after")
+    return web.json_response({"items": items, "next_cursor": last})
+
+
+def _feed_cursor(text: str | None) -> tuple[str, int] | None:
+    if not text:
+        return None
+    try:
+        value = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+    except (binascii.Error, ValueError):
+        raise BadRequest("after is not a cursor this API gave out") from None
+    if not (isinstance(value, list) and len(value) == 2 and isinstance(value[0], str)
+            and value[0].isdigit() and isinstance(value[1], int)):
+        raise BadRequest("after is not a cursor this API gave out")
+    return value[0], value[1]
+
+
+@route("GET", "/v1/event-types", roles=frozenset(Role),
+       summary="Every event type with its version and JSON Schema",
+       responses={"200": {"description": "the event types"}})
+async def list_event_types(request: web.Request) -> web.Response:
+    return web.json_response({"items": [
+        {"type": t.name, "version": t.version, "summary": t.summary, "schema": schema(t)}
+        for t in EVENT_TYPES.values()]})
+
+
+@route("GET", "/v1/webhook-keys", roles=SUBSCRIBERS,
+       summary="Our public ed25519 keys (JWKS) for the optional v1a webhook signature",
+       responses={"200": {"description": "a JWK set"}})
+async def webhook_keys(request: web.Request) -> web.Response:
+    async with request.app[POOL].acquire() as conn:
+        keys = await signing_keys.published(conn, current_principal(request).tenant)
+    return web.json_response({"keys": [ed25519_jwk(kid, public) for kid, public in keys]})
+

@@ -1,0 +1,555 @@
+"""The dispatcher: delivers the outbox's deliveries, at least once and in order per lane.
+
+The unit of work is a lane of one subscription (``delivery_lanes``): one attempt in flight
+per (subscription, invoice or account). A dispatcher claims due lanes under a lease with
+``FOR UPDATE SKIP LOCKED``, delivers the first pending delivery of each, and records the
+outcomes in batches. Several dispatchers, in one process or many, share the work through
+the database alone; one that dies leaves its lanes leased until the lease expires, and the
+next dispatcher delivers the same event again with the same ``webhook-id``.
+
+Why lanes and not rows: claiming delivery rows with SKIP LOCKED would let two dispatchers
+send events n and n+1 of one invoice at once. Claiming the lane, and taking only its first
+pending delivery, cannot.
+
+The lane invariant, kept by everyone who touches a lane: a lane with a committed pending
+delivery is due (``next_attempt_at`` set) or leased. Writers of deliveries mark the lane
+due in their own transaction (``outbox.fan_out``); a dispatcher makes a lane idle only
+after locking it and then looking for pending deliveries in a later statement, whose
+snapshot sees every writer that locked the lane before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import logging
+import random
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import asyncpg
+
+from gateway import events as event_types
+from gateway.outbox import CHANNEL, NewEvent, emit
+from gateway.settings import Settings, SettingsError
+from gateway.store import signing_keys
+from gateway.webhook_http import SubscriberKeys, UnsafeTargetError, check_literal, session
+from security.webhooks import SubscriberKeyError, envelope, sign
+
+logger = logging.getLogger(__name__)
+
+EXCERPT = 1024        # bytes of a subscriber's answer kept in the attempt log
+MAX_RETRY_AFTER = 86400.0
+JITTER = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    timeout: float
+    lease: float
+    schedule: tuple[float, ...]
+    retry_floor: float
+    warn_after: float
+    disable_after: float
+    concurrency: int
+    allow_private: bool
+    jwks_ttl: float
+
+    @classmethod
+    def of(cls, settings: Settings) -> Policy:
+        try:
+            schedule = tuple(float(x) for x in settings.webhook_retry_schedule.split(","))
+        except ValueError:
+            raise SettingsError("webhook_retry_schedule must be seconds separated by commas, "
+                                f"got {settings.webhook_retry_schedule!r}") from None
+        if any(s < 0 for s in schedule):
+            raise SettingsError("webhook_retry_schedule: no delay may be negative")
+        return cls(timeout=settings.webhook_timeout, lease=settings.webhook_lease,
+                   schedule=schedule, retry_floor=settings.webhook_retry_floor,
+                   warn_after=settings.webhook_warn_after,
+                   disable_after=settings.webhook_disable_after,
+                   concurrency=settings.webhook_concurrency,
+                   allow_private=settings.allow_private_webhooks,
+                   jwks_ttl=settings.jwks_cache_seconds)
+
+
+def retry_after_seconds(value: str | None, now: datetime) -> float | None:
+    """A ``Retry-After`` header (seconds or an HTTP date) in seconds, or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+def next_delay(policy: Policy, tries: int, *, status: int | None, timed_out: bool,
+               retry_after: float | None, rng: random.Random) -> float | None:
+    """Seconds until the next attempt after ``tries`` failed ones; None when exhausted."""
+    if tries >= len(policy.schedule):
+        return None
+    delay = policy.schedule[tries] * (1 + rng.uniform(-JITTER, JITTER))
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, MAX_RETRY_AFTER))
+    if status == 429 or timed_out:
+        delay = max(delay, policy.retry_floor)
+    return delay
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """A claimed lane and its first pending delivery (None when it turned out empty)."""
+
+    tenant: str
+    subscription_id: str
+    lane: str
+    delivery: asyncpg.Record | None
+
+
+@dataclass(slots=True)
+class Outcome:
+    head: Head
+    attempted_at: datetime
+    status_code: int | None = None
+    error: str | None = None
+    latency_ms: float = 0.0
+    excerpt: str | None = None
+    retry_after: float | None = None
+    timed_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+@dataclass
+class Dispatcher:
+    pool: asyncpg.Pool
+    policy: Policy
+    name: str = field(default_factory=lambda: f"dispatcher-{uuid.uuid4().hex[:12]}")
+    poll_interval: float = 1.0
+    rng: random.Random = field(default_factory=random.Random)
+    _inflight: set[asyncio.Task[None]] = field(default_factory=set)
+    _done: asyncio.Queue[Outcome | None] = field(default_factory=asyncio.Queue)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _http: aiohttp.ClientSession | None = None
+    _keys: SubscriberKeys | None = None
+    _seeds: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # tenant: (kid, seed)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until ``stop`` is set, then finish what is in flight and return."""
+        self._http = session(allow_private=self.policy.allow_private,
+                             limit=self.policy.concurrency)
+        self._keys = SubscriberKeys(self._http, ttl=self.policy.jwks_ttl,
+                                    timeout=self.policy.timeout,
+                                    allow_private=self.policy.allow_private)
+        completer = asyncio.create_task(self._complete_forever())
+        listener: asyncpg.Connection | None = None
+        logger.info("dispatcher %s started", self.name)
+        try:
+            while not stop.is_set():
+                if listener is None or listener.is_closed():
+                    listener = await self._listen(listener)
+                free = self.policy.concurrency - len(self._inflight)
+                self._wake.clear()
+                claimed = await self._claim_safely(free) if free > 0 else []
+                for head in claimed:
+                    task = asyncio.create_task(self._deliver(head))
+                    self._inflight.add(task)
+                    task.add_done_callback(self._inflight.discard)
+                if not claimed or free <= len(claimed):
+                    await _first(self._wake.wait(), stop.wait(), timeout=self.poll_interval)
+        finally:
+            if self._inflight:
+                await asyncio.wait(self._inflight, timeout=self.policy.timeout + 5)
+                for task in self._inflight:
+                    task.cancel()  # its lane stays leased until the lease runs out
+            self._done.put_nowait(None)
+            try:
+                await asyncio.wait_for(completer, timeout=self.policy.timeout + 5)
+            except TimeoutError:
+                logger.error("dispatcher %s: outcomes not recorded at shutdown", self.name)
+            if listener is not None:
+                await self._unlisten(listener)
+            await self._http.close()
+            logger.info("dispatcher %s stopped", self.name)
+
+    async def _listen(self, old: asyncpg.Connection | None) -> asyncpg.Connection | None:
+        """A connection listening for new deliveries (None while the database is away:
+        polling alone goes on)."""
+        if old is not None:
+            await self._unlisten(old)
+        try:
+            listener = await self.pool.acquire()
+            await listener.add_listener(CHANNEL, self._notified)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+            logger.warning("dispatcher %s cannot listen for notifications; polling",
+                           self.name)
+            return None
+        return listener
+
+    async def _unlisten(self, listener: asyncpg.Connection) -> None:
+        try:
+            await listener.remove_listener(CHANNEL, self._notified)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+            pass  # the connection is gone, and its listener with it
+        finally:
+            with contextlib.suppress(asyncpg.InterfaceError):
+                await self.pool.release(listener)
+
+    def _notified(self, *_: Any) -> None:
+        self._wake.set()
+
+    async def _claim_safely(self, limit: int) -> list[Head]:
+        try:
+            return await self.claim(limit)
+        except (asyncpg.PostgresError, OSError):
+            logger.exception("claiming deliveries failed; trying again shortly")
+            return []
+
+    async def claim(self, limit: int) -> list[Head]:
+        """Lease up to ``limit`` due lanes of active subscriptions; return their heads."""
+        async with self.pool.acquire() as conn:
+            lanes = await conn.fetch(
+                """
+                WITH picked AS (
+                    SELECT l.tenant_id, l.subscription_id, l.lane
+                    FROM delivery_lanes l
+                    JOIN subscriptions s ON s.tenant_id = l.tenant_id
+                        AND s.subscription_id = l.subscription_id AND s.status = 'active'
+                    WHERE l.next_attempt_at <= now()
+                      AND (l.lease_until IS NULL OR l.lease_until < now())
+                    ORDER BY l.next_attempt_at
+                    LIMIT $1
+                    FOR UPDATE OF l SKIP LOCKED
+                )
+                UPDATE delivery_lanes l
+                SET lease_until = now() + make_interval(secs => $2), leased_by = $3
+                FROM picked
+                WHERE l.tenant_id = picked.tenant_id
+                  AND l.subscription_id = picked.subscription_id AND l.lane = picked.lane
+                RETURNING l.tenant_id, l.subscription_id, l.lane
+                """,
+                limit, self.policy.lease, self.name)
+            if not lanes:
+                return []
+            rows = await conn.fetch(
+                """
+                SELECT x.tenant_id, x.subscription_id, x.lane, d.event_id, d.generation,
+                       d.tries, d.first_try_at, e.type, e.version, e.created_at, e.sequence,
+                       e.previous_event_id, e.data, s.url, s.secret, s.previous_secret,
+                       s.previous_secret_until > now() AS previous_valid, s.public_jwk,
+                       s.jwks_url, s.kid
+                FROM unnest($1::text[], $2::text[], $3::text[]) AS x(tenant_id, subscription_id,
+                                                                     lane)
+                JOIN subscriptions s ON s.tenant_id = x.tenant_id
+                    AND s.subscription_id = x.subscription_id
+                LEFT JOIN LATERAL (
+                    SELECT * FROM deliveries d
+                    WHERE d.tenant_id = x.tenant_id AND d.subscription_id = x.subscription_id
+                      AND d.lane = x.lane AND d.status = 'pending'
+                    ORDER BY d.sequence LIMIT 1
+                ) d ON true
+                LEFT JOIN events e ON e.tenant_id = d.tenant_id AND e.event_id = d.event_id
+                """,
+                [r["tenant_id"] for r in lanes], [r["subscription_id"] for r in lanes],
+                [r["lane"] for r in lanes])
+        heads = []
+        for row in rows:
+            head = Head(row["tenant_id"], row["subscription_id"], row["lane"],
+                        row if row["event_id"] is not None else None)
+            if head.delivery is None:  # emptied meanwhile: release through the safe path
+                self._done.put_nowait(Outcome(head, datetime.now(UTC)))
+            else:
+                heads.append(head)
+        return heads
+
+    async def _signing_seed(self, tenant: str) -> bytes:
+        if tenant not in self._seeds:
+            async with self.pool.acquire() as conn:
+                self._seeds[tenant] = await signing_keys.current(conn, tenant)
+        return self._seeds[tenant][1]
+
+    async def _deliver(self, head: Head) -> None:
+        row = head.delivery
+        assert row is not None  # noqa: S101 - claim() queues empty heads separately
+        outcome = Outcome(head, datetime.now(UTC))
+        started = time.perf_counter()
+        try:
+            assert self._keys is not None and self._http is not None  # noqa: S101
+            key = await self._keys.key(public_jwk=row["public_jwk"], jwks_url=row["jwks_url"],
+                                       kid=row["kid"])
+            plaintext = event_types.plaintext(event_types.document(_event_row(row)))
+            body = envelope(row["event_id"], key.encrypt(plaintext))
+            seed = await self._signing_seed(head.tenant)
+            secrets_ = [row["secret"]]
+            if row["previous_secret"] and row["previous_valid"]:
+                secrets_.insert(0, row["previous_secret"])
+            timestamp = int(time.time())
+            headers = {
+                "webhook-id": row["event_id"], "webhook-timestamp": str(timestamp),
+                "webhook-signature": sign(secrets_, row["event_id"], timestamp, body, seed),
+                "Content-Type": "application/json",
+            }
+            check_literal(row["url"], allow_private=self.policy.allow_private)
+            timeout = aiohttp.ClientTimeout(total=self.policy.timeout)
+            async with self._http.post(row["url"], data=body, headers=headers,
+                                       timeout=timeout, allow_redirects=False) as response:
+                outcome.status_code = response.status
+                outcome.excerpt = (await response.content.read(EXCERPT)).decode(
+                    "utf-8", "replace")
+                outcome.retry_after = retry_after_seconds(
+                    response.headers.get("Retry-After"), datetime.now(UTC))
+        except TimeoutError:
+            outcome.error, outcome.timed_out = "timed out", True
+        except SubscriberKeyError as exc:
+            outcome.error = f"cannot encrypt: {exc}"
+        except UnsafeTargetError as exc:
+            outcome.error = f"refused: {exc}"
+        except (aiohttp.ClientError, OSError) as exc:
+            outcome.error = f"{type(exc).__name__}: {exc}"[:500]
+        except asyncpg.PostgresError as exc:
+            outcome.error = f"database: {type(exc).__name__}"
+        outcome.latency_ms = (time.perf_counter() - started) * 1000
+        self._done.put_nowait(outcome)
+
+    async def _complete_forever(self) -> None:
+        """Record outcomes in batches (whatever has arrived while the last batch was
+        written); a ``None`` on the queue means: write what came before it, then stop."""
+        while True:
+            item = await self._done.get()
+            batch: list[Outcome] = []
+            stopping = False
+            while True:
+                if item is None:
+                    stopping = True
+                else:
+                    batch.append(item)
+                if self._done.empty() or len(batch) >= 500:
+                    break
+                item = self._done.get_nowait()
+            if batch:
+                try:
+                    await self.complete(batch)
+                except (asyncpg.PostgresError, OSError):
+                    # The leases run out and the lanes are delivered again: at least once.
+                    logger.exception("recording %d delivery outcomes failed", len(batch))
+                self._wake.set()
+            if stopping:
+                return
+
+    async def complete(self, outcomes: list[Outcome]) -> None:
+        """Record attempts, settle deliveries, release lanes; then the subscriptions' health."""
+        now = datetime.now(UTC)
+        outcomes.sort(key=lambda o: (o.head.tenant, o.head.subscription_id, o.head.lane))
+        attempted = [o for o in outcomes if o.head.delivery is not None]
+        settled: list[tuple[Any, ...]] = []  # per attempted delivery
+        lane_due: list[datetime | None] = []  # per outcome: a retry time, or None: look
+        for outcome in outcomes:
+            row = outcome.head.delivery
+            if row is None:
+                lane_due.append(None)
+                continue
+            if outcome.ok:
+                settled.append((row["event_id"], row["generation"], "succeeded", None, None))
+                lane_due.append(None)
+                continue
+            tries = row["tries"] + 1
+            delay = next_delay(self.policy, tries, status=outcome.status_code,
+                               timed_out=outcome.timed_out, retry_after=outcome.retry_after,
+                               rng=self.rng)
+            if outcome.status_code == 410:
+                delay = self.policy.schedule[-1]  # the subscription is disabled below
+            first_try = row["first_try_at"] or outcome.attempted_at
+            if delay is None:
+                # Exhausted. Given up only if the endpoint has worked since this delivery
+                # began failing; an endpoint that is simply down is disabled instead.
+                settled.append((row["event_id"], row["generation"], "exhausted", first_try,
+                                now + timedelta(seconds=self.policy.schedule[-1])))
+                lane_due.append(None)
+            else:
+                retry_at = now + timedelta(seconds=delay)
+                settled.append((row["event_id"], row["generation"], "retry", first_try,
+                                retry_at))
+                lane_due.append(retry_at)
+        async with self.pool.acquire() as conn, conn.transaction():
+            keys = ([o.head.tenant for o in outcomes], [o.head.subscription_id for o in outcomes],
+                    [o.head.lane for o in outcomes])
+            await conn.execute(
+                """
+                SELECT 1 FROM delivery_lanes l
+                JOIN unnest($1::text[], $2::text[], $3::text[]) AS x(t, s, lane)
+                    ON l.tenant_id = x.t AND l.subscription_id = x.s AND l.lane = x.lane
+                ORDER BY l.tenant_id, l.subscription_id, l.lane
+                FOR UPDATE OF l
+                """, *keys)
+            if attempted:
+                await conn.execute(
+                    """
+                    INSERT INTO delivery_attempts (tenant_id, subscription_id, event_id,
+                        attempted_at, status_code, latency_ms, error, response_excerpt,
+                        dispatcher)
+                    SELECT x.* FROM unnest($1::text[], $2::text[], $3::text[],
+                        $4::timestamptz[], $5::int[], $6::float8[], $7::text[], $8::text[],
+                        $9::text[]) AS x(t, s, e, at, code, ms, err, excerpt, who)
+                    WHERE EXISTS (SELECT 1 FROM subscriptions s
+                                  WHERE s.tenant_id = x.t AND s.subscription_id = x.s)
+                    """,
+                    [o.head.tenant for o in attempted],
+                    [o.head.subscription_id for o in attempted],
+                    [o.head.delivery["event_id"] for o in attempted if o.head.delivery],
+                    [o.attempted_at for o in attempted], [o.status_code for o in attempted],
+                    [o.latency_ms for o in attempted], [o.error for o in attempted],
+                    [o.excerpt for o in attempted], [self.name] * len(attempted))
+                await conn.execute(
+                    """
+                    UPDATE deliveries d SET
+                        attempts = d.attempts + 1,
+                        last_status_code = x.code, last_error = x.err,
+                        status = CASE
+                            WHEN x.kind = 'succeeded' THEN 'succeeded'
+                            WHEN x.kind = 'exhausted' AND (s.failing_since IS NULL
+                                OR s.failing_since > x.first_try) THEN 'failed'
+                            ELSE 'pending' END,
+                        finished_at = CASE WHEN x.kind = 'succeeded' OR (x.kind = 'exhausted'
+                            AND (s.failing_since IS NULL OR s.failing_since > x.first_try))
+                            THEN now() END,
+                        tries = CASE WHEN x.kind = 'succeeded' THEN d.tries ELSE d.tries + 1 END,
+                        first_try_at = CASE WHEN x.kind = 'succeeded' THEN d.first_try_at
+                            ELSE x.first_try END,
+                        next_attempt_at = x.retry_at
+                    FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[],
+                                $6::timestamptz[], $7::timestamptz[], $8::int[], $9::text[])
+                        AS x(t, s, e, gen, kind, first_try, retry_at, code, err)
+                    JOIN subscriptions s ON s.tenant_id = x.t AND s.subscription_id = x.s
+                    WHERE d.tenant_id = x.t AND d.subscription_id = x.s AND d.event_id = x.e
+                      AND d.generation = x.gen AND d.status = 'pending'
+                    """,
+                    [o.head.tenant for o in attempted],
+                    [o.head.subscription_id for o in attempted],
+                    [s[0] for s in settled], [s[1] for s in settled], [s[2] for s in settled],
+                    [s[3] for s in settled], [s[4] for s in settled],
+                    [o.status_code for o in attempted],
+                    [(o.error or (f"HTTP {o.status_code}" if not o.ok else None))
+                     for o in attempted])
+            # A new statement, so a new snapshot: it sees every delivery committed by
+            # whoever held these lanes before the lock above was granted.
+            await conn.execute(
+                """
+                UPDATE delivery_lanes l SET
+                    lease_until = NULL, leased_by = NULL,
+                    next_attempt_at = CASE
+                        WHEN x.retry_at IS NOT NULL THEN x.retry_at
+                        WHEN EXISTS (SELECT 1 FROM deliveries d WHERE d.tenant_id = l.tenant_id
+                            AND d.subscription_id = l.subscription_id AND d.lane = l.lane
+                            AND d.status = 'pending') THEN
+                            coalesce((SELECT min(d.next_attempt_at) FROM deliveries d
+                                      WHERE d.tenant_id = l.tenant_id
+                                        AND d.subscription_id = l.subscription_id
+                                        AND d.lane = l.lane AND d.status = 'pending'
+                                        AND d.next_attempt_at > now()), now())
+                        END
+                FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
+                    AS x(t, s, lane, retry_at)
+                WHERE l.tenant_id = x.t AND l.subscription_id = x.s AND l.lane = x.lane
+                  AND l.leased_by = $5
+                """, *keys, lane_due, self.name)
+        await self._health(outcomes, now)
+
+    async def _health(self, outcomes: list[Outcome], now: datetime) -> None:
+        """Per subscription: a success clears its failing state; failures start or extend
+        it, warn once past ``warn_after``, and disable after ``disable_after`` (or at once
+        on 410 Gone)."""
+        by_subscription: dict[tuple[str, str], list[Outcome]] = {}
+        for outcome in outcomes:
+            if outcome.head.delivery is not None:
+                key = (outcome.head.tenant, outcome.head.subscription_id)
+                by_subscription.setdefault(key, []).append(outcome)
+        for (tenant, subscription_id), results in by_subscription.items():
+            # A success shows the endpoint works: failures beside it are the events'.
+            succeeded = any(o.ok for o in results)
+            failures = [o for o in results if not o.ok]
+            gone = any(o.status_code == 410 for o in results)
+            last = failures[-1] if failures else None
+            if succeeded and not gone:
+                async with self.pool.acquire() as conn:
+                    await conn.execute(
+                        "UPDATE subscriptions SET failing_since = NULL, warned_at = NULL"
+                        " WHERE tenant_id = $1 AND subscription_id = $2"
+                        " AND failing_since IS NOT NULL", tenant, subscription_id)
+                continue
+            async with self.pool.acquire() as conn, conn.transaction():
+                await conn.execute(
+                    "UPDATE subscriptions SET failing_since = coalesce(failing_since, $3)"
+                    " WHERE tenant_id = $1 AND subscription_id = $2",
+                    tenant, subscription_id, min(o.attempted_at for o in failures))
+                warned = await conn.fetchrow(
+                    """
+                    UPDATE subscriptions SET warned_at = now()
+                    WHERE tenant_id = $1 AND subscription_id = $2 AND status = 'active'
+                      AND warned_at IS NULL
+                      AND failing_since <= now() - make_interval(secs => $3)
+                    RETURNING failing_since
+                    """, tenant, subscription_id, self.policy.warn_after)
+                if warned is not None:
+                    disable_at = warned["failing_since"] + timedelta(
+                        seconds=self.policy.disable_after)
+                    logger.warning("subscription %s has been failing since %s; it will be "
+                                   "disabled after %s unless a delivery succeeds",
+                                   subscription_id, warned["failing_since"].isoformat(),
+                                   disable_at.isoformat())
+                    await emit(conn, tenant, [NewEvent(
+                        "subscription.failing", event_types.subscription_lane(subscription_id),
+                        {"subscription_id": subscription_id,
+                         "failing_since": _instant(warned["failing_since"]),
+                         "disable_after": _instant(disable_at),
+                         "last_status_code": last.status_code if last else None,
+                         "last_error": (last.error if last else None)})])
+                reason = "the endpoint answered 410 Gone" if gone else \
+                    "deliveries failed for longer than webhook_disable_after"
+                disabled = await conn.fetchval(
+                    """
+                    UPDATE subscriptions SET status = 'disabled', status_reason = $4,
+                        updated_at = now()
+                    WHERE tenant_id = $1 AND subscription_id = $2 AND status = 'active'
+                      AND ($5 OR (warned_at < now()
+                          AND failing_since <= now() - make_interval(secs => $3)))
+                    RETURNING subscription_id
+                    """, tenant, subscription_id, self.policy.disable_after, reason, gone)
+                if disabled is not None:
+                    logger.warning("subscription %s disabled: %s", subscription_id, reason)
+                    await emit(conn, tenant, [NewEvent(
+                        "subscription.disabled",
+                        event_types.subscription_lane(subscription_id),
+                        {"subscription_id": subscription_id, "reason": reason})])
+
+
+def _instant(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _event_row(row: asyncpg.Record) -> dict[str, Any]:
+    return {"event_id": row["event_id"], "type": row["type"], "version": row["version"],
+            "created_at": row["created_at"], "lane": row["lane"], "sequence": row["sequence"],
+            "previous_event_id": row["previous_event_id"], "data": row["data"]}
+
+
+async def _first(*waits: Any, timeout: float) -> None:
+    """Wait until the first of ``waits`` (coroutines) finishes or ``timeout`` passes."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()

@@ -1,0 +1,260 @@
+"""subscriptions, and what people do with their deliveries (resume, replay, listings).
+
+``owner`` narrows every query to the subscriptions one API key made (CRM keys); None (the
+admin) sees all of the tenant's. Lanes are always locked before their deliveries, in
+(subscription, lane) order, as the dispatcher does, so the two never deadlock.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from gateway.outbox import CHANNEL, fan_out
+
+_COLUMNS = ("subscription_id, owner_key_id, url, event_types, public_jwk, jwks_url, kid, "
+            "status, status_reason, failing_since, warned_at, previous_secret_until, "
+            "created_at, updated_at")
+
+
+def new_subscription_id() -> str:
+    return "sub_" + uuid.uuid4().hex
+
+
+def public(row: asyncpg.Record) -> dict[str, Any]:
+    """A subscription as the API shows it: never its secrets."""
+    out = {k: row[k] for k in _COLUMNS.split(", ")}
+    out["id"] = out.pop("subscription_id")
+    out["event_types"] = list(out["event_types"])
+    jwk = out["public_jwk"]
+    out["public_jwk"] = json.loads(jwk) if isinstance(jwk, str) else jwk
+    for key in ("failing_since", "warned_at", "previous_secret_until", "created_at",
+                "updated_at"):
+        out[key] = out[key].isoformat() if out[key] is not None else None
+    return out
+
+
+async def create(conn: asyncpg.Connection, tenant: str, *, owner: str, url: str | None,
+                 event_types: list[str], public_jwk: dict[str, Any] | None,
+                 jwks_url: str | None, kid: str, secret: str) -> asyncpg.Record:
+    row: asyncpg.Record = await conn.fetchrow(
+        f"""
+        INSERT INTO subscriptions (tenant_id, subscription_id, owner_key_id, url, event_types,
+                                   public_jwk, jwks_url, kid, secret)
+        VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9)
+        RETURNING {_COLUMNS}
+        """,  # noqa: S608 - the column list is a constant
+        tenant, new_subscription_id(), owner, url, event_types,
+        json.dumps(public_jwk) if public_jwk is not None else None, jwks_url, kid, secret)
+    return row
+
+
+async def get(conn: asyncpg.Connection, tenant: str, subscription_id: str, *,
+              owner: str | None) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await conn.fetchrow(
+        f"SELECT {_COLUMNS} FROM subscriptions"  # noqa: S608 - the column list is a constant
+        " WHERE tenant_id = $1 AND subscription_id = $2"
+        " AND ($3::text IS NULL OR owner_key_id = $3)",
+        tenant, subscription_id, owner)
+    return row
+
+
+async def list_page(conn: asyncpg.Connection, tenant: str, *, owner: str | None,
+                    after: str | None, limit: int) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM subscriptions WHERE tenant_id = $1"  # noqa: S608
+        " AND ($2::text IS NULL OR owner_key_id = $2)"
+        " AND ($3::text IS NULL OR subscription_id > $3)"
+        " ORDER BY subscription_id LIMIT $4", tenant, owner, after, limit)
+    return [public(r) for r in rows]
+
+
+async def update(conn: asyncpg.Connection, tenant: str, subscription_id: str, *,
+                 owner: str | None, url: str | None, set_url: bool,
+                 event_types: list[str] | None) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await conn.fetchrow(
+        f"""
+        UPDATE subscriptions SET
+            url = CASE WHEN $4 THEN $5 ELSE url END,
+            event_types = coalesce($6, event_types), updated_at = now()
+        WHERE tenant_id = $1 AND subscription_id = $2
+          AND ($3::text IS NULL OR owner_key_id = $3)
+        RETURNING {_COLUMNS}
+        """,  # noqa: S608 - the column list is a constant
+        tenant, subscription_id, owner, set_url, url, event_types)
+    return row
+
+
+async def pause(conn: asyncpg.Connection, tenant: str, subscription_id: str, *,
+                owner: str | None) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await conn.fetchrow(
+        f"""
+        UPDATE subscriptions SET status = 'paused', status_reason = 'paused by its owner',
+            updated_at = now()
+        WHERE tenant_id = $1 AND subscription_id = $2
+          AND ($3::text IS NULL OR owner_key_id = $3)
+        RETURNING {_COLUMNS}
+        """,  # noqa: S608 - the column list is a constant
+        tenant, subscription_id, owner)
+    return row
+
+
+async def resume(conn: asyncpg.Connection, tenant: str, subscription_id: str, *,
+                 owner: str | None) -> asyncpg.Record | None:
+    """Active again (after a pause or a disable): its backlog is due now, in order, with a
+    fresh round of retries."""
+    async with conn.transaction():
+        row: asyncpg.Record | None = await conn.fetchrow(
+            f"""
+            UPDATE subscriptions SET status = 'active', status_reason = NULL,
+                failing_since = NULL, warned_at = NULL, updated_at = now()
+            WHERE tenant_id = $1 AND subscription_id = $2
+              AND ($3::text IS NULL OR owner_key_id = $3)
+            RETURNING {_COLUMNS}
+            """,  # noqa: S608 - the column list is a constant
+            tenant, subscription_id, owner)
+        if row is None:
+            return None
+        await conn.execute(
+            "SELECT 1 FROM delivery_lanes WHERE tenant_id = $1 AND subscription_id = $2"
+            " ORDER BY lane FOR UPDATE", tenant, subscription_id)
+        await conn.execute(
+            "UPDATE deliveries SET tries = 0, first_try_at = NULL, next_attempt_at = NULL"
+            " WHERE tenant_id = $1 AND subscription_id = $2 AND status = 'pending'",
+            tenant, subscription_id)
+        await conn.execute(
+            "UPDATE delivery_lanes l SET next_attempt_at = now()"
+            " WHERE tenant_id = $1 AND subscription_id = $2 AND EXISTS (SELECT 1 FROM"
+            " deliveries d WHERE d.tenant_id = l.tenant_id AND d.subscription_id ="
+            " l.subscription_id AND d.lane = l.lane AND d.status = 'pending')",
+            tenant, subscription_id)
+        await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, tenant)
+    return row
+
+
+async def delete(conn: asyncpg.Connection, tenant: str, subscription_id: str, *,
+                 owner: str | None) -> bool:
+    async with conn.transaction():
+        found = await conn.fetchval(
+            "SELECT 1 FROM subscriptions WHERE tenant_id = $1 AND subscription_id = $2"
+            " AND ($3::text IS NULL OR owner_key_id = $3) FOR UPDATE",
+            tenant, subscription_id, owner)
+        if found is None:
+            return False
+        await conn.execute(
+            "SELECT 1 FROM delivery_lanes WHERE tenant_id = $1 AND subscription_id = $2"
+            " ORDER BY lane FOR UPDATE", tenant, subscription_id)
+        await conn.execute(
+            "DELETE FROM subscriptions WHERE tenant_id = $1 AND subscription_id = $2",
+            tenant, subscription_id)
+    return True
+
+
+async def rotate_secret(conn: asyncpg.Connection, tenant: str, subscription_id: str, *,
+                        owner: str | None, secret: str,
+                        overlap_seconds: float) -> asyncpg.Record | None:
+    """The new secret signs from now on; the old one also signs for ``overlap_seconds``."""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        f"""
+        UPDATE subscriptions SET previous_secret = secret, secret = $4,
+            previous_secret_until = now() + make_interval(secs => $5), updated_at = now()
+        WHERE tenant_id = $1 AND subscription_id = $2
+          AND ($3::text IS NULL OR owner_key_id = $3)
+        RETURNING {_COLUMNS}
+        """,  # noqa: S608 - the column list is a constant
+        tenant, subscription_id, owner, secret, overlap_seconds)
+    return row
+
+
+async def set_key(conn: asyncpg.Connection, tenant: str, subscription_id: str, *,
+                  owner: str | None, public_jwk: dict[str, Any] | None, jwks_url: str | None,
+                  kid: str) -> asyncpg.Record | None:
+    """A new encryption key: every attempt from now on (retries too) encrypts to it."""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        f"""
+        UPDATE subscriptions SET public_jwk = $4::jsonb, jwks_url = $5, kid = $6,
+            updated_at = now()
+        WHERE tenant_id = $1 AND subscription_id = $2
+          AND ($3::text IS NULL OR owner_key_id = $3)
+        RETURNING {_COLUMNS}
+        """,  # noqa: S608 - the column list is a constant
+        tenant, subscription_id, owner,
+        json.dumps(public_jwk) if public_jwk is not None else None, jwks_url, kid)
+    return row
+
+
+async def replay(conn: asyncpg.Connection, tenant: str, subscription_id: str, *,
+                 event_id: str | None, since: datetime | None) -> int:
+    """Deliver again one event, or every event of the subscription's types since a time,
+    with the same ``webhook-id``; events from before the subscription are delivered too.
+    Returns how many deliveries were queued."""
+    async with conn.transaction():
+        sub = await conn.fetchrow(
+            "SELECT event_types FROM subscriptions WHERE tenant_id = $1"
+            " AND subscription_id = $2 FOR UPDATE", tenant, subscription_id)
+        events = await conn.fetch(
+            """
+            SELECT event_id, lane FROM events
+            WHERE tenant_id = $1 AND ($2::text IS NULL OR event_id = $2)
+              AND ($3::timestamptz IS NULL OR created_at >= $3)
+              AND (type = ANY($4::text[]) OR '*' = ANY($4::text[]))
+            ORDER BY lane, sequence
+            """, tenant, event_id, since, list(sub["event_types"]))
+        if not events:
+            return 0
+        lanes = sorted({e["lane"] for e in events})
+        await conn.execute(
+            """
+            INSERT INTO delivery_lanes AS l (tenant_id, subscription_id, lane, next_attempt_at)
+            SELECT $1, $2, x, now() FROM unnest($3::text[]) AS x ORDER BY x
+            ON CONFLICT (tenant_id, subscription_id, lane) DO UPDATE
+                SET next_attempt_at = coalesce(l.next_attempt_at, now())
+            """, tenant, subscription_id, lanes)
+        ids = [e["event_id"] for e in events]
+        reset = await conn.execute(
+            """
+            UPDATE deliveries SET status = 'pending', generation = generation + 1, tries = 0,
+                first_try_at = NULL, next_attempt_at = NULL, finished_at = NULL
+            WHERE tenant_id = $1 AND subscription_id = $2 AND event_id = ANY($3::text[])
+            """, tenant, subscription_id, ids)
+        added = await fan_out(conn, tenant, ids, subscription_id)
+        await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, tenant)
+    return int(reset.rsplit(" ", 1)[1]) + added
+
+
+async def deliveries(conn: asyncpg.Connection, tenant: str, subscription_id: str, *,
+                     status: str | None, after: list[Any] | None,
+                     limit: int) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        """
+        SELECT d.event_id, e.type, d.lane, d.sequence, d.status, d.attempts, d.tries,
+               d.next_attempt_at, d.last_status_code, d.last_error, d.created_at,
+               d.finished_at
+        FROM deliveries d JOIN events e ON e.tenant_id = d.tenant_id AND e.event_id = d.event_id
+        WHERE d.tenant_id = $1 AND d.subscription_id = $2
+          AND ($3::text IS NULL OR d.status = $3)
+          AND ($4::timestamptz IS NULL OR (d.created_at, d.event_id) > ($4, $5::text))
+        ORDER BY d.created_at, d.event_id LIMIT $6
+        """, tenant, subscription_id, status,
+        datetime.fromisoformat(after[0]) if after else None, after[1] if after else None,
+        limit)
+    return [_stamped(dict(r), "next_attempt_at", "created_at", "finished_at") for r in rows]
+
+
+async def attempts(conn: asyncpg.Connection, tenant: str, subscription_id: str,
+                   event_id: str) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT attempted_at, status_code, latency_ms, error, response_excerpt, dispatcher"
+        " FROM delivery_attempts WHERE tenant_id = $1 AND subscription_id = $2"
+        " AND event_id = $3 ORDER BY attempt_id", tenant, subscription_id, event_id)
+    return [_stamped(dict(r), "attempted_at") for r in rows]
+
+
+def _stamped(row: dict[str, Any], *keys: str) -> dict[str, Any]:
+    for key in keys:
+        row[key] = row[key].isoformat() if row[key] is not None else None
+    return row

@@ -1,0 +1,135 @@
+"""Outbound HTTP to subscribers: a session that only reaches public addresses, and their keys.
+
+The check is made on the addresses a host name resolves to, at connection time, by the
+resolver the connection itself uses, so a name cannot pass the check and then connect
+somewhere else. IP literals (which aiohttp does not resolve) are checked before the
+request. Redirects are not followed and no proxy from the environment is used.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import ThreadedResolver
+
+from security.webhooks import (
+    RecipientKey,
+    SubscriberKeyError,
+    is_public_address,
+    pick_from_jwks,
+    recipient_key,
+)
+
+logger = logging.getLogger(__name__)
+
+_JWKS_LIMIT = 64 * 1024
+_REFETCH_UNKNOWN_KID = 60.0  # least seconds between re-fetches of one JWKS for a new kid
+
+
+class UnsafeTargetError(OSError):
+    """A target that resolves to a private, loopback or link-local address."""
+
+
+class PublicOnlyResolver(AbstractResolver):
+    """Resolves like the default resolver, and refuses names with a non-public address."""
+
+    def __init__(self) -> None:
+        self._inner = ThreadedResolver()
+
+    async def resolve(self, host: str, port: int = 0,
+                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        results = await self._inner.resolve(host, port, family)
+        for result in results:
+            if not is_public_address(result["host"]):
+                raise UnsafeTargetError(f"{host} resolves to a non-public address; private "
+                                        f"targets need allow_private_webhooks")
+        return results
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+def check_literal(url: str, *, allow_private: bool) -> None:
+    """Refuse a URL whose host is a non-public IP literal (aiohttp does not resolve those)."""
+    if allow_private:
+        return
+    host = urlsplit(url).hostname or ""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return
+    if not is_public_address(host):
+        raise UnsafeTargetError(f"address {host} is not public")
+
+
+def session(*, allow_private: bool, limit: int) -> aiohttp.ClientSession:
+    resolver = None if allow_private else PublicOnlyResolver()
+    connector = aiohttp.TCPConnector(resolver=resolver, limit=limit, limit_per_host=limit)
+    return aiohttp.ClientSession(connector=connector, trust_env=False, auto_decompress=False,
+                                 headers={"User-Agent": "recon-gateway-webhooks/1"})
+
+
+@dataclass
+class _Cached:
+    fetched_at: float
+    document: Any
+
+
+class SubscriberKeys:
+    """Subscribers' encryption keys: the JWK they gave, or the ``kid`` of their JWKS URL.
+
+    A JWKS document is reused for ``ttl`` seconds, and fetched again early when the kid
+    asked for is not in it (at most once a minute per URL).
+    """
+
+    def __init__(self, http: aiohttp.ClientSession, *, ttl: float, timeout: float,
+                 allow_private: bool) -> None:
+        self._http, self._ttl, self._timeout = http, ttl, timeout
+        self._allow_private = allow_private
+        self._jwks: dict[str, _Cached] = {}
+
+    async def key(self, *, public_jwk: Any, jwks_url: str | None, kid: str) -> RecipientKey:
+        if jwks_url is None:
+            jwk = json.loads(public_jwk) if isinstance(public_jwk, str) else public_jwk
+            return recipient_key(jwk)
+        cached = self._jwks.get(jwks_url)
+        now = time.monotonic()
+        if cached is None or now - cached.fetched_at > self._ttl:
+            cached = await self._fetch(jwks_url)
+        found = pick_from_jwks(cached.document, kid)
+        if found is None and now - cached.fetched_at > _REFETCH_UNKNOWN_KID:
+            cached = await self._fetch(jwks_url)
+            found = pick_from_jwks(cached.document, kid)
+        if found is None:
+            raise SubscriberKeyError(f"the JWKS at the subscription's jwks_url has no key "
+                                     f"with kid {kid!r}")
+        return found
+
+    async def _fetch(self, url: str) -> _Cached:
+        check_literal(url, allow_private=self._allow_private)
+        timeout = aiohttp.ClientTimeout(total=self._timeout)
+        try:
+            async with self._http.get(url, timeout=timeout, allow_redirects=False) as response:
+                body = await response.content.read(_JWKS_LIMIT + 1)
+                if response.status != 200:
+                    raise SubscriberKeyError(f"fetching the JWKS answered {response.status}")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise SubscriberKeyError(f"cannot fetch the JWKS: {type(exc).__name__}") from exc
+        if len(body) > _JWKS_LIMIT:
+            raise SubscriberKeyError("the JWKS document is larger than 64 KiB")
+        try:
+            document = json.loads(body)
+        except ValueError as exc:
+            raise SubscriberKeyError("the JWKS document is not JSON") from exc
+        cached = _Cached(time.monotonic(), document)
+        self._jwks[url] = cached
+        return cached
