@@ -168,7 +168,10 @@ class Dispatcher:
                     task = asyncio.create_task(self._deliver(head))
                     self._inflight.add(task)
                     task.add_done_callback(self._inflight.discard)
-                if not claimed or free <= len(claimed):
+                if not claimed:
+                    wait = await self._until_next_due()
+                    await _first(self._wake.wait(), stop.wait(), timeout=wait)
+                elif free <= len(claimed):  # full: wait for a delivery to finish
                     await _first(self._wake.wait(), stop.wait(), timeout=self.poll_interval)
         finally:
             if self._inflight:
@@ -207,6 +210,18 @@ class Dispatcher:
         finally:
             with contextlib.suppress(asyncpg.InterfaceError):
                 await self.pool.release(listener)
+
+    async def _until_next_due(self) -> float:
+        """Seconds until the next retry is due (at most ``poll_interval``)."""
+        try:
+            async with self.pool.acquire() as conn:
+                seconds = await conn.fetchval(
+                    "SELECT extract(epoch FROM min(next_attempt_at) - now())::float8"
+                    " FROM delivery_lanes WHERE next_attempt_at > now()")
+        except (asyncpg.PostgresError, OSError):
+            return self.poll_interval
+        return self.poll_interval if seconds is None else min(self.poll_interval,
+                                                                  max(seconds, 0.005))
 
     def _notified(self, *_: Any) -> None:
         self._wake.set()

@@ -1,0 +1,367 @@
+"""Webhooks end to end: the service with its dispatcher, a real CRM receiver on loopback.
+
+Every delivery is checked with libraries other than ours: ``standardwebhooks`` for the
+signature, ``jwcrypto`` for the JWE, ``cryptography`` for the v1a ed25519 signature.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import jsonschema
+import pytest
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from gateway import outbox
+from gateway.app import create_app
+from gateway.settings import Settings
+from gateway.store import api_keys
+from security import apikeys
+from security.roles import Role
+from tests.gateway.conftest import AiohttpClient, Api
+from tests.gateway.webhook_support import (
+    FAST,
+    Receiver,
+    chained,
+    decrypt,
+    ec_key,
+    eventually,
+    public,
+    rsa_key,
+    verify_v1a,
+)
+from tests.paths import DEMO_CAMT, DEMO_MT940, DEMO_STATEMENTS
+
+INVOICES = (DEMO_STATEMENTS.parent / "invoices.csv").read_text(encoding="utf-8")
+
+
+async def _api(database_url: str, aiohttp_client: AiohttpClient, **settings: Any) -> Api:
+    client = await aiohttp_client(create_app(Settings(database_url=database_url,
+                                                      **{**FAST, **settings})))
+    conn = await asyncpg.connect(database_url)
+    keys = {}
+    try:
+        for role in Role:
+            key = apikeys.generate()
+            await api_keys.create(conn, "default", key=key, role=role, name=f"test-{role}")
+            keys[role] = key.text
+    finally:
+        await conn.close()
+    return Api(client, keys, database_url)
+
+
+@pytest.fixture
+async def hooks(database_url: str, aiohttp_client: AiohttpClient) -> Api:
+    return await _api(database_url, aiohttp_client)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    crm = Receiver(keys=[rsa_key(), ec_key()])
+    await crm.start()
+    yield crm
+    await crm.stop()
+
+
+async def subscribe(api: Api, receiver: Receiver, *, key: Any = None,
+                    event_types: list[str] | None = None) -> dict[str, Any]:
+    response = await api.client.post("/v1/subscriptions", headers=api.auth(Role.CRM), json={
+        "url": receiver.url, "event_types": event_types or ["*"],
+        "public_jwk": public(key or receiver.keys[0])})
+    assert response.status == 201, await response.text()
+    body: dict[str, Any] = await response.json()
+    receiver.secret = body["secret"]
+    return body
+
+
+async def load_demo(api: Api) -> None:
+    """Invoices, then the demo's bank statements: payments that pay invoices."""
+    admin = api.auth(Role.ADMIN)
+    rows = [dict(zip(INVOICES.splitlines()[0].split(","), line.split(","), strict=True))
+            for line in INVOICES.splitlines()[1:] if line.strip()]
+    response = await api.client.put("/v1/invoices", json=rows, headers=admin)
+    assert response.status == 200, await response.text()
+    for data in (DEMO_CAMT.read_bytes(), DEMO_MT940.read_bytes()):
+        response = await api.client.post("/v1/statements", data=data, headers=admin)
+        assert response.status == 201, await response.text()
+
+
+async def stored_events(api: Api) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(api.database_url)
+    try:
+        return await conn.fetch("SELECT * FROM events ORDER BY event_pk")
+    finally:
+        await conn.close()
+
+
+async def test_a_crm_receives_verifies_and_decrypts_every_event(hooks: Api,
+                                                                receiver: Receiver) -> None:
+    await subscribe(hooks, receiver)
+    await load_demo(hooks)
+    events = await stored_events(hooks)
+    types = {e["type"] for e in events}
+    assert {"statement.imported", "payment.received", "invoice.paid"} <= types
+    await eventually(lambda: len(receiver.accepted()) >= len(events), what="every delivery")
+    got = receiver.verified()
+    assert sorted(e["id"] for e in got) == sorted(e["event_id"] for e in events)
+    assert len({d.headers["webhook-id"] for d in receiver.accepted()}) == len(events)
+    schemas = {t["type"]: t["schema"] for t in (await (await hooks.client.get(
+        "/v1/event-types", headers=hooks.auth(Role.CRM))).json())["items"]}
+    for event in got:
+        jsonschema.validate(event, schemas[event["type"]],
+                            cls=jsonschema.Draft202012Validator)
+    sequences = chained(got)
+    for lane, numbers in sequences.items():
+        assert numbers == list(range(1, len(numbers) + 1)), lane
+    keys = await (await hooks.client.get("/v1/webhook-keys", headers=hooks.auth(Role.CRM))).json()
+    assert all(verify_v1a(d.headers, d.body, keys) for d in receiver.accepted())
+    paid = [e for e in got if e["type"] == "invoice.paid"]
+    assert paid and all(e["data"]["open_amount"] in ("0", "0.00") for e in paid)
+    assert not receiver.overlaps
+
+
+async def test_a_forged_or_altered_delivery_does_not_verify(hooks: Api,
+                                                            receiver: Receiver) -> None:
+    await subscribe(hooks, receiver, event_types=["statement.imported"])
+    await load_demo(hooks)
+    await eventually(lambda: len(receiver.accepted()) >= 2, what="two deliveries")
+    delivery = receiver.accepted()[0]
+    hook = Webhook(receiver.secret or "")
+    with pytest.raises(WebhookVerificationError):
+        hook.verify(delivery.body.replace(b'"jwe":"', b'"jwe":"x'), delivery.headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook("whsec_" + "A" * 43 + "=").verify(delivery.body, delivery.headers)
+
+
+async def test_an_ec_key_works_as_well(hooks: Api, receiver: Receiver) -> None:
+    await subscribe(hooks, receiver, key=receiver.keys[1], event_types=["statement.imported"])
+    await load_demo(hooks)
+    await eventually(lambda: len(receiver.accepted()) >= 2, what="two deliveries")
+    token = receiver.verified()[0]
+    assert token["type"] == "statement.imported"
+    header = decrypt(__import__("json").loads(receiver.accepted()[0].body)["jwe"],
+                     receiver.keys)[1]
+    assert (header["alg"], header["kid"]) == ("ECDH-ES+A256KW", "crm-ec-1")
+
+
+async def test_events_are_written_with_the_change_or_not_at_all(hooks: Api) -> None:
+    response = await hooks.client.post("/v1/statements", data=b"{1:F01 not a statement",
+                                       headers=hooks.auth(Role.TREASURY))
+    assert response.status == 422
+    assert await stored_events(hooks) == []
+    await load_demo(hooks)
+    events = await stored_events(hooks)
+    per_lane: dict[str, list[int]] = {}
+    for event in events:
+        per_lane.setdefault(event["lane"], []).append(event["sequence"])
+    assert all(s == list(range(1, len(s) + 1)) for s in per_lane.values())
+    # Reconciling again finds the same unmatched payments: no second payment.unmatched.
+    unmatched = sum(e["type"] == "payment.unmatched" for e in events)
+    again = await hooks.client.post("/v1/reconcile", headers=hooks.auth(Role.ADMIN))
+    assert again.status == 200
+    after = await stored_events(hooks)
+    assert sum(e["type"] == "payment.unmatched" for e in after) == unmatched
+
+
+async def emit_many(database_url: str, *, lanes: int, per_lane: int,
+                    transactions: int = 1) -> list[str]:
+    """Events on ``lanes`` invoices, ``per_lane`` each, written in ``transactions`` commits."""
+    conn = await asyncpg.connect(database_url)
+    ids: list[str] = []
+    try:
+        for batch in range(transactions):
+            async with conn.transaction():
+                ids += await outbox.emit(conn, "default", [
+                    outbox.NewEvent("invoice.partially_paid", f"invoice:INV-{lane}",
+                                    {"invoice_id": f"INV-{lane}", "n": batch * per_lane + i})
+                    for i in range(per_lane // transactions) for lane in range(lanes)])
+    finally:
+        await conn.close()
+    return ids
+
+
+async def deliveries_of(api: Api, subscription_id: str, **params: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        query = {**params, **({"cursor": cursor} if cursor else {})}
+        response = await api.client.get(f"/v1/subscriptions/{subscription_id}/deliveries",
+                                        headers=api.auth(Role.CRM), params=query)
+        assert response.status == 200, await response.text()
+        body = await response.json()
+        items += body["items"]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return items
+
+
+async def test_a_receiver_down_for_a_while_gets_everything_in_order_per_invoice(
+        hooks: Api, receiver: Receiver) -> None:
+    down = True
+    receiver.answer = lambda crm, event: 503 if down else 200
+    receiver.latency = 0.002
+    subscription = await subscribe(hooks, receiver)
+    ids = await emit_many(hooks.database_url, lanes=6, per_lane=10, transactions=5)
+    await eventually(lambda: len(receiver.deliveries) >= 18, what="failing attempts")
+    assert not receiver.accepted()
+    down = False
+    await eventually(lambda: len(receiver.accepted()) >= len(ids), what="the backlog")
+    got = receiver.verified()
+    assert sorted(e["id"] for e in got) == sorted(ids)
+    for lane, numbers in chained(got).items():
+        assert numbers == sorted(numbers) == list(range(1, 11)), lane
+    assert not receiver.overlaps
+
+    async def settled() -> bool:  # the receiver has answered; the outcome is written after
+        return await deliveries_of(hooks, subscription["id"], status="pending") == []
+
+    await _until(settled, what="every delivery recorded as succeeded")
+    first = ids[0]
+    attempts = await (await hooks.client.get(
+        f"/v1/subscriptions/{subscription['id']}/deliveries/{first}/attempts",
+        headers=hooks.auth(Role.CRM))).json()
+    codes = [a["status_code"] for a in attempts["items"]]
+    assert codes[-1] == 200 and 503 in codes
+    assert all(a["latency_ms"] >= 0 and a["dispatcher"] for a in attempts["items"])
+    assert any(a["response_excerpt"] == "not now" for a in attempts["items"])
+
+
+async def test_500_then_200_is_retried_with_the_same_webhook_id(hooks: Api,
+                                                                receiver: Receiver) -> None:
+    answers = iter([500, 500, 200])
+    receiver.answer = lambda crm, event: next(answers, 200)
+    await subscribe(hooks, receiver)
+    ids = await emit_many(hooks.database_url, lanes=1, per_lane=1)
+    await eventually(lambda: len(receiver.accepted()) == 1, what="the delivery")
+    assert [d.status for d in receiver.deliveries] == [500, 500, 200]
+    assert {d.headers["webhook-id"] for d in receiver.deliveries} == {ids[0]}
+    assert receiver.verified()[0]["id"] == ids[0]
+
+
+async def test_one_attempt_in_flight_per_invoice_while_other_invoices_proceed(
+        hooks: Api, receiver: Receiver) -> None:
+    receiver.latency = 0.02
+    await subscribe(hooks, receiver)
+    ids = await emit_many(hooks.database_url, lanes=20, per_lane=5)
+    await eventually(lambda: len(receiver.accepted()) >= len(ids), what="every delivery")
+    assert not receiver.overlaps
+    # Lanes ran side by side: deliveries of different invoices interleave.
+    lanes = [d.event["lane"] for d in receiver.accepted() if d.event]
+    assert len(set(lanes[:20])) > 5
+    for lane, numbers in chained(receiver.verified()).items():
+        assert numbers == list(range(1, 6)), lane
+
+
+async def test_replay_one_event_and_everything_since_a_time(hooks: Api,
+                                                            receiver: Receiver) -> None:
+    subscription = await subscribe(hooks, receiver)
+    ids = await emit_many(hooks.database_url, lanes=2, per_lane=3)
+    await eventually(lambda: len(receiver.accepted()) == 6, what="the first deliveries")
+    path = f"/v1/subscriptions/{subscription['id']}/replay"
+    one = await hooks.client.post(path, json={"event_id": ids[3]}, headers=hooks.auth(Role.CRM))
+    assert (one.status, await one.json()) == (202, {"queued": 1})
+    await eventually(lambda: len(receiver.accepted()) == 7, what="the replay")
+    assert receiver.accepted()[-1].headers["webhook-id"] == ids[3]
+    everything = await hooks.client.post(path, json={"since": "2000-01-01T00:00:00Z"},
+                                         headers=hooks.auth(Role.CRM))
+    assert (await everything.json())["queued"] == 6
+    await eventually(lambda: len(receiver.accepted()) == 13, what="the replay of all")
+    replayed = receiver.verified()[7:]
+    assert sorted(e["id"] for e in replayed) == sorted(ids)
+    for numbers in chained(replayed).values():
+        assert numbers == [1, 2, 3]
+    missing = await hooks.client.post(path, json={"event_id": "evt_" + "0" * 32},
+                                      headers=hooks.auth(Role.CRM))
+    assert missing.status == 404
+    bad = await hooks.client.post(path, json={"since": "yesterday"}, headers=hooks.auth(Role.CRM))
+    assert bad.status == 400
+
+
+async def test_secret_rotation_signs_with_both_secrets_during_the_overlap(
+        hooks: Api, receiver: Receiver) -> None:
+    subscription = await subscribe(hooks, receiver)
+    old = receiver.secret
+    rotated = await hooks.client.post(
+        f"/v1/subscriptions/{subscription['id']}/rotate-secret", json={"overlap_seconds": 3600},
+        headers=hooks.auth(Role.CRM))
+    assert rotated.status == 200
+    new = (await rotated.json())["secret"]
+    assert new != old and new.startswith("whsec_")
+    await emit_many(hooks.database_url, lanes=1, per_lane=1)
+    await eventually(lambda: len(receiver.accepted()) == 1, what="the delivery")
+    delivery = receiver.accepted()[0]
+    assert len([s for s in delivery.headers["webhook-signature"].split()
+                if s.startswith("v1,")]) == 2
+    assert receiver.verified(old) == receiver.verified(new)
+    # Without an overlap, only the new secret signs.
+    await hooks.client.post(f"/v1/subscriptions/{subscription['id']}/rotate-secret",
+                            json={"overlap_seconds": 0}, headers=hooks.auth(Role.CRM))
+    newest = receiver.secret = None
+    listed = await (await hooks.client.get(f"/v1/subscriptions/{subscription['id']}",
+                                           headers=hooks.auth(Role.CRM))).json()
+    assert "secret" not in listed and newest is None
+
+
+async def test_a_key_rotation_reaches_retries_of_older_events(hooks: Api,
+                                                              receiver: Receiver) -> None:
+    down = True
+    receiver.answer = lambda crm, event: 503 if down else 200
+    old_key, new_key = receiver.keys
+    subscription = await subscribe(hooks, receiver, key=old_key)
+    await emit_many(hooks.database_url, lanes=1, per_lane=2)
+    await eventually(lambda: len(receiver.deliveries) >= 2, what="failing attempts")
+    rotated = await hooks.client.post(
+        f"/v1/subscriptions/{subscription['id']}/rotate-key", json={"public_jwk": public(new_key)},
+        headers=hooks.auth(Role.CRM))
+    assert rotated.status == 200 and (await rotated.json())["kid"] == public(new_key)["kid"]
+    receiver.keys = [new_key]  # the CRM has thrown its old private key away
+    down = False
+    await eventually(lambda: len(receiver.accepted()) == 2, what="the deliveries")
+    assert [e["sequence"] for e in receiver.verified()] == [1, 2]
+
+
+async def test_410_disables_and_resuming_delivers_the_backlog(hooks: Api,
+                                                              receiver: Receiver) -> None:
+    gone = True
+    receiver.answer = lambda crm, event: 410 if gone else 200
+    subscription = await subscribe(hooks, receiver, event_types=["invoice.partially_paid"])
+    ids = await emit_many(hooks.database_url, lanes=3, per_lane=2)
+    path = f"/v1/subscriptions/{subscription['id']}"
+
+    async def status() -> str:
+        body = await (await hooks.client.get(path, headers=hooks.auth(Role.CRM))).json()
+        return str(body["status"])
+
+    await eventually(lambda: bool(receiver.deliveries), what="the first attempt")
+    states: list[str] = []
+
+    async def disabled() -> bool:
+        states.append(await status())
+        return states[-1] == "disabled"
+
+    await _until(disabled, what="the subscription disabled")
+    attempts = len(receiver.deliveries)
+    pending = await deliveries_of(hooks, subscription["id"], status="pending")
+    assert len(pending) == len(ids)  # nothing dropped
+    told = [e for e in await stored_events(hooks) if e["type"] == "subscription.disabled"]
+    assert len(told) == 1 and subscription["id"] in told[0]["data"]
+    gone = False
+    resumed = await hooks.client.patch(path, json={"status": "active"},
+                                       headers=hooks.auth(Role.CRM))
+    assert (await resumed.json())["status"] == "active"
+    await eventually(lambda: len(receiver.accepted()) == len(ids), what="the backlog")
+    assert len(receiver.deliveries) - attempts == len(ids)
+    assert sorted(e["id"] for e in receiver.verified()) == sorted(ids)
+
+
+async def _until(check: Any, *, what: str, timeout: float = 30.0) -> None:
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout}s")
+        await asyncio.sleep(0.05)  # polling interval
