@@ -365,3 +365,63 @@ async def _until(check: Any, *, what: str, timeout: float = 30.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} did not happen within {timeout}s")
         await asyncio.sleep(0.05)  # polling interval
+
+
+async def test_a_failing_endpoint_is_warned_of_then_disabled_and_keeps_its_backlog(
+        database_url: str, aiohttp_client: AiohttpClient, receiver: Receiver) -> None:
+    api = await _api(database_url, aiohttp_client, webhook_warn_after=0.3,
+                     webhook_disable_after=1.0)
+    up = False
+    receiver.answer = lambda crm, event: 200 if up else 500
+    subscription = await subscribe(api, receiver, event_types=["invoice.partially_paid"])
+    ops = Receiver(keys=receiver.keys)  # the admin's own endpoint, for admin events
+    await ops.start("/ops")
+    try:
+        await subscribe(api, ops, event_types=["subscription.failing",
+                                               "subscription.disabled"])
+        ids = await emit_many(api.database_url, lanes=2, per_lane=2)
+        await eventually(lambda: len(ops.accepted()) >= 2, what="the warning and the disable")
+        told = ops.verified()
+        assert [e["type"] for e in told] == ["subscription.failing", "subscription.disabled"]
+        assert told[0]["data"]["subscription_id"] == subscription["id"]
+        assert told[0]["data"]["last_status_code"] == 500
+        assert [e["sequence"] for e in told] == [1, 2]  # one lane: this subscription's
+    finally:
+        await ops.stop()
+    pending = await deliveries_of(api, subscription["id"], status="pending")
+    assert sorted(d["event_id"] for d in pending) == sorted(ids)
+    up = True
+    await api.client.patch(f"/v1/subscriptions/{subscription['id']}", json={"status": "active"},
+                           headers=api.auth(Role.CRM))
+    await eventually(lambda: len(receiver.accepted()) == len(ids), what="the backlog")
+
+
+async def test_an_event_refused_for_the_whole_schedule_is_given_up_the_lane_goes_on(
+        hooks: Api, receiver: Receiver) -> None:
+    # The endpoint works (the other invoice's events get through) but refuses one event.
+    poison = {"lane": "invoice:INV-0", "sequence": 1}
+    receiver.answer = lambda crm, event: 400 if event and all(
+        event[k] == v for k, v in poison.items()) else 200
+    subscription = await subscribe(hooks, receiver)
+    ids = await emit_many(hooks.database_url, lanes=2, per_lane=3)
+    await eventually(lambda: len(receiver.accepted()) == 5, what="the events after it")
+    lane = [d.status for d in receiver.deliveries if d.event and d.event["lane"] == poison["lane"]]
+    assert lane == [400] * 10 + [200, 200]
+    failed = await deliveries_of(hooks, subscription["id"], status="failed")
+    assert [d["event_id"] for d in failed] == [ids[0]]
+    assert failed[0]["attempts"] == 10 and failed[0]["last_status_code"] == 400
+
+
+async def test_pausing_holds_deliveries_and_resuming_sends_them(hooks: Api,
+                                                                receiver: Receiver) -> None:
+    subscription = await subscribe(hooks, receiver)
+    path = f"/v1/subscriptions/{subscription['id']}"
+    paused = await hooks.client.patch(path, json={"status": "paused"},
+                                      headers=hooks.auth(Role.CRM))
+    assert (await paused.json())["status"] == "paused"
+    ids = await emit_many(hooks.database_url, lanes=2, per_lane=2)
+    # Deliveries are queued while paused and none is attempted.
+    assert len(await deliveries_of(hooks, subscription["id"], status="pending")) == 4
+    await hooks.client.patch(path, json={"status": "active"}, headers=hooks.auth(Role.CRM))
+    await eventually(lambda: len(receiver.accepted()) == len(ids), what="the held deliveries")
+    assert len(receiver.deliveries) == len(ids)
