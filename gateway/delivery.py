@@ -332,6 +332,11 @@ class Dispatcher:
             outcome.error = f"cannot encrypt: {exc}"
         except UnsafeTargetError as exc:
             outcome.error = f"refused: {exc}"
+        except aiohttp.ClientConnectorError as exc:  # our resolver's refusal arrives wrapped
+            if isinstance(exc.os_error, UnsafeTargetError):
+                outcome.error = f"refused: {exc.os_error}"
+            else:
+                outcome.error = f"{type(exc).__name__}: {exc}"[:500]
         except (aiohttp.ClientError, OSError) as exc:
             outcome.error = f"{type(exc).__name__}: {exc}"[:500]
         except asyncpg.PostgresError as exc:

@@ -95,11 +95,11 @@ def recipient_key(jwk: Any) -> RecipientKey:
         raise SubscriberKeyError(f"public_jwk: alg must be {_ALG[kty]} for a {kty} key")
     try:
         if kty == "RSA":
-            key: RSAKey | ECKey = RSAKey.import_key(jwk)
-            bits = len(base64.urlsafe_b64decode(jwk["n"] + "==")) * 8
+            bits = len(base64.urlsafe_b64decode(str(jwk.get("n", "")) + "==")) * 8
             if bits < _MIN_RSA_BITS:
                 raise SubscriberKeyError(f"public_jwk: RSA keys need {_MIN_RSA_BITS} bits or "
                                          f"more, this one has {bits}")
+            key: RSAKey | ECKey = RSAKey.import_key(jwk)
         else:
             if jwk.get("crv") not in _CURVES:
                 raise SubscriberKeyError(f"public_jwk: crv must be one of {sorted(_CURVES)}")

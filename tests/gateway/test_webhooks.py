@@ -425,3 +425,190 @@ async def test_pausing_holds_deliveries_and_resuming_sends_them(hooks: Api,
     await hooks.client.patch(path, json={"status": "active"}, headers=hooks.auth(Role.CRM))
     await eventually(lambda: len(receiver.accepted()) == len(ids), what="the held deliveries")
     assert len(receiver.deliveries) == len(ids)
+
+
+async def test_subscription_input_is_checked_and_nothing_is_stored_when_bad(
+        database_url: str, aiohttp_client: AiohttpClient) -> None:
+    api = await _api(database_url, aiohttp_client, allow_private_webhooks=False)
+    good_key = public(ec_key())
+    private_key = ec_key().export_private(as_dict=True)
+    weak = public(jwk_rsa_1024())
+    cases = [
+        ({"url": "http://crm.example.com/h", "event_types": ["*"], "public_jwk": good_key},
+         422, "https"),
+        ({"url": "https://127.0.0.1/h", "event_types": ["*"], "public_jwk": good_key},
+         422, "not public"),
+        ({"url": "https://10.1.2.3/h", "event_types": ["*"], "public_jwk": good_key},
+         422, "not public"),
+        ({"url": "https://[::1]/h", "event_types": ["*"], "public_jwk": good_key},
+         422, "not public"),
+        ({"url": "https://169.254.169.254/latest", "event_types": ["*"],
+          "public_jwk": good_key}, 422, "not public"),
+        ({"url": "https://localhost/h", "event_types": ["*"], "public_jwk": good_key},
+         422, "not public"),
+        ({"url": "https://user:pw@crm.example.com/h", "event_types": ["*"],
+          "public_jwk": good_key}, 422, "credentials"),
+        ({"url": "https://crm.example.com/h", "event_types": ["invoice.eaten"],
+          "public_jwk": good_key}, 422, "unknown event types"),
+        ({"url": "https://crm.example.com/h", "event_types": [], "public_jwk": good_key},
+         400, "event_types"),
+        ({"url": "https://crm.example.com/h", "event_types": ["*"]}, 400, "public_jwk"),
+        ({"url": "https://crm.example.com/h", "event_types": ["*"], "public_jwk": private_key},
+         422, "private key"),
+        ({"url": "https://crm.example.com/h", "event_types": ["*"], "public_jwk": weak},
+         422, "2048"),
+        ({"url": "https://crm.example.com/h", "event_types": ["*"],
+          "public_jwk": {**good_key, "kid": None}}, 422, "kid"),
+        ({"url": "https://crm.example.com/h", "event_types": ["*"],
+          "public_jwk": {**good_key, "x": "AAAA"}}, 422, "not a valid EC key"),
+        ({"url": "https://crm.example.com/h", "event_types": ["*"],
+          "public_jwk": {"kty": "oct", "k": "c2VjcmV0", "kid": "k"}}, 422, "kty"),
+    ]
+    for body, status, words in cases:
+        response = await api.client.post("/v1/subscriptions", json=body,
+                                          headers=api.auth(Role.CRM))
+        problem = await response.json()
+        assert response.status == status, (body, problem)
+        assert words in problem["detail"], (words, problem["detail"])
+    listed = await (await api.client.get("/v1/subscriptions", headers=api.auth(Role.CRM))).json()
+    assert listed["items"] == []
+    fine = await api.client.post("/v1/subscriptions", headers=api.auth(Role.CRM), json={
+        "url": "https://crm.example.com/h", "event_types": ["invoice.paid"],
+        "public_jwk": good_key})
+    assert fine.status == 201
+
+
+def jwk_rsa_1024() -> Any:
+    from jwcrypto import jwk
+
+    return jwk.JWK.generate(kty="RSA", size=1024, kid="weak")
+
+
+async def test_a_private_target_is_refused_at_delivery_time_too(
+        database_url: str, aiohttp_client: AiohttpClient, receiver: Receiver) -> None:
+    """A URL that passed the check when subscribed (a name) but now resolves to loopback."""
+    api = await _api(database_url, aiohttp_client, allow_private_webhooks=False)
+    response = await api.client.post("/v1/subscriptions", headers=api.auth(Role.CRM), json={
+        "url": "https://crm.example.com/hooks", "event_types": ["*"],
+        "public_jwk": public(receiver.keys[0])})
+    assert response.status == 201
+    subscription = await response.json()
+    port = receiver.url.split(":")[2].split("/")[0]
+    conn = await asyncpg.connect(database_url)
+    try:  # as if the name now pointed at loopback: localhost resolves to 127.0.0.1
+        await conn.execute("UPDATE subscriptions SET url = $1",
+                           f"https://localhost:{port}/hooks")
+    finally:
+        await conn.close()
+    await emit_many(database_url, lanes=1, per_lane=1)
+
+    async def refused() -> bool:
+        items = await deliveries_of(api, subscription["id"])
+        return bool(items) and items[0]["last_error"] is not None
+
+    await _until(refused, what="a refused attempt")
+    items = await deliveries_of(api, subscription["id"])
+    assert "non-public address" in items[0]["last_error"]
+    assert items[0]["status"] == "pending"
+    assert receiver.deliveries == []
+
+
+async def test_crm_keys_see_only_their_own_subscriptions(hooks: Api, receiver: Receiver,
+                                                         database_url: str) -> None:
+    mine = await subscribe(hooks, receiver)
+    conn = await asyncpg.connect(database_url)
+    try:
+        other = apikeys.generate()
+        await api_keys.create(conn, "default", key=other, role=Role.CRM, name="other-crm")
+    finally:
+        await conn.close()
+    theirs = {"Authorization": f"Bearer {other.text}"}
+    path = f"/v1/subscriptions/{mine['id']}"
+    for method, url, body in [
+            ("GET", path, None), ("PATCH", path, {"status": "paused"}), ("DELETE", path, None),
+            ("POST", path + "/replay", {"event_id": "evt_x"}),
+            ("POST", path + "/rotate-secret", {}),
+            ("POST", path + "/rotate-key", {"public_jwk": public(receiver.keys[1])}),
+            ("GET", path + "/deliveries", None),
+            ("GET", path + "/deliveries/evt_x/attempts", None)]:
+        response = await hooks.client.request(method, url, headers=theirs, json=body)
+        assert response.status == 404, (method, url, response.status)
+    listed = await (await hooks.client.get("/v1/subscriptions", headers=theirs)).json()
+    assert listed["items"] == []
+    feed = await hooks.client.get("/v1/events", params={"subscription_id": mine["id"]},
+                                  headers=theirs)
+    assert feed.status == 404
+    admin = await (await hooks.client.get("/v1/subscriptions",
+                                          headers=hooks.auth(Role.ADMIN))).json()
+    assert [s["id"] for s in admin["items"]] == [mine["id"]]
+    for role in (Role.TREASURY, Role.COMPLIANCE, Role.AUDITOR):
+        assert (await hooks.client.get(path, headers=hooks.auth(role))).status == 403
+    deleted = await hooks.client.delete(path, headers=hooks.auth(Role.CRM))
+    assert deleted.status == 204
+    assert (await hooks.client.get(path, headers=hooks.auth(Role.CRM))).status == 404
+
+
+async def read_feed(api: Api, subscription_id: str, after: str | None = None,
+                    limit: int = 3) -> tuple[list[dict[str, Any]], str | None]:
+    """Every item after ``after``, page by page; and the cursor to go on from."""
+    items: list[dict[str, Any]] = []
+    while True:
+        params = {"subscription_id": subscription_id, "limit": str(limit),
+                  **({"after": after} if after else {})}
+        response = await api.client.get("/v1/events", params=params, headers=api.auth(Role.CRM))
+        assert response.status == 200, await response.text()
+        body = await response.json()
+        items += body["items"]
+        if not body["items"]:
+            return items, body["next_cursor"]
+        after = body["next_cursor"]
+
+
+async def test_the_feed_carries_the_same_events_encrypted_the_same_way(
+        hooks: Api, receiver: Receiver) -> None:
+    key = receiver.keys[1]
+    pushed = await subscribe(hooks, receiver, key=key)
+    polled = await hooks.client.post("/v1/subscriptions", headers=hooks.auth(Role.CRM), json={
+        "url": None, "event_types": ["*"], "public_jwk": public(key)})
+    assert polled.status == 201
+    polling = await polled.json()
+    await load_demo(hooks)
+    stored = await stored_events(hooks)
+    items, cursor = await read_feed(hooks, polling["id"])
+    events = [decrypt(item["jwe"], [key])[0] for item in items]
+    assert [e["id"] for e in events] == [item["id"] for item in items]
+    assert sorted(e["id"] for e in events) == sorted(e["event_id"] for e in stored)
+    await eventually(lambda: len(receiver.accepted()) >= len(stored), what="the webhooks")
+    assert sorted(receiver.verified(), key=lambda e: e["id"]) == sorted(
+        events, key=lambda e: e["id"])
+    again, _ = await read_feed(hooks, polling["id"], after=cursor)
+    assert again == []
+    replay = await hooks.client.post(f"/v1/subscriptions/{polling['id']}/replay",
+                                     json={"since": "2000-01-01T00:00:00Z"},
+                                     headers=hooks.auth(Role.CRM))
+    assert replay.status == 422  # nothing to push to: it polls
+    bad = await hooks.client.get("/v1/events", params={"subscription_id": polling["id"],
+                                                       "after": "garbage"},
+                                 headers=hooks.auth(Role.CRM))
+    assert bad.status == 400
+    assert pushed["id"] != polling["id"]
+
+
+async def test_the_feed_never_skips_an_event_committed_late(hooks: Api) -> None:
+    created = await hooks.client.post("/v1/subscriptions", headers=hooks.auth(Role.CRM), json={
+        "url": None, "event_types": ["*"], "public_jwk": public(ec_key())})
+    subscription = (await created.json())["id"]
+    slow = await asyncpg.connect(hooks.database_url)
+    try:
+        transaction = slow.transaction()
+        await transaction.start()
+        late = await outbox.emit(slow, "default", [outbox.NewEvent(
+            "invoice.partially_paid", "invoice:LATE", {"invoice_id": "LATE"})])
+        early = await emit_many(hooks.database_url, lanes=1, per_lane=1)
+        seen, cursor = await read_feed(hooks, subscription)
+        assert seen == []  # the committed event waits behind the one still open
+        await transaction.commit()
+    finally:
+        await slow.close()
+    seen, _ = await read_feed(hooks, subscription, after=cursor)
+    assert [item["id"] for item in seen] == late + early
