@@ -88,6 +88,8 @@ class Receiver:
     secret: str | None = None
     answer: Answer = lambda receiver, event: 200
     latency: float = 0.0
+    gate: asyncio.Event | None = None  # while set and closed, requests are held open
+    held: int = 0
     deliveries: list[Delivery] = field(default_factory=list)
     overlaps: list[str] = field(default_factory=list)
     _in_flight: dict[str, int] = field(default_factory=dict)
@@ -124,6 +126,9 @@ class Receiver:
             if self._in_flight[lane] > 1:
                 self.overlaps.append(lane)
         try:
+            if self.gate is not None and not self.gate.is_set():
+                self.held += 1
+                await self.gate.wait()
             if self.latency:
                 await asyncio.sleep(self.latency)  # the CRM's own work, not a wait
             status = self.answer(self, event)
