@@ -84,7 +84,8 @@ async def _key(request: web.Request, body: dict[str, Any]) -> tuple[dict[str, An
         kid = body.get("kid")
         if not isinstance(kid, str) or not kid:
             raise BadRequest("jwks_url needs the kid of the key to encrypt to")
-        await request.app[SUBSCRIBER_KEYS].key(public_jwk=None, jwks_url=url, kid=kid)
+        await request.app[SUBSCRIBER_KEYS].key(public_jwk=None, jwks_url=url, kid=kid,
+                                               fresh=True)
         return None, url, kid
     except SubscriberKeyError as exc:
         raise Unprocessable(str(exc)) from None

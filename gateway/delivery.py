@@ -69,6 +69,11 @@ class Policy:
                                 f"got {settings.webhook_retry_schedule!r}") from None
         if any(s < 0 for s in schedule):
             raise SettingsError("webhook_retry_schedule: no delay may be negative")
+        if settings.webhook_lease < settings.webhook_timeout + 1:
+            raise SettingsError(
+                f"webhook_lease ({settings.webhook_lease}) must exceed webhook_timeout "
+                f"({settings.webhook_timeout}) by a second or more, or a slow delivery's "
+                f"lane would be taken over while it is still in flight")
         return cls(timeout=settings.webhook_timeout, lease=settings.webhook_lease,
                    schedule=schedule, retry_floor=settings.webhook_retry_floor,
                    warn_after=settings.webhook_warn_after,

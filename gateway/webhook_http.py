@@ -32,7 +32,7 @@ from security.webhooks import (
 logger = logging.getLogger(__name__)
 
 _JWKS_LIMIT = 64 * 1024
-_REFETCH_UNKNOWN_KID = 60.0  # least seconds between re-fetches of one JWKS for a new kid
+_MISS_MEMORY = 60.0  # seconds a kid found missing is not looked for again
 
 
 class UnsafeTargetError(OSError):
@@ -88,7 +88,8 @@ class SubscriberKeys:
     """Subscribers' encryption keys: the JWK they gave, or the ``kid`` of their JWKS URL.
 
     A JWKS document is reused for ``ttl`` seconds, and fetched again early when the kid
-    asked for is not in it (at most once a minute per URL).
+    asked for is not in it (for one kid at most once a minute, so a kid that stays missing
+    does not make every attempt fetch).
     """
 
     def __init__(self, http: aiohttp.ClientSession, *, ttl: float, timeout: float,
@@ -96,20 +97,26 @@ class SubscriberKeys:
         self._http, self._ttl, self._timeout = http, ttl, timeout
         self._allow_private = allow_private
         self._jwks: dict[str, _Cached] = {}
+        self._misses: dict[tuple[str, str], float] = {}
 
-    async def key(self, *, public_jwk: Any, jwks_url: str | None, kid: str) -> RecipientKey:
+    async def key(self, *, public_jwk: Any, jwks_url: str | None, kid: str,
+                  fresh: bool = False) -> RecipientKey:
+        """The key to encrypt to; ``fresh`` fetches a JWKS now (a person just changed it)."""
         if jwks_url is None:
             jwk = json.loads(public_jwk) if isinstance(public_jwk, str) else public_jwk
             return recipient_key(jwk)
         cached = self._jwks.get(jwks_url)
         now = time.monotonic()
-        if cached is None or now - cached.fetched_at > self._ttl:
+        if fresh or cached is None or now - cached.fetched_at > self._ttl:
             cached = await self._fetch(jwks_url)
         found = pick_from_jwks(cached.document, kid)
-        if found is None and now - cached.fetched_at > _REFETCH_UNKNOWN_KID:
+        missed = self._misses.get((jwks_url, kid))
+        if found is None and not fresh and (
+                missed is None or now - missed > _MISS_MEMORY):
             cached = await self._fetch(jwks_url)
             found = pick_from_jwks(cached.document, kid)
         if found is None:
+            self._misses[(jwks_url, kid)] = now
             raise SubscriberKeyError(f"the JWKS at the subscription's jwks_url has no key "
                                      f"with kid {kid!r}")
         return found

@@ -6,6 +6,7 @@ signature, ``jwcrypto`` for the JWE, ``cryptography`` for the v1a ed25519 signat
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -141,8 +142,7 @@ async def test_an_ec_key_works_as_well(hooks: Api, receiver: Receiver) -> None:
     await eventually(lambda: len(receiver.accepted()) >= 2, what="two deliveries")
     token = receiver.verified()[0]
     assert token["type"] == "statement.imported"
-    header = decrypt(__import__("json").loads(receiver.accepted()[0].body)["jwe"],
-                     receiver.keys)[1]
+    header = decrypt(json.loads(receiver.accepted()[0].body)["jwe"], receiver.keys)[1]
     assert (header["alg"], header["kid"]) == ("ECDH-ES+A256KW", "crm-ec-1")
 
 
@@ -612,3 +612,35 @@ async def test_the_feed_never_skips_an_event_committed_late(hooks: Api) -> None:
         await slow.close()
     seen, _ = await read_feed(hooks, subscription, after=cursor)
     assert [item["id"] for item in seen] == late + early
+
+
+async def test_keys_from_a_jwks_url_and_a_new_kid_fetches_it_again(
+        hooks: Api, receiver: Receiver) -> None:
+    first, second = receiver.keys
+    receiver.jwks = {"keys": [public(first)]}
+    jwks_url = receiver.url.replace("/hooks", "/jwks")
+    response = await hooks.client.post("/v1/subscriptions", headers=hooks.auth(Role.CRM), json={
+        "url": receiver.url, "event_types": ["*"], "jwks_url": jwks_url,
+        "kid": public(first)["kid"]})
+    assert response.status == 201, await response.text()
+    subscription = await response.json()
+    receiver.secret = subscription["secret"]
+    await emit_many(hooks.database_url, lanes=1, per_lane=2)
+    await eventually(lambda: len(receiver.accepted()) == 2, what="two deliveries")
+    fetched = receiver.jwks_fetches
+    assert fetched <= 2  # once by the API to check it, once by the dispatcher; then cached
+    unknown = await hooks.client.post(
+        f"/v1/subscriptions/{subscription['id']}/rotate-key",
+        json={"jwks_url": jwks_url, "kid": public(second)["kid"]}, headers=hooks.auth(Role.CRM))
+    assert unknown.status == 422 and "no key with kid" in (await unknown.json())["detail"]
+    receiver.jwks = {"keys": [public(first), public(second)]}  # the CRM publishes its new key
+    rotated = await hooks.client.post(
+        f"/v1/subscriptions/{subscription['id']}/rotate-key",
+        json={"jwks_url": jwks_url, "kid": public(second)["kid"]}, headers=hooks.auth(Role.CRM))
+    assert rotated.status == 200, await rotated.text()
+    receiver.keys = [second]  # and throws the old one away
+    await emit_many(hooks.database_url, lanes=1, per_lane=1)
+    # The dispatcher's cached JWKS lacks the new kid: it fetches the set again.
+    await eventually(lambda: len(receiver.accepted()) == 3, what="a delivery to the new key")
+    last = json.loads(receiver.accepted()[-1].body)["jwe"]
+    assert decrypt(last, [second])[0]["sequence"] == 3

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import json
 import time
 from collections.abc import Callable
@@ -96,9 +97,13 @@ class Receiver:
     _runner: web.AppRunner | None = None
     url: str = ""
 
+    jwks: dict[str, Any] | None = None  # served at /jwks when set
+    jwks_fetches: int = 0
+
     async def start(self, path: str = "/hooks") -> str:
         app = web.Application()
         app.router.add_post(path, self._handle)
+        app.router.add_get("/jwks", self._serve_jwks)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -110,6 +115,12 @@ class Receiver:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+    async def _serve_jwks(self, request: web.Request) -> web.Response:
+        self.jwks_fetches += 1
+        if self.jwks is None:
+            return web.Response(status=404)
+        return web.json_response(self.jwks)
 
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.read()
@@ -174,7 +185,7 @@ def chained(events: list[dict[str, Any]]) -> dict[str, list[int]]:
     out = {}
     for lane, items in lanes.items():
         out[lane] = [e["sequence"] for e in items]
-        for before, after in zip(items, items[1:], strict=False):
+        for before, after in itertools.pairwise(items):
             if after["sequence"] == before["sequence"] + 1:
                 assert after["previous_event_id"] == before["id"], lane
     return out
