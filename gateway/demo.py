@@ -75,6 +75,8 @@ def demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     settings = settings_of(args, host=args.host, port=args.port)
     if args.data_dir is None and settings.data_dir == Settings().data_dir:
         settings = dataclasses.replace(settings, data_dir="./recon-demo")
+    # A demo runs on one machine: its CRM is on loopback, over plain http.
+    settings = dataclasses.replace(settings, allow_private_webhooks=True)
     settings = with_database(settings)
     key, report = asyncio.run(load(settings))
     base = f"http://{settings.host}:{settings.port}"
@@ -92,6 +94,15 @@ def demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         f"    curl -s {auth} '{base}/v1/invoices?status=open'",
         f"    curl -s {auth} '{base}/v1/matches?decision=review&status=proposed'",
         f"    curl -s {auth} --data-binary @statement.sta {base}/v1/statements",
+        "",
+        "  webhooks (docs/webhooks.md; examples/crm_receiver.py is a receiver):",
+        f"    curl -s {auth} -H 'Content-Type: application/json' {base}/v1/subscriptions \\",
+        "      -d '{\"url\": \"http://127.0.0.1:9000/\", \"event_types\": [\"*\"], "
+        "\"public_jwk\": {...}}'",
+        f"    curl -s {auth} -H 'Content-Type: application/json' "
+        f"{base}/v1/subscriptions/SUB_ID/replay -d '{{\"since\": \"2000-01-01T00:00:00Z\"}}'",
+        "    (the replay sends the events of the demo's data, which was loaded before you "
+        "subscribed)",
         "",
         "  Ctrl-C stops the service and its embedded database.",
         "",

@@ -32,7 +32,8 @@ def cli(*args: str, env: dict[str, str] | None = None,
 class Server:
     """``recon-gateway serve`` in a child process, on a free loopback port."""
 
-    def __init__(self, *args: str, log: Path, command: str = "serve") -> None:
+    def __init__(self, *args: str, log: Path, command: str = "serve",
+                 env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = log
@@ -40,7 +41,7 @@ class Server:
         self._log = log.open("w")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gateway.cli", command, "--port", str(self.port), *args],
-            stdout=self._log, stderr=subprocess.STDOUT,
+            stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
         )
 
     def wait_ready(self, deadline: float = 60) -> None:
