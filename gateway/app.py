@@ -105,7 +105,8 @@ async def _webhooks(app: web.Application) -> AsyncIterator[None]:
     stop = asyncio.Event()
     task = None
     if settings.dispatcher:
-        task = asyncio.create_task(Dispatcher(app[POOL], policy).run(stop))
+        task = asyncio.create_task(
+            Dispatcher(app[POOL], policy, metrics=app[METRICS]).run(stop))
     yield
     stop.set()
     if task is not None:

@@ -35,6 +35,7 @@ import aiohttp
 import asyncpg
 
 from gateway import events as event_types
+from gateway.metrics import Metrics
 from gateway.outbox import CHANNEL, NewEvent, emit
 from gateway.settings import Settings, SettingsError
 from gateway.store import signing_keys
@@ -150,6 +151,7 @@ class Dispatcher:
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _http: aiohttp.ClientSession | None = None
     _keys: SubscriberKeys | None = None
+    metrics: Metrics | None = None
     _seeds: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # tenant: (kid, seed)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -347,6 +349,9 @@ class Dispatcher:
         except asyncpg.PostgresError as exc:
             outcome.error = f"database: {type(exc).__name__}"
         outcome.latency_ms = (time.perf_counter() - started) * 1000
+        if self.metrics is not None:
+            self.metrics.deliveries.labels("succeeded" if outcome.ok else "failed").inc()
+            self.metrics.delivery_latency.observe(outcome.latency_ms / 1000)
         self._done.put_nowait(outcome)
 
     async def _complete_forever(self) -> None:
@@ -501,19 +506,32 @@ class Dispatcher:
             if outcome.head.delivery is not None:
                 key = (outcome.head.tenant, outcome.head.subscription_id)
                 by_subscription.setdefault(key, []).append(outcome)
-        for (tenant, subscription_id), results in by_subscription.items():
-            # A success shows the endpoint works: failures beside it are the events'.
-            succeeded = any(o.ok for o in results)
+        # A success shows the endpoint works: failures beside it are the events' own.
+        working = sorted(key for key, results in by_subscription.items()
+                         if any(o.ok for o in results)
+                         and not any(o.status_code == 410 for o in results))
+        if working:
+            keys = [k[0] for k in working], [k[1] for k in working]
+            async with self.pool.acquire() as conn, conn.transaction():
+                failing = await conn.fetch(  # locked in one order: dispatchers never deadlock
+                    "SELECT s.tenant_id, s.subscription_id FROM subscriptions s"
+                    " JOIN unnest($1::text[], $2::text[]) AS x(t, id)"
+                    " ON s.tenant_id = x.t AND s.subscription_id = x.id"
+                    " WHERE s.failing_since IS NOT NULL"
+                    " ORDER BY s.tenant_id, s.subscription_id FOR UPDATE OF s", *keys)
+                if failing:
+                    await conn.execute(
+                        "UPDATE subscriptions s SET failing_since = NULL, warned_at = NULL"
+                        " FROM unnest($1::text[], $2::text[]) AS x(t, id)"
+                        " WHERE s.tenant_id = x.t AND s.subscription_id = x.id",
+                        [r["tenant_id"] for r in failing],
+                        [r["subscription_id"] for r in failing])
+        for (tenant, subscription_id), results in sorted(by_subscription.items()):
+            if (tenant, subscription_id) in set(working):
+                continue
             failures = [o for o in results if not o.ok]
             gone = any(o.status_code == 410 for o in results)
-            last = failures[-1] if failures else None
-            if succeeded and not gone:
-                async with self.pool.acquire() as conn:
-                    await conn.execute(
-                        "UPDATE subscriptions SET failing_since = NULL, warned_at = NULL"
-                        " WHERE tenant_id = $1 AND subscription_id = $2"
-                        " AND failing_since IS NOT NULL", tenant, subscription_id)
-                continue
+            last = failures[-1]
             async with self.pool.acquire() as conn, conn.transaction():
                 await conn.execute(
                     "UPDATE subscriptions SET failing_since = coalesce(failing_since, $3)"

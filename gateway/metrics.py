@@ -13,6 +13,8 @@ class Metrics:
     requests: Counter
     latency: Histogram
     entries: Counter
+    deliveries: Counter
+    delivery_latency: Histogram
 
     @classmethod
     def create(cls) -> Metrics:
@@ -26,4 +28,9 @@ class Metrics:
                               registry=registry),
             entries=Counter("recon_ingest_entries", "bank lines received by import",
                             ["result"], registry=registry),
+            deliveries=Counter("recon_webhook_attempts", "webhook delivery attempts, by "
+                               "outcome (succeeded, failed)", ["outcome"], registry=registry),
+            delivery_latency=Histogram("recon_webhook_attempt_duration_seconds",
+                                       "time from sending a webhook to its answer",
+                                       registry=registry),
         )

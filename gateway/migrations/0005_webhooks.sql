@@ -120,9 +120,11 @@ CREATE TABLE delivery_attempts (
     error            text,
     response_excerpt text,
     dispatcher       text        NOT NULL,
-    PRIMARY KEY (tenant_id, attempt_id),
-    FOREIGN KEY (tenant_id, subscription_id)
-        REFERENCES subscriptions (tenant_id, subscription_id) ON DELETE CASCADE
+    -- No foreign key to subscriptions: checking one would make a dispatcher recording
+    -- attempts lock the subscription row while it holds lanes, the reverse of the order
+    -- of people's changes, so the two could deadlock. Deleting a subscription deletes its
+    -- attempts itself.
+    PRIMARY KEY (tenant_id, attempt_id)
 );
 CREATE INDEX delivery_attempts_event ON delivery_attempts (tenant_id, subscription_id, event_id);
 

@@ -1,8 +1,12 @@
 """subscriptions, and what people do with their deliveries (resume, replay, listings).
 
 ``owner`` narrows every query to the subscriptions one API key made (CRM keys); None (the
-admin) sees all of the tenant's. Lanes are always locked before their deliveries, in
-(subscription, lane) order, as the dispatcher does, so the two never deadlock.
+admin) sees all of the tenant's.
+
+Lock order, shared with the dispatcher so the two never deadlock: a subscription row
+(only ever with UPDATE of non-key columns, or FOR UPDATE to delete it), then its lanes in
+lane order, then their deliveries. The dispatcher takes lanes and deliveries but never a
+lock on a subscription row while it holds lanes.
 """
 
 from __future__ import annotations
@@ -151,6 +155,9 @@ async def delete(conn: asyncpg.Connection, tenant: str, subscription_id: str, *,
         await conn.execute(
             "DELETE FROM subscriptions WHERE tenant_id = $1 AND subscription_id = $2",
             tenant, subscription_id)
+        await conn.execute(
+            "DELETE FROM delivery_attempts WHERE tenant_id = $1 AND subscription_id = $2",
+            tenant, subscription_id)
     return True
 
 
@@ -195,7 +202,9 @@ async def replay(conn: asyncpg.Connection, tenant: str, subscription_id: str, *,
     async with conn.transaction():
         sub = await conn.fetchrow(
             "SELECT event_types FROM subscriptions WHERE tenant_id = $1"
-            " AND subscription_id = $2 FOR UPDATE", tenant, subscription_id)
+            " AND subscription_id = $2", tenant, subscription_id)
+        if sub is None:
+            return 0
         events = await conn.fetch(
             """
             SELECT event_id, lane FROM events
