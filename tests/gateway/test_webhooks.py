@@ -6,8 +6,11 @@ signature, ``jwcrypto`` for the JWE, ``cryptography`` for the v1a ed25519 signat
 
 from __future__ import annotations
 
+import itertools
 import json
+import logging
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -644,3 +647,46 @@ async def test_keys_from_a_jwks_url_and_a_new_kid_fetches_it_again(
     await eventually(lambda: len(receiver.accepted()) == 3, what="a delivery to the new key")
     last = json.loads(receiver.accepted()[-1].body)["jwe"]
     assert decrypt(last, [second])[0]["sequence"] == 3
+
+
+async def test_retry_after_and_timeouts_space_out_the_attempts(
+        database_url: str, aiohttp_client: AiohttpClient, receiver: Receiver) -> None:
+    api = await _api(database_url, aiohttp_client, webhook_timeout=0.3, webhook_retry_floor=0.4,
+                     webhook_lease=5.0)
+    receiver.script = [(503, 0.0, {"Retry-After": "1"}),  # wait a second, says the CRM
+                       (429, 0.0, {}),                     # the floor applies
+                       (200, 0.6, {})]                     # too slow: a timeout, the floor
+    subscription = await subscribe(api, receiver)
+    ids = await emit_many(api.database_url, lanes=1, per_lane=1)
+    path = f"/v1/subscriptions/{subscription['id']}"
+
+    async def delivered() -> bool:
+        items = await deliveries_of(api, subscription["id"], status="succeeded")
+        return len(items) == 1
+
+    await _until(delivered, what="the delivery after 503, 429 and a timeout")
+    attempts = (await (await api.client.get(f"{path}/deliveries/{ids[0]}/attempts",
+                                            headers=api.auth(Role.CRM))).json())["items"]
+    assert [(a["status_code"], a["error"]) for a in attempts] == [
+        (503, None), (429, None), (None, "timed out"), (200, None)]
+    times = [datetime.fromisoformat(a["attempted_at"]) for a in attempts]
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
+    assert gaps[0] >= 1.0 and gaps[1] >= 0.4 and gaps[2] >= 0.4 + 0.3, gaps
+    assert [d.headers["webhook-id"] for d in receiver.deliveries] == ids * 4
+
+
+async def test_secrets_and_keys_never_reach_the_logs(hooks: Api, receiver: Receiver,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    subscription = await subscribe(hooks, receiver)
+    rotated = await (await hooks.client.post(
+        f"/v1/subscriptions/{subscription['id']}/rotate-secret", json={},
+        headers=hooks.auth(Role.CRM))).json()
+    receiver.secret = rotated["secret"]
+    await load_demo(hooks)
+    await eventually(lambda: len(receiver.accepted()) >= 8, what="the deliveries")
+    logged = caplog.text + "".join(str(r.__dict__) for r in caplog.records)
+    for secret in (subscription["secret"], rotated["secret"], *hooks.keys.values()):
+        assert secret not in logged
+        assert secret.removeprefix("whsec_") not in logged
+    assert "Muster" not in logged and "ACME" not in logged  # nor names from the payloads

@@ -90,6 +90,8 @@ class Receiver:
     answer: Answer = lambda receiver, event: 200
     latency: float = 0.0
     gate: asyncio.Event | None = None  # while set and closed, requests are held open
+    # Scripted answers, used up first: (status, seconds to take, extra headers).
+    script: list[tuple[int, float, dict[str, str]]] = field(default_factory=list)
     held: int = 0
     deliveries: list[Delivery] = field(default_factory=list)
     overlaps: list[str] = field(default_factory=list)
@@ -136,18 +138,23 @@ class Receiver:
             self._in_flight[lane] = self._in_flight.get(lane, 0) + 1
             if self._in_flight[lane] > 1:
                 self.overlaps.append(lane)
+        extra: dict[str, str] = {}
         try:
             if self.gate is not None and not self.gate.is_set():
                 self.held += 1
                 await self.gate.wait()
-            if self.latency:
-                await asyncio.sleep(self.latency)  # the CRM's own work, not a wait
-            status = self.answer(self, event)
+            if self.script:
+                status, took, extra = self.script.pop(0)
+            else:
+                status, took = self.answer(self, event), self.latency
+            if took:
+                await asyncio.sleep(took)  # the CRM's own work, not a wait
         finally:
             if lane is not None:
                 self._in_flight[lane] -= 1
         self.deliveries.append(Delivery(headers, body, status, event))
-        return web.Response(status=status, text="ok" if status < 300 else "not now")
+        return web.Response(status=status, text="ok" if status < 300 else "not now",
+                            headers=extra)
 
     def accepted(self) -> list[Delivery]:
         return [d for d in self.deliveries if 200 <= d.status < 300]
