@@ -15,7 +15,7 @@ NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
 def test_the_default_schedule_retries_for_more_than_72_hours_with_jitter() -> None:
-    rng = random.Random(7)
+    rng = random.Random(7)  # noqa: S311 - jitter, not a secret
     delays = [next_delay(DEFAULT, tries, status=500, timed_out=False, retry_after=None,
                          rng=rng) for tries in range(1, 10)]
     assert all(d is not None for d in delays)
@@ -32,7 +32,7 @@ def test_the_default_schedule_retries_for_more_than_72_hours_with_jitter() -> No
 
 
 def test_retry_after_is_honoured_up_to_a_day_and_429_and_timeouts_have_a_floor() -> None:
-    rng = random.Random(1)
+    rng = random.Random(1)  # noqa: S311 - jitter, not a secret
     assert next_delay(DEFAULT, 1, status=503, timed_out=False, retry_after=120,
                       rng=rng) == 120
     assert next_delay(DEFAULT, 1, status=503, timed_out=False, retry_after=10**9,
