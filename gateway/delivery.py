@@ -236,9 +236,12 @@ class Dispatcher:
     async def _claim_safely(self, limit: int) -> list[Head]:
         try:
             return await self.claim(limit)
-        except (asyncpg.PostgresError, OSError):
-            logger.exception("claiming deliveries failed; trying again shortly")
-            return []
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            logger.warning("claiming deliveries failed (%s); trying again shortly",
+                           type(exc).__name__)
+        except Exception:  # a bug must not stop delivery for good: log it, go on
+            logger.exception("claiming deliveries failed")
+        return []
 
     async def claim(self, limit: int) -> list[Head]:
         """Lease up to ``limit`` due lanes of active subscriptions; return their heads."""
@@ -348,6 +351,9 @@ class Dispatcher:
             outcome.error = f"{type(exc).__name__}: {exc}"[:500]
         except asyncpg.PostgresError as exc:
             outcome.error = f"database: {type(exc).__name__}"
+        except Exception as exc:  # a bug: recorded as a failed attempt, retried later
+            logger.exception("delivering event %s failed", row["event_id"])
+            outcome.error = f"internal error: {type(exc).__name__}"
         outcome.latency_ms = (time.perf_counter() - started) * 1000
         if self.metrics is not None:
             self.metrics.deliveries.labels("succeeded" if outcome.ok else "failed").inc()
@@ -372,7 +378,7 @@ class Dispatcher:
             if batch:
                 try:
                     await self.complete(batch)
-                except (asyncpg.PostgresError, OSError):
+                except Exception:
                     # The leases run out and the lanes are delivered again: at least once.
                     logger.exception("recording %d delivery outcomes failed", len(batch))
                 self._wake.set()

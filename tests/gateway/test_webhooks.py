@@ -11,6 +11,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -20,6 +21,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from gateway import outbox
 from gateway.app import create_app
+from gateway.events import EVENT_TYPES, document, schema
 from gateway.settings import Settings
 from gateway.store import api_keys
 from security import apikeys
@@ -389,6 +391,9 @@ async def test_a_failing_endpoint_is_warned_of_then_disabled_and_keeps_its_backl
         assert told[0]["data"]["subscription_id"] == subscription["id"]
         assert told[0]["data"]["last_status_code"] == 500
         assert [e["sequence"] for e in told] == [1, 2]  # one lane: this subscription's
+        for event in told:
+            jsonschema.validate(event, schema(EVENT_TYPES[event["type"]]),
+                                cls=jsonschema.Draft202012Validator)
     finally:
         await ops.stop()
     pending = await deliveries_of(api, subscription["id"], status="pending")
@@ -690,3 +695,38 @@ async def test_secrets_and_keys_never_reach_the_logs(hooks: Api, receiver: Recei
         assert secret not in logged
         assert secret.removeprefix("whsec_") not in logged
     assert "Muster" not in logged and "ACME" not in logged  # nor names from the payloads
+
+
+async def test_every_kind_of_event_matches_its_published_schema(hooks: Api) -> None:
+    """Partial payment, overpayment and reversal made by hand; every stored event checked."""
+    admin = hooks.auth(Role.ADMIN)
+    await load_demo(hooks)
+    applied = (await (await hooks.client.get("/v1/matches", params={"status": "applied"},
+                                             headers=admin)).json())["items"]
+    undone = await hooks.client.post(f"/v1/matches/{applied[0]['allocation_id']}/undo",
+                                     json={"reason": "paid by someone else"}, headers=admin)
+    assert undone.status == 200, await undone.text()
+    # The payment freed by the undo pays two invoices by hand: one in part, one in full.
+    open_invoices = (await (await hooks.client.get("/v1/invoices", params={"status": "open"},
+                                                   headers=admin)).json())["items"]
+    paid = Decimal(applied[0]["payment_amount"])
+    target = next(i for i in open_invoices if Decimal(i["amount"]) + 1 <= paid)
+    part = Decimal(target["amount"]) / 2
+    manual = await hooks.client.post("/v1/matches", headers=admin, json={
+        "account_id": applied[0]["account_id"], "entry_id": applied[0]["entry_id"],
+        "allocations": [{"invoice_id": target["invoice_id"], "amount": str(part)}]})
+    assert manual.status == 201, await manual.text()
+    rest = await hooks.client.post("/v1/matches", headers=admin, json={  # one too many
+        "account_id": applied[0]["account_id"], "entry_id": applied[0]["entry_id"],
+        "allocations": [{"invoice_id": target["invoice_id"], "amount": str(part + 1)}]})
+    assert rest.status == 201, await rest.text()
+    schemas = {t["type"]: t["schema"] for t in (await (await hooks.client.get(
+        "/v1/event-types", headers=admin)).json())["items"]}
+    stored = await stored_events(hooks)
+    kinds = {e["type"] for e in stored}
+    assert {"allocation.reversed", "invoice.partially_paid", "invoice.overpaid"} <= kinds
+    for row in stored:
+        jsonschema.validate(document(row), schemas[row["type"]],
+                            cls=jsonschema.Draft202012Validator)
+    reversed_ = next(e for e in stored if e["type"] == "allocation.reversed")
+    assert json.loads(reversed_["data"])["reason"] == "paid by someone else"
