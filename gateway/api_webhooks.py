@@ -299,7 +299,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
                               owner=_owner(principal))
         if row is None:
             raise NotFound(f"no subscription {_subscription_id(request)!r}")
-        rows = await store.deliveries(conn, principal.tenant, row["subscription_id"],
+        rows = await store.deliveries_page(conn, principal.tenant, row["subscription_id"],
                                       status=status, after=after, limit=limit + 1)
     return web.json_response(page(rows, limit, ["created_at", "event_id"]))
 

@@ -11,11 +11,9 @@ Why lanes and not rows: claiming delivery rows with SKIP LOCKED would let two di
 send events n and n+1 of one invoice at once. Claiming the lane, and taking only its first
 pending delivery, cannot.
 
-The lane invariant, kept by everyone who touches a lane: a lane with a committed pending
-delivery is due (``next_attempt_at`` set) or leased. Writers of deliveries mark the lane
-due in their own transaction (``outbox.fan_out``); a dispatcher makes a lane idle only
-after locking it and then looking for pending deliveries in a later statement, whose
-snapshot sees every writer that locked the lane before.
+The SQL, and the lane invariant that keeps a pending delivery from being forgotten, are
+in ``store.deliveries``; this module decides what to send, when to retry, and when a
+subscription is failing.
 """
 
 from __future__ import annotations
@@ -36,9 +34,11 @@ import asyncpg
 
 from gateway import events as event_types
 from gateway.metrics import Metrics
-from gateway.outbox import CHANNEL, NewEvent, emit
+from gateway.outbox import NewEvent, emit
 from gateway.settings import Settings, SettingsError
-from gateway.store import signing_keys
+from gateway.store import deliveries as store
+from gateway.store import signing_keys, subscriptions
+from gateway.store.deliveries import CHANNEL
 from gateway.webhook_http import SubscriberKeys, UnsafeTargetError, check_literal, session
 from security.webhooks import SubscriberKeyError, envelope, sign
 
@@ -222,10 +222,8 @@ class Dispatcher:
         """Seconds until the next retry is due (at most ``poll_interval``)."""
         try:
             async with self.pool.acquire() as conn:
-                seconds = await conn.fetchval(
-                    "SELECT extract(epoch FROM min(next_attempt_at) - now())::float8"
-                    " FROM delivery_lanes WHERE next_attempt_at > now()")
-        except (asyncpg.PostgresError, OSError):
+                seconds = await store.seconds_to_next_due(conn)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
             return self.poll_interval
         return self.poll_interval if seconds is None else min(self.poll_interval,
                                                                   max(seconds, 0.005))
@@ -246,50 +244,8 @@ class Dispatcher:
     async def claim(self, limit: int) -> list[Head]:
         """Lease up to ``limit`` due lanes of active subscriptions; return their heads."""
         async with self.pool.acquire() as conn:
-            lanes = await conn.fetch(
-                """
-                WITH picked AS (
-                    SELECT l.tenant_id, l.subscription_id, l.lane
-                    FROM delivery_lanes l
-                    JOIN subscriptions s ON s.tenant_id = l.tenant_id
-                        AND s.subscription_id = l.subscription_id AND s.status = 'active'
-                    WHERE l.next_attempt_at <= now()
-                      AND (l.lease_until IS NULL OR l.lease_until < now())
-                    ORDER BY l.next_attempt_at
-                    LIMIT $1
-                    FOR UPDATE OF l SKIP LOCKED
-                )
-                UPDATE delivery_lanes l
-                SET lease_until = now() + make_interval(secs => $2), leased_by = $3
-                FROM picked
-                WHERE l.tenant_id = picked.tenant_id
-                  AND l.subscription_id = picked.subscription_id AND l.lane = picked.lane
-                RETURNING l.tenant_id, l.subscription_id, l.lane
-                """,
-                limit, self.policy.lease, self.name)
-            if not lanes:
-                return []
-            rows = await conn.fetch(
-                """
-                SELECT x.tenant_id, x.subscription_id, x.lane, d.event_id, d.generation,
-                       d.tries, d.first_try_at, e.type, e.version, e.created_at, e.sequence,
-                       e.previous_event_id, e.data, s.url, s.secret, s.previous_secret,
-                       s.previous_secret_until > now() AS previous_valid, s.public_jwk,
-                       s.jwks_url, s.kid
-                FROM unnest($1::text[], $2::text[], $3::text[]) AS x(tenant_id, subscription_id,
-                                                                     lane)
-                JOIN subscriptions s ON s.tenant_id = x.tenant_id
-                    AND s.subscription_id = x.subscription_id
-                LEFT JOIN LATERAL (
-                    SELECT * FROM deliveries d
-                    WHERE d.tenant_id = x.tenant_id AND d.subscription_id = x.subscription_id
-                      AND d.lane = x.lane AND d.status = 'pending'
-                    ORDER BY d.sequence LIMIT 1
-                ) d ON true
-                LEFT JOIN events e ON e.tenant_id = d.tenant_id AND e.event_id = d.event_id
-                """,
-                [r["tenant_id"] for r in lanes], [r["subscription_id"] for r in lanes],
-                [r["lane"] for r in lanes])
+            rows = await store.claim(conn, limit=limit, lease=self.policy.lease,
+                                     dispatcher=self.name)
         heads = []
         for row in rows:
             head = Head(row["tenant_id"], row["subscription_id"], row["lane"],
@@ -388,200 +344,87 @@ class Dispatcher:
     async def complete(self, outcomes: list[Outcome]) -> None:
         """Record attempts, settle deliveries, release lanes; then the subscriptions' health."""
         now = datetime.now(UTC)
-        outcomes.sort(key=lambda o: (o.head.tenant, o.head.subscription_id, o.head.lane))
-        attempted = [o for o in outcomes if o.head.delivery is not None]
-        settled: list[tuple[Any, ...]] = []  # per attempted delivery
-        lane_due: list[datetime | None] = []  # per outcome: a retry time, or None: look
+        attempts, releases = [], []
         for outcome in outcomes:
-            row = outcome.head.delivery
-            if row is None:
-                lane_due.append(None)
-                continue
-            if outcome.ok:
-                settled.append((row["event_id"], row["generation"], "succeeded", None, None))
-                lane_due.append(None)
-                continue
-            tries = row["tries"] + 1
-            delay = next_delay(self.policy, tries, status=outcome.status_code,
-                               timed_out=outcome.timed_out, retry_after=outcome.retry_after,
-                               rng=self.rng)
-            if outcome.status_code == 410:
-                delay = self.policy.schedule[-1]  # the subscription is disabled below
-            first_try = row["first_try_at"] or outcome.attempted_at
-            if delay is None:
-                # Exhausted. Given up only if the endpoint has worked since this delivery
-                # began failing; an endpoint that is simply down is disabled instead.
-                settled.append((row["event_id"], row["generation"], "exhausted", first_try,
-                                now + timedelta(seconds=self.policy.schedule[-1])))
-                lane_due.append(None)
-            else:
-                retry_at = now + timedelta(seconds=delay)
-                settled.append((row["event_id"], row["generation"], "retry", first_try,
-                                retry_at))
-                lane_due.append(retry_at)
-        async with self.pool.acquire() as conn, conn.transaction():
-            keys = ([o.head.tenant for o in outcomes], [o.head.subscription_id for o in outcomes],
-                    [o.head.lane for o in outcomes])
-            await conn.execute(
-                """
-                SELECT 1 FROM delivery_lanes l
-                JOIN unnest($1::text[], $2::text[], $3::text[]) AS x(t, s, lane)
-                    ON l.tenant_id = x.t AND l.subscription_id = x.s AND l.lane = x.lane
-                ORDER BY l.tenant_id, l.subscription_id, l.lane
-                FOR UPDATE OF l
-                """, *keys)
-            if attempted:
-                await conn.execute(
-                    """
-                    INSERT INTO delivery_attempts (tenant_id, subscription_id, event_id,
-                        attempted_at, status_code, latency_ms, error, response_excerpt,
-                        dispatcher)
-                    SELECT x.* FROM unnest($1::text[], $2::text[], $3::text[],
-                        $4::timestamptz[], $5::int[], $6::float8[], $7::text[], $8::text[],
-                        $9::text[]) AS x(t, s, e, at, code, ms, err, excerpt, who)
-                    WHERE EXISTS (SELECT 1 FROM subscriptions s
-                                  WHERE s.tenant_id = x.t AND s.subscription_id = x.s)
-                    """,
-                    [o.head.tenant for o in attempted],
-                    [o.head.subscription_id for o in attempted],
-                    [o.head.delivery["event_id"] for o in attempted if o.head.delivery],
-                    [o.attempted_at for o in attempted], [o.status_code for o in attempted],
-                    [o.latency_ms for o in attempted], [o.error for o in attempted],
-                    [o.excerpt for o in attempted], [self.name] * len(attempted))
-                await conn.execute(
-                    """
-                    UPDATE deliveries d SET
-                        attempts = d.attempts + 1,
-                        last_status_code = x.code, last_error = x.err,
-                        status = CASE
-                            WHEN x.kind = 'succeeded' THEN 'succeeded'
-                            WHEN x.kind = 'exhausted' AND (s.failing_since IS NULL
-                                OR s.failing_since > x.first_try) THEN 'failed'
-                            ELSE 'pending' END,
-                        finished_at = CASE WHEN x.kind = 'succeeded' OR (x.kind = 'exhausted'
-                            AND (s.failing_since IS NULL OR s.failing_since > x.first_try))
-                            THEN now() END,
-                        tries = CASE WHEN x.kind = 'succeeded' THEN d.tries ELSE d.tries + 1 END,
-                        first_try_at = CASE WHEN x.kind = 'succeeded' THEN d.first_try_at
-                            ELSE x.first_try END,
-                        next_attempt_at = x.retry_at
-                    FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[],
-                                $6::timestamptz[], $7::timestamptz[], $8::int[], $9::text[])
-                        AS x(t, s, e, gen, kind, first_try, retry_at, code, err)
-                    JOIN subscriptions s ON s.tenant_id = x.t AND s.subscription_id = x.s
-                    WHERE d.tenant_id = x.t AND d.subscription_id = x.s AND d.event_id = x.e
-                      AND d.generation = x.gen AND d.status = 'pending'
-                    """,
-                    [o.head.tenant for o in attempted],
-                    [o.head.subscription_id for o in attempted],
-                    [s[0] for s in settled], [s[1] for s in settled], [s[2] for s in settled],
-                    [s[3] for s in settled], [s[4] for s in settled],
-                    [o.status_code for o in attempted],
-                    [(o.error or (f"HTTP {o.status_code}" if not o.ok else None))
-                     for o in attempted])
-            # A new statement, so a new snapshot: it sees every delivery committed by
-            # whoever held these lanes before the lock above was granted.
-            await conn.execute(
-                """
-                UPDATE delivery_lanes l SET
-                    lease_until = NULL, leased_by = NULL,
-                    next_attempt_at = CASE
-                        WHEN x.retry_at IS NOT NULL THEN x.retry_at
-                        WHEN EXISTS (SELECT 1 FROM deliveries d WHERE d.tenant_id = l.tenant_id
-                            AND d.subscription_id = l.subscription_id AND d.lane = l.lane
-                            AND d.status = 'pending') THEN
-                            coalesce((SELECT min(d.next_attempt_at) FROM deliveries d
-                                      WHERE d.tenant_id = l.tenant_id
-                                        AND d.subscription_id = l.subscription_id
-                                        AND d.lane = l.lane AND d.status = 'pending'
-                                        AND d.next_attempt_at > now()), now())
-                        END
-                FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
-                    AS x(t, s, lane, retry_at)
-                WHERE l.tenant_id = x.t AND l.subscription_id = x.s AND l.lane = x.lane
-                  AND l.leased_by = $5
-                """, *keys, lane_due, self.name)
-        await self._health(outcomes, now)
+            head, row = outcome.head, outcome.head.delivery
+            retry_at = None
+            if row is not None:
+                kind, first_try, retry_at = self._settle(outcome, row, now)
+                attempts.append(store.Attempt(
+                    head.tenant, head.subscription_id, row["event_id"], row["generation"],
+                    outcome.attempted_at, outcome.status_code, outcome.latency_ms,
+                    outcome.error, outcome.excerpt, kind, first_try, retry_at))
+                if kind == "exhausted":
+                    retry_at = None  # the lane looks at what is left
+            releases.append(store.Release(head.tenant, head.subscription_id, head.lane,
+                                          retry_at))
+        async with self.pool.acquire() as conn:
+            await store.record(conn, dispatcher=self.name, attempts=attempts,
+                               releases=releases)
+        await self._health(outcomes)
 
-    async def _health(self, outcomes: list[Outcome], now: datetime) -> None:
+    def _settle(self, outcome: Outcome, row: asyncpg.Record,
+                now: datetime) -> tuple[str, datetime | None, datetime | None]:
+        """(kind, first failure of this round, next attempt) for one attempt's outcome."""
+        if outcome.ok:
+            return "succeeded", None, None
+        first_try = row["first_try_at"] or outcome.attempted_at
+        delay = next_delay(self.policy, row["tries"] + 1, status=outcome.status_code,
+                           timed_out=outcome.timed_out, retry_after=outcome.retry_after,
+                           rng=self.rng)
+        if outcome.status_code == 410:
+            delay = self.policy.schedule[-1]  # the subscription is disabled: kept for later
+        if delay is None:  # given up, or kept for a day if the endpoint is down
+            return "exhausted", first_try, now + timedelta(seconds=self.policy.schedule[-1])
+        return "retry", first_try, now + timedelta(seconds=delay)
+
+    async def _health(self, outcomes: list[Outcome]) -> None:
         """Per subscription: a success clears its failing state; failures start or extend
         it, warn once past ``warn_after``, and disable after ``disable_after`` (or at once
-        on 410 Gone)."""
+        on 410 Gone). Each warning and disable is an event, in the same transaction."""
         by_subscription: dict[tuple[str, str], list[Outcome]] = {}
         for outcome in outcomes:
             if outcome.head.delivery is not None:
                 key = (outcome.head.tenant, outcome.head.subscription_id)
                 by_subscription.setdefault(key, []).append(outcome)
         # A success shows the endpoint works: failures beside it are the events' own.
-        working = sorted(key for key, results in by_subscription.items()
-                         if any(o.ok for o in results)
-                         and not any(o.status_code == 410 for o in results))
+        working = {key for key, results in by_subscription.items()
+                   if any(o.ok for o in results)
+                   and not any(o.status_code == 410 for o in results)}
         if working:
-            keys = [k[0] for k in working], [k[1] for k in working]
-            async with self.pool.acquire() as conn, conn.transaction():
-                failing = await conn.fetch(  # locked in one order: dispatchers never deadlock
-                    "SELECT s.tenant_id, s.subscription_id FROM subscriptions s"
-                    " JOIN unnest($1::text[], $2::text[]) AS x(t, id)"
-                    " ON s.tenant_id = x.t AND s.subscription_id = x.id"
-                    " WHERE s.failing_since IS NOT NULL"
-                    " ORDER BY s.tenant_id, s.subscription_id FOR UPDATE OF s", *keys)
-                if failing:
-                    await conn.execute(
-                        "UPDATE subscriptions s SET failing_since = NULL, warned_at = NULL"
-                        " FROM unnest($1::text[], $2::text[]) AS x(t, id)"
-                        " WHERE s.tenant_id = x.t AND s.subscription_id = x.id",
-                        [r["tenant_id"] for r in failing],
-                        [r["subscription_id"] for r in failing])
+            async with self.pool.acquire() as conn:
+                await subscriptions.clear_failing(conn, list(working))
         for (tenant, subscription_id), results in sorted(by_subscription.items()):
-            if (tenant, subscription_id) in set(working):
-                continue
-            failures = [o for o in results if not o.ok]
-            gone = any(o.status_code == 410 for o in results)
-            last = failures[-1]
-            async with self.pool.acquire() as conn, conn.transaction():
-                await conn.execute(
-                    "UPDATE subscriptions SET failing_since = coalesce(failing_since, $3)"
-                    " WHERE tenant_id = $1 AND subscription_id = $2",
-                    tenant, subscription_id, min(o.attempted_at for o in failures))
-                warned = await conn.fetchrow(
-                    """
-                    UPDATE subscriptions SET warned_at = now()
-                    WHERE tenant_id = $1 AND subscription_id = $2 AND status = 'active'
-                      AND warned_at IS NULL
-                      AND failing_since <= now() - make_interval(secs => $3)
-                    RETURNING failing_since
-                    """, tenant, subscription_id, self.policy.warn_after)
-                if warned is not None:
-                    disable_at = warned["failing_since"] + timedelta(
-                        seconds=self.policy.disable_after)
-                    logger.warning("subscription %s has been failing since %s; it will be "
-                                   "disabled after %s unless a delivery succeeds",
-                                   subscription_id, warned["failing_since"].isoformat(),
-                                   disable_at.isoformat())
-                    await emit(conn, tenant, [NewEvent(
-                        "subscription.failing", event_types.subscription_lane(subscription_id),
-                        {"subscription_id": subscription_id,
-                         "failing_since": _instant(warned["failing_since"]),
-                         "disable_after": _instant(disable_at),
-                         "last_status_code": last.status_code if last else None,
-                         "last_error": (last.error if last else None)})])
-                reason = "the endpoint answered 410 Gone" if gone else \
-                    "deliveries failed for longer than webhook_disable_after"
-                disabled = await conn.fetchval(
-                    """
-                    UPDATE subscriptions SET status = 'disabled', status_reason = $4,
-                        updated_at = now()
-                    WHERE tenant_id = $1 AND subscription_id = $2 AND status = 'active'
-                      AND ($5 OR (warned_at < now()
-                          AND failing_since <= now() - make_interval(secs => $3)))
-                    RETURNING subscription_id
-                    """, tenant, subscription_id, self.policy.disable_after, reason, gone)
-                if disabled is not None:
-                    logger.warning("subscription %s disabled: %s", subscription_id, reason)
-                    await emit(conn, tenant, [NewEvent(
-                        "subscription.disabled",
-                        event_types.subscription_lane(subscription_id),
-                        {"subscription_id": subscription_id, "reason": reason})])
+            if (tenant, subscription_id) not in working:
+                failures = [o for o in results if not o.ok]
+                await self._failing(tenant, subscription_id, failures)
+
+    async def _failing(self, tenant: str, subscription_id: str,
+                       failures: list[Outcome]) -> None:
+        lane = event_types.subscription_lane(subscription_id)
+        gone = any(o.status_code == 410 for o in failures)
+        last = failures[-1]
+        async with self.pool.acquire() as conn, conn.transaction():
+            await subscriptions.mark_failing(conn, tenant, subscription_id,
+                                             min(o.attempted_at for o in failures))
+            since = await subscriptions.warn(conn, tenant, subscription_id,
+                                             self.policy.warn_after)
+            if since is not None:
+                disable_at = since + timedelta(seconds=self.policy.disable_after)
+                logger.warning("subscription %s has been failing since %s; it will be "
+                               "disabled after %s unless a delivery succeeds",
+                               subscription_id, since.isoformat(), disable_at.isoformat())
+                await emit(conn, tenant, [NewEvent("subscription.failing", lane, {
+                    "subscription_id": subscription_id, "failing_since": _instant(since),
+                    "disable_after": _instant(disable_at),
+                    "last_status_code": last.status_code, "last_error": last.error})])
+            reason = "the endpoint answered 410 Gone" if gone else \
+                "deliveries failed for longer than webhook_disable_after"
+            if await subscriptions.disable(conn, tenant, subscription_id, reason=reason,
+                                           at_once=gone, after=self.policy.disable_after):
+                logger.warning("subscription %s disabled: %s", subscription_id, reason)
+                await emit(conn, tenant, [NewEvent("subscription.disabled", lane, {
+                    "subscription_id": subscription_id, "reason": reason})])
 
 
 def _instant(value: datetime) -> str:

@@ -5,7 +5,7 @@ lock and the next numbers, so two transactions writing to one lane are ordered a
 sequence follows commit order; lanes are locked in sorted order, so writers never
 deadlock. It then adds a delivery for every subscription that wants each event, marks
 those subscriptions' lanes due, and notifies the dispatchers (PostgreSQL delivers the
-notification at commit, and drops it on rollback).
+notification at commit, and drops it on rollback): ``store.deliveries.fan_out``.
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ from typing import Any
 import asyncpg
 
 from gateway.events import EVENT_TYPES
-
-CHANNEL = "recon_outbox"
+from gateway.store.deliveries import fan_out
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,34 +99,3 @@ async def emit(conn: asyncpg.Connection, tenant: str, events: Sequence[NewEvent]
         tenant, *map(list, zip(*rows, strict=True)))
     await fan_out(conn, tenant, [row[0] for row in rows])
     return [row[0] for row in rows]
-
-
-async def fan_out(conn: asyncpg.Connection, tenant: str, event_ids: list[str],
-                  subscription_id: str | None = None) -> int:
-    """Add a pending delivery of each event for every subscription that wants it (or for
-    one subscription), and mark the subscriptions' lanes due. Returns deliveries added."""
-    count: int = await conn.fetchval(
-        """
-        WITH added AS (
-            INSERT INTO deliveries (tenant_id, subscription_id, event_id, lane, sequence)
-            SELECT $1, s.subscription_id, e.event_id, e.lane, e.sequence
-            FROM events e
-            JOIN subscriptions s ON s.tenant_id = e.tenant_id AND s.url IS NOT NULL
-                AND (e.type = ANY(s.event_types) OR '*' = ANY(s.event_types))
-                AND ($3::text IS NULL OR s.subscription_id = $3)
-            WHERE e.tenant_id = $1 AND e.event_id = ANY($2::text[])
-            ON CONFLICT DO NOTHING
-            RETURNING subscription_id, lane
-        ), due AS (
-            INSERT INTO delivery_lanes AS d (tenant_id, subscription_id, lane, next_attempt_at)
-            SELECT DISTINCT $1, subscription_id, lane, now() FROM added
-            ORDER BY 2, 3
-            ON CONFLICT (tenant_id, subscription_id, lane) DO UPDATE
-                SET next_attempt_at = coalesce(d.next_attempt_at, excluded.next_attempt_at)
-        )
-        SELECT count(*) FROM added
-        """,
-        tenant, event_ids, subscription_id)
-    if count:
-        await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, tenant)
-    return count

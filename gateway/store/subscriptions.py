@@ -1,5 +1,7 @@
 """subscriptions, and what people do with their deliveries (resume, replay, listings).
 
+Subscriptions' deliveries and lanes are kept by store.deliveries.
+
 ``owner`` narrows every query to the subscriptions one API key made (CRM keys); None (the
 admin) sees all of the tenant's.
 
@@ -18,7 +20,7 @@ from typing import Any
 
 import asyncpg
 
-from gateway.outbox import CHANNEL, fan_out
+from gateway.store import deliveries
 
 _COLUMNS = ("subscription_id, owner_key_id, url, event_types, public_jwk, jwks_url, kid, "
             "status, status_reason, failing_since, warned_at, previous_secret_until, "
@@ -121,22 +123,8 @@ async def resume(conn: asyncpg.Connection, tenant: str, subscription_id: str, *,
             RETURNING {_COLUMNS}
             """,  # noqa: S608 - the column list is a constant
             tenant, subscription_id, owner)
-        if row is None:
-            return None
-        await conn.execute(
-            "SELECT 1 FROM delivery_lanes WHERE tenant_id = $1 AND subscription_id = $2"
-            " ORDER BY lane FOR UPDATE", tenant, subscription_id)
-        await conn.execute(
-            "UPDATE deliveries SET tries = 0, first_try_at = NULL, next_attempt_at = NULL"
-            " WHERE tenant_id = $1 AND subscription_id = $2 AND status = 'pending'",
-            tenant, subscription_id)
-        await conn.execute(
-            "UPDATE delivery_lanes l SET next_attempt_at = now()"
-            " WHERE tenant_id = $1 AND subscription_id = $2 AND EXISTS (SELECT 1 FROM"
-            " deliveries d WHERE d.tenant_id = l.tenant_id AND d.subscription_id ="
-            " l.subscription_id AND d.lane = l.lane AND d.status = 'pending')",
-            tenant, subscription_id)
-        await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, tenant)
+        if row is not None:
+            await deliveries.restart(conn, tenant, subscription_id)
     return row
 
 
@@ -149,15 +137,11 @@ async def delete(conn: asyncpg.Connection, tenant: str, subscription_id: str, *,
             tenant, subscription_id, owner)
         if found is None:
             return False
-        await conn.execute(
-            "SELECT 1 FROM delivery_lanes WHERE tenant_id = $1 AND subscription_id = $2"
-            " ORDER BY lane FOR UPDATE", tenant, subscription_id)
+        await deliveries.lock_lanes_of(conn, tenant, subscription_id)
         await conn.execute(
             "DELETE FROM subscriptions WHERE tenant_id = $1 AND subscription_id = $2",
             tenant, subscription_id)
-        await conn.execute(
-            "DELETE FROM delivery_attempts WHERE tenant_id = $1 AND subscription_id = $2",
-            tenant, subscription_id)
+        await deliveries.forget_attempts(conn, tenant, subscription_id)
     return True
 
 
@@ -215,27 +199,71 @@ async def replay(conn: asyncpg.Connection, tenant: str, subscription_id: str, *,
             """, tenant, event_id, since, list(sub["event_types"]))
         if not events:
             return 0
-        lanes = sorted({e["lane"] for e in events})
-        await conn.execute(
-            """
-            INSERT INTO delivery_lanes AS l (tenant_id, subscription_id, lane, next_attempt_at)
-            SELECT $1, $2, x, now() FROM unnest($3::text[]) AS x ORDER BY x
-            ON CONFLICT (tenant_id, subscription_id, lane) DO UPDATE
-                SET next_attempt_at = coalesce(l.next_attempt_at, now())
-            """, tenant, subscription_id, lanes)
         ids = [e["event_id"] for e in events]
-        reset = await conn.execute(
-            """
-            UPDATE deliveries SET status = 'pending', generation = generation + 1, tries = 0,
-                first_try_at = NULL, next_attempt_at = NULL, finished_at = NULL
-            WHERE tenant_id = $1 AND subscription_id = $2 AND event_id = ANY($3::text[])
-            """, tenant, subscription_id, ids)
-        added = await fan_out(conn, tenant, ids, subscription_id)
-        await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, tenant)
-    return int(reset.rsplit(" ", 1)[1]) + added
+        requeued = await deliveries.requeue(conn, tenant, subscription_id,
+                                            lanes=list({e["lane"] for e in events}),
+                                            event_ids=ids)
+        added = await deliveries.fan_out(conn, tenant, ids, subscription_id)
+        await deliveries.notify(conn, tenant)
+    return requeued + added
 
 
-async def deliveries(conn: asyncpg.Connection, tenant: str, subscription_id: str, *,
+async def clear_failing(conn: asyncpg.Connection, keys: list[tuple[str, str]]) -> None:
+    """These (tenant, subscription) delivered something: they are not failing."""
+    keys = sorted(keys)
+    columns = [k[0] for k in keys], [k[1] for k in keys]
+    async with conn.transaction():
+        failing = await conn.fetch(  # locked in one order: dispatchers never deadlock
+            "SELECT s.tenant_id, s.subscription_id FROM subscriptions s"
+            " JOIN unnest($1::text[], $2::text[]) AS x(t, id)"
+            " ON s.tenant_id = x.t AND s.subscription_id = x.id"
+            " WHERE s.failing_since IS NOT NULL"
+            " ORDER BY s.tenant_id, s.subscription_id FOR UPDATE OF s", *columns)
+        if failing:
+            await conn.execute(
+                "UPDATE subscriptions s SET failing_since = NULL, warned_at = NULL"
+                " FROM unnest($1::text[], $2::text[]) AS x(t, id)"
+                " WHERE s.tenant_id = x.t AND s.subscription_id = x.id",
+                [r["tenant_id"] for r in failing], [r["subscription_id"] for r in failing])
+
+
+async def mark_failing(conn: asyncpg.Connection, tenant: str, subscription_id: str,
+                       since: datetime) -> None:
+    await conn.execute(
+        "UPDATE subscriptions SET failing_since = coalesce(failing_since, $3)"
+        " WHERE tenant_id = $1 AND subscription_id = $2", tenant, subscription_id, since)
+
+
+async def warn(conn: asyncpg.Connection, tenant: str, subscription_id: str,
+               after: float) -> datetime | None:
+    """Mark an active subscription failing for ``after`` seconds as warned, once; return
+    since when it fails (None: no warning due)."""
+    since: datetime | None = await conn.fetchval(
+        """
+        UPDATE subscriptions SET warned_at = now()
+        WHERE tenant_id = $1 AND subscription_id = $2 AND status = 'active'
+          AND warned_at IS NULL AND failing_since <= now() - make_interval(secs => $3)
+        RETURNING failing_since
+        """, tenant, subscription_id, after)
+    return since
+
+
+async def disable(conn: asyncpg.Connection, tenant: str, subscription_id: str, *,
+                  reason: str, at_once: bool, after: float) -> bool:
+    """Disable an active subscription: ``at_once``, or when it has failed for ``after``
+    seconds and was warned in an earlier transaction. Whether it was disabled now."""
+    disabled = await conn.fetchval(
+        """
+        UPDATE subscriptions SET status = 'disabled', status_reason = $3, updated_at = now()
+        WHERE tenant_id = $1 AND subscription_id = $2 AND status = 'active'
+          AND ($4 OR (warned_at < now()
+                      AND failing_since <= now() - make_interval(secs => $5)))
+        RETURNING subscription_id
+        """, tenant, subscription_id, reason, at_once, after)
+    return disabled is not None
+
+
+async def deliveries_page(conn: asyncpg.Connection, tenant: str, subscription_id: str, *,
                      status: str | None, after: list[Any] | None,
                      limit: int) -> list[dict[str, Any]]:
     rows = await conn.fetch(

@@ -1,0 +1,284 @@
+"""deliveries, delivery_lanes and delivery_attempts: the outbox's queue, in one place.
+
+The lane invariant, kept by every function here: a lane with a committed pending
+delivery is due (``next_attempt_at`` set) or leased. Whoever adds deliveries marks their
+lanes due in the same transaction (``fan_out``, ``requeue``); a lane is made idle only
+by ``record``, after locking it and then looking for pending deliveries in a later
+statement, whose snapshot sees every writer that locked the lane before.
+
+Lock order, shared with people's changes (store.subscriptions): lanes in (tenant,
+subscription, lane) order, then their deliveries. Nothing here locks a subscription row
+while it holds lanes, so the two never deadlock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+CHANNEL = "recon_outbox"  # NOTIFY channel: deliveries are due
+
+
+async def notify(conn: asyncpg.Connection, tenant: str) -> None:
+    """Wake the dispatchers when this transaction commits (dropped if it rolls back)."""
+    await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, tenant)
+
+
+async def fan_out(conn: asyncpg.Connection, tenant: str, event_ids: list[str],
+                  subscription_id: str | None = None) -> int:
+    """Add a pending delivery of each event for every subscription that wants it (or for
+    one subscription), and mark those lanes due. Returns how many deliveries were added."""
+    count: int = await conn.fetchval(
+        """
+        WITH added AS (
+            INSERT INTO deliveries (tenant_id, subscription_id, event_id, lane, sequence)
+            SELECT $1, s.subscription_id, e.event_id, e.lane, e.sequence
+            FROM events e
+            JOIN subscriptions s ON s.tenant_id = e.tenant_id AND s.url IS NOT NULL
+                AND (e.type = ANY(s.event_types) OR '*' = ANY(s.event_types))
+                AND ($3::text IS NULL OR s.subscription_id = $3)
+            WHERE e.tenant_id = $1 AND e.event_id = ANY($2::text[])
+            ON CONFLICT DO NOTHING
+            RETURNING subscription_id, lane
+        ), due AS (
+            INSERT INTO delivery_lanes AS d (tenant_id, subscription_id, lane, next_attempt_at)
+            SELECT DISTINCT $1, subscription_id, lane, now() FROM added
+            ORDER BY 2, 3
+            ON CONFLICT (tenant_id, subscription_id, lane) DO UPDATE
+                SET next_attempt_at = coalesce(d.next_attempt_at, excluded.next_attempt_at)
+        )
+        SELECT count(*) FROM added
+        """,
+        tenant, event_ids, subscription_id)
+    if count:
+        await notify(conn, tenant)
+    return count
+
+
+async def requeue(conn: asyncpg.Connection, tenant: str, subscription_id: str, *,
+                  lanes: list[str], event_ids: list[str]) -> int:
+    """Deliver these events again (a replay): pending, a new generation, a fresh round of
+    retries; their lanes due. Returns how many existing deliveries were requeued."""
+    await conn.execute(
+        """
+        INSERT INTO delivery_lanes AS l (tenant_id, subscription_id, lane, next_attempt_at)
+        SELECT $1, $2, x, now() FROM unnest($3::text[]) AS x ORDER BY x
+        ON CONFLICT (tenant_id, subscription_id, lane) DO UPDATE
+            SET next_attempt_at = coalesce(l.next_attempt_at, now())
+        """, tenant, subscription_id, sorted(lanes))
+    status: str = await conn.execute(
+        """
+        UPDATE deliveries SET status = 'pending', generation = generation + 1, tries = 0,
+            first_try_at = NULL, next_attempt_at = NULL, finished_at = NULL
+        WHERE tenant_id = $1 AND subscription_id = $2 AND event_id = ANY($3::text[])
+        """, tenant, subscription_id, event_ids)
+    return int(status.rsplit(" ", 1)[1])
+
+
+async def lock_lanes_of(conn: asyncpg.Connection, tenant: str, subscription_id: str) -> None:
+    await conn.execute(
+        "SELECT 1 FROM delivery_lanes WHERE tenant_id = $1 AND subscription_id = $2"
+        " ORDER BY lane FOR UPDATE", tenant, subscription_id)
+
+
+async def restart(conn: asyncpg.Connection, tenant: str, subscription_id: str) -> None:
+    """A resumed subscription's backlog: due now, with a fresh round of retries."""
+    await lock_lanes_of(conn, tenant, subscription_id)
+    await conn.execute(
+        "UPDATE deliveries SET tries = 0, first_try_at = NULL, next_attempt_at = NULL"
+        " WHERE tenant_id = $1 AND subscription_id = $2 AND status = 'pending'",
+        tenant, subscription_id)
+    await conn.execute(
+        "UPDATE delivery_lanes l SET next_attempt_at = now()"
+        " WHERE tenant_id = $1 AND subscription_id = $2 AND EXISTS (SELECT 1 FROM"
+        " deliveries d WHERE d.tenant_id = l.tenant_id AND d.subscription_id ="
+        " l.subscription_id AND d.lane = l.lane AND d.status = 'pending')",
+        tenant, subscription_id)
+    await notify(conn, tenant)
+
+
+async def forget_attempts(conn: asyncpg.Connection, tenant: str, subscription_id: str) -> None:
+    """A deleted subscription's attempt log (its deliveries and lanes go by cascade)."""
+    await conn.execute(
+        "DELETE FROM delivery_attempts WHERE tenant_id = $1 AND subscription_id = $2",
+        tenant, subscription_id)
+
+
+async def claim(conn: asyncpg.Connection, *, limit: int, lease: float,
+                dispatcher: str) -> list[asyncpg.Record]:
+    """Lease up to ``limit`` due lanes of active subscriptions, and return each with its
+    first pending delivery, the event and what is needed to send it (``event_id`` is
+    None for a lane that turned out empty)."""
+    lanes = await conn.fetch(
+        """
+        WITH picked AS (
+            SELECT l.tenant_id, l.subscription_id, l.lane
+            FROM delivery_lanes l
+            JOIN subscriptions s ON s.tenant_id = l.tenant_id
+                AND s.subscription_id = l.subscription_id AND s.status = 'active'
+            WHERE l.next_attempt_at <= now()
+              AND (l.lease_until IS NULL OR l.lease_until < now())
+            ORDER BY l.next_attempt_at
+            LIMIT $1
+            FOR UPDATE OF l SKIP LOCKED
+        )
+        UPDATE delivery_lanes l
+        SET lease_until = now() + make_interval(secs => $2), leased_by = $3
+        FROM picked
+        WHERE l.tenant_id = picked.tenant_id
+          AND l.subscription_id = picked.subscription_id AND l.lane = picked.lane
+        RETURNING l.tenant_id, l.subscription_id, l.lane
+        """,
+        limit, lease, dispatcher)
+    if not lanes:
+        return []
+    rows: list[asyncpg.Record] = await conn.fetch(
+        """
+        SELECT x.tenant_id, x.subscription_id, x.lane, d.event_id, d.generation, d.tries,
+               d.first_try_at, e.type, e.version, e.created_at, e.sequence,
+               e.previous_event_id, e.data, s.url, s.secret, s.previous_secret,
+               s.previous_secret_until > now() AS previous_valid, s.public_jwk, s.jwks_url,
+               s.kid
+        FROM unnest($1::text[], $2::text[], $3::text[]) AS x(tenant_id, subscription_id, lane)
+        JOIN subscriptions s ON s.tenant_id = x.tenant_id
+            AND s.subscription_id = x.subscription_id
+        LEFT JOIN LATERAL (
+            SELECT * FROM deliveries d
+            WHERE d.tenant_id = x.tenant_id AND d.subscription_id = x.subscription_id
+              AND d.lane = x.lane AND d.status = 'pending'
+            ORDER BY d.sequence LIMIT 1
+        ) d ON true
+        LEFT JOIN events e ON e.tenant_id = d.tenant_id AND e.event_id = d.event_id
+        """,
+        [r["tenant_id"] for r in lanes], [r["subscription_id"] for r in lanes],
+        [r["lane"] for r in lanes])
+    return rows
+
+
+async def seconds_to_next_due(conn: asyncpg.Connection) -> float | None:
+    """Seconds until the next lane waiting for a retry is due; None when none waits."""
+    seconds: float | None = await conn.fetchval(
+        "SELECT extract(epoch FROM min(next_attempt_at) - now())::float8"
+        " FROM delivery_lanes WHERE next_attempt_at > now()")
+    return seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One attempt and what it settles: ``kind`` is succeeded, retry (at ``retry_at``) or
+    exhausted (given up, unless the endpoint failed throughout: then kept, ``retry_at``)."""
+
+    tenant: str
+    subscription_id: str
+    event_id: str
+    generation: int
+    attempted_at: datetime
+    status_code: int | None
+    latency_ms: float
+    error: str | None
+    excerpt: str | None
+    kind: str
+    first_try: datetime | None
+    retry_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """A leased lane to hand back: due at ``retry_at``, or (None) due now if anything is
+    pending, idle if not."""
+
+    tenant: str
+    subscription_id: str
+    lane: str
+    retry_at: datetime | None
+
+
+async def record(conn: asyncpg.Connection, *, dispatcher: str, attempts: list[Attempt],
+                 releases: list[Release]) -> None:
+    """Log the attempts, settle their deliveries and hand the lanes back, in one
+    transaction. Lanes this dispatcher no longer holds (its lease ran out and another
+    took them) are left to their new holder."""
+    releases = sorted(releases, key=lambda r: (r.tenant, r.subscription_id, r.lane))
+    keys = ([r.tenant for r in releases], [r.subscription_id for r in releases],
+            [r.lane for r in releases])
+    async with conn.transaction():
+        await conn.execute(
+            """
+            SELECT 1 FROM delivery_lanes l
+            JOIN unnest($1::text[], $2::text[], $3::text[]) AS x(t, s, lane)
+                ON l.tenant_id = x.t AND l.subscription_id = x.s AND l.lane = x.lane
+            ORDER BY l.tenant_id, l.subscription_id, l.lane
+            FOR UPDATE OF l
+            """, *keys)
+        if attempts:
+            await conn.execute(
+                """
+                INSERT INTO delivery_attempts (tenant_id, subscription_id, event_id,
+                    attempted_at, status_code, latency_ms, error, response_excerpt, dispatcher)
+                SELECT x.*, $9 FROM unnest($1::text[], $2::text[], $3::text[],
+                    $4::timestamptz[], $5::int[], $6::float8[], $7::text[], $8::text[])
+                    AS x(t, s, e, at, code, ms, err, excerpt)
+                WHERE EXISTS (SELECT 1 FROM subscriptions s
+                              WHERE s.tenant_id = x.t AND s.subscription_id = x.s)
+                """,
+                [a.tenant for a in attempts], [a.subscription_id for a in attempts],
+                [a.event_id for a in attempts], [a.attempted_at for a in attempts],
+                [a.status_code for a in attempts], [a.latency_ms for a in attempts],
+                [a.error for a in attempts], [a.excerpt for a in attempts], dispatcher)
+            # Given up only if the endpoint has worked since this delivery began failing
+            # (a success clears failing_since); an endpoint that is down is disabled.
+            await conn.execute(
+                """
+                UPDATE deliveries d SET
+                    attempts = d.attempts + 1,
+                    last_status_code = x.code,
+                    last_error = coalesce(x.err, CASE WHEN x.kind <> 'succeeded'
+                                                      THEN 'HTTP ' || x.code END),
+                    status = CASE
+                        WHEN x.kind = 'succeeded' THEN 'succeeded'
+                        WHEN x.kind = 'exhausted' AND (s.failing_since IS NULL
+                            OR s.failing_since > x.first_try) THEN 'failed'
+                        ELSE 'pending' END,
+                    finished_at = CASE WHEN x.kind = 'succeeded' OR (x.kind = 'exhausted'
+                        AND (s.failing_since IS NULL OR s.failing_since > x.first_try))
+                        THEN now() END,
+                    tries = CASE WHEN x.kind = 'succeeded' THEN d.tries ELSE d.tries + 1 END,
+                    first_try_at = CASE WHEN x.kind = 'succeeded' THEN d.first_try_at
+                        ELSE x.first_try END,
+                    next_attempt_at = x.retry_at
+                FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[],
+                            $6::timestamptz[], $7::timestamptz[], $8::int[], $9::text[])
+                    AS x(t, s, e, gen, kind, first_try, retry_at, code, err)
+                JOIN subscriptions s ON s.tenant_id = x.t AND s.subscription_id = x.s
+                WHERE d.tenant_id = x.t AND d.subscription_id = x.s AND d.event_id = x.e
+                  AND d.generation = x.gen AND d.status = 'pending'
+                """,
+                [a.tenant for a in attempts], [a.subscription_id for a in attempts],
+                [a.event_id for a in attempts], [a.generation for a in attempts],
+                [a.kind for a in attempts], [a.first_try for a in attempts],
+                [a.retry_at for a in attempts], [a.status_code for a in attempts],
+                [a.error for a in attempts])
+        # A new statement, so a new snapshot: it sees every delivery committed by whoever
+        # held these lanes before the lock above was granted.
+        await conn.execute(
+            """
+            UPDATE delivery_lanes l SET
+                lease_until = NULL, leased_by = NULL,
+                next_attempt_at = CASE
+                    WHEN x.retry_at IS NOT NULL THEN x.retry_at
+                    WHEN EXISTS (SELECT 1 FROM deliveries d WHERE d.tenant_id = l.tenant_id
+                        AND d.subscription_id = l.subscription_id AND d.lane = l.lane
+                        AND d.status = 'pending') THEN
+                        coalesce((SELECT min(d.next_attempt_at) FROM deliveries d
+                                  WHERE d.tenant_id = l.tenant_id
+                                    AND d.subscription_id = l.subscription_id
+                                    AND d.lane = l.lane AND d.status = 'pending'
+                                    AND d.next_attempt_at > now()), now())
+                    END
+            FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
+                AS x(t, s, lane, retry_at)
+            WHERE l.tenant_id = x.t AND l.subscription_id = x.s AND l.lane = x.lane
+              AND l.leased_by = $5
+            """, *keys, [r.retry_at for r in releases], dispatcher)
