@@ -6,9 +6,6 @@ tenant's. The signing secret is shown once, when it is made (create, rotate-secr
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from datetime import datetime
 from typing import Any
 
@@ -336,7 +333,7 @@ async def event_feed(request: web.Request) -> web.Response:
     sid = request.query.get("subscription_id")
     if not sid:
         raise BadRequest("subscription_id is required: the events are encrypted to its key")
-    after = _feed_cursor(request.query.get("after"))
+    after = _feed_cursor(request)
     async with request.app[POOL].acquire() as conn:
         row = await store.get(conn, principal.tenant, sid, owner=_owner(principal))
         if row is None:
@@ -358,15 +355,12 @@ async def event_feed(request: web.Request) -> web.Response:
     return web.json_response({"items": items, "next_cursor": last})
 
 
-def _feed_cursor(text: str | None) -> tuple[str, int] | None:
-    if not text:
+def _feed_cursor(request: web.Request) -> tuple[str, int] | None:
+    """The feed's cursor: (transaction id as digits, event_pk)."""
+    value = cursor_of(request, 2, "after")
+    if value is None:
         return None
-    try:
-        value = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-    except (binascii.Error, ValueError):
-        raise BadRequest("after is not a cursor this API gave out") from None
-    if not (isinstance(value, list) and len(value) == 2 and isinstance(value[0], str)
-            and value[0].isdigit() and isinstance(value[1], int)):
+    if not (isinstance(value[0], str) and value[0].isdigit() and isinstance(value[1], int)):
         raise BadRequest("after is not a cursor this API gave out")
     return value[0], value[1]
 

@@ -28,17 +28,17 @@ def limit_of(request: web.Request) -> int:
     return int(text)
 
 
-def cursor_of(request: web.Request, size: int) -> list[Any] | None:
+def cursor_of(request: web.Request, size: int, name: str = "cursor") -> list[Any] | None:
     """The decoded cursor (a list of ``size`` values), or None on the first page."""
-    text = request.query.get("cursor")
+    text = request.query.get(name)
     if not text:
         return None
     try:
         value = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
     except (binascii.Error, ValueError) as exc:
-        raise BadRequest("cursor is not one this API gave out") from exc
+        raise BadRequest(f"{name} is not a cursor this API gave out") from exc
     if not isinstance(value, list) or len(value) != size:
-        raise BadRequest("cursor is not one this API gave out")
+        raise BadRequest(f"{name} is not a cursor this API gave out")
     return value
 
 
