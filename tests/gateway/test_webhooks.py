@@ -730,3 +730,40 @@ async def test_every_kind_of_event_matches_its_published_schema(hooks: Api) -> N
                             cls=jsonschema.Draft202012Validator)
     reversed_ = next(e for e in stored if e["type"] == "allocation.reversed")
     assert json.loads(reversed_["data"])["reason"] == "paid by someone else"
+
+
+async def test_bad_requests_about_subscriptions_say_what_is_wrong(hooks: Api,
+                                                                  receiver: Receiver) -> None:
+    subscription = await subscribe(hooks, receiver)
+    path = f"/v1/subscriptions/{subscription['id']}"
+    crm = hooks.auth(Role.CRM)
+    cases = [
+        ("PATCH", path, {"colour": "red"}, 400, "unknown fields"),
+        ("PATCH", path, {"status": "disabled"}, 400, "active or paused"),
+        ("PATCH", path, {"url": "ftp://x"}, 422, "https"),
+        ("PATCH", path, {"event_types": "invoice.paid"}, 400, "event_types"),
+        ("POST", path + "/rotate-secret", {"overlap_seconds": -1}, 400, "overlap_seconds"),
+        ("POST", path + "/rotate-secret", {"overlap_seconds": True}, 400, "overlap_seconds"),
+        ("POST", path + "/rotate-key", {}, 400, "public_jwk"),
+        ("POST", path + "/rotate-key", {"jwks_url": "https://crm.example.com/jwks"}, 400,
+         "kid"),
+        ("POST", path + "/replay", {}, 400, "event_id or since"),
+        ("POST", path + "/replay", {"event_id": "e", "since": "2026-01-01T00:00:00Z"}, 400,
+         "event_id or since"),
+        ("POST", path + "/replay", {"since": "2026-01-01T00:00:00"}, 400, "UTC offset"),
+        ("POST", path + "/replay", {"event_id": 5}, 400, "string"),
+        ("GET", "/v1/events", None, 400, "subscription_id is required"),
+        ("GET", path + "/deliveries?status=lost", None, 400, "status"),
+        ("GET", path + "/deliveries?cursor=WyJ4IiwgInkiXQ", None, 400, "cursor"),
+        ("GET", "/v1/subscriptions/sub_nope", None, 404, "sub_nope"),
+    ]
+    for method, url, body, status, words in cases:
+        response = await hooks.client.request(method, url, json=body, headers=crm)
+        problem = await response.json()
+        assert response.status == status, (method, url, body, problem)
+        assert words in problem["detail"], (words, problem["detail"])
+    not_json = await hooks.client.post("/v1/subscriptions", data=b"{", headers={
+        **crm, "Content-Type": "application/json"})
+    assert not_json.status == 400
+    unchanged = await (await hooks.client.get(path, headers=crm)).json()
+    assert unchanged == {k: v for k, v in subscription.items() if k != "secret"}
