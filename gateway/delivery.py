@@ -31,6 +31,7 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway import events as event_types
 from gateway.metrics import Metrics
@@ -40,7 +41,7 @@ from gateway.store import deliveries as store
 from gateway.store import signing_keys, subscriptions
 from gateway.store.deliveries import CHANNEL
 from gateway.webhook_http import SubscriberKeys, UnsafeTargetError, check_literal, session
-from security.webhooks import SubscriberKeyError, envelope, sign
+from security.webhooks import SubscriberKeyError, ed25519_signer, envelope, sign
 
 logger = logging.getLogger(__name__)
 
@@ -152,7 +153,7 @@ class Dispatcher:
     _http: aiohttp.ClientSession | None = None
     _keys: SubscriberKeys | None = None
     metrics: Metrics | None = None
-    _seeds: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # tenant: (kid, seed)
+    _signers: dict[str, Ed25519PrivateKey] = field(default_factory=dict)  # by tenant
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until ``stop`` is set, then finish what is in flight and return."""
@@ -176,7 +177,10 @@ class Dispatcher:
                     self._inflight.add(task)
                     task.add_done_callback(self._inflight.discard)
                 if not claimed:
-                    wait = await self._until_next_due()
+                    # Idle: sleep until the next retry is due. Busy: a finished delivery
+                    # wakes the loop.
+                    wait = self.poll_interval if self._inflight else \
+                        await self._until_next_due()
                     await _first(self._wake.wait(), stop.wait(), timeout=wait)
                 elif free <= len(claimed):  # full: wait for a delivery to finish
                     await _first(self._wake.wait(), stop.wait(), timeout=self.poll_interval)
@@ -256,11 +260,12 @@ class Dispatcher:
                 heads.append(head)
         return heads
 
-    async def _signing_seed(self, tenant: str) -> bytes:
-        if tenant not in self._seeds:
+    async def _signer(self, tenant: str) -> Ed25519PrivateKey:
+        if tenant not in self._signers:
             async with self.pool.acquire() as conn:
-                self._seeds[tenant] = await signing_keys.current(conn, tenant)
-        return self._seeds[tenant][1]
+                _, seed = await signing_keys.current(conn, tenant)
+            self._signers[tenant] = ed25519_signer(seed)
+        return self._signers[tenant]
 
     async def _deliver(self, head: Head) -> None:
         row = head.delivery
@@ -273,14 +278,14 @@ class Dispatcher:
                                        kid=row["kid"])
             plaintext = event_types.plaintext(event_types.document(_event_row(row)))
             body = envelope(row["event_id"], key.encrypt(plaintext))
-            seed = await self._signing_seed(head.tenant)
+            signer = await self._signer(head.tenant)
             secrets_ = [row["secret"]]
             if row["previous_secret"] and row["previous_valid"]:
                 secrets_.insert(0, row["previous_secret"])
             timestamp = int(time.time())
             headers = {
                 "webhook-id": row["event_id"], "webhook-timestamp": str(timestamp),
-                "webhook-signature": sign(secrets_, row["event_id"], timestamp, body, seed),
+                "webhook-signature": sign(secrets_, row["event_id"], timestamp, body, signer),
                 "Content-Type": "application/json",
             }
             check_literal(row["url"], allow_private=self.policy.allow_private)
@@ -315,6 +320,7 @@ class Dispatcher:
             self.metrics.deliveries.labels("succeeded" if outcome.ok else "failed").inc()
             self.metrics.delivery_latency.observe(outcome.latency_ms / 1000)
         self._done.put_nowait(outcome)
+        self._wake.set()  # a slot is free: other due lanes may be claimed
 
     async def _complete_forever(self) -> None:
         """Record outcomes in batches (whatever has arrived while the last batch was
@@ -391,9 +397,12 @@ class Dispatcher:
         working = {key for key, results in by_subscription.items()
                    if any(o.ok for o in results)
                    and not any(o.status_code == 410 for o in results)}
-        if working:
+        recovered = [key for key in working if any(
+            o.head.delivery is not None and o.head.delivery["failing"]
+            for o in by_subscription[key])]
+        if recovered:
             async with self.pool.acquire() as conn:
-                await subscriptions.clear_failing(conn, list(working))
+                await subscriptions.clear_failing(conn, recovered)
         for (tenant, subscription_id), results in sorted(by_subscription.items()):
             if (tenant, subscription_id) not in working:
                 failures = [o for o in results if not o.ok]

@@ -82,7 +82,10 @@ def session(*, allow_private: bool, limit: int) -> aiohttp.ClientSession:
 class _Cached:
     fetched_at: float
     document: Any
+    keys: dict[str, RecipientKey | None]  # by kid, loaded on first use
 
+
+_INLINE_LIMIT = 10_000  # subscribers' JWKs kept loaded
 
 class SubscriberKeys:
     """Subscribers' encryption keys: the JWK they gave, or the ``kid`` of their JWKS URL.
@@ -98,23 +101,30 @@ class SubscriberKeys:
         self._allow_private = allow_private
         self._jwks: dict[str, _Cached] = {}
         self._misses: dict[tuple[str, str], float] = {}
+        self._inline: dict[str, RecipientKey] = {}  # by the JWK's text
 
     async def key(self, *, public_jwk: Any, jwks_url: str | None, kid: str,
                   fresh: bool = False) -> RecipientKey:
         """The key to encrypt to; ``fresh`` fetches a JWKS now (a person just changed it)."""
         if jwks_url is None:
-            jwk = json.loads(public_jwk) if isinstance(public_jwk, str) else public_jwk
-            return recipient_key(jwk)
+            text = public_jwk if isinstance(public_jwk, str) else json.dumps(
+                public_jwk, sort_keys=True)
+            loaded = self._inline.get(text)
+            if loaded is None:
+                if len(self._inline) >= _INLINE_LIMIT:
+                    self._inline.clear()
+                loaded = self._inline[text] = recipient_key(json.loads(text))
+            return loaded
         cached = self._jwks.get(jwks_url)
         now = time.monotonic()
         if fresh or cached is None or now - cached.fetched_at > self._ttl:
             cached = await self._fetch(jwks_url)
-        found = pick_from_jwks(cached.document, kid)
+        found = _pick(cached, kid)
         missed = self._misses.get((jwks_url, kid))
         if found is None and not fresh and (
                 missed is None or now - missed > _MISS_MEMORY):
             cached = await self._fetch(jwks_url)
-            found = pick_from_jwks(cached.document, kid)
+            found = _pick(cached, kid)
         if found is None:
             self._misses[(jwks_url, kid)] = now
             raise SubscriberKeyError(f"the JWKS at the subscription's jwks_url has no key "
@@ -137,6 +147,12 @@ class SubscriberKeys:
             document = json.loads(body)
         except ValueError as exc:
             raise SubscriberKeyError("the JWKS document is not JSON") from exc
-        cached = _Cached(time.monotonic(), document)
+        cached = _Cached(time.monotonic(), document, {})
         self._jwks[url] = cached
         return cached
+
+
+def _pick(cached: _Cached, kid: str) -> RecipientKey | None:
+    if kid not in cached.keys:
+        cached.keys[kid] = pick_from_jwks(cached.document, kid)
+    return cached.keys[kid]

@@ -50,18 +50,23 @@ def _secret_bytes(secret: str) -> bytes:
 
 
 def sign(secrets_: list[str], msg_id: str, timestamp: int, body: bytes,
-         ed25519_seed: bytes | None = None) -> str:
-    """The ``webhook-signature`` header: a ``v1`` entry per secret, then an optional ``v1a``."""
+         signer: Ed25519PrivateKey | None = None) -> str:
+    """The ``webhook-signature`` header: a ``v1`` entry per secret, then an optional ``v1a``
+    with our ed25519 key (``ed25519_signer``)."""
     content = f"{msg_id}.{timestamp}.".encode() + body
     parts = [
         "v1," + base64.b64encode(
             hmac.new(_secret_bytes(s), content, hashlib.sha256).digest()).decode()
         for s in secrets_
     ]
-    if ed25519_seed is not None:
-        key = Ed25519PrivateKey.from_private_bytes(ed25519_seed)
-        parts.append("v1a," + base64.b64encode(key.sign(content)).decode())
+    if signer is not None:
+        parts.append("v1a," + base64.b64encode(signer.sign(content)).decode())
     return " ".join(parts)
+
+
+def ed25519_signer(seed: bytes) -> Ed25519PrivateKey:
+    """Our signing key from its stored 32-byte seed (load it once, sign many times)."""
+    return Ed25519PrivateKey.from_private_bytes(seed)
 
 
 @dataclass(frozen=True, slots=True)

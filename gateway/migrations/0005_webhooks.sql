@@ -89,7 +89,11 @@ CREATE TABLE deliveries (
 );
 CREATE INDEX deliveries_lane_pending ON deliveries (tenant_id, subscription_id, lane, sequence)
     WHERE status = 'pending';
-CREATE INDEX deliveries_listing ON deliveries (tenant_id, subscription_id, created_at);
+-- Not led by tenant_id, on purpose: an index on (tenant_id, subscription_id, ...) looks as
+-- good to the planner as deliveries_lane_pending while deliveries has no statistics (right
+-- after a burst), and finding a lane's first pending delivery through it scans the
+-- subscription's whole backlog. Subscription ids are unique across tenants.
+CREATE INDEX deliveries_listing ON deliveries (subscription_id, created_at, event_id);
 
 -- The unit of claiming: one attempt in flight per (subscription, lane). next_attempt_at is
 -- NULL when the lane has nothing pending, else when its first pending delivery is due; a

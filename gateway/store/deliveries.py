@@ -110,8 +110,10 @@ async def claim(conn: asyncpg.Connection, *, limit: int, lease: float,
                 dispatcher: str) -> list[asyncpg.Record]:
     """Lease up to ``limit`` due lanes of active subscriptions, and return each with its
     first pending delivery, the event and what is needed to send it (``event_id`` is
-    None for a lane that turned out empty)."""
-    lanes = await conn.fetch(
+    None for a lane that turned out empty), in one statement. The statement's snapshot
+    may miss a delivery committed while it ran: that lane comes back empty and is handed
+    back through ``record``, which looks again after locking it."""
+    rows: list[asyncpg.Record] = await conn.fetch(
         """
         WITH picked AS (
             SELECT l.tenant_id, l.subscription_id, l.lane
@@ -123,25 +125,20 @@ async def claim(conn: asyncpg.Connection, *, limit: int, lease: float,
             ORDER BY l.next_attempt_at
             LIMIT $1
             FOR UPDATE OF l SKIP LOCKED
+        ), leased AS (
+            UPDATE delivery_lanes l
+            SET lease_until = now() + make_interval(secs => $2), leased_by = $3
+            FROM picked
+            WHERE l.tenant_id = picked.tenant_id
+              AND l.subscription_id = picked.subscription_id AND l.lane = picked.lane
+            RETURNING l.tenant_id, l.subscription_id, l.lane
         )
-        UPDATE delivery_lanes l
-        SET lease_until = now() + make_interval(secs => $2), leased_by = $3
-        FROM picked
-        WHERE l.tenant_id = picked.tenant_id
-          AND l.subscription_id = picked.subscription_id AND l.lane = picked.lane
-        RETURNING l.tenant_id, l.subscription_id, l.lane
-        """,
-        limit, lease, dispatcher)
-    if not lanes:
-        return []
-    rows: list[asyncpg.Record] = await conn.fetch(
-        """
         SELECT x.tenant_id, x.subscription_id, x.lane, d.event_id, d.generation, d.tries,
                d.first_try_at, e.type, e.version, e.created_at, e.sequence,
                e.previous_event_id, e.data, s.url, s.secret, s.previous_secret,
                s.previous_secret_until > now() AS previous_valid, s.public_jwk, s.jwks_url,
-               s.kid
-        FROM unnest($1::text[], $2::text[], $3::text[]) AS x(tenant_id, subscription_id, lane)
+               s.kid, s.failing_since IS NOT NULL AS failing
+        FROM leased x
         JOIN subscriptions s ON s.tenant_id = x.tenant_id
             AND s.subscription_id = x.subscription_id
         LEFT JOIN LATERAL (
@@ -152,8 +149,7 @@ async def claim(conn: asyncpg.Connection, *, limit: int, lease: float,
         ) d ON true
         LEFT JOIN events e ON e.tenant_id = d.tenant_id AND e.event_id = d.event_id
         """,
-        [r["tenant_id"] for r in lanes], [r["subscription_id"] for r in lanes],
-        [r["lane"] for r in lanes])
+        limit, lease, dispatcher)
     return rows
 
 

@@ -113,6 +113,8 @@ async def test_two_dispatchers_share_the_work_without_doubles_or_gaps(
     crm.latency = 0.005
     dispatchers.start(webhook_concurrency=8)
     dispatchers.start(webhook_concurrency=8)
+    await eventually(lambda: dispatchers.logs().count("started") == 2,
+                     what=f"two dispatchers running\n{dispatchers.logs()}", timeout=60)
     ids = await emit_many(database_url, lanes=20, per_lane=10, transactions=5)
     await eventually(lambda: len(crm.accepted()) >= len(ids),
                      what=f"every delivery\n{dispatchers.logs()}", timeout=90)

@@ -14,6 +14,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from security.webhooks import (
     SubscriberKeyError,
+    ed25519_signer,
     envelope,
     is_public_address,
     new_ed25519,
@@ -29,7 +30,7 @@ def test_signatures_verify_with_standardwebhooks_for_each_secret_and_v1a_with_ed
     seed, public = new_ed25519()
     body = envelope("evt_1", "a.b.c.d.e")
     now = int(time.time())
-    header = sign([old, new], "evt_1", now, body, seed)
+    header = sign([old, new], "evt_1", now, body, ed25519_signer(seed))
     headers = {"webhook-id": "evt_1", "webhook-timestamp": str(now),
                "webhook-signature": header}
     assert Webhook(old).verify(body, headers) == {"id": "evt_1", "jwe": "a.b.c.d.e"}
