@@ -21,12 +21,11 @@ import os
 import platform
 import tempfile
 import time
-import uuid
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import generate  # bench/generate.py, beside this script
+from scratch import drop_database, fresh_database  # bench/scratch.py
 
 from gateway.embedded import start_embedded
 from gateway.ingest import ingest
@@ -35,27 +34,8 @@ from gateway.store import transactions
 from parsers import parse
 
 
-async def _fresh_database(server_url: str) -> str:
-    name = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    return urlunsplit(urlsplit(server_url)._replace(path="/" + name))
-
-
-async def _drop_database(server_url: str, url: str) -> None:
-    admin = await asyncpg.connect(server_url)
-    try:
-        name = urlsplit(url).path.lstrip("/")
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
 async def one_round(server_url: str, data: bytes) -> dict[str, float]:
-    url = await _fresh_database(server_url)
+    url = await fresh_database(server_url)
     try:
         conn = await asyncpg.connect(url)
         try:
@@ -84,7 +64,7 @@ async def one_round(server_url: str, data: bytes) -> dict[str, float]:
         finally:
             await conn.close()
     finally:
-        await _drop_database(server_url, url)
+        await drop_database(server_url, url)
     return {"parse": parse_seconds, "import": import_seconds,
             "store": import_seconds - parse_seconds, "floor": floor_seconds}
 

@@ -50,19 +50,18 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import asyncpg
 from aiohttp import web
 from jwcrypto import jwk
+from scratch import drop_database, fresh_database  # bench/scratch.py, beside this script
 
 from gateway import events as event_types
 from gateway import outbox
@@ -226,25 +225,6 @@ def _sample_body_size(public_jwk: dict[str, Any]) -> int:
     return len(envelope(event_id, jwe))
 
 
-async def _fresh_database(server_url: str) -> str:
-    name = f"bench_webhooks_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    return urlunsplit(urlsplit(server_url)._replace(path="/" + name))
-
-
-async def _drop_database(server_url: str, url: str) -> None:
-    admin = await asyncpg.connect(server_url)
-    try:
-        name = urlsplit(url).path.lstrip("/")
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
 # --- the three measurements ------------------------------------------------------------------
 
 async def floor(receiver: Receiver, events: int, size: int, concurrency: int) -> dict[str, Any]:
@@ -401,7 +381,7 @@ def _subscriber_key(kind: str) -> jwk.JWK:
 async def run(args: argparse.Namespace, server_url: str, folder: Path) -> dict[str, Any]:
     key = _subscriber_key(args.key)
     public_jwk: dict[str, Any] = key.export_public(as_dict=True)
-    url = await _fresh_database(server_url)
+    url = await fresh_database(server_url, "bench_webhooks")
     dispatchers: list[subprocess.Popen[bytes]] = []
 
     def start(k: int) -> subprocess.Popen[bytes]:
@@ -446,7 +426,7 @@ async def run(args: argparse.Namespace, server_url: str, folder: Path) -> dict[s
         for log in sorted(folder.glob("dispatcher-*.log")):
             if text := log.read_text().strip():
                 print(f"{log.name}:\n{text[-3000:]}", file=sys.stderr)
-        await _drop_database(server_url, url)
+        await drop_database(server_url, url)
 
 
 def _command(args: argparse.Namespace) -> str:

@@ -360,8 +360,6 @@ class Dispatcher:
                     head.tenant, head.subscription_id, row["event_id"], row["generation"],
                     outcome.attempted_at, outcome.status_code, outcome.latency_ms,
                     outcome.error, outcome.excerpt, kind, first_try, retry_at))
-                if kind == "exhausted":
-                    retry_at = None  # the lane looks at what is left
             releases.append(store.Release(head.tenant, head.subscription_id, head.lane,
                                           retry_at))
         async with self.pool.acquire() as conn:
@@ -380,8 +378,15 @@ class Dispatcher:
                            rng=self.rng)
         if outcome.status_code == 410:
             delay = self.policy.schedule[-1]  # the subscription is disabled: kept for later
-        if delay is None:  # given up, or kept for a day if the endpoint is down
-            return "exhausted", first_try, now + timedelta(seconds=self.policy.schedule[-1])
+        if delay is None:
+            # Every attempt failed. Given up if the endpoint has worked since this
+            # delivery began failing (a success clears failing_since): it refuses this
+            # event. If nothing has worked, the endpoint is down: the event is kept, and
+            # the subscription will be disabled, not the event dropped.
+            failing_since = row["failing_since"]
+            if failing_since is None or failing_since > first_try:
+                return "failed", first_try, None
+            delay = self.policy.schedule[-1]
         return "retry", first_try, now + timedelta(seconds=delay)
 
     async def _health(self, outcomes: list[Outcome]) -> None:
@@ -398,7 +403,7 @@ class Dispatcher:
                    if any(o.ok for o in results)
                    and not any(o.status_code == 410 for o in results)}
         recovered = [key for key in working if any(
-            o.head.delivery is not None and o.head.delivery["failing"]
+            o.head.delivery is not None and o.head.delivery["failing_since"] is not None
             for o in by_subscription[key])]
         if recovered:
             async with self.pool.acquire() as conn:

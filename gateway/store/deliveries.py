@@ -137,7 +137,7 @@ async def claim(conn: asyncpg.Connection, *, limit: int, lease: float,
                d.first_try_at, e.type, e.version, e.created_at, e.sequence,
                e.previous_event_id, e.data, s.url, s.secret, s.previous_secret,
                s.previous_secret_until > now() AS previous_valid, s.public_jwk, s.jwks_url,
-               s.kid, s.failing_since IS NOT NULL AS failing
+               s.kid, s.failing_since
         FROM leased x
         JOIN subscriptions s ON s.tenant_id = x.tenant_id
             AND s.subscription_id = x.subscription_id
@@ -163,8 +163,8 @@ async def seconds_to_next_due(conn: asyncpg.Connection) -> float | None:
 
 @dataclass(frozen=True, slots=True)
 class Attempt:
-    """One attempt and what it settles: ``kind`` is succeeded, retry (at ``retry_at``) or
-    exhausted (given up, unless the endpoint failed throughout: then kept, ``retry_at``)."""
+    """One attempt and what it settles: ``kind`` is succeeded, failed (given up) or retry
+    (at ``retry_at``)."""
 
     tenant: str
     subscription_id: str
@@ -223,8 +223,6 @@ async def record(conn: asyncpg.Connection, *, dispatcher: str, attempts: list[At
                 [a.event_id for a in attempts], [a.attempted_at for a in attempts],
                 [a.status_code for a in attempts], [a.latency_ms for a in attempts],
                 [a.error for a in attempts], [a.excerpt for a in attempts], dispatcher)
-            # Given up only if the endpoint has worked since this delivery began failing
-            # (a success clears failing_since); an endpoint that is down is disabled.
             await conn.execute(
                 """
                 UPDATE deliveries d SET
@@ -232,14 +230,9 @@ async def record(conn: asyncpg.Connection, *, dispatcher: str, attempts: list[At
                     last_status_code = x.code,
                     last_error = coalesce(x.err, CASE WHEN x.kind <> 'succeeded'
                                                       THEN 'HTTP ' || x.code END),
-                    status = CASE
-                        WHEN x.kind = 'succeeded' THEN 'succeeded'
-                        WHEN x.kind = 'exhausted' AND (s.failing_since IS NULL
-                            OR s.failing_since > x.first_try) THEN 'failed'
-                        ELSE 'pending' END,
-                    finished_at = CASE WHEN x.kind = 'succeeded' OR (x.kind = 'exhausted'
-                        AND (s.failing_since IS NULL OR s.failing_since > x.first_try))
-                        THEN now() END,
+                    status = CASE WHEN x.kind IN ('succeeded', 'failed') THEN x.kind
+                                  ELSE 'pending' END,
+                    finished_at = CASE WHEN x.kind IN ('succeeded', 'failed') THEN now() END,
                     tries = CASE WHEN x.kind = 'succeeded' THEN d.tries ELSE d.tries + 1 END,
                     first_try_at = CASE WHEN x.kind = 'succeeded' THEN d.first_try_at
                         ELSE x.first_try END,
@@ -247,9 +240,12 @@ async def record(conn: asyncpg.Connection, *, dispatcher: str, attempts: list[At
                 FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[],
                             $6::timestamptz[], $7::timestamptz[], $8::int[], $9::text[])
                     AS x(t, s, e, gen, kind, first_try, retry_at, code, err)
-                JOIN subscriptions s ON s.tenant_id = x.t AND s.subscription_id = x.s
                 WHERE d.tenant_id = x.t AND d.subscription_id = x.s AND d.event_id = x.e
-                  AND d.generation = x.gen AND d.status = 'pending'
+                  AND d.generation = x.gen
+                  -- still pending; said as finished_at, not status: a status = 'pending'
+                  -- here would let the planner pick deliveries_lane_pending over the
+                  -- primary key when statistics are missing, and scan the backlog
+                  AND d.finished_at IS NULL
                 """,
                 [a.tenant for a in attempts], [a.subscription_id for a in attempts],
                 [a.event_id for a in attempts], [a.generation for a in attempts],
@@ -266,12 +262,7 @@ async def record(conn: asyncpg.Connection, *, dispatcher: str, attempts: list[At
                     WHEN x.retry_at IS NOT NULL THEN x.retry_at
                     WHEN EXISTS (SELECT 1 FROM deliveries d WHERE d.tenant_id = l.tenant_id
                         AND d.subscription_id = l.subscription_id AND d.lane = l.lane
-                        AND d.status = 'pending') THEN
-                        coalesce((SELECT min(d.next_attempt_at) FROM deliveries d
-                                  WHERE d.tenant_id = l.tenant_id
-                                    AND d.subscription_id = l.subscription_id
-                                    AND d.lane = l.lane AND d.status = 'pending'
-                                    AND d.next_attempt_at > now()), now())
+                        AND d.status = 'pending') THEN now()
                     END
             FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
                 AS x(t, s, lane, retry_at)
