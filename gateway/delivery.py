@@ -153,6 +153,7 @@ class Dispatcher:
     _http: aiohttp.ClientSession | None = None
     _keys: SubscriberKeys | None = None
     metrics: Metrics | None = None
+    _stopping: bool = False
     _signers: dict[str, Ed25519PrivateKey] = field(default_factory=dict)  # by tenant
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -173,9 +174,7 @@ class Dispatcher:
                 self._wake.clear()
                 claimed = await self._claim_safely(free) if free > 0 else []
                 for head in claimed:
-                    task = asyncio.create_task(self._deliver(head))
-                    self._inflight.add(task)
-                    task.add_done_callback(self._inflight.discard)
+                    self._start(head)
                 if not claimed:
                     # Idle: sleep until the next retry is due. Busy: a finished delivery
                     # wakes the loop.
@@ -185,6 +184,7 @@ class Dispatcher:
                 elif free <= len(claimed):  # full: wait for a delivery to finish
                     await _first(self._wake.wait(), stop.wait(), timeout=self.poll_interval)
         finally:
+            self._stopping = True
             if self._inflight:
                 await asyncio.wait(self._inflight, timeout=self.policy.timeout + 5)
                 for task in self._inflight:
@@ -231,6 +231,11 @@ class Dispatcher:
             return self.poll_interval
         return self.poll_interval if seconds is None else min(self.poll_interval,
                                                                   max(seconds, 0.005))
+
+    def _start(self, head: Head) -> None:
+        task = asyncio.create_task(self._deliver(head))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
 
     def _notified(self, *_: Any) -> None:
         self._wake.set()
@@ -350,7 +355,12 @@ class Dispatcher:
     async def complete(self, outcomes: list[Outcome]) -> None:
         """Record attempts, settle deliveries, release lanes; then the subscriptions' health."""
         now = datetime.now(UTC)
-        attempts, releases = [], []
+        attempts: list[store.Attempt] = []
+        releases: list[store.Release] = []
+        keep: list[store.Release] = []
+        # A lane whose event got through goes straight on to its next event while this
+        # dispatcher has room: no claim, no waiting for another dispatcher to pick it up.
+        room = 0 if self._stopping else self.policy.concurrency - len(self._inflight)
         for outcome in outcomes:
             head, row = outcome.head, outcome.head.delivery
             retry_at = None
@@ -360,11 +370,17 @@ class Dispatcher:
                     head.tenant, head.subscription_id, row["event_id"], row["generation"],
                     outcome.attempted_at, outcome.status_code, outcome.latency_ms,
                     outcome.error, outcome.excerpt, kind, first_try, retry_at))
-            releases.append(store.Release(head.tenant, head.subscription_id, head.lane,
-                                          retry_at))
+            lane = store.Release(head.tenant, head.subscription_id, head.lane, retry_at)
+            if outcome.ok and len(keep) < room:
+                keep.append(lane)
+            else:
+                releases.append(lane)
         async with self.pool.acquire() as conn:
-            await store.record(conn, dispatcher=self.name, attempts=attempts,
-                               releases=releases)
+            following = await store.record(conn, dispatcher=self.name, attempts=attempts,
+                                           releases=releases, keep=keep,
+                                           lease=self.policy.lease)
+        for row in following:
+            self._start(Head(row["tenant_id"], row["subscription_id"], row["lane"], row))
         await self._health(outcomes)
 
     def _settle(self, outcome: Outcome, row: asyncpg.Record,

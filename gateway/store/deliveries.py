@@ -106,6 +106,27 @@ async def forget_attempts(conn: asyncpg.Connection, tenant: str, subscription_id
         tenant, subscription_id)
 
 
+# Each lane of ``{lanes}`` (tenant_id, subscription_id, lane) with its first pending
+# delivery, the event, and what sending it needs.
+_HEADS = """
+        SELECT x.tenant_id, x.subscription_id, x.lane, d.event_id, d.generation, d.tries,
+               d.first_try_at, e.type, e.version, e.created_at, e.sequence,
+               e.previous_event_id, e.data, s.url, s.secret, s.previous_secret,
+               s.previous_secret_until > now() AS previous_valid, s.public_jwk, s.jwks_url,
+               s.kid, s.failing_since, s.status AS subscription_status
+        FROM {lanes} x
+        JOIN subscriptions s ON s.tenant_id = x.tenant_id
+            AND s.subscription_id = x.subscription_id
+        LEFT JOIN LATERAL (
+            SELECT * FROM deliveries d
+            WHERE d.tenant_id = x.tenant_id AND d.subscription_id = x.subscription_id
+              AND d.lane = x.lane AND d.status = 'pending'
+            ORDER BY d.sequence LIMIT 1
+        ) d ON true
+        LEFT JOIN events e ON e.tenant_id = d.tenant_id AND e.event_id = d.event_id
+"""
+
+
 async def claim(conn: asyncpg.Connection, *, limit: int, lease: float,
                 dispatcher: str) -> list[asyncpg.Record]:
     """Lease up to ``limit`` due lanes of active subscriptions, and return each with its
@@ -133,22 +154,7 @@ async def claim(conn: asyncpg.Connection, *, limit: int, lease: float,
               AND l.subscription_id = picked.subscription_id AND l.lane = picked.lane
             RETURNING l.tenant_id, l.subscription_id, l.lane
         )
-        SELECT x.tenant_id, x.subscription_id, x.lane, d.event_id, d.generation, d.tries,
-               d.first_try_at, e.type, e.version, e.created_at, e.sequence,
-               e.previous_event_id, e.data, s.url, s.secret, s.previous_secret,
-               s.previous_secret_until > now() AS previous_valid, s.public_jwk, s.jwks_url,
-               s.kid, s.failing_since
-        FROM leased x
-        JOIN subscriptions s ON s.tenant_id = x.tenant_id
-            AND s.subscription_id = x.subscription_id
-        LEFT JOIN LATERAL (
-            SELECT * FROM deliveries d
-            WHERE d.tenant_id = x.tenant_id AND d.subscription_id = x.subscription_id
-              AND d.lane = x.lane AND d.status = 'pending'
-            ORDER BY d.sequence LIMIT 1
-        ) d ON true
-        LEFT JOIN events e ON e.tenant_id = d.tenant_id AND e.event_id = d.event_id
-        """,
+        """ + _HEADS.format(lanes="leased"),  # noqa: S608 - constant SQL, no input in it
         limit, lease, dispatcher)
     return rows
 
@@ -192,13 +198,17 @@ class Release:
 
 
 async def record(conn: asyncpg.Connection, *, dispatcher: str, attempts: list[Attempt],
-                 releases: list[Release]) -> None:
+                 releases: list[Release], keep: list[Release] | None = None,
+                 lease: float = 0.0) -> list[asyncpg.Record]:
     """Log the attempts, settle their deliveries and hand the lanes back, in one
     transaction. Lanes this dispatcher no longer holds (its lease ran out and another
-    took them) are left to their new holder."""
-    releases = sorted(releases, key=lambda r: (r.tenant, r.subscription_id, r.lane))
-    keys = ([r.tenant for r in releases], [r.subscription_id for r in releases],
-            [r.lane for r in releases])
+    took them) are left to their new holder.
+
+    The lanes in ``keep`` stay leased (for ``lease`` more seconds) and their next pending
+    delivery is returned, as ``claim`` returns them, to be sent at once; a kept lane with
+    nothing left is handed back."""
+    keep = keep or []
+    everything = sorted(releases + keep, key=lambda r: (r.tenant, r.subscription_id, r.lane))
     async with conn.transaction():
         await conn.execute(
             """
@@ -207,7 +217,7 @@ async def record(conn: asyncpg.Connection, *, dispatcher: str, attempts: list[At
                 ON l.tenant_id = x.t AND l.subscription_id = x.s AND l.lane = x.lane
             ORDER BY l.tenant_id, l.subscription_id, l.lane
             FOR UPDATE OF l
-            """, *keys)
+            """, *_keys(everything))
         if attempts:
             await conn.execute(
                 """
@@ -252,8 +262,30 @@ async def record(conn: asyncpg.Connection, *, dispatcher: str, attempts: list[At
                 [a.kind for a in attempts], [a.first_try for a in attempts],
                 [a.retry_at for a in attempts], [a.status_code for a in attempts],
                 [a.error for a in attempts])
-        # A new statement, so a new snapshot: it sees every delivery committed by whoever
+        # New statements, so new snapshots: they see every delivery committed by whoever
         # held these lanes before the lock above was granted.
+        heads: list[asyncpg.Record] = []
+        if keep:
+            heads = await conn.fetch(
+                """
+                WITH kept AS (
+                    UPDATE delivery_lanes l SET lease_until = now() + make_interval(secs => $4)
+                    FROM unnest($1::text[], $2::text[], $3::text[]) AS x(t, s, lane)
+                    WHERE l.tenant_id = x.t AND l.subscription_id = x.s AND l.lane = x.lane
+                      AND l.leased_by = $5
+                    RETURNING l.tenant_id, l.subscription_id, l.lane
+                )
+                """ + _HEADS.format(lanes="kept"),  # noqa: S608 - constant SQL, no input
+                *_keys(keep), lease, dispatcher)
+            sendable = [h for h in heads if h["event_id"] is not None
+                        and h["subscription_status"] == "active"]
+            going = {(h["tenant_id"], h["subscription_id"], h["lane"]) for h in sendable}
+            emptied = {(r.tenant, r.subscription_id, r.lane) for r in keep} - going
+            heads = sendable
+            releases = releases + [r for r in keep
+                                   if (r.tenant, r.subscription_id, r.lane) in emptied]
+        releases = sorted(releases, key=lambda r: (r.tenant, r.subscription_id, r.lane))
+        keys = _keys(releases)
         await conn.execute(
             """
             UPDATE delivery_lanes l SET
@@ -269,3 +301,9 @@ async def record(conn: asyncpg.Connection, *, dispatcher: str, attempts: list[At
             WHERE l.tenant_id = x.t AND l.subscription_id = x.s AND l.lane = x.lane
               AND l.leased_by = $5
             """, *keys, [r.retry_at for r in releases], dispatcher)
+    return heads
+
+
+def _keys(lanes: list[Release]) -> tuple[list[str], list[str], list[str]]:
+    return ([r.tenant for r in lanes], [r.subscription_id for r in lanes],
+            [r.lane for r in lanes])
