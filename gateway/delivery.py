@@ -154,6 +154,7 @@ class Dispatcher:
     _keys: SubscriberKeys | None = None
     metrics: Metrics | None = None
     _stopping: bool = False
+    _full: bool = False
     _signers: dict[str, Ed25519PrivateKey] = field(default_factory=dict)  # by tenant
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -173,6 +174,10 @@ class Dispatcher:
                 free = self.policy.concurrency - len(self._inflight)
                 self._wake.clear()
                 claimed = await self._claim_safely(free) if free > 0 else []
+                # Every free slot taken: more lanes may be due, so a slot freed by a
+                # finished delivery is worth a claim. Otherwise new work announces itself
+                # (a notification, a lane handed back, the timer).
+                self._full = free > 0 and len(claimed) == free
                 for head in claimed:
                     self._start(head)
                 if not claimed:
@@ -325,7 +330,8 @@ class Dispatcher:
             self.metrics.deliveries.labels("succeeded" if outcome.ok else "failed").inc()
             self.metrics.delivery_latency.observe(outcome.latency_ms / 1000)
         self._done.put_nowait(outcome)
-        self._wake.set()  # a slot is free: other due lanes may be claimed
+        if self._full:
+            self._wake.set()  # a slot is free and more lanes may be due
 
     async def _complete_forever(self) -> None:
         """Record outcomes in batches (whatever has arrived while the last batch was
@@ -344,16 +350,19 @@ class Dispatcher:
                 item = self._done.get_nowait()
             if batch:
                 try:
-                    await self.complete(batch)
+                    handed_back = await self.complete(batch)
                 except Exception:
                     # The leases run out and the lanes are delivered again: at least once.
                     logger.exception("recording %d delivery outcomes failed", len(batch))
-                self._wake.set()
+                    handed_back = True
+                if handed_back:
+                    self._wake.set()  # lanes handed back may be due now
             if stopping:
                 return
 
-    async def complete(self, outcomes: list[Outcome]) -> None:
-        """Record attempts, settle deliveries, release lanes; then the subscriptions' health."""
+    async def complete(self, outcomes: list[Outcome]) -> bool:
+        """Record attempts, settle deliveries, release lanes, go on with lanes that can;
+        then the subscriptions' health. Whether a lane was handed back due now."""
         now = datetime.now(UTC)
         attempts: list[store.Attempt] = []
         releases: list[store.Release] = []
@@ -382,6 +391,7 @@ class Dispatcher:
         for row in following:
             self._start(Head(row["tenant_id"], row["subscription_id"], row["lane"], row))
         await self._health(outcomes)
+        return len(following) < len(keep) or any(r.retry_at is None for r in releases)
 
     def _settle(self, outcome: Outcome, row: asyncpg.Record,
                 now: datetime) -> tuple[str, datetime | None, datetime | None]:
