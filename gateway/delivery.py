@@ -46,6 +46,7 @@ from security.webhooks import SubscriberKeyError, ed25519_signer, envelope, sign
 logger = logging.getLogger(__name__)
 
 EXCERPT = 1024        # bytes of a subscriber's answer kept in the attempt log
+PER_LANE = 16         # events of one lane taken at a claim, sent one after another
 MAX_RETRY_AFTER = 86400.0
 JITTER = 0.2
 
@@ -116,17 +117,20 @@ def next_delay(policy: Policy, tries: int, *, status: int | None, timed_out: boo
 
 @dataclass(frozen=True, slots=True)
 class Head:
-    """A claimed lane and its first pending delivery (None when it turned out empty)."""
+    """A claimed lane and its first pending deliveries, in order (none: it was empty)."""
 
     tenant: str
     subscription_id: str
     lane: str
-    delivery: asyncpg.Record | None
+    deliveries: tuple[asyncpg.Record, ...]
+    claimed_at: float  # time.monotonic() when the lease was taken or renewed
 
 
 @dataclass(slots=True)
 class Outcome:
-    head: Head
+    """One attempt at one delivery."""
+
+    row: asyncpg.Record
     attempted_at: datetime
     status_code: int | None = None
     error: str | None = None
@@ -140,6 +144,18 @@ class Outcome:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
+@dataclass(frozen=True, slots=True)
+class LaneResult:
+    """What became of a claimed lane: its attempts in order (the last may have failed)."""
+
+    head: Head
+    outcomes: tuple[Outcome, ...]
+
+    @property
+    def went_through(self) -> bool:
+        return bool(self.outcomes) and self.outcomes[-1].ok
+
+
 @dataclass
 class Dispatcher:
     pool: asyncpg.Pool
@@ -148,7 +164,7 @@ class Dispatcher:
     poll_interval: float = 1.0
     rng: random.Random = field(default_factory=random.Random)
     _inflight: set[asyncio.Task[None]] = field(default_factory=set)
-    _done: asyncio.Queue[Outcome | None] = field(default_factory=asyncio.Queue)
+    _done: asyncio.Queue[LaneResult | None] = field(default_factory=asyncio.Queue)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _http: aiohttp.ClientSession | None = None
     _keys: SubscriberKeys | None = None
@@ -259,15 +275,13 @@ class Dispatcher:
         """Lease up to ``limit`` due lanes of active subscriptions; return their heads."""
         async with self.pool.acquire() as conn:
             rows = await store.claim(conn, limit=limit, lease=self.policy.lease,
-                                     dispatcher=self.name)
+                                     dispatcher=self.name, per_lane=PER_LANE)
         heads = []
-        for row in rows:
-            head = Head(row["tenant_id"], row["subscription_id"], row["lane"],
-                        row if row["event_id"] is not None else None)
-            if head.delivery is None:  # emptied meanwhile: release through the safe path
-                self._done.put_nowait(Outcome(head, datetime.now(UTC)))
-            else:
+        for head in _heads(rows):
+            if head.deliveries:
                 heads.append(head)
+            else:  # emptied meanwhile: handed back through the safe path
+                self._done.put_nowait(LaneResult(head, ()))
         return heads
 
     async def _signer(self, tenant: str) -> Ed25519PrivateKey:
@@ -278,9 +292,20 @@ class Dispatcher:
         return self._signers[tenant]
 
     async def _deliver(self, head: Head) -> None:
-        row = head.delivery
-        assert row is not None  # noqa: S101 - claim() queues empty heads separately
-        outcome = Outcome(head, datetime.now(UTC))
+        """Send the lane's events in order, each after the one before got through, while
+        the lease surely outlasts one more attempt; then hand over the results."""
+        outcomes: list[Outcome] = []
+        for row in head.deliveries:
+            if outcomes and (not outcomes[-1].ok or self._stopping or time.monotonic()
+                             - head.claimed_at + self.policy.timeout + 1 > self.policy.lease):
+                break
+            outcomes.append(await self._attempt(head.tenant, row))
+        self._done.put_nowait(LaneResult(head, tuple(outcomes)))
+        if self._full:
+            self._wake.set()  # a slot is free and more lanes may be due
+
+    async def _attempt(self, tenant: str, row: asyncpg.Record) -> Outcome:
+        outcome = Outcome(row, datetime.now(UTC))
         started = time.perf_counter()
         try:
             assert self._keys is not None and self._http is not None  # noqa: S101
@@ -288,7 +313,7 @@ class Dispatcher:
                                        kid=row["kid"])
             plaintext = event_types.plaintext(event_types.document(_event_row(row)))
             body = envelope(row["event_id"], key.encrypt(plaintext))
-            signer = await self._signer(head.tenant)
+            signer = await self._signer(tenant)
             secrets_ = [row["secret"]]
             if row["previous_secret"] and row["previous_valid"]:
                 secrets_.insert(0, row["previous_secret"])
@@ -329,16 +354,14 @@ class Dispatcher:
         if self.metrics is not None:
             self.metrics.deliveries.labels("succeeded" if outcome.ok else "failed").inc()
             self.metrics.delivery_latency.observe(outcome.latency_ms / 1000)
-        self._done.put_nowait(outcome)
-        if self._full:
-            self._wake.set()  # a slot is free and more lanes may be due
+        return outcome
 
     async def _complete_forever(self) -> None:
         """Record outcomes in batches (whatever has arrived while the last batch was
         written); a ``None`` on the queue means: write what came before it, then stop."""
         while True:
             item = await self._done.get()
-            batch: list[Outcome] = []
+            batch: list[LaneResult] = []
             stopping = False
             while True:
                 if item is None:
@@ -360,37 +383,37 @@ class Dispatcher:
             if stopping:
                 return
 
-    async def complete(self, outcomes: list[Outcome]) -> bool:
+    async def complete(self, results: list[LaneResult]) -> bool:
         """Record attempts, settle deliveries, release lanes, go on with lanes that can;
         then the subscriptions' health. Whether a lane was handed back due now."""
         now = datetime.now(UTC)
         attempts: list[store.Attempt] = []
         releases: list[store.Release] = []
         keep: list[store.Release] = []
-        # A lane whose event got through goes straight on to its next event while this
+        # A lane whose events got through goes straight on to its next ones while this
         # dispatcher has room: no claim, no waiting for another dispatcher to pick it up.
         room = 0 if self._stopping else self.policy.concurrency - len(self._inflight)
-        for outcome in outcomes:
-            head, row = outcome.head, outcome.head.delivery
-            retry_at = None
-            if row is not None:
-                kind, first_try, retry_at = self._settle(outcome, row, now)
+        for result in results:
+            head, retry_at = result.head, None
+            for outcome in result.outcomes:
+                kind, first_try, retry_at = self._settle(outcome, outcome.row, now)
                 attempts.append(store.Attempt(
-                    head.tenant, head.subscription_id, row["event_id"], row["generation"],
-                    outcome.attempted_at, outcome.status_code, outcome.latency_ms,
-                    outcome.error, outcome.excerpt, kind, first_try, retry_at))
+                    head.tenant, head.subscription_id, outcome.row["event_id"],
+                    outcome.row["generation"], outcome.attempted_at, outcome.status_code,
+                    outcome.latency_ms, outcome.error, outcome.excerpt, kind, first_try,
+                    retry_at))
             lane = store.Release(head.tenant, head.subscription_id, head.lane, retry_at)
-            if outcome.ok and len(keep) < room:
+            if result.went_through and len(keep) < room:
                 keep.append(lane)
             else:
                 releases.append(lane)
         async with self.pool.acquire() as conn:
             following = await store.record(conn, dispatcher=self.name, attempts=attempts,
                                            releases=releases, keep=keep,
-                                           lease=self.policy.lease)
-        for row in following:
-            self._start(Head(row["tenant_id"], row["subscription_id"], row["lane"], row))
-        await self._health(outcomes)
+                                           lease=self.policy.lease, per_lane=PER_LANE)
+        for head in _heads(following):
+            self._start(head)
+        await self._health(results)
         return len(following) < len(keep) or any(r.retry_at is None for r in releases)
 
     def _settle(self, outcome: Outcome, row: asyncpg.Record,
@@ -415,28 +438,25 @@ class Dispatcher:
             delay = self.policy.schedule[-1]
         return "retry", first_try, now + timedelta(seconds=delay)
 
-    async def _health(self, outcomes: list[Outcome]) -> None:
+    async def _health(self, results: list[LaneResult]) -> None:
         """Per subscription: a success clears its failing state; failures start or extend
         it, warn once past ``warn_after``, and disable after ``disable_after`` (or at once
         on 410 Gone). Each warning and disable is an event, in the same transaction."""
         by_subscription: dict[tuple[str, str], list[Outcome]] = {}
-        for outcome in outcomes:
-            if outcome.head.delivery is not None:
-                key = (outcome.head.tenant, outcome.head.subscription_id)
-                by_subscription.setdefault(key, []).append(outcome)
+        for result in results:
+            key = (result.head.tenant, result.head.subscription_id)
+            if result.outcomes:
+                by_subscription.setdefault(key, []).extend(result.outcomes)
         # A success shows the endpoint works: failures beside it are the events' own.
-        working = {key for key, results in by_subscription.items()
-                   if any(o.ok for o in results)
-                   and not any(o.status_code == 410 for o in results)}
-        recovered = [key for key in working if any(
-            o.head.delivery is not None and o.head.delivery["failing_since"] is not None
-            for o in by_subscription[key])]
-        if recovered:
+        working = {key for key, tried in by_subscription.items()
+                   if any(o.ok for o in tried)
+                   and not any(o.status_code == 410 for o in tried)}
+        if working:  # what the claim said of failing_since may be stale: always look
             async with self.pool.acquire() as conn:
-                await subscriptions.clear_failing(conn, recovered)
-        for (tenant, subscription_id), results in sorted(by_subscription.items()):
+                await subscriptions.clear_failing(conn, list(working))
+        for (tenant, subscription_id), tried in sorted(by_subscription.items()):
             if (tenant, subscription_id) not in working:
-                failures = [o for o in results if not o.ok]
+                failures = [o for o in tried if not o.ok]
                 await self._failing(tenant, subscription_id, failures)
 
     async def _failing(self, tenant: str, subscription_id: str,
@@ -465,6 +485,18 @@ class Dispatcher:
                 logger.warning("subscription %s disabled: %s", subscription_id, reason)
                 await emit(conn, tenant, [NewEvent("subscription.disabled", lane, {
                     "subscription_id": subscription_id, "reason": reason})])
+
+
+def _heads(rows: list[asyncpg.Record]) -> list[Head]:
+    """Rows of store.claim or store.record (a lane's deliveries in order, or one row
+    without a delivery for an empty lane) as one Head per lane."""
+    lanes: dict[tuple[str, str, str], list[asyncpg.Record]] = {}
+    for row in rows:
+        found = lanes.setdefault((row["tenant_id"], row["subscription_id"], row["lane"]), [])
+        if row["event_id"] is not None:
+            found.append(row)
+    now = time.monotonic()
+    return [Head(t, s, lane, tuple(found), now) for (t, s, lane), found in lanes.items()]
 
 
 def _instant(value: datetime) -> str:

@@ -106,8 +106,9 @@ async def forget_attempts(conn: asyncpg.Connection, tenant: str, subscription_id
         tenant, subscription_id)
 
 
-# Each lane of ``{lanes}`` (tenant_id, subscription_id, lane) with its first pending
-# delivery, the event, and what sending it needs.
+# Each lane of ``{lanes}`` (tenant_id, subscription_id, lane) with its first ``{per_lane}``
+# pending deliveries in order (or one row without a delivery, if none is pending), each
+# with its event and what sending it needs.
 _HEADS = """
         SELECT x.tenant_id, x.subscription_id, x.lane, d.event_id, d.generation, d.tries,
                d.first_try_at, e.type, e.version, e.created_at, e.sequence,
@@ -121,19 +122,20 @@ _HEADS = """
             SELECT * FROM deliveries d
             WHERE d.tenant_id = x.tenant_id AND d.subscription_id = x.subscription_id
               AND d.lane = x.lane AND d.status = 'pending'
-            ORDER BY d.sequence LIMIT 1
+            ORDER BY d.sequence LIMIT {per_lane}
         ) d ON true
         LEFT JOIN events e ON e.tenant_id = d.tenant_id AND e.event_id = d.event_id
+        ORDER BY x.tenant_id, x.subscription_id, x.lane, d.sequence
 """
 
 
-async def claim(conn: asyncpg.Connection, *, limit: int, lease: float,
-                dispatcher: str) -> list[asyncpg.Record]:
+async def claim(conn: asyncpg.Connection, *, limit: int, lease: float, dispatcher: str,
+                per_lane: int = 1) -> list[asyncpg.Record]:
     """Lease up to ``limit`` due lanes of active subscriptions, and return each with its
-    first pending delivery, the event and what is needed to send it (``event_id`` is
-    None for a lane that turned out empty), in one statement. The statement's snapshot
-    may miss a delivery committed while it ran: that lane comes back empty and is handed
-    back through ``record``, which looks again after locking it."""
+    first ``per_lane`` pending deliveries, their events and what is needed to send them
+    (one row with ``event_id`` None for a lane that turned out empty), in one statement.
+    The statement's snapshot may miss a delivery committed while it ran: that lane comes
+    back empty and is handed back through ``record``, which looks again after locking it."""
     rows: list[asyncpg.Record] = await conn.fetch(
         """
         WITH picked AS (
@@ -154,8 +156,8 @@ async def claim(conn: asyncpg.Connection, *, limit: int, lease: float,
               AND l.subscription_id = picked.subscription_id AND l.lane = picked.lane
             RETURNING l.tenant_id, l.subscription_id, l.lane
         )
-        """ + _HEADS.format(lanes="leased"),  # noqa: S608 - constant SQL, no input in it
-        limit, lease, dispatcher)
+        """ + _HEADS.format(lanes="leased", per_lane="$4"),  # noqa: S608 - constant SQL
+        limit, lease, dispatcher, per_lane)
     return rows
 
 
@@ -199,14 +201,14 @@ class Release:
 
 async def record(conn: asyncpg.Connection, *, dispatcher: str, attempts: list[Attempt],
                  releases: list[Release], keep: list[Release] | None = None,
-                 lease: float = 0.0) -> list[asyncpg.Record]:
+                 lease: float = 0.0, per_lane: int = 1) -> list[asyncpg.Record]:
     """Log the attempts, settle their deliveries and hand the lanes back, in one
     transaction. Lanes this dispatcher no longer holds (its lease ran out and another
     took them) are left to their new holder.
 
     The lanes in ``keep`` stay leased (for ``lease`` more seconds) and their next pending
-    delivery is returned, as ``claim`` returns them, to be sent at once; a kept lane with
-    nothing left is handed back."""
+    deliveries (``per_lane`` at most) are returned, as ``claim`` returns them, to be sent
+    at once; a kept lane with nothing left is handed back."""
     keep = keep or []
     everything = sorted(releases + keep, key=lambda r: (r.tenant, r.subscription_id, r.lane))
     async with conn.transaction():
@@ -275,8 +277,8 @@ async def record(conn: asyncpg.Connection, *, dispatcher: str, attempts: list[At
                       AND l.leased_by = $5
                     RETURNING l.tenant_id, l.subscription_id, l.lane
                 )
-                """ + _HEADS.format(lanes="kept"),  # noqa: S608 - constant SQL, no input
-                *_keys(keep), lease, dispatcher)
+                """ + _HEADS.format(lanes="kept", per_lane="$6"),  # noqa: S608 - constant SQL
+                *_keys(keep), lease, dispatcher, per_lane)
             sendable = [h for h in heads if h["event_id"] is not None
                         and h["subscription_status"] == "active"]
             going = {(h["tenant_id"], h["subscription_id"], h["lane"]) for h in sendable}
