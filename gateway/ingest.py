@@ -116,10 +116,13 @@ async def ingest(conn: asyncpg.Connection, data: bytes, *, source: str, tenant: 
             new = await transactions.insert_new(
                 conn, tenant, account_id=account_id, statement_pk=statement_pk,
                 statement=statement)
-            await outbox.emit(conn, tenant, await _statement_events(
-                conn, tenant, account_id=account_id, statement_pk=statement_pk,
-                document_id=document_id, fmt=fmt, entries=len(statement.entries), new=new,
-                statement=statement, flags=flags))
+            await outbox.emit(conn, tenant, [_statement_imported(
+                account_id=account_id, statement_pk=statement_pk, document_id=document_id,
+                fmt=fmt, entries=len(statement.entries), new=new, statement=statement,
+                flags=flags)])
+            if new:
+                await outbox.emit_new_payments(conn, tenant, account_id=account_id,
+                                               statement_pk=statement_pk)
             stored.append(StoredStatement(
                 statement_pk=statement_pk, account_id=account_id,
                 account_key=statement.account.key, statement_id=statement.statement_id,
@@ -138,14 +141,11 @@ async def ingest(conn: asyncpg.Connection, data: bytes, *, source: str, tenant: 
     return result
 
 
-async def _statement_events(conn: asyncpg.Connection, tenant: str, *, account_id: int,
-                            statement_pk: int, document_id: int, fmt: str, entries: int,
-                            new: int, statement: Statement,
-                            flags: tuple[Flag, ...]) -> list[outbox.NewEvent]:
-    """statement.imported, then payment.received for each new incoming booked line."""
-    lane = events.account_lane(account_id)
+def _statement_imported(*, account_id: int, statement_pk: int, document_id: int, fmt: str,
+                        entries: int, new: int, statement: Statement,
+                        flags: tuple[Flag, ...]) -> outbox.NewEvent:
     opening, closing = statement.opening_balance, statement.closing_balance
-    out = [outbox.NewEvent("statement.imported", lane, {
+    return outbox.NewEvent("statement.imported", events.account_lane(account_id), {
         "account_id": account_id, "statement_pk": statement_pk,
         "statement_id": statement.statement_id, "document_id": document_id, "format": fmt,
         "entries": entries, "entries_new": new,
@@ -153,12 +153,7 @@ async def _statement_events(conn: asyncpg.Connection, tenant: str, *, account_id
             opening.amount.amount, opening.amount.currency, opening.date) if opening else None,
         "closing_balance": events.balance_fields(
             closing.amount.amount, closing.amount.currency, closing.date) if closing else None,
-        "flags": [f.code for f in flags]})]
-    if new:
-        out.extend(outbox.NewEvent("payment.received", lane, events.payment_fields(row))
-                   for row in await transactions.new_incoming(conn, tenant, account_id,
-                                                              statement_pk))
-    return out
+        "flags": [f.code for f in flags]})
 
 
 async def _known_document(conn: asyncpg.Connection, tenant: str, sha256: bytes,

@@ -18,7 +18,7 @@ from typing import Any
 
 import asyncpg
 
-from gateway.events import EVENT_TYPES
+from gateway.events import EVENT_TYPES, account_lane
 from gateway.store.deliveries import fan_out
 
 
@@ -99,3 +99,61 @@ async def emit(conn: asyncpg.Connection, tenant: str, events: Sequence[NewEvent]
         tenant, *map(list, zip(*rows, strict=True)))
     await fan_out(conn, tenant, [row[0] for row in rows])
     return [row[0] for row in rows]
+
+
+async def emit_new_payments(conn: asyncpg.Connection, tenant: str, *, account_id: int,
+                            statement_pk: int) -> int:
+    """``payment.received`` for each new incoming booked line a statement brought, in the
+    caller's transaction; returns how many.
+
+    Built in the database from the stored lines, in one statement: a statement of 100,000
+    lines would otherwise go through Python twice more. The data is what
+    ``events.payment_fields`` makes of a line (a test holds the two to the same schema).
+    """
+    lane = account_lane(account_id)
+    count: int = await conn.fetchval(
+        f"SELECT count(*) FROM transactions t WHERE {_NEW_PAYMENTS}",  # noqa: S608 - constant
+        tenant, account_id, statement_pk)
+    if not count:
+        return 0
+    last: int = await conn.fetchval(
+        """
+        INSERT INTO event_lanes AS l (tenant_id, lane, last_sequence) VALUES ($1, $2, $3)
+        ON CONFLICT (tenant_id, lane) DO UPDATE
+            SET last_sequence = l.last_sequence + excluded.last_sequence
+        RETURNING last_sequence
+        """, tenant, lane, count)
+    first = last - count + 1
+    previous = await conn.fetchval(
+        "SELECT event_id FROM events WHERE tenant_id = $1 AND lane = $2 AND sequence = $3",
+        tenant, lane, first - 1)
+    rows = await conn.fetch(
+        f"""
+        WITH new AS (
+            SELECT t.*, 'evt_' || replace(gen_random_uuid()::text, '-', '') AS event_id,
+                   row_number() OVER (ORDER BY t.seq) AS n
+            FROM transactions t WHERE {_NEW_PAYMENTS}
+        )
+        INSERT INTO events (tenant_id, event_id, type, version, lane, sequence,
+                            previous_event_id, data)
+        SELECT $1, event_id, 'payment.received', $4, $5, $6 + n - 1,
+               coalesce(lag(event_id) OVER (ORDER BY n), $7),
+               jsonb_build_object(
+                   'account_id', account_id, 'entry_id', entry_id,
+                   'amount', amount::text, 'currency', currency,
+                   'booking_date', to_char(booking_date, 'YYYY-MM-DD'),
+                   'value_date', to_char(value_date, 'YYYY-MM-DD'),
+                   'bank_reference', bank_reference, 'end_to_end_id', end_to_end_id,
+                   'counterparty_name', counterparty_name, 'remittance', remittance)
+        FROM new ORDER BY n
+        RETURNING event_id
+        """,  # noqa: S608 - constant SQL
+        tenant, account_id, statement_pk, EVENT_TYPES["payment.received"].version, lane, first,
+        previous)
+    await fan_out(conn, tenant, [r["event_id"] for r in rows])
+    return len(rows)
+
+
+# The lines a statement ($3) of an account ($2) brought: incoming, booked, not reversals.
+_NEW_PAYMENTS = ("t.tenant_id = $1 AND t.account_id = $2 AND t.statement_pk = $3"
+                 " AND t.amount > 0 AND t.status = 'booked' AND NOT t.reversal")

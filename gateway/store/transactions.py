@@ -159,21 +159,6 @@ async def unallocated_payments(conn: asyncpg.Connection, tenant: str,
     return out
 
 
-async def new_incoming(conn: asyncpg.Connection, tenant: str, account_id: int,
-                       statement_pk: int) -> list[asyncpg.Record]:
-    """The incoming booked lines a statement brought that the account did not have."""
-    rows: list[asyncpg.Record] = await conn.fetch(
-        """
-        SELECT account_id, entry_id, booking_date, value_date, amount, currency,
-               bank_reference, end_to_end_id, counterparty_name, remittance
-        FROM transactions
-        WHERE tenant_id = $1 AND account_id = $2 AND statement_pk = $3
-          AND amount > 0 AND status = 'booked' AND NOT reversal
-        ORDER BY seq
-        """, tenant, account_id, statement_pk)
-    return rows
-
-
 async def payment(conn: asyncpg.Connection, tenant: str, account_id: int,
                   entry_id: str) -> asyncpg.Record | None:
     row: asyncpg.Record | None = await conn.fetchrow(
