@@ -2,14 +2,15 @@
 
 The unit of work is a lane of one subscription (``delivery_lanes``): one attempt in flight
 per (subscription, invoice or account). A dispatcher claims due lanes under a lease with
-``FOR UPDATE SKIP LOCKED``, delivers the first pending delivery of each, and records the
-outcomes in batches. Several dispatchers, in one process or many, share the work through
-the database alone; one that dies leaves its lanes leased until the lease expires, and the
-next dispatcher delivers the same event again with the same ``webhook-id``.
+``FOR UPDATE SKIP LOCKED``, sends each lane's first pending deliveries one after another
+(each once the one before got through), and records the outcomes in batches. Several
+dispatchers, in one process or many, share the work through the database alone; one that
+dies leaves its lanes leased until the lease expires, and the next dispatcher delivers
+the same event again with the same ``webhook-id``.
 
 Why lanes and not rows: claiming delivery rows with SKIP LOCKED would let two dispatchers
-send events n and n+1 of one invoice at once. Claiming the lane, and taking only its first
-pending delivery, cannot.
+send events n and n+1 of one invoice at once. Claiming the lane, and sending its pending
+deliveries in order from one task, cannot.
 
 The SQL, and the lane invariant that keeps a pending delivery from being forgotten, are
 in ``store.deliveries``; this module decides what to send, when to retry, and when a
@@ -215,6 +216,8 @@ class Dispatcher:
                 await asyncio.wait_for(completer, timeout=self.policy.timeout + 5)
             except TimeoutError:
                 logger.error("dispatcher %s: outcomes not recorded at shutdown", self.name)
+            for task in list(self._inflight):  # begun while stopping: their leases run out
+                task.cancel()
             if listener is not None:
                 await self._unlisten(listener)
             await self._http.close()
