@@ -143,6 +143,7 @@ async def claim(conn: asyncpg.Connection, *, limit: int, lease: float, dispatche
             FROM delivery_lanes l
             JOIN subscriptions s ON s.tenant_id = l.tenant_id
                 AND s.subscription_id = l.subscription_id AND s.status = 'active'
+                AND s.url IS NOT NULL  -- a subscription that went feed-only keeps its queue
             WHERE l.next_attempt_at <= now()
               AND (l.lease_until IS NULL OR l.lease_until < now())
             ORDER BY l.next_attempt_at
@@ -280,7 +281,7 @@ async def record(conn: asyncpg.Connection, *, dispatcher: str, attempts: list[At
                 """ + _HEADS.format(lanes="kept", per_lane="$6"),  # noqa: S608 - constant SQL
                 *_keys(keep), lease, dispatcher, per_lane)
             sendable = [h for h in heads if h["event_id"] is not None
-                        and h["subscription_status"] == "active"]
+                        and h["subscription_status"] == "active" and h["url"] is not None]
             going = {(h["tenant_id"], h["subscription_id"], h["lane"]) for h in sendable}
             emptied = {(r.tenant, r.subscription_id, r.lane) for r in keep} - going
             heads = sendable

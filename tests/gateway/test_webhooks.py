@@ -777,3 +777,24 @@ async def test_bad_requests_about_subscriptions_say_what_is_wrong(hooks: Api,
     assert not_json.status == 400
     unchanged = await (await hooks.client.get(path, headers=crm)).json()
     assert unchanged == {k: v for k, v in subscription.items() if k != "secret"}
+
+
+async def test_a_subscription_turned_feed_only_keeps_its_queue_until_it_has_a_url_again(
+        hooks: Api, receiver: Receiver) -> None:
+    down = True
+    receiver.answer = lambda crm, event: 503 if down else 200
+    subscription = await subscribe(hooks, receiver)
+    path = f"/v1/subscriptions/{subscription['id']}"
+    ids = await emit_many(hooks.database_url, lanes=2, per_lane=2)
+    await eventually(lambda: len(receiver.deliveries) >= 2, what="failing attempts")
+    polled = await hooks.client.patch(path, json={"url": None}, headers=hooks.auth(Role.CRM))
+    assert (await polled.json())["url"] is None
+    down = False
+    tried = len(receiver.deliveries)
+    more = await emit_many(hooks.database_url, lanes=1, per_lane=1)  # not queued: it polls
+    pending = await deliveries_of(hooks, subscription["id"], status="pending")
+    assert sorted(d["event_id"] for d in pending) == sorted(ids)
+    await hooks.client.patch(path, json={"url": receiver.url}, headers=hooks.auth(Role.CRM))
+    await eventually(lambda: len(receiver.accepted()) == len(ids), what="the kept queue")
+    assert len(receiver.deliveries) - tried == len(ids)
+    assert not {e["id"] for e in receiver.verified()} & set(more)
