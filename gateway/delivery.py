@@ -49,6 +49,8 @@ logger = logging.getLogger(__name__)
 EXCERPT = 1024        # bytes of a subscriber's answer kept in the attempt log
 PER_LANE = 16         # events of one lane taken at a claim, sent one after another
 MAX_RETRY_AFTER = 86400.0
+MIN_RETENTION_DAYS = 30
+PRUNE_EVERY = 3600.0  # seconds between prunings of old events
 JITTER = 0.2
 
 
@@ -63,6 +65,7 @@ class Policy:
     concurrency: int
     allow_private: bool
     jwks_ttl: float
+    retention: timedelta
 
     @classmethod
     def of(cls, settings: Settings) -> Policy:
@@ -73,6 +76,10 @@ class Policy:
                                 f"got {settings.webhook_retry_schedule!r}") from None
         if any(s < 0 for s in schedule):
             raise SettingsError("webhook_retry_schedule: no delay may be negative")
+        if settings.event_retention_days < MIN_RETENTION_DAYS:
+            raise SettingsError(f"event_retention_days must be {MIN_RETENTION_DAYS} or more "
+                                f"(replay reaches that far back), got "
+                                f"{settings.event_retention_days}")
         if settings.webhook_lease < settings.webhook_timeout + 1:
             raise SettingsError(
                 f"webhook_lease ({settings.webhook_lease}) must exceed webhook_timeout "
@@ -84,6 +91,7 @@ class Policy:
                    disable_after=settings.webhook_disable_after,
                    concurrency=settings.webhook_concurrency,
                    allow_private=settings.allow_private_webhooks,
+                   retention=timedelta(days=settings.event_retention_days),
                    jwks_ttl=settings.jwks_cache_seconds)
 
 
@@ -172,6 +180,7 @@ class Dispatcher:
     metrics: Metrics | None = None
     _stopping: bool = False
     _full: bool = False
+    _next_prune: float = 0.0  # time.monotonic() of the next pruning
     _signers: dict[str, Ed25519PrivateKey] = field(default_factory=dict)  # by tenant
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -188,6 +197,8 @@ class Dispatcher:
             while not stop.is_set():
                 if listener is None or listener.is_closed():
                     listener = await self._listen(listener)
+                if time.monotonic() >= self._next_prune:
+                    await self._prune()
                 free = self.policy.concurrency - len(self._inflight)
                 self._wake.clear()
                 claimed = await self._claim_safely(free) if free > 0 else []
@@ -255,6 +266,19 @@ class Dispatcher:
             return self.poll_interval
         return self.poll_interval if seconds is None else min(self.poll_interval,
                                                                   max(seconds, 0.005))
+
+    async def _prune(self) -> None:
+        """Forget events older than the retention, a batch at a time, once an hour."""
+        self._next_prune = time.monotonic() + PRUNE_EVERY
+        before = datetime.now(UTC) - self.policy.retention
+        try:
+            async with self.pool.acquire() as conn:
+                for _ in range(20):  # at most 100,000 events a tenant an hour
+                    if await store.prune(conn, before=before) == 0:
+                        break
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            logger.warning("pruning old events failed (%s); next hour again",
+                           type(exc).__name__)
 
     def _start(self, head: Head) -> None:
         task = asyncio.create_task(self._deliver(head))

@@ -59,6 +59,9 @@ SETTINGS: tuple[Setting, ...] = (
             "after the warning); its backlog is kept"),
     Setting("webhook_concurrency", 64, "deliveries one dispatcher has in flight at most"),
     Setting("jwks_cache_seconds", 3600.0, "how long a subscriber's JWKS document is reused"),
+    Setting("event_retention_days", 90,
+            "days events, finished deliveries and attempts are kept (replay reaches this "
+            "far back; 30 at least; a pending delivery and its event are never removed)"),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -90,6 +93,7 @@ class Settings:
     webhook_disable_after: float = 259200.0
     webhook_concurrency: int = 64
     jwks_cache_seconds: float = 3600.0
+    event_retention_days: int = 90
 
     def public(self) -> dict[str, Any]:
         """The settings with secrets masked: safe to log."""

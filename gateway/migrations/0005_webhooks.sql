@@ -94,6 +94,7 @@ CREATE INDEX deliveries_lane_pending ON deliveries (tenant_id, subscription_id, 
 -- after a burst), and finding a lane's first pending delivery through it scans the
 -- subscription's whole backlog. Subscription ids are unique across tenants.
 CREATE INDEX deliveries_listing ON deliveries (subscription_id, created_at, event_id);
+CREATE INDEX deliveries_event ON deliveries (tenant_id, event_id);  -- pruning old events
 
 -- The unit of claiming: one attempt in flight per (subscription, lane). next_attempt_at is
 -- NULL when the lane has nothing pending, else when its first pending delivery is due; a
@@ -131,6 +132,7 @@ CREATE TABLE delivery_attempts (
     PRIMARY KEY (tenant_id, attempt_id)
 );
 CREATE INDEX delivery_attempts_event ON delivery_attempts (tenant_id, subscription_id, event_id);
+CREATE INDEX delivery_attempts_time ON delivery_attempts (attempted_at);  -- pruning
 
 -- Our own ed25519 key for the optional v1a signature, published at /v1/webhook-keys.
 CREATE TABLE signing_keys (

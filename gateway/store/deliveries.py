@@ -310,3 +310,42 @@ async def record(conn: asyncpg.Connection, *, dispatcher: str, attempts: list[At
 def _keys(lanes: list[Release]) -> tuple[list[str], list[str], list[str]]:
     return ([r.tenant for r in lanes], [r.subscription_id for r in lanes],
             [r.lane for r in lanes])
+
+
+_PRUNE_LOCK = int.from_bytes(b"rgwprune", "big") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+async def prune(conn: asyncpg.Connection, *, before: datetime, batch: int = 5000) -> int:
+    """Forget, for every tenant, attempts from before ``before``, finished deliveries of
+    events from before it, and those events once no delivery needs them; at most
+    ``batch`` events a tenant. A pending delivery and its event are never removed. One
+    dispatcher prunes at a time (the others skip). Returns how many rows went."""
+    removed = 0
+    async with conn.transaction():
+        if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _PRUNE_LOCK):
+            return 0
+        status = await conn.execute(
+            "DELETE FROM delivery_attempts WHERE (tenant_id, attempt_id) IN ("
+            "SELECT tenant_id, attempt_id FROM delivery_attempts WHERE attempted_at < $1"
+            " LIMIT $2)",
+            before, batch)
+        removed += int(status.rsplit(" ", 1)[1])
+        for tenant in [r["tenant_id"] for r in await conn.fetch(
+                "SELECT DISTINCT tenant_id FROM event_lanes")]:
+            old = [r["event_id"] for r in await conn.fetch(
+                "SELECT event_id FROM events e WHERE tenant_id = $1 AND created_at < $2"
+                " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.tenant_id = e.tenant_id"
+                " AND d.event_id = e.event_id AND d.status = 'pending')"
+                " ORDER BY created_at LIMIT $3", tenant, before, batch)]
+            if not old:
+                continue
+            status = await conn.execute(
+                "DELETE FROM deliveries WHERE tenant_id = $1 AND event_id = ANY($2::text[])"
+                " AND status <> 'pending'", tenant, old)
+            removed += int(status.rsplit(" ", 1)[1])
+            status = await conn.execute(
+                "DELETE FROM events e WHERE e.tenant_id = $1 AND e.event_id = ANY($2::text[])"
+                " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.tenant_id = e.tenant_id"
+                " AND d.event_id = e.event_id)", tenant, old)
+            removed += int(status.rsplit(" ", 1)[1])
+    return removed

@@ -10,7 +10,7 @@ import itertools
 import json
 import logging
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -21,9 +21,10 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from gateway import outbox
 from gateway.app import create_app
+from gateway.delivery import Policy
 from gateway.events import EVENT_TYPES, document, payment_fields, schema
-from gateway.settings import Settings
-from gateway.store import api_keys, transactions
+from gateway.settings import Settings, SettingsError
+from gateway.store import api_keys, deliveries, transactions
 from security import apikeys
 from security.roles import Role
 from tests.gateway.conftest import AiohttpClient, Api
@@ -798,3 +799,42 @@ async def test_a_subscription_turned_feed_only_keeps_its_queue_until_it_has_a_ur
     await eventually(lambda: len(receiver.accepted()) == len(ids), what="the kept queue")
     assert len(receiver.deliveries) - tried == len(ids)
     assert not {e["id"] for e in receiver.verified()} & set(more)
+
+
+async def test_old_events_are_pruned_but_never_a_pending_delivery_or_its_event(
+        hooks: Api, receiver: Receiver) -> None:
+    down = True
+    receiver.answer = lambda crm, event: 503 if down else 200
+    subscription = await subscribe(hooks, receiver)
+    ids = await emit_many(hooks.database_url, lanes=3, per_lane=2)
+    await eventually(lambda: len(receiver.deliveries) >= 3, what="first attempts")
+    await hooks.client.patch(f"/v1/subscriptions/{subscription['id']}",
+                             json={"status": "paused"}, headers=hooks.auth(Role.CRM))
+    conn = await asyncpg.connect(hooks.database_url)
+    try:
+        # Three events of a hundred days ago: two delivered, one still pending.
+        delivered, pending = ids[:2], ids[2]
+        await conn.execute("UPDATE deliveries SET status = 'succeeded', finished_at = now()"
+                           " WHERE event_id = ANY($1::text[])", delivered)
+        await conn.execute("UPDATE events SET created_at = now() - interval '100 days'"
+                           " WHERE event_id = ANY($1::text[])", [*delivered, pending])
+        await conn.execute("UPDATE delivery_attempts SET attempted_at = now() - interval"
+                           " '100 days' WHERE event_id = ANY($1::text[])", delivered)
+        before = datetime.now(UTC) - timedelta(days=90)
+        assert await deliveries.prune(conn, before=before) > 0
+        left = {r["event_id"] for r in await conn.fetch("SELECT event_id FROM events")}
+        assert left == set(ids) - set(delivered)  # the pending one stays, with the recent
+        queued = {r["event_id"] for r in await conn.fetch("SELECT event_id FROM deliveries")}
+        assert queued == set(ids) - set(delivered)
+        assert await conn.fetchval("SELECT count(*) FROM delivery_attempts WHERE"
+                                   " event_id = ANY($1::text[])", delivered) == 0
+        assert await deliveries.prune(conn, before=before) == 0  # nothing more to do
+    finally:
+        await conn.close()
+    down = False
+    await hooks.client.patch(f"/v1/subscriptions/{subscription['id']}",
+                             json={"status": "active"}, headers=hooks.auth(Role.CRM))
+    await eventually(lambda: {e["id"] for e in receiver.verified()} >= set(ids) - set(delivered),
+                     what="the rest, the old pending one included")
+    with pytest.raises(SettingsError, match="30 or more"):
+        Policy.of(Settings(event_retention_days=7))
