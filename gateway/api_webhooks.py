@@ -133,6 +133,14 @@ async def list_subscriptions(request: web.Request) -> web.Response:
     return web.json_response(page(rows, limit, ["id"]))
 
 
+async def _owned(conn: Any, principal: Principal, subscription_id: str) -> Any:
+    """The caller's subscription (any of the tenant's for an admin), or 404."""
+    row = await store.get(conn, principal.tenant, subscription_id, owner=_owner(principal))
+    if row is None:
+        raise NotFound(f"no subscription {subscription_id!r}")
+    return row
+
+
 async def _found(request: web.Request, row: Any) -> web.Response:
     if row is None:
         raise NotFound(f"no subscription {_subscription_id(request)!r}")
@@ -262,10 +270,7 @@ async def replay(request: web.Request) -> web.Response:
     elif not isinstance(event_id, str):
         raise BadRequest("event_id must be a string")
     async with request.app[POOL].acquire() as conn:
-        row = await store.get(conn, principal.tenant, _subscription_id(request),
-                              owner=_owner(principal))
-        if row is None:
-            raise NotFound(f"no subscription {_subscription_id(request)!r}")
+        row = await _owned(conn, principal, _subscription_id(request))
         if row["url"] is None:
             raise Unprocessable("this subscription has no URL; read GET /v1/events instead")
         queued = await store.replay(conn, principal.tenant, row["subscription_id"],
@@ -292,10 +297,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
         except ValueError:
             raise BadRequest("cursor is not one this API gave out") from None
     async with request.app[POOL].acquire() as conn:
-        row = await store.get(conn, principal.tenant, _subscription_id(request),
-                              owner=_owner(principal))
-        if row is None:
-            raise NotFound(f"no subscription {_subscription_id(request)!r}")
+        row = await _owned(conn, principal, _subscription_id(request))
         rows = await store.deliveries_page(conn, principal.tenant, row["subscription_id"],
                                       status=status, after=after, limit=limit + 1)
     return web.json_response(page(rows, limit, ["created_at", "event_id"]))
@@ -307,10 +309,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
 async def list_attempts(request: web.Request) -> web.Response:
     principal = current_principal(request)
     async with request.app[POOL].acquire() as conn:
-        row = await store.get(conn, principal.tenant, _subscription_id(request),
-                              owner=_owner(principal))
-        if row is None:
-            raise NotFound(f"no subscription {_subscription_id(request)!r}")
+        row = await _owned(conn, principal, _subscription_id(request))
         items = await store.attempts(conn, principal.tenant, row["subscription_id"],
                                      request.match_info["event_id"])
     return web.json_response({"items": items})
@@ -335,9 +334,7 @@ async def event_feed(request: web.Request) -> web.Response:
         raise BadRequest("subscription_id is required: the events are encrypted to its key")
     after = _feed_cursor(request)
     async with request.app[POOL].acquire() as conn:
-        row = await store.get(conn, principal.tenant, sid, owner=_owner(principal))
-        if row is None:
-            raise NotFound(f"no subscription {sid!r}")
+        row = await _owned(conn, principal, sid)
         rows = await event_store.feed(conn, principal.tenant, types=list(row["event_types"]),
                                       after=after, limit=limit)
     try:

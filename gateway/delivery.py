@@ -338,7 +338,7 @@ class Dispatcher:
             assert self._keys is not None and self._http is not None  # noqa: S101
             key = await self._keys.key(public_jwk=row["public_jwk"], jwks_url=row["jwks_url"],
                                        kid=row["kid"])
-            plaintext = event_types.plaintext(event_types.document(_event_row(row)))
+            plaintext = event_types.plaintext(event_types.document(row))
             body = envelope(row["event_id"], key.encrypt(plaintext))
             signer = await self._signer(tenant)
             secrets_ = [row["secret"]]
@@ -502,8 +502,8 @@ class Dispatcher:
                                "disabled after %s unless a delivery succeeds",
                                subscription_id, since.isoformat(), disable_at.isoformat())
                 await emit(conn, tenant, [NewEvent("subscription.failing", lane, {
-                    "subscription_id": subscription_id, "failing_since": _instant(since),
-                    "disable_after": _instant(disable_at),
+                    "subscription_id": subscription_id, "failing_since": event_types.instant(since),
+                    "disable_after": event_types.instant(disable_at),
                     "last_status_code": last.status_code, "last_error": last.error})])
             reason = "the endpoint answered 410 Gone" if gone else \
                 "deliveries failed for longer than webhook_disable_after"
@@ -524,16 +524,6 @@ def _heads(rows: list[asyncpg.Record]) -> list[Head]:
             found.append(row)
     now = time.monotonic()
     return [Head(t, s, lane, tuple(found), now) for (t, s, lane), found in lanes.items()]
-
-
-def _instant(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _event_row(row: asyncpg.Record) -> dict[str, Any]:
-    return {"event_id": row["event_id"], "type": row["type"], "version": row["version"],
-            "created_at": row["created_at"], "lane": row["lane"], "sequence": row["sequence"],
-            "previous_event_id": row["previous_event_id"], "data": row["data"]}
 
 
 async def _first(*waits: Any, timeout: float) -> None:

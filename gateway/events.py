@@ -172,12 +172,17 @@ def invoice_event_type(status: str) -> str | None:
             "overpaid": "invoice.overpaid"}.get(status)
 
 
+def instant(value: dt.datetime) -> str:
+    """An instant as events carry it: ISO 8601 in UTC, with a Z."""
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
 def document(row: Any) -> dict[str, Any]:
-    """The event as subscribers get it (inside the JWE), from an ``events`` row."""
+    """The event as subscribers get it (inside the JWE), from an ``events`` row (or a row
+    of store.deliveries.claim, which has the same columns)."""
     data = row["data"]
     return {"id": row["event_id"], "type": row["type"], "version": row["version"],
-            "created_at": row["created_at"].astimezone(dt.UTC).isoformat()
-            .replace("+00:00", "Z"),
+            "created_at": instant(row["created_at"]),
             "lane": row["lane"], "sequence": row["sequence"],
             "previous_event_id": row["previous_event_id"],
             "data": json.loads(data) if isinstance(data, str) else data}

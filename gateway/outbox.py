@@ -64,28 +64,12 @@ async def emit(conn: asyncpg.Connection, tenant: str, events: Sequence[NewEvent]
     for event in events:
         by_lane.setdefault(event.lane, []).append(event)
     lanes = sorted(by_lane)
-    ids = {lane: [new_event_id() for _ in by_lane[lane]] for lane in lanes}
-    # One statement numbers every lane: the lane rows are locked in sorted order.
-    numbered = await conn.fetch(
-        """
-        INSERT INTO event_lanes AS l (tenant_id, lane, last_sequence)
-        SELECT $1, x.lane, x.n
-        FROM unnest($2::text[], $3::bigint[]) WITH ORDINALITY AS x(lane, n, o)
-        ORDER BY x.o
-        ON CONFLICT (tenant_id, lane) DO UPDATE
-            SET last_sequence = l.last_sequence + excluded.last_sequence
-        RETURNING lane, last_sequence
-        """,
-        tenant, lanes, [len(by_lane[lane]) for lane in lanes])
-    firsts = {r["lane"]: r["last_sequence"] - len(by_lane[r["lane"]]) + 1 for r in numbered}
-    previous_ids = {r["lane"]: r["event_id"] for r in await conn.fetch(
-        "SELECT e.lane, e.event_id FROM unnest($2::text[], $3::bigint[]) AS x(lane, sequence)"
-        " JOIN events e ON e.tenant_id = $1 AND e.lane = x.lane AND e.sequence = x.sequence",
-        tenant, lanes, [firsts[lane] - 1 for lane in lanes])}
+    numbered = await _number(conn, tenant, {lane: len(by_lane[lane]) for lane in lanes})
     rows: list[tuple[Any, ...]] = []
     for lane in lanes:
-        batch, first, previous = by_lane[lane], firsts[lane], previous_ids.get(lane)
-        for offset, (event, event_id) in enumerate(zip(batch, ids[lane], strict=True)):
+        batch, (first, previous) = by_lane[lane], numbered[lane]
+        for offset, event in enumerate(batch):
+            event_id = new_event_id()
             rows.append((event_id, event.type, EVENT_TYPES[event.type].version, lane,
                          first + offset, previous, json.dumps(event.data), event.dedup_key))
             previous = event_id
@@ -99,6 +83,31 @@ async def emit(conn: asyncpg.Connection, tenant: str, events: Sequence[NewEvent]
         tenant, *map(list, zip(*rows, strict=True)))
     await fan_out(conn, tenant, [row[0] for row in rows])
     return [row[0] for row in rows]
+
+
+async def _number(conn: asyncpg.Connection, tenant: str,
+                  counts: dict[str, int]) -> dict[str, tuple[int, str | None]]:
+    """Take the next ``counts[lane]`` numbers of each lane: per lane, the first number and
+    the id of the lane's event before it. The lane rows are locked in sorted order, in one
+    statement, and stay locked until the caller's transaction ends."""
+    lanes = sorted(counts)
+    numbered = await conn.fetch(
+        """
+        INSERT INTO event_lanes AS l (tenant_id, lane, last_sequence)
+        SELECT $1, x.lane, x.n
+        FROM unnest($2::text[], $3::bigint[]) WITH ORDINALITY AS x(lane, n, o)
+        ORDER BY x.o
+        ON CONFLICT (tenant_id, lane) DO UPDATE
+            SET last_sequence = l.last_sequence + excluded.last_sequence
+        RETURNING lane, last_sequence
+        """,
+        tenant, lanes, [counts[lane] for lane in lanes])
+    firsts = {r["lane"]: r["last_sequence"] - counts[r["lane"]] + 1 for r in numbered}
+    previous = {r["lane"]: r["event_id"] for r in await conn.fetch(
+        "SELECT e.lane, e.event_id FROM unnest($2::text[], $3::bigint[]) AS x(lane, sequence)"
+        " JOIN events e ON e.tenant_id = $1 AND e.lane = x.lane AND e.sequence = x.sequence",
+        tenant, lanes, [firsts[lane] - 1 for lane in lanes])}
+    return {lane: (firsts[lane], previous.get(lane)) for lane in lanes}
 
 
 async def emit_new_payments(conn: asyncpg.Connection, tenant: str, *, account_id: int,
@@ -116,17 +125,7 @@ async def emit_new_payments(conn: asyncpg.Connection, tenant: str, *, account_id
         tenant, account_id, statement_pk)
     if not count:
         return 0
-    last: int = await conn.fetchval(
-        """
-        INSERT INTO event_lanes AS l (tenant_id, lane, last_sequence) VALUES ($1, $2, $3)
-        ON CONFLICT (tenant_id, lane) DO UPDATE
-            SET last_sequence = l.last_sequence + excluded.last_sequence
-        RETURNING last_sequence
-        """, tenant, lane, count)
-    first = last - count + 1
-    previous = await conn.fetchval(
-        "SELECT event_id FROM events WHERE tenant_id = $1 AND lane = $2 AND sequence = $3",
-        tenant, lane, first - 1)
+    first, previous = (await _number(conn, tenant, {lane: count}))[lane]
     rows = await conn.fetch(
         f"""
         WITH new AS (

@@ -25,9 +25,8 @@ from gateway import events, outbox
 from gateway.store import allocations as store
 from gateway.store import invoices as invoice_store
 from gateway.store import transactions
-from gateway.store.transactions import payment_key
 from matching.engine import Engine
-from matching.model import Allocation, Decision, Settlement
+from matching.model import Allocation, Decision, Payment, Settlement
 from parsers.iban import normalize_iban
 from parsers.jsonl import decimal_text
 
@@ -77,7 +76,7 @@ async def reconcile(conn: asyncpg.Connection, tenant: str) -> ReconcileResult:
         results = engine.match(payments, excluded)
         by_key = {p.key: p for p in payments}
         rows = []
-        after: dict[int, asyncpg.Record] = {}  # row index: the invoice after it was applied
+        applied_now: list[tuple[int, Payment, asyncpg.Record]] = []  # row, payment, invoice
         for allocation in results:
             if allocation.invoice_id is None or allocation.amount is None:
                 continue
@@ -106,12 +105,11 @@ async def reconcile(conn: asyncpg.Connection, tenant: str) -> ReconcileResult:
                     conn, tenant, allocation.invoice_id,
                     _settles(allocation.amount.amount, allocation))
                 if invoice is not None:
-                    after[len(rows) - 1] = invoice
+                    applied_now.append((len(rows) - 1, payment, invoice))
         ids = await store.insert(conn, tenant, rows)
         news = []
-        for index, invoice in after.items():
-            row, payment = rows[index], by_key[payment_key(rows[index].account_id,
-                                                           rows[index].entry_id)]
+        for index, payment, invoice in applied_now:
+            row = rows[index]
             news.append(_invoice_event(
                 invoice, {"allocation_id": ids[index], "amount": row.amount,
                           "currency": row.currency, "decision": row.decision},

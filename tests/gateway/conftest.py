@@ -30,10 +30,11 @@ class Api:
 AiohttpClient = Callable[..., Awaitable[TestClient[Any, Any]]]
 
 
-@pytest.fixture
-async def api(database_url: str, aiohttp_client: AiohttpClient) -> Api:
+async def make_api(database_url: str, aiohttp_client: AiohttpClient,
+                   **settings: Any) -> Api:
+    """The application with these settings on a real server, and a key for every role."""
     client = await aiohttp_client(create_app(Settings(database_url=database_url,
-                                                      max_body_bytes=200_000)))
+                                                      **settings)))
     conn = await asyncpg.connect(database_url)
     keys = {}
     try:
@@ -44,5 +45,10 @@ async def api(database_url: str, aiohttp_client: AiohttpClient) -> Api:
     finally:
         await conn.close()
     return Api(client, keys, database_url)
+
+
+@pytest.fixture
+async def api(database_url: str, aiohttp_client: AiohttpClient) -> Api:
+    return await make_api(database_url, aiohttp_client, max_body_bytes=200_000)
 
 

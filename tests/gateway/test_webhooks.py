@@ -20,14 +20,13 @@ import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from gateway import outbox
-from gateway.app import create_app
 from gateway.delivery import Policy
 from gateway.events import EVENT_TYPES, document, payment_fields, schema
 from gateway.settings import Settings, SettingsError
 from gateway.store import api_keys, deliveries, transactions
 from security import apikeys
 from security.roles import Role
-from tests.gateway.conftest import AiohttpClient, Api
+from tests.gateway.conftest import AiohttpClient, Api, make_api
 from tests.gateway.webhook_support import (
     FAST,
     Receiver,
@@ -45,18 +44,8 @@ INVOICES = (DEMO_STATEMENTS.parent / "invoices.csv").read_text(encoding="utf-8")
 
 
 async def _api(database_url: str, aiohttp_client: AiohttpClient, **settings: Any) -> Api:
-    client = await aiohttp_client(create_app(Settings(database_url=database_url,
-                                                      **{**FAST, **settings})))
-    conn = await asyncpg.connect(database_url)
-    keys = {}
-    try:
-        for role in Role:
-            key = apikeys.generate()
-            await api_keys.create(conn, "default", key=key, role=role, name=f"test-{role}")
-            keys[role] = key.text
-    finally:
-        await conn.close()
-    return Api(client, keys, database_url)
+    """The service with fast webhook settings (FAST), and these on top."""
+    return await make_api(database_url, aiohttp_client, **{**FAST, **settings})
 
 
 @pytest.fixture
