@@ -1,0 +1,2 @@
+-- Line identity: provisional lines, possible duplicates, statement chaining (issue: integrity).
+SELECT 1;

@@ -1,0 +1,2 @@
+-- Ownership of what each CRM key pushed.
+SELECT 1;
