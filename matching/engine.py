@@ -187,13 +187,16 @@ class Engine:
             invoice = self.invoices[invoice_id]
             if invoice_id not in state.tentative:
                 state.uncount(invoice, state.remaining[invoice_id])
-            state.remaining[invoice_id] -= applied.amount
+            settles = n == last and best.settlement in (Settlement.SHORT, Settlement.OVERPAID)
+            # A short payment settles the invoice: its shortfall is written off, so nothing
+            # is left open for another payment to take (that would settle it twice).
+            state.remaining[invoice_id] = Decimal(0) if settles \
+                else state.remaining[invoice_id] - applied.amount
             if decision is Decision.REVIEW:
                 state.tentative.add(invoice_id)
                 state.count(invoice, invoice.open_amount.amount)
             elif invoice_id not in state.tentative and state.remaining[invoice_id] > 0:
                 state.count(invoice, state.remaining[invoice_id])
-            settles = n == last and best.settlement in (Settlement.SHORT, Settlement.OVERPAID)
             if state.remaining[invoice_id] <= 0 or settles:
                 state.settled.add(invoice_id)
             allocations.append(Allocation(
@@ -429,8 +432,12 @@ class Engine:
         if not found:
             found = _subsets(sorted((c, i) for i, c in cents.items()), low, high,
                              max_size=self.config.max_combination_size, limit=8)
-        solutions = [(combo, sum((state.remaining[i] for i in combo), Decimal(0)))
-                     for combo in found]
+        # A set whose shortfall reaches the open amount of one of its members does not
+        # settle that member at all (the set without it is paid in full): writing the
+        # shortfall off against it would allocate nothing or less than nothing to it.
+        solutions = [(combo, total) for combo, total in (
+            (combo, sum((state.remaining[i] for i in combo), Decimal(0))) for combo in found)
+            if total - paid < min(state.remaining[i] for i in combo)]
         if not solutions:
             return None
         solutions.sort(key=lambda s: (-len(set(s[0]) & named_ids), s[1] - paid, len(s[0]),

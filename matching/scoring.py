@@ -65,6 +65,10 @@ def amount_fit(paid: Money, open_amount: Money, *, charges: Decimal, converted: 
     """Compare what was paid (already in the invoice currency) with what is open."""
     gap = open_amount.amount - paid.amount
     currency = open_amount.currency
+    if paid.amount <= 0 or open_amount.amount <= 0:
+        # Nothing arrived in this currency (a tiny amount converted to zero minor units), or
+        # nothing is open: there is nothing to allocate, so no fit.
+        return AmountFit(None, paid, None, None)
     if gap == 0:
         return AmountFit(Settlement.FULL, paid, None,
                          Reason("amount_exact", AMOUNT_EXACT, f"pays exactly {open_amount}"))
