@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.appkeys import POOL
+from gateway.appkeys import METRICS, POOL
 from gateway.openapi import PAGE_PARAMETERS, page_of
 from gateway.params import cursor_of, date_param, limit_of, page
 from gateway.problems import BadRequest, NotFound, Unprocessable
@@ -68,8 +68,8 @@ async def put_invoices(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         async with conn.transaction():
             created, updated = await store.upsert(conn, tenant, invoices)
-        reconciliation = await reconcile_after_change(conn, tenant) \
-            if created or updated else None
+        reconciliation = await reconcile_after_change(
+            conn, tenant, metrics=request.app[METRICS]) if created or updated else None
     return web.json_response({"received": len(invoices), "created": created,
                               "updated": updated, "unchanged": len(invoices) - created - updated,
                               "reconciliation": reconciliation})
@@ -137,7 +137,7 @@ async def patch_invoice(request: web.Request) -> web.Response:
             if isinstance(result, list):
                 raise _refuse(result)
             await store.upsert(conn, tenant, [result])
-        await reconcile_after_change(conn, tenant)
+        await reconcile_after_change(conn, tenant, metrics=request.app[METRICS])
         row = await store.get_public(conn, tenant, invoice_id)
     return web.json_response(row)
 
@@ -162,7 +162,8 @@ async def put_customers(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         async with conn.transaction():
             await store.upsert_customers(conn, tenant, customers)
-        reconciliation = await reconcile_after_change(conn, tenant)
+        reconciliation = await reconcile_after_change(conn, tenant,
+                                                      metrics=request.app[METRICS])
     return web.json_response({"received": len(customers), "reconciliation": reconciliation})
 
 

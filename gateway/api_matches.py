@@ -8,13 +8,14 @@ from typing import Any
 from aiohttp import web
 
 from gateway.api_invoices import read_json
-from gateway.appkeys import POOL
+from gateway.appkeys import METRICS, POOL
 from gateway.openapi import PAGE_PARAMETERS, page_of
 from gateway.params import cursor_of, limit_of, page
 from gateway.problems import BadRequest, NotFound, Unprocessable
 from gateway.reconcile import DecisionError, accept, allocate_manually, reconcile, reject, undo
 from gateway.routes import READERS, Principal, current_principal, route
 from gateway.store import allocations as store
+from gateway.store import failures as failure_store
 from parsers.money import MoneyError, parse_decimal
 from security.roles import Role
 
@@ -157,11 +158,49 @@ async def manual_match(request: web.Request) -> web.Response:
     return web.json_response({"items": made}, status=201)
 
 
+_FAILURE = {"type": "object", "required": ["account_id", "entry_id", "stage", "error"],
+            "properties": {"account_id": {"type": "integer"}, "entry_id": {"type": "string"},
+                           "stage": {"enum": ["engine", "apply"]},
+                           "error": {"type": "string"}, "attempts": {"type": "integer"},
+                           "first_seen": {"type": "string"}, "last_seen": {"type": "string"},
+                           "retry_at": {"type": "string"}}}
+
+
 @route("POST", "/v1/reconcile", roles=DECIDERS,
        summary="Match every payment not yet allocated against the open invoices now",
-       responses={"200": {"description": "how many payments were matched how"}})
+       responses={"200": {"description": "how many payments were matched how; the payments "
+                          "that failed (each alone: the others were reconciled)",
+                          "content": {"application/json": {"schema": {
+                              "type": "object",
+                              "required": ["payments", "auto", "review", "unmatched",
+                                           "failed", "held", "failures"],
+                              "properties": {
+                                  **{k: {"type": "integer"} for k in (
+                                      "payments", "auto", "review", "unmatched", "failed",
+                                      "held")},
+                                  "failures": {"type": "array", "items": _FAILURE}}}}}}})
 async def run_reconcile(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn:
-        result = await reconcile(conn, current_principal(request).tenant)
-    return web.json_response({"payments": result.payments, "auto": result.auto,
-                              "review": result.review, "unmatched": result.unmatched})
+        result = await reconcile(conn, current_principal(request).tenant,
+                                 metrics=request.app[METRICS])
+    return web.json_response(result.public())
+
+
+@route("GET", "/v1/reconcile/failures", roles=READERS | {Role.TREASURY},
+       summary="Payments whose reconciliation failed and is not yet resolved, by payment",
+       parameters=PAGE_PARAMETERS,
+       responses={"200": {"description": "a page of failures", "content": {
+           "application/json": {"schema": {"type": "object", "properties": {
+               "items": {"type": "array", "items": _FAILURE},
+               "next_cursor": {"type": ["string", "null"]}}}}}}}, errors=("400",))
+async def list_failures(request: web.Request) -> web.Response:
+    limit = limit_of(request)
+    after = cursor_of(request, 2)
+    if after is not None and not (type(after[0]) is int and isinstance(after[1], str)
+                                  and 0 <= after[0] < 2**63):
+        raise BadRequest("cursor is not a cursor this API gave out")
+    async with request.app[POOL].acquire() as conn:
+        rows = await failure_store.list_page(conn, current_principal(request).tenant,
+                                             after=(after[0], after[1]) if after else None,
+                                             limit=limit + 1)
+    return web.json_response(page(rows, limit, ["account_id", "entry_id"]))

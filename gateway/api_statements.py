@@ -58,7 +58,8 @@ async def post_statement(request: web.Request) -> web.Response:
         except ParseError as exc:
             raise Unprocessable(exc.message, source=exc.source, line=exc.line, path=exc.path,
                                 field=exc.field) from exc
-        reconciliation = await reconcile_after_change(conn, principal.tenant) \
+        reconciliation = await reconcile_after_change(conn, principal.tenant,
+                                                      metrics=request.app[METRICS]) \
             if result.entries_new else None
     metrics = request.app[METRICS]
     metrics.entries.labels("new").inc(result.entries_new)

@@ -15,6 +15,7 @@ class Metrics:
     entries: Counter
     deliveries: Counter
     delivery_latency: Histogram
+    reconcile_failures: Counter
 
     @classmethod
     def create(cls) -> Metrics:
@@ -33,4 +34,8 @@ class Metrics:
             delivery_latency=Histogram("recon_webhook_attempt_duration_seconds",
                                        "time from sending a webhook to its answer",
                                        registry=registry),
+            reconcile_failures=Counter(
+                "recon_reconcile_failures", "payments whose reconciliation failed, isolated "
+                "from the rest of the pass, by stage (engine, apply)", ["stage"],
+                registry=registry),
         )

@@ -113,7 +113,9 @@ SCHEMAS: dict[str, Any] = {
             "fx_rate": _NULLABLE_STRING,
             "reasons": {"type": "array", "items": {"type": "object"}},
             "created_by": {"type": "string"}, "decided_by": _NULLABLE_STRING,
-            "note": _NULLABLE_STRING,
+            "note": _NULLABLE_STRING, "created_at": {"type": "string"},
+            "decided_at": _NULLABLE_STRING, "undone_at": _NULLABLE_STRING,
+            "undone_by": _NULLABLE_STRING, "undo_reason": _NULLABLE_STRING,
         },
     },
     "Subscription": {
@@ -150,7 +152,13 @@ SCHEMAS: dict[str, Any] = {
         "required": ["customer_id", "name"],
         "properties": {"customer_id": {"type": "string"}, "name": {"type": "string"},
                        "ibans": {"type": "array", "items": {"type": "string"}},
-                       "aliases": {"type": "array", "items": {"type": "string"}}},
+                       "aliases": {"type": "array", "items": {"type": "string"}},
+                       "learned": {
+                           "type": "object", "description": "what accepted and manual "
+                           "allocations taught (kept apart: a CRM sync never erases it)",
+                           "properties": {
+                               "ibans": {"type": "array", "items": {"type": "string"}},
+                               "names": {"type": "array", "items": {"type": "string"}}}}},
     },
 }
 

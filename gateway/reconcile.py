@@ -6,26 +6,40 @@ allocations are applied at once (the invoice's settled amount grows, so its open
 and status follow); reviews wait in the queue. One run at a time per tenant (an advisory
 lock), so two processes never allocate the same invoice twice.
 
+One bad payment never stops the others: each payment's result is stored inside a savepoint
+of its own, and an engine that fails on some payments is run again without them. A payment
+that fails is rolled back alone, recorded in ``reconcile_failures`` (shown on it in the API,
+counted in metrics, logged with ids only) and left alone by later passes until it or the
+tenant's invoices and customers change, or its backoff runs out (``gateway.store.failures``).
+
 People's decisions (accept, reject, manual allocation and split, undo) go through the
 functions below, in one transaction each, recording who decided. A confirmed allocation
-teaches the engine: the payer's IBAN and name become the customer's.
+teaches the engine the payer's IBAN and name (``gateway.store.learned``, apart from what the
+CRM sends); undoing it takes back what it taught, and the undone pair is never allocated
+automatically again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
-from decimal import Decimal
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 import asyncpg
 
 from gateway import events, outbox
+from gateway.metrics import Metrics
 from gateway.store import allocations as store
+from gateway.store import failures as failure_store
 from gateway.store import invoices as invoice_store
+from gateway.store import learned as learned_store
 from gateway.store import transactions
 from matching.engine import Engine
+from matching.invoices import Customer, Invoice
 from matching.model import Allocation, Decision, Payment, Settlement
 from parsers.iban import normalize_iban
 from parsers.jsonl import decimal_text
@@ -34,9 +48,26 @@ logger = logging.getLogger(__name__)
 
 ENGINE = "engine"
 
+EngineFactory = Callable[[Sequence[Invoice], Sequence[Customer]], Engine]
+
 
 class DecisionError(ValueError):
     """A decision that cannot be taken (wrong state, amounts that do not fit)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A payment whose reconciliation failed in this pass."""
+
+    account_id: int
+    entry_id: str
+    stage: str          # "engine" or "apply"
+    error: str          # our description: exception type, SQL state or code location
+    attempts: int
+
+    def public(self) -> dict[str, Any]:
+        return {"account_id": self.account_id, "entry_id": self.entry_id, "stage": self.stage,
+                "error": self.error, "attempts": self.attempts}
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +76,14 @@ class ReconcileResult:
     auto: int
     review: int
     unmatched: int
+    failed: int = 0
+    held: int = 0         # failed before, unchanged since, backoff running: not tried
+    failures: tuple[Failure, ...] = field(default=())
+
+    def public(self) -> dict[str, Any]:
+        return {"payments": self.payments, "auto": self.auto, "review": self.review,
+                "unmatched": self.unmatched, "failed": self.failed, "held": self.held,
+                "failures": [f.public() for f in self.failures]}
 
 
 def _lock_key(tenant: str) -> int:
@@ -62,100 +101,207 @@ def _settles(amount: Decimal, allocation: Allocation) -> Decimal:
     return amount
 
 
-async def reconcile(conn: asyncpg.Connection, tenant: str) -> ReconcileResult:
+def describe(exc: BaseException) -> str:
+    """What failed, without the data it failed on: SQL state and constraint for the
+    database, else the exception's type and where in our code it was raised (messages may
+    quote names, IBANs or amounts, so they are never kept)."""
+    if isinstance(exc, asyncpg.PostgresError):
+        constraint = getattr(exc, "constraint_name", None)
+        return (f"{type(exc).__name__} (SQL state {exc.sqlstate})"
+                + (f" on {constraint}" if constraint else ""))
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = next((f"{f.filename.rsplit('/', 2)[-2]}/{f.filename.rsplit('/', 1)[-1]}:{f.lineno}"
+                  for f in reversed(frames) if "/site-packages/" not in f.filename), "?")
+    return f"{type(exc).__name__} at {where}"
+
+
+def _basis(payment: Payment, stamp: str) -> str:
+    """What a failure happened on: the payment as the engine saw it and the tenant's stamp."""
+    return hashlib.sha256(f"{payment!r}|{stamp}".encode()).hexdigest()
+
+
+def _run_engine(engine: Engine, payments: list[Payment], excluded: frozenset[tuple[str, str]],
+                never_auto: frozenset[tuple[str, str]]
+                ) -> tuple[list[Allocation], dict[str, BaseException]]:
+    """The engine's allocations, and the payments it fails on (by key) with the exception.
+
+    The engine allocates a batch as a whole; when it fails, each payment is tried alone to
+    find those it fails on, and the batch runs again without them.
+    """
+    try:
+        return engine.match(payments, excluded, never_auto), {}
+    except Exception:  # which payment failed is found below
+        logger.warning("the engine failed on a batch of %d payments: trying each alone",
+                       len(payments))
+    failed: dict[str, BaseException] = {}
+    for payment in payments:
+        try:
+            engine.match([payment], excluded, never_auto)
+        except Exception as exc:  # recorded as this payment's failure
+            failed[payment.key] = exc
+    rest = [p for p in payments if p.key not in failed]
+    try:
+        return engine.match(rest, excluded, never_auto), failed
+    except Exception as exc:  # fails only together: all are recorded
+        return [], {**failed, **{p.key: exc for p in rest}}
+
+
+async def reconcile(conn: asyncpg.Connection, tenant: str, *, metrics: Metrics | None = None,
+                    engine: EngineFactory = Engine) -> ReconcileResult:
+    """One pass over the tenant's unallocated payments (``engine`` is the seam tests use to
+    put in an engine that fails)."""
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key(tenant))
         pending = await transactions.unallocated_payments(conn, tenant)
-        if not pending:
-            return ReconcileResult(0, 0, 0, 0)
+        held = await failure_store.held(conn, tenant)
+        stamp = await failure_store.basis_stamp(conn, tenant) if held else ""
         accounts = {payment.key: account_id for account_id, payment in pending}
-        payments = [payment for _, payment in pending]
-        engine = Engine(await invoice_store.load_all(conn, tenant),
-                        await invoice_store.load_customers(conn, tenant))
-        excluded = frozenset(await store.rejected_pairs(conn, tenant))
-        results = engine.match(payments, excluded)
-        by_key = {p.key: p for p in payments}
-        rows = []
-        applied_now: list[tuple[int, Payment, asyncpg.Record]] = []  # row, payment, invoice
-        for allocation in results:
-            if allocation.invoice_id is None or allocation.amount is None:
+        payments, waiting = [], 0
+        for account_id, payment in pending:
+            before = held.get((account_id, payment.entry_id))
+            if before is not None and before[1] and before[0] == _basis(payment, stamp):
+                waiting += 1
                 continue
-            payment = by_key[allocation.payment_key]
-            applied = allocation.decision is Decision.AUTO
-            share = _payment_share(allocation.amount.amount, allocation.payment_key,
-                                   payment.amount.amount, results)
-            rows.append(store.NewAllocation(
-                account_id=accounts[payment.key], entry_id=payment.entry_id,
-                payment_key=payment.bank_reference or payment.entry_id,
-                invoice_id=allocation.invoice_id, amount=allocation.amount.amount,
-                currency=allocation.amount.currency, payment_amount=share,
-                settles=_settles(allocation.amount.amount, allocation),
-                confidence=allocation.confidence,
-                decision=allocation.decision.value,
-                status="applied" if applied else "proposed",
-                settlement=allocation.settlement.value if allocation.settlement else None,
-                difference=allocation.difference.amount if allocation.difference else None,
-                fx_rate=allocation.fx_rate,
-                reasons=[{"code": r.code, "weight": r.weight, "detail": r.detail}
-                         for r in allocation.reasons],
-                created_by=ENGINE,
-            ))
-            if applied:
-                invoice = await invoice_store.add_settled(
-                    conn, tenant, allocation.invoice_id,
-                    _settles(allocation.amount.amount, allocation))
-                if invoice is not None:
-                    applied_now.append((len(rows) - 1, payment, invoice))
-        ids = await store.insert(conn, tenant, rows)
-        news = []
-        for index, payment, invoice in applied_now:
-            row = rows[index]
-            news.append(_invoice_event(
-                invoice, {"allocation_id": ids[index], "amount": row.amount,
-                          "currency": row.currency, "decision": row.decision},
-                {"account_id": row.account_id, "entry_id": row.entry_id,
-                 "amount": payment.amount.amount, "currency": payment.amount.currency,
-                 "booking_date": payment.booking_date}))
-        unmatched = [(accounts[a.payment_key], by_key[a.payment_key].entry_id)
-                     for a in results if a.decision is Decision.UNMATCHED]
-        for found in await transactions.payments(conn, tenant, unmatched):
-            news.append(outbox.NewEvent(
-                "payment.unmatched", events.account_lane(found["account_id"]),
-                events.payment_fields(found),
-                dedup_key=f"payment.unmatched:{found['account_id']}:{found['entry_id']}"))
-        await outbox.emit(conn, tenant, [n for n in news if n is not None])
-    counted = {d: len({a.payment_key for a in results if a.decision is d}) for d in Decision}
+            payments.append(payment)
+        if not payments:
+            return ReconcileResult(0, 0, 0, 0, held=waiting)
+        customers = learned_store.with_learned(
+            await invoice_store.load_customers(conn, tenant),
+            await learned_store.of_customers(conn, tenant))
+        matcher = engine(await invoice_store.load_all(conn, tenant), customers)
+        results, broken = _run_engine(
+            matcher, payments, frozenset(await store.rejected_pairs(conn, tenant)),
+            frozenset(await store.undone_pairs(conn, tenant)))
+        by_payment: dict[str, list[Allocation]] = {}
+        for allocation in results:
+            by_payment.setdefault(allocation.payment_key, []).append(allocation)
+        failed: list[tuple[failure_store.Key, Payment, str, BaseException]] = []
+        done: list[failure_store.Key] = []
+        counted = dict.fromkeys(Decision, 0)
+        for payment in payments:
+            key = (accounts[payment.key], payment.entry_id)
+            problem: BaseException | None = broken.get(payment.key)
+            stage = "engine"
+            if problem is None:
+                allocations = by_payment.get(payment.key, [])
+                try:
+                    async with conn.transaction():  # a savepoint: this payment alone
+                        await _store_result(conn, tenant, key[0], payment, allocations)
+                except (asyncpg.InterfaceError, OSError):
+                    raise  # the connection is gone: no payment's fault
+                except Exception as exc:  # isolated, recorded below
+                    problem, stage = exc, "apply"
+                else:
+                    done.append(key)
+                    decision = allocations[0].decision if allocations else Decision.UNMATCHED
+                    counted[decision] += 1
+                    continue
+            failed.append((key, payment, stage, problem))
+        # The basis of a failure is the state this pass leaves (its own allocations
+        # included): the next pass retries it only if something changed after.
+        stamp = await failure_store.basis_stamp(conn, tenant)
+        failures = [await _record_failure(conn, tenant, *case, stamp, metrics)
+                    for case in failed]
+        await failure_store.resolve(conn, tenant, done)
     result = ReconcileResult(len(payments), counted[Decision.AUTO], counted[Decision.REVIEW],
-                             counted[Decision.UNMATCHED])
-    logger.info("reconciled %d payments: %d auto, %d review, %d unmatched", result.payments,
-                result.auto, result.review, result.unmatched)
+                             counted[Decision.UNMATCHED], len(failures), waiting,
+                             tuple(failures))
+    logger.info("reconciled %d payments: %d auto, %d review, %d unmatched, %d failed, "
+                "%d held back", result.payments, result.auto, result.review, result.unmatched,
+                result.failed, result.held)
     return result
 
 
-async def reconcile_after_change(conn: asyncpg.Connection, tenant: str) -> dict[str, Any]:
+async def _record_failure(conn: asyncpg.Connection, tenant: str, key: failure_store.Key,
+                          payment: Payment, stage: str, problem: BaseException, stamp: str,
+                          metrics: Metrics | None) -> Failure:
+    error = describe(problem)
+    attempts = await failure_store.record(conn, tenant, key, stage=stage, error=error,
+                                          basis=_basis(payment, stamp))
+    logger.warning("reconciliation of payment %s/%s failed in %s (%s), attempt %d",
+                   key[0], key[1], stage, type(problem).__name__, attempts)
+    if metrics is not None:
+        metrics.reconcile_failures.labels(stage).inc()
+    return Failure(key[0], key[1], stage, error, attempts)
+
+
+async def _store_result(conn: asyncpg.Connection, tenant: str, account_id: int,
+                        payment: Payment, allocations: list[Allocation]) -> None:
+    """Store one payment's allocations, apply the automatic ones and report them."""
+    matched = [(a, a.invoice_id, a.amount) for a in allocations
+               if a.invoice_id is not None and a.amount is not None]
+    if not matched:
+        found = await transactions.payments(conn, tenant, [(account_id, payment.entry_id)])
+        await outbox.emit(conn, tenant, [outbox.NewEvent(
+            "payment.unmatched", events.account_lane(row["account_id"]),
+            events.payment_fields(row),
+            dedup_key=f"payment.unmatched:{row['account_id']}:{row['entry_id']}")
+            for row in found])
+        return
+    shares = _payment_shares(payment.amount.amount, [amount.amount for _, _, amount in matched])
+    news = []
+    for (allocation, invoice_id, amount), share in zip(matched, shares, strict=True):
+        applied = allocation.decision is Decision.AUTO
+        settles = _settles(amount.amount, allocation)
+        row = store.NewAllocation(
+            account_id=account_id, entry_id=payment.entry_id,
+            payment_key=payment.bank_reference or payment.entry_id,
+            invoice_id=invoice_id, amount=amount.amount,
+            currency=amount.currency, payment_amount=share, settles=settles,
+            confidence=allocation.confidence, decision=allocation.decision.value,
+            status="applied" if applied else "proposed",
+            settlement=allocation.settlement.value if allocation.settlement else None,
+            difference=allocation.difference.amount if allocation.difference else None,
+            fx_rate=allocation.fx_rate,
+            reasons=[{"code": r.code, "weight": r.weight, "detail": r.detail}
+                     for r in allocation.reasons],
+            created_by=ENGINE,
+        )
+        [allocation_id] = await store.insert(conn, tenant, [row])
+        if not applied:
+            continue
+        invoice = await invoice_store.add_settled(conn, tenant, invoice_id, settles)
+        if invoice is not None:
+            news.append(_invoice_event(
+                invoice, {"allocation_id": allocation_id, "amount": row.amount,
+                          "currency": row.currency, "decision": row.decision},
+                {"account_id": account_id, "entry_id": payment.entry_id,
+                 "amount": payment.amount.amount, "currency": payment.amount.currency,
+                 "booking_date": payment.booking_date}))
+    await outbox.emit(conn, tenant, [n for n in news if n is not None])
+
+
+async def reconcile_after_change(conn: asyncpg.Connection, tenant: str, *,
+                                 metrics: Metrics | None = None) -> dict[str, Any]:
     """Reconcile after an import or an invoice change, for the response of that request.
 
-    The change itself is already committed; a failure here is logged and reported, not
-    raised, so the client does not take a stored import for a failed one.
+    The change itself is already committed; a failure of the whole pass (a failure of one
+    payment never is one) is logged and reported, not raised, so the client does not take
+    a stored import for a failed one.
     """
     try:
-        result = await reconcile(conn, tenant)
-    except (asyncpg.PostgresError, OSError) as exc:
+        result = await reconcile(conn, tenant, metrics=metrics)
+    except Exception as exc:  # the change is stored; the pass is retried
         logger.exception("reconciliation failed after a change")
         return {"error": f"reconciliation failed ({type(exc).__name__}); "
                          f"POST /v1/reconcile retries it"}
-    return {"payments": result.payments, "auto": result.auto, "review": result.review,
-            "unmatched": result.unmatched}
+    return result.public()
 
 
-def _payment_share(amount: Decimal, key: str, paid: Decimal,
-                   results: list[Allocation]) -> Decimal:
-    """The part of the payment (in its own currency) an allocation of ``amount`` uses."""
-    siblings = [a.amount.amount for a in results if a.payment_key == key and a.amount]
-    if len(siblings) == 1:
-        return paid
-    total = sum(siblings, Decimal(0))
-    return (paid * amount / total).quantize(paid) if total else paid
+def _payment_shares(paid: Decimal, amounts: list[Decimal]) -> list[Decimal]:
+    """The part of the payment (in its own currency and minor units) each allocation uses,
+    in proportion to the allocated amounts and adding up to the payment exactly: shares
+    rounded down, the minor units left over to the largest remainders."""
+    if len(amounts) == 1:
+        return [paid]
+    quantum = Decimal(1).scaleb(paid.as_tuple().exponent)  # type: ignore[arg-type]
+    total = sum(amounts, Decimal(0))
+    exact = [paid * a / total for a in amounts]
+    shares = [e.quantize(quantum, rounding=ROUND_FLOOR) for e in exact]
+    left = int((paid - sum(shares, Decimal(0))) / quantum)
+    for n in sorted(range(len(amounts)), key=lambda n: (shares[n] - exact[n], n))[:left]:
+        shares[n] += quantum
+    return shares
 
 
 def _invoice_event(invoice: asyncpg.Record, allocation: Any,
@@ -178,7 +324,7 @@ async def _apply(conn: asyncpg.Connection, tenant: str, row: asyncpg.Record) -> 
     event = _invoice_event(invoice, row, payment)
     if event is not None:
         await outbox.emit(conn, tenant, [event])
-    await invoice_store.learn(conn, tenant, invoice["customer_id"],
+    await learned_store.learn(conn, tenant, row["allocation_id"], invoice["customer_id"],
                               iban=normalize_iban(payment["counterparty_account"]),
                               name=payment["counterparty_name"])
 
@@ -202,10 +348,16 @@ async def reject(conn: asyncpg.Connection, tenant: str, allocation_id: int, *, b
 
 async def undo(conn: asyncpg.Connection, tenant: str, allocation_id: int, *, by: str,
                note: str) -> dict[str, Any]:
-    """Take back one applied allocation; the invoice's other allocations stay as they are."""
+    """Take back one applied allocation; the invoice's other allocations stay as they are.
+
+    Who applied it stays recorded beside who undid it; what it taught about the payer is
+    unlearned (what another live decision taught too stays); the pair is never allocated
+    automatically again.
+    """
     async with conn.transaction():
         row = await _locked(conn, tenant, allocation_id, expect="applied")
-        await store.decide(conn, tenant, allocation_id, status="undone", by=by, note=note)
+        await store.undo(conn, tenant, allocation_id, by=by, reason=note)
+        await learned_store.unlearn(conn, tenant, allocation_id)
         invoice = await invoice_store.add_settled(conn, tenant, row["invoice_id"],
                                                   -row["settles"])
         if invoice is not None:

@@ -136,13 +136,16 @@ class Engine:
     # -- the pipeline -------------------------------------------------------------------
 
     def match(self, payments: Iterable[Payment],
-              excluded: frozenset[tuple[str, str]] = frozenset()) -> list[Allocation]:
+              excluded: frozenset[tuple[str, str]] = frozenset(),
+              never_auto: frozenset[tuple[str, str]] = frozenset()) -> list[Allocation]:
         """Allocations for ``payments``: at least one row per payment, in payment order.
 
         ``excluded`` holds (payment key, invoice id) pairs a person has rejected: never
-        proposed again.
+        proposed again. ``never_auto`` holds pairs a person has undone: they may be proposed
+        for review (the reason says so), never allocated automatically.
         """
         payments = list(payments)
+        self._never_auto: frozenset[tuple[str, str]] = never_auto
         self._evidence_of: dict[str, tuple[list[ReferenceHit], list[PayerMatch]]] = {}
         self._conversions: dict[tuple[str, str], _Conversion | None] = {}
         self._windows: dict[tuple[str, str], tuple[Decimal, Decimal]] = {}
@@ -238,6 +241,8 @@ class Engine:
             proposals += self._combinations(payment, hits, payers, state)
         if not proposals:
             return None
+        for proposal in proposals:
+            self._hold_undone(payment, proposal)
         proposals.sort(key=lambda p: p.rank)
         best = proposals[0]
         runner_up = next((p for p in proposals[1:]
@@ -249,6 +254,17 @@ class Engine:
                 f"invoice(s) {', '.join(runner_up.invoice_ids)} fit almost as well"))
             best.logit = auto_logit - 0.01
         return best
+
+    def _hold_undone(self, payment: Payment, proposal: _Proposal) -> None:
+        """A proposal with a pair a person undid is kept below automatic, however strong."""
+        undone = [i for i in proposal.invoice_ids if (payment.key, i) in self._never_auto]
+        if undone:
+            capped = min(proposal.logit, self._auto_logit - 0.01)
+            proposal.reasons.append(Reason(
+                "undone_before", capped - proposal.logit,
+                f"a person undid the allocation of this payment to invoice {undone[0]}: "
+                f"never again without a person"))
+            proposal.logit = capped
 
     def _candidates(self, payment: Payment, hits: list[ReferenceHit],
                     payers: list[PayerMatch], state: _State) -> list[str]:

@@ -78,6 +78,17 @@ async def decide(conn: asyncpg.Connection, tenant: str, allocation_id: int, *, s
     )
 
 
+async def undo(conn: asyncpg.Connection, tenant: str, allocation_id: int, *, by: str,
+               reason: str) -> None:
+    """Take an applied allocation back. Who applied it (``decided_by``, ``decided_at``,
+    ``note``) stays; who undid it, when and why are recorded beside."""
+    await conn.execute(
+        "UPDATE allocations SET status = 'undone', undone_at = now(), undone_by = $3,"
+        " undo_reason = $4 WHERE tenant_id = $1 AND allocation_id = $2",
+        tenant, allocation_id, by, reason,
+    )
+
+
 async def active_for_entry(conn: asyncpg.Connection, tenant: str, account_id: int,
                            entry_id: str) -> list[asyncpg.Record]:
     rows: list[asyncpg.Record] = await conn.fetch(
@@ -97,13 +108,23 @@ async def rejected_pairs(conn: asyncpg.Connection, tenant: str) -> set[tuple[str
     return {(f"{r['account_id']}/{r['entry_id']}", r["invoice_id"]) for r in rows}
 
 
+async def undone_pairs(conn: asyncpg.Connection, tenant: str) -> set[tuple[str, str]]:
+    """(payment key, invoice id) pairs a person has undone: never applied automatically."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT account_id, entry_id, invoice_id FROM allocations"
+        " WHERE tenant_id = $1 AND status = 'undone'",
+        tenant,
+    )
+    return {(f"{r['account_id']}/{r['entry_id']}", r["invoice_id"]) for r in rows}
+
+
 def public(row: asyncpg.Record) -> dict[str, Any]:
     out = dict(row)
     out.pop("tenant_id", None)
     for key in ("amount", "payment_amount", "settles", "difference", "fx_rate"):
         if out[key] is not None:
             out[key] = decimal_text(out[key])
-    for key in ("created_at", "decided_at"):
+    for key in ("created_at", "decided_at", "undone_at"):
         out[key] = out[key].isoformat() if out[key] is not None else None
     out["reasons"] = json.loads(out["reasons"]) if isinstance(out["reasons"], str) \
         else out["reasons"]

@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg
 
+from gateway.store import learned as learned_store
 from matching.invoices import Customer, Invoice, InvoiceKind
 from parsers.jsonl import decimal_text
 from parsers.money import Money
@@ -127,7 +128,10 @@ async def list_customers(conn: asyncpg.Connection, tenant: str, *, after: str | 
         " WHERE tenant_id = $1 AND customer_id > $2 ORDER BY customer_id LIMIT $3",
         tenant, after or "", limit,
     )
-    return [dict(r) for r in rows]
+    # What decisions taught is shown apart from what the CRM sent (a sync never erases it).
+    learned = await learned_store.of_customers(conn, tenant, [r["customer_id"] for r in rows])
+    return [{**dict(r), "learned": learned_store.public(learned.get(r["customer_id"]))}
+            for r in rows]
 
 
 async def load_all(conn: asyncpg.Connection, tenant: str) -> list[Invoice]:
@@ -167,20 +171,3 @@ async def add_settled(conn: asyncpg.Connection, tenant: str, invoice_id: str,
         tenant, invoice_id, delta,
     )
     return row
-
-
-async def learn(conn: asyncpg.Connection, tenant: str, customer_id: str, *,
-                iban: str | None, name: str | None) -> None:
-    """Remember a confirmed payer's IBAN and name for the customer (no duplicates)."""
-    await conn.execute(
-        """
-        UPDATE customers SET
-            ibans = CASE WHEN $3::text IS NULL OR $3 = ANY(ibans) THEN ibans
-                         ELSE array_append(ibans, $3) END,
-            aliases = CASE WHEN $4::text IS NULL OR $4 = ANY(aliases) OR $4 = name THEN aliases
-                           ELSE array_append(aliases, $4) END,
-            updated_at = now()
-        WHERE tenant_id = $1 AND customer_id = $2
-        """,
-        tenant, customer_id, iban, name,
-    )

@@ -266,6 +266,14 @@ async def test_responses_match_the_schemas_the_openapi_document_gives(api: Api) 
     await api.client.put("/v1/customers", json=[{"customer_id": "C1", "name": "Globex",
                                                  "ibans": [], "aliases": ["GLX"]}],
                          headers=admin)
+    conn = await asyncpg.connect(api.database_url)
+    try:  # a payment whose reconciliation failed, so that their list has one to check
+        await conn.execute(
+            "INSERT INTO reconcile_failures (tenant_id, account_id, entry_id, stage, error,"
+            " basis, retry_at) SELECT tenant_id, account_id, entry_id, 'apply', 'test', '',"
+            " now() FROM transactions LIMIT 1")
+    finally:
+        await conn.close()
     subscribed = await api.client.post("/v1/subscriptions", headers=admin, json={
         "url": "https://crm.example.com/hooks", "event_types": ["*"],
         "public_jwk": PUBLIC_JWK})

@@ -72,7 +72,8 @@ async def test_an_import_reconciles_and_pays_the_invoice(api: Api) -> None:
     imported = await load(api, [invoice("INV-2026-0001", "150.00"),
                                 invoice("INV-2026-0002", "80.00")],
                           ("R1", "150.00", "GLOBEX CORPORATION", "Invoice INV-2026-0001"))
-    assert imported["reconciliation"] == {"payments": 1, "auto": 1, "review": 0, "unmatched": 0}
+    assert imported["reconciliation"] == {"payments": 1, "auto": 1, "review": 0, "unmatched": 0,
+                                          "failed": 0, "held": 0, "failures": []}
     paid = await get(api, "/v1/invoices/INV-2026-0001")
     assert (paid["status"], paid["open_amount"]) == ("paid", "0.00")
     assert (await get(api, "/v1/invoices/INV-2026-0002"))["status"] == "open"
@@ -95,7 +96,7 @@ async def test_review_accept_records_who_and_teaches_the_payer(api: Api) -> None
                                                             + api.keys[Role.TREASURY][4:16] + ")")
     assert (await get(api, "/v1/invoices/INV-7"))["status"] == "paid"
     customer = (await get(api, "/v1/customers"))["items"][0]
-    assert PAYER_IBAN in customer["ibans"] and "G. CORP HOLDING" in customer["aliases"]
+    assert customer["learned"] == {"ibans": [PAYER_IBAN], "names": ["G. CORP HOLDING"]}
     status, problem = await post(api, f"/v1/matches/{proposal['allocation_id']}/accept")
     assert status == 422 and "is applied, not proposed" in problem["detail"]
 
@@ -124,7 +125,7 @@ async def test_undo_takes_back_one_instalment_and_leaves_the_other(api: Api) -> 
     assert status == 400 and "reason" in problem["detail"]
     status, undone = await post(api, f"/v1/matches/{first['allocation_id']}/undo",
                                 {"reason": "bounced"})
-    assert (status, undone["status"], undone["note"]) == (200, "undone", "bounced")
+    assert (status, undone["status"], undone["undo_reason"]) == (200, "undone", "bounced")
     after = await get(api, "/v1/invoices/INV-9")
     assert (after["open_amount"], after["status"]) == ("180.00", "partially_paid")
     still = (await get(api, "/v1/matches?invoice_id=INV-9&status=applied"))["items"]
