@@ -3,15 +3,18 @@
 The document is parsed first (pure, nothing stored if it fails), then stored in one
 database transaction: the raw bytes (deduplicated by SHA-256), the accounts it is about
 (registered on first sight), its statements with their flags, and the lines the account
-does not have yet. Re-importing the same document, or a statement overlapping one
-already stored, adds nothing twice. Continuity with the account's previous statement is
-checked and recorded as flags on the new statement.
+does not have yet, decided line by line from the statements themselves by
+``parsers.overlap`` (docs/ingest.md). Re-importing the same document, or a statement
+overlapping one already stored, adds nothing twice; a genuinely new line is never dropped;
+what cannot be decided is flagged. Continuity with the account's previous statement is
+checked and recorded as flags on the new statement and as a ``statement.gap`` event.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +23,10 @@ import asyncpg
 import parsers
 from gateway import events, outbox
 from gateway.store import accounts, documents, statements, transactions
-from parsers.model import Flag, Statement
+from parsers import overlap
+from parsers.jsonl import decimal_text
+from parsers.model import Balance, Flag, Statement
+from parsers.overlap import PROVISIONAL_FORMATS, Outcome
 
 logger = logging.getLogger(__name__)
 
@@ -94,42 +100,33 @@ async def ingest(conn: asyncpg.Connection, data: bytes, *, source: str, tenant: 
     """Parse and store one document; raise ``ParseError`` with nothing stored if it is bad."""
     module = parsers.detect(data, source=source)
     parsed = parsers.parse(data, source=source, strict=strict, fmt=module)
-    fmt: str = module.FORMAT
+    return await store_document(conn, tenant, data=data, source=source, fmt=module.FORMAT,
+                                statements=parsed)
+
+
+async def store_document(conn: asyncpg.Connection, tenant: str, *, data: bytes, source: str,
+                         fmt: str, statements: Sequence[Statement]) -> IngestResult:
+    """Store a parsed document in one transaction: all of it, or (already known) nothing.
+
+    The accounts it is about are registered and locked in one order (two imports touching
+    the same accounts never deadlock); while an account is locked, no other import decides
+    about its lines, so each line is judged against everything stored before it.
+    """
     sha256 = hashlib.sha256(data).digest()
     async with conn.transaction():
         document_id = await documents.insert(conn, tenant, sha256=sha256, source=source,
                                              format=fmt, content=data)
         if document_id is None:
             return await _known_document(conn, tenant, sha256, fmt)
-        stored = []
-        for ordinal, statement in enumerate(parsed):
-            account_id = await accounts.register(conn, tenant, statement.account)
-            previous = None
-            if statement.opening_balance is not None:
-                previous = await statements.previous(
-                    conn, tenant, account_id=account_id,
-                    on_or_before=statement.opening_balance.date, document_id=document_id)
-            flags = statement.flags + continuity_flags(statement, previous)
-            statement_pk = await statements.insert(
-                conn, tenant, account_id=account_id, document_id=document_id,
-                ordinal=ordinal, statement=statement, flags=flags)
-            new = await transactions.insert_new(
-                conn, tenant, account_id=account_id, statement_pk=statement_pk,
-                statement=statement)
-            await outbox.emit(conn, tenant, [_statement_imported(
-                account_id=account_id, statement_pk=statement_pk, document_id=document_id,
-                fmt=fmt, entries=len(statement.entries), new=new, statement=statement,
-                flags=flags)])
-            if new:
-                await outbox.emit_new_payments(conn, tenant, account_id=account_id,
-                                               statement_pk=statement_pk)
-            stored.append(StoredStatement(
-                statement_pk=statement_pk, account_id=account_id,
-                account_key=statement.account.key, statement_id=statement.statement_id,
-                entries=len(statement.entries), entries_new=new,
-                flags=tuple({"code": f.code, "message": f.message, "location": f.location}
-                            for f in flags),
-            ))
+        account_ids = {}
+        for key, account in sorted({s.account.key: s.account for s in statements}.items()):
+            account_ids[key] = await accounts.register(conn, tenant, account)
+        for account_id in sorted(account_ids.values()):
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _ingest_lock(tenant, account_id))
+        stored = [await _store_statement(conn, tenant, statement, ordinal=ordinal,
+                                         account_id=account_ids[statement.account.key],
+                                         document_id=document_id, fmt=fmt)
+                  for ordinal, statement in enumerate(statements)]
     result = IngestResult(document_id=document_id, document_known=False, format=fmt,
                           statements=tuple(stored))
     if result.entries_new >= _ANALYZE_AFTER:
@@ -141,14 +138,93 @@ async def ingest(conn: asyncpg.Connection, data: bytes, *, source: str, tenant: 
     return result
 
 
+def _ingest_lock(tenant: str, account_id: int) -> int:
+    digest = hashlib.sha256(f"ingest:{tenant}:{account_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+async def _store_statement(conn: asyncpg.Connection, tenant: str, statement: Statement, *,
+                           ordinal: int, account_id: int, document_id: int,
+                           fmt: str) -> StoredStatement:
+    """One statement: decide line by line what the account has (``parsers.overlap``), then
+    store the statement, its new lines, the provisional lines it confirms, and its events."""
+    days = [e.booking_date or e.value_date for e in statement.entries]
+    dated = [d for d in days if d is not None]
+    known_statements = await statements.ledgers(
+        conn, tenant, account_id=account_id, first=min(dated), last=max(dated)) if dated else []
+    known_lines = await transactions.on_days(conn, tenant, account_id=account_id, days=days)
+    _, decisions = overlap.decide(statement, known_statements, known_lines)
+    outcomes = statements.Outcomes(
+        new=sum(d.outcome is Outcome.NEW for d in decisions),
+        known=sum(d.outcome is Outcome.KNOWN for d in decisions),
+        superseded=sum(d.outcome is Outcome.SUPERSEDES for d in decisions),
+        possible_duplicates=sum(d.possible_duplicate for d in decisions))
+    previous, opening = None, statement.opening_balance
+    if opening is not None and statement.format not in PROVISIONAL_FORMATS:
+        previous = await statements.previous(
+            conn, tenant, account_id=account_id, on_or_before=opening.date,
+            document_id=document_id)
+    flags = statement.flags + continuity_flags(statement, previous)
+    if outcomes.possible_duplicates:
+        flags += (Flag("possible_duplicate",
+                       f"{outcomes.possible_duplicates} line(s) were stored although a line "
+                       "like each is already stored on the same date, and the balances do "
+                       "not place this statement next to a stored one: check them"),)
+    ledger = overlap.ledger_of(statement)
+    statement_pk = await statements.insert(
+        conn, tenant, account_id=account_id, document_id=document_id, ordinal=ordinal,
+        statement=statement, flags=flags, ledger=ledger, outcomes=outcomes)
+    booked_now = await transactions.store(
+        conn, tenant, account_id=account_id, statement_pk=statement_pk, statement=statement,
+        decisions=decisions, stored=known_lines)
+    new_events = [_statement_imported(
+        account_id=account_id, statement_pk=statement_pk, document_id=document_id, fmt=fmt,
+        statement=statement, flags=flags, outcomes=outcomes)]
+    if previous is not None and opening is not None \
+            and any(f.code == "continuity_mismatch" for f in flags):
+        new_events.append(_statement_gap(account_id, statement_pk, statement, opening,
+                                         previous))
+    if outcomes.known or outcomes.possible_duplicates:
+        new_events.append(outbox.NewEvent("statement.overlap", events.account_lane(account_id), {
+            "account_id": account_id, "statement_pk": statement_pk,
+            "statement_id": statement.statement_id, "entries": len(statement.entries),
+            "entries_known": outcomes.known, "entries_new": outcomes.new,
+            "entries_superseded": outcomes.superseded,
+            "possible_duplicates": outcomes.possible_duplicates}))
+    await outbox.emit(conn, tenant, new_events)
+    if booked_now:
+        await outbox.emit_new_payments(conn, tenant, account_id=account_id, entry_ids=booked_now)
+    return StoredStatement(
+        statement_pk=statement_pk, account_id=account_id, account_key=statement.account.key,
+        statement_id=statement.statement_id, entries=len(statement.entries),
+        entries_new=outcomes.new,
+        flags=tuple({"code": f.code, "message": f.message, "location": f.location}
+                    for f in flags))
+
+
+def _statement_gap(account_id: int, statement_pk: int, statement: Statement, opening: Balance,
+                   previous: asyncpg.Record) -> outbox.NewEvent:
+    return outbox.NewEvent("statement.gap", events.account_lane(account_id), {
+        "account_id": account_id, "statement_pk": statement_pk,
+        "statement_id": statement.statement_id,
+        "previous_statement_pk": previous["statement_pk"],
+        "previous_closing_balance": events.balance_fields(
+            previous["closing_amount"], previous["closing_currency"], previous["closing_date"]),
+        "opening_balance": events.balance_fields(
+            opening.amount.amount, opening.amount.currency, opening.date),
+        "difference": decimal_text(opening.amount.amount - previous["closing_amount"])})
+
+
 def _statement_imported(*, account_id: int, statement_pk: int, document_id: int, fmt: str,
-                        entries: int, new: int, statement: Statement,
-                        flags: tuple[Flag, ...]) -> outbox.NewEvent:
+                        statement: Statement, flags: tuple[Flag, ...],
+                        outcomes: statements.Outcomes) -> outbox.NewEvent:
     opening, closing = statement.opening_balance, statement.closing_balance
     return outbox.NewEvent("statement.imported", events.account_lane(account_id), {
         "account_id": account_id, "statement_pk": statement_pk,
         "statement_id": statement.statement_id, "document_id": document_id, "format": fmt,
-        "entries": entries, "entries_new": new,
+        "entries": len(statement.entries), "entries_new": outcomes.new,
+        "entries_known": outcomes.known, "entries_superseded": outcomes.superseded,
+        "possible_duplicates": outcomes.possible_duplicates,
         "opening_balance": events.balance_fields(
             opening.amount.amount, opening.amount.currency, opening.date) if opening else None,
         "closing_balance": events.balance_fields(

@@ -111,9 +111,10 @@ async def _number(conn: asyncpg.Connection, tenant: str,
 
 
 async def emit_new_payments(conn: asyncpg.Connection, tenant: str, *, account_id: int,
-                            statement_pk: int) -> int:
-    """``payment.received`` for each new incoming booked line a statement brought, in the
-    caller's transaction; returns how many.
+                            entry_ids: list[str]) -> int:
+    """``payment.received`` for each incoming line among ``entry_ids`` (the lines an import
+    made booked: new, or provisional ones it confirmed), in the caller's transaction;
+    returns how many.
 
     Built in the database from the stored lines, in one statement: a statement of 100,000
     lines would otherwise go through Python twice more. The data is what
@@ -122,7 +123,7 @@ async def emit_new_payments(conn: asyncpg.Connection, tenant: str, *, account_id
     lane = account_lane(account_id)
     count: int = await conn.fetchval(
         f"SELECT count(*) FROM transactions t WHERE {_NEW_PAYMENTS}",  # noqa: S608 - constant
-        tenant, account_id, statement_pk)
+        tenant, account_id, entry_ids)
     if not count:
         return 0
     first, previous = (await _number(conn, tenant, {lane: count}))[lane]
@@ -147,12 +148,13 @@ async def emit_new_payments(conn: asyncpg.Connection, tenant: str, *, account_id
         FROM new ORDER BY n
         RETURNING event_id
         """,  # noqa: S608 - constant SQL
-        tenant, account_id, statement_pk, EVENT_TYPES["payment.received"].version, lane, first,
+        tenant, account_id, entry_ids, EVENT_TYPES["payment.received"].version, lane, first,
         previous)
     await fan_out(conn, tenant, [r["event_id"] for r in rows])
     return len(rows)
 
 
-# The lines a statement ($3) of an account ($2) brought: incoming, booked, not reversals.
-_NEW_PAYMENTS = ("t.tenant_id = $1 AND t.account_id = $2 AND t.statement_pk = $3"
-                 " AND t.amount > 0 AND t.status = 'booked' AND NOT t.reversal")
+# The lines ($3) of an account ($2) an import made booked: incoming, not reversals.
+_NEW_PAYMENTS = ("t.tenant_id = $1 AND t.account_id = $2 AND t.entry_id = ANY($3::text[])"
+                 " AND t.amount > 0 AND t.status = 'booked' AND NOT t.reversal"
+                 " AND NOT t.provisional")

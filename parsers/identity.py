@@ -2,15 +2,15 @@
 
 An entry is known by the bank's own reference where it has a real one, else by a hash of
 what the bank says of it: account, booking date, amount, currency, counterparty and
-remittance. ``occurrence`` (the how-many-th identical line of that statement) tells apart
-two lines the bank reports identically, while staying the same when the same line is
-reported again in an overlapping statement.
+remittance, and an occurrence number that tells apart lines the bank reports identically.
+Whether a line is new at all is decided elsewhere (``parsers.overlap``): the id only has
+to be unique within the account.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
+from collections.abc import Iterable
 
 from parsers.model import Entry, Statement
 
@@ -51,13 +51,27 @@ def _natural_key(entry: Entry) -> tuple[str, ...]:
 
 
 def entry_ids(statement: Statement) -> tuple[str, ...]:
-    """One stable id per entry of ``statement``, in entry order."""
-    seen: Counter[tuple[str, ...]] = Counter()
+    """One stable id per entry of ``statement``, in entry order, as if nothing were stored."""
+    return tuple(fresh_ids(statement, range(len(statement.entries)), taken=set()))
+
+
+def fresh_ids(statement: Statement, positions: Iterable[int], *, taken: set[str]) -> list[str]:
+    """Ids for the entries at ``positions``, none of them in ``taken`` (which grows).
+
+    The id hashes the line's content and an occurrence number: the first free one, so a
+    line identical to stored ones gets an id of its own, and the ids an account had before
+    stay what they were.
+    """
     ids = []
-    for entry in statement.entries:
-        key = _natural_key(entry)
-        occurrence = seen[key]
-        seen[key] += 1
-        material = "\x1f".join((statement.account.key, *key, str(occurrence)))
-        ids.append(hashlib.sha256(material.encode()).hexdigest()[:32])
-    return tuple(ids)
+    for position in positions:
+        key = _natural_key(statement.entries[position])
+        occurrence = 0
+        while True:
+            material = "\x1f".join((statement.account.key, *key, str(occurrence)))
+            entry_id = hashlib.sha256(material.encode()).hexdigest()[:32]
+            if entry_id not in taken:
+                break
+            occurrence += 1
+        taken.add(entry_id)
+        ids.append(entry_id)
+    return ids

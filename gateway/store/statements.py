@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -10,6 +11,7 @@ import asyncpg
 
 from parsers.jsonl import decimal_text
 from parsers.model import Flag, Statement
+from parsers.overlap import PROVISIONAL_FORMATS, Ledger, StoredStatement
 
 
 def flags_json(flags: tuple[Flag, ...]) -> str:
@@ -17,18 +19,34 @@ def flags_json(flags: tuple[Flag, ...]) -> str:
                        for f in flags])
 
 
+@dataclass(frozen=True, slots=True)
+class Outcomes:
+    """What the import of a statement found, line by line (``parsers.overlap``)."""
+
+    new: int
+    known: int
+    superseded: int
+    possible_duplicates: int
+
+
 async def insert(conn: asyncpg.Connection, tenant: str, *, account_id: int, document_id: int,
-                 ordinal: int, statement: Statement, flags: tuple[Flag, ...]) -> int:
+                 ordinal: int, statement: Statement, flags: tuple[Flag, ...],
+                 ledger: Ledger | None, outcomes: Outcomes) -> int:
     opening, closing = statement.opening_balance, statement.closing_balance
+    days = [d for d in (e.booking_date or e.value_date for e in statement.entries) if d]
     statement_pk: int = await conn.fetchval(
         """
         INSERT INTO statements (
             tenant_id, account_id, document_id, ordinal, format, format_version,
             statement_id, sequence, created_at, period_start, period_end,
             opening_amount, opening_currency, opening_date,
-            closing_amount, closing_currency, closing_date, entry_count, flags)
+            closing_amount, closing_currency, closing_date, entry_count, flags,
+            provisional, ledger_opening, ledger_closing, ledger_currency,
+            first_date, last_date, entries_new, entries_known, entries_superseded,
+            possible_duplicates, ledger_marks)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-                $15, $16, $17, $18, $19::jsonb)
+                $15, $16, $17, $18, $19::jsonb, $20, $21, $22, $23, $24, $25, $26, $27,
+                $28, $29, $30)
         RETURNING statement_pk
         """,
         tenant, account_id, document_id, ordinal, statement.format, statement.format_version,
@@ -41,8 +59,30 @@ async def insert(conn: asyncpg.Connection, tenant: str, *, account_id: int, docu
         closing.amount.currency if closing else None,
         closing.date if closing else None,
         len(statement.entries), flags_json(flags),
+        statement.format in PROVISIONAL_FORMATS,
+        ledger.opening if ledger else None, ledger.closing if ledger else None,
+        ledger.currency if ledger else None,
+        min(days, default=statement.period_start), max(days, default=statement.period_end),
+        outcomes.new, outcomes.known, outcomes.superseded, outcomes.possible_duplicates,
+        sorted(ledger.marks) if ledger else None,
     )
     return statement_pk
+
+
+async def ledgers(conn: asyncpg.Connection, tenant: str, *, account_id: int, first: date,
+                  last: date) -> list[StoredStatement]:
+    """The account's stored booked statements with lines between ``first`` and ``last``."""
+    rows = await conn.fetch(
+        """
+        SELECT statement_pk, ledger_opening, ledger_closing, ledger_currency, ledger_marks
+        FROM statements
+        WHERE tenant_id = $1 AND account_id = $2 AND NOT provisional
+          AND ledger_opening IS NOT NULL AND last_date >= $3 AND first_date <= $4
+        """,
+        tenant, account_id, first, last)
+    return [StoredStatement(r["statement_pk"], Ledger(
+        r["ledger_opening"], r["ledger_closing"], r["ledger_currency"],
+        frozenset(r["ledger_marks"] or ()))) for r in rows]
 
 
 async def previous(conn: asyncpg.Connection, tenant: str, *, account_id: int, on_or_before: date,
@@ -91,7 +131,8 @@ _PUBLIC_COLUMNS = """
     statement_pk, account_id, document_id, ordinal, format, format_version, statement_id,
     sequence, created_at, period_start, period_end, opening_amount, opening_currency,
     opening_date, closing_amount, closing_currency, closing_date, entry_count, flags,
-    imported_at
+    imported_at, provisional, entries_new, entries_known, entries_superseded,
+    possible_duplicates
 """
 
 

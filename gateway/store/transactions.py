@@ -10,10 +10,11 @@ from typing import Any
 import asyncpg
 
 from matching.model import Payment
-from parsers.identity import entry_ids
+from parsers.identity import fresh_ids
 from parsers.jsonl import decimal_text, entry_details
-from parsers.model import Charge, FxDetails, Statement
+from parsers.model import Charge, Entry, FxDetails, Statement
 from parsers.money import Money
+from parsers.overlap import Decision, Outcome, StoredLine, is_provisional, reference_scheme
 
 # Entry fields stored in columns of their own; ``details`` holds the others that are set.
 _IN_COLUMNS = frozenset({
@@ -26,100 +27,195 @@ COLUMNS = (
     "tenant_id", "account_id", "entry_id", "statement_pk", "booking_date", "value_date",
     "amount", "currency", "status", "reversal", "bank_reference", "counterparty_name",
     "counterparty_account", "end_to_end_id", "remittance", "creditor_reference", "details",
+    "provisional", "possible_duplicate", "reference_scheme", "position",
 )
+_LINE_COLUMNS = ("tenant_id", "account_id", "statement_pk", "position", "entry_id", "outcome")
 
 
-def records(statement: Statement, *, tenant: str, account_id: int,
-            statement_pk: int) -> list[tuple[object, ...]]:
-    """The statement's lines as rows in the order of ``COLUMNS``."""
-    return [
-        (tenant, account_id, entry_id, statement_pk, e.booking_date, e.value_date,
-         e.amount.amount, e.amount.currency, e.status.value, e.reversal, e.bank_reference,
-         e.counterparty_name, e.counterparty_account, e.end_to_end_id, e.remittance,
-         e.creditor_reference, json.dumps(entry_details(e, leave_out=_IN_COLUMNS),
-                                          ensure_ascii=False, separators=(",", ":")))
-        for e, entry_id in zip(statement.entries, entry_ids(statement), strict=True)
-    ]
+def _details(entry: Entry) -> str:
+    return json.dumps(entry_details(entry, leave_out=_IN_COLUMNS), ensure_ascii=False,
+                      separators=(",", ":"))
 
 
-async def insert_new(conn: asyncpg.Connection, tenant: str, *, account_id: int,
-                     statement_pk: int, statement: Statement) -> int:
-    """Store the statement's lines the account does not have yet; return how many were new.
+async def on_days(conn: asyncpg.Connection, tenant: str, *, account_id: int,
+                  days: list[date | None]) -> list[StoredLine]:
+    """The account's stored lines on these days (booking date, else value date), with the
+    statements that reported each: what an incoming statement's lines are compared with."""
+    dated = sorted({d for d in days if d is not None})
+    rows = await conn.fetch(
+        """
+        SELECT t.entry_id, coalesce(t.booking_date, t.value_date) AS day, t.amount,
+               t.currency, t.provisional, t.reference_scheme, t.bank_reference,
+               t.end_to_end_id, t.counterparty_name, t.counterparty_account, t.remittance,
+               (SELECT array_agg(l.statement_pk) FROM statement_lines l
+                WHERE l.tenant_id = t.tenant_id AND l.account_id = t.account_id
+                  AND l.entry_id = t.entry_id) AS statements
+        FROM transactions t
+        WHERE t.tenant_id = $1 AND t.account_id = $2
+          AND (coalesce(t.booking_date, t.value_date) = ANY($3::date[])
+               OR ($4 AND t.booking_date IS NULL AND t.value_date IS NULL))
+        """,
+        tenant, account_id, dated, None in days)
+    return [StoredLine(
+        entry_id=r["entry_id"], day=r["day"], amount=r["amount"], currency=r["currency"],
+        provisional=r["provisional"], scheme=r["reference_scheme"] or "",
+        bank_reference=r["bank_reference"], end_to_end_id=r["end_to_end_id"],
+        counterparty_name=r["counterparty_name"],
+        counterparty_account=r["counterparty_account"], remittance=r["remittance"],
+        statements=frozenset(r["statements"] or ()),
+    ) for r in rows]
 
-    The lines not yet stored are copied straight into the table, in entry-id order (so two
-    imports of overlapping statements take row locks in the same order and never
-    deadlock). If a concurrent import stored some of them first, the copy fails on the
-    primary key; it is then redone through a staging table, skipping what is stored.
+
+async def store(conn: asyncpg.Connection, tenant: str, *, account_id: int, statement_pk: int,
+                statement: Statement, decisions: list[Decision],
+                stored: list[StoredLine]) -> list[str]:
+    """Store what ``decisions`` say of the statement's lines: copy the new ones in, turn the
+    provisional lines that booked ones confirm into those booked lines, and record every
+    line of the statement in the bank's order. Returns the ids of the lines that are now
+    booked and were not before (new or confirmed), for ``payment.received``.
+
+    The caller holds the account's ingest lock, so the ids chosen here are free.
     """
-    rows = records(statement, tenant=tenant, account_id=account_id, statement_pk=statement_pk)
-    known = set(await conn.fetchval(
-        "SELECT coalesce(array_agg(entry_id), '{}') FROM transactions"
-        " WHERE tenant_id = $1 AND account_id = $2 AND entry_id = ANY($3::text[])",
-        tenant, account_id, [row[2] for row in rows],
-    ))
-    fresh = sorted((row for row in rows if row[2] not in known), key=lambda row: str(row[2]))
-    if not fresh:
-        return 0
-    try:
-        async with conn.transaction():  # a savepoint: the copy is undone alone on conflict
-            await conn.copy_records_to_table("transactions", records=fresh, columns=COLUMNS)
-        return len(fresh)
-    except asyncpg.UniqueViolationError:
-        return await _insert_skipping_stored(conn, fresh)
+    scheme = reference_scheme(statement.format)
+    new = [i for i, d in enumerate(decisions) if d.outcome is Outcome.NEW]
+    ids = dict(zip(new, fresh_ids(statement, new, taken={line.entry_id for line in stored}),
+                   strict=True))
+    rows = []
+    for position in sorted(new, key=lambda i: ids[i]):  # one lock order for every import
+        e, decision = statement.entries[position], decisions[position]
+        rows.append((
+            tenant, account_id, ids[position], statement_pk, e.booking_date, e.value_date,
+            e.amount.amount, e.amount.currency, e.status.value, e.reversal, e.bank_reference,
+            e.counterparty_name, e.counterparty_account, e.end_to_end_id, e.remittance,
+            e.creditor_reference, _details(e), is_provisional(statement, e),
+            decision.possible_duplicate, scheme, position))
+    if rows:
+        await conn.copy_records_to_table("transactions", records=rows, columns=COLUMNS)
+    confirmed = await _confirm(conn, tenant, account_id=account_id, statement_pk=statement_pk,
+                               statement=statement, decisions=decisions, scheme=scheme)
+    lines = [(tenant, account_id, statement_pk, position,
+              ids.get(position) or decision.entry_id, decision.outcome.value)
+             for position, decision in enumerate(decisions)]
+    if lines:
+        await conn.copy_records_to_table("statement_lines", records=lines,
+                                          columns=_LINE_COLUMNS)
+    newly_booked = [ids[i] for i in new if not is_provisional(statement, statement.entries[i])]
+    return newly_booked + confirmed
 
 
-async def _insert_skipping_stored(conn: asyncpg.Connection, rows: list[tuple[object, ...]]) -> int:
-    await conn.execute(
+async def _confirm(conn: asyncpg.Connection, tenant: str, *, account_id: int, statement_pk: int,
+                   statement: Statement, decisions: list[Decision], scheme: str) -> list[str]:
+    """Provisional lines become the booked lines that supersede them (their ids stay, so
+    what was allocated to them stays allocated). Returns their ids."""
+    targets = [(d.entry_id, statement.entries[i]) for i, d in enumerate(decisions)
+               if d.outcome is Outcome.SUPERSEDES and d.entry_id]
+    if not targets:
+        return []
+    rows = await conn.fetch(
         """
-        CREATE TEMP TABLE IF NOT EXISTS staging_transactions ON COMMIT DROP AS
-        SELECT tenant_id, account_id, entry_id, statement_pk, booking_date, value_date,
-               amount, currency, status, reversal, bank_reference, counterparty_name,
-               counterparty_account, end_to_end_id, remittance, creditor_reference, details
-        FROM transactions WITH NO DATA
-        """
-    )
-    await conn.execute("TRUNCATE staging_transactions")
-    await conn.copy_records_to_table("staging_transactions", records=rows, columns=COLUMNS)
-    status: str = await conn.execute(
-        """
-        INSERT INTO transactions (
-            tenant_id, account_id, entry_id, statement_pk, booking_date, value_date,
-            amount, currency, status, reversal, bank_reference, counterparty_name,
-            counterparty_account, end_to_end_id, remittance, creditor_reference, details)
-        SELECT * FROM staging_transactions
-        ORDER BY entry_id
-        ON CONFLICT (tenant_id, account_id, entry_id) DO NOTHING
-        """
-    )
-    return int(status.rsplit(" ", 1)[1])
+        UPDATE transactions t SET
+            booking_date = u.booking_date, value_date = u.value_date, status = 'booked',
+            reversal = u.reversal, bank_reference = u.bank_reference,
+            counterparty_name = coalesce(u.counterparty_name, t.counterparty_name),
+            counterparty_account = coalesce(u.counterparty_account, t.counterparty_account),
+            end_to_end_id = coalesce(u.end_to_end_id, t.end_to_end_id),
+            remittance = coalesce(u.remittance, t.remittance),
+            creditor_reference = coalesce(u.creditor_reference, t.creditor_reference),
+            details = t.details || u.details::jsonb, provisional = false,
+            reference_scheme = $3, confirmed_statement_pk = $4
+        FROM unnest($5::text[], $6::date[], $7::date[], $8::boolean[], $9::text[],
+                    $10::text[], $11::text[], $12::text[], $13::text[], $14::text[],
+                    $15::text[])
+             AS u(entry_id, booking_date, value_date, reversal, bank_reference,
+                  counterparty_name, counterparty_account, end_to_end_id, remittance,
+                  creditor_reference, details)
+        WHERE t.tenant_id = $1 AND t.account_id = $2 AND t.entry_id = u.entry_id
+          AND t.provisional
+        RETURNING t.entry_id
+        """,
+        tenant, account_id, scheme, statement_pk,
+        [t[0] for t in targets], [t[1].booking_date for t in targets],
+        [t[1].value_date for t in targets], [t[1].reversal for t in targets],
+        [t[1].bank_reference for t in targets], [t[1].counterparty_name for t in targets],
+        [t[1].counterparty_account for t in targets], [t[1].end_to_end_id for t in targets],
+        [t[1].remittance for t in targets], [t[1].creditor_reference for t in targets],
+        [_details(t[1]) for t in targets])
+    if len(rows) != len(targets):
+        raise RuntimeError("a provisional line changed while its account was locked")
+    return [r["entry_id"] for r in rows]
+
+
+# What a line is, as the API shows it: the normalized fields (those of ``parse`` output),
+# whether it is provisional or possibly a duplicate, and how far it is allocated.
+_PUBLIC = """
+    t.seq, t.account_id, t.entry_id, t.statement_pk, t.booking_date, t.value_date, t.amount,
+    t.currency, t.status, t.reversal, t.bank_reference, t.end_to_end_id, t.counterparty_name,
+    t.counterparty_account, t.remittance, t.creditor_reference, t.provisional,
+    t.possible_duplicate, t.details,
+    (SELECT coalesce(sum(a.payment_amount) FILTER (WHERE a.status = 'applied'), 0)
+     FROM allocations a WHERE a.tenant_id = t.tenant_id AND a.account_id = t.account_id
+       AND a.entry_id = t.entry_id) AS allocated_amount,
+    EXISTS (SELECT 1 FROM allocations a WHERE a.tenant_id = t.tenant_id
+              AND a.account_id = t.account_id AND a.entry_id = t.entry_id
+              AND a.status = 'proposed') AS in_review
+"""
+
+
+def _public(row: asyncpg.Record) -> dict[str, Any]:
+    item = dict(row)
+    allocated, in_review = item.pop("allocated_amount"), item.pop("in_review")
+    if allocated >= abs(item["amount"]) and allocated > 0:
+        item["allocation_status"] = "allocated"
+    elif allocated > 0:
+        item["allocation_status"] = "partially_allocated"
+    elif in_review:
+        item["allocation_status"] = "in_review"
+    else:
+        item["allocation_status"] = "unallocated"
+    item["allocated_amount"] = decimal_text(allocated)
+    item["amount"] = decimal_text(item["amount"])
+    for key in ("booking_date", "value_date"):
+        item[key] = item[key].isoformat() if item[key] else None
+    item["details"] = json.loads(item["details"])
+    return item
 
 
 async def list_page(conn: asyncpg.Connection, tenant: str, *, account_id: int | None,
                     since: date | None, until: date | None, status: str | None,
                     after: int | None, limit: int) -> list[dict[str, Any]]:
     rows = await conn.fetch(
-        """
-        SELECT seq, account_id, entry_id, statement_pk, booking_date, value_date, amount,
-               currency, status, details
-        FROM transactions
-        WHERE tenant_id = $1 AND seq > $2
-          AND ($3::bigint IS NULL OR account_id = $3)
-          AND ($4::date IS NULL OR booking_date >= $4)
-          AND ($5::date IS NULL OR booking_date <= $5)
-          AND ($6::text IS NULL OR status = $6)
-        ORDER BY seq LIMIT $7
-        """,
+        f"""
+        SELECT {_PUBLIC}
+        FROM transactions t
+        WHERE t.tenant_id = $1 AND t.seq > $2
+          AND ($3::bigint IS NULL OR t.account_id = $3)
+          AND ($4::date IS NULL OR t.booking_date >= $4)
+          AND ($5::date IS NULL OR t.booking_date <= $5)
+          AND ($6::text IS NULL OR t.status = $6)
+        ORDER BY t.seq LIMIT $7
+        """,  # noqa: S608 - the column list is a constant
         tenant, after or 0, account_id, since, until, status, limit,
     )
-    out = []
-    for row in rows:
-        item = dict(row)
-        item["amount"] = decimal_text(item["amount"])
-        for key in ("booking_date", "value_date"):
-            item[key] = item[key].isoformat() if item[key] else None
-        item["details"] = json.loads(item["details"])
-        out.append(item)
-    return out
+    return [_public(row) for row in rows]
+
+
+async def of_statement(conn: asyncpg.Connection, tenant: str, *, account_id: int,
+                       statement_pk: int, after: int | None,
+                       limit: int) -> list[dict[str, Any]]:
+    """A statement's lines in the bank's order, each with what its import found (``new``,
+    ``known``: reported before, ``supersedes``: confirmed a provisional line)."""
+    rows = await conn.fetch(
+        f"""
+        SELECT l.position, l.outcome, {_PUBLIC}
+        FROM statement_lines l
+        JOIN transactions t ON t.tenant_id = l.tenant_id AND t.account_id = l.account_id
+                           AND t.entry_id = l.entry_id
+        WHERE l.tenant_id = $1 AND l.account_id = $2 AND l.statement_pk = $3
+          AND l.position > $4
+        ORDER BY l.position LIMIT $5
+        """,  # noqa: S608 - the column list is a constant
+        tenant, account_id, statement_pk, -1 if after is None else after, limit)
+    return [_public(row) for row in rows]
 
 
 async def unallocated_payments(conn: asyncpg.Connection, tenant: str,
@@ -132,6 +228,7 @@ async def unallocated_payments(conn: asyncpg.Connection, tenant: str,
                t.end_to_end_id, t.remittance, t.creditor_reference, t.details
         FROM transactions t
         WHERE t.tenant_id = $1 AND t.amount > 0 AND t.status = 'booked' AND NOT t.reversal
+          AND NOT t.provisional
           AND NOT EXISTS (SELECT 1 FROM allocations a
                           WHERE a.tenant_id = t.tenant_id AND a.account_id = t.account_id
                             AND a.entry_id = t.entry_id

@@ -1,0 +1,296 @@
+"""Which lines of an incoming statement an account already has: the identity rule.
+
+A bank line has no identity every format carries. MT940 has no end-to-end id, OFX writes its
+own FITID, camt its AcctSvcrRef, and two genuinely distinct payments can agree on every field.
+So the statements decide, not the lines alone (docs/ingest.md says the same for users):
+
+1. **Booked statements** (MT940, camt.053, OFX) carry balances. Their ledger position is known:
+   the opening balance (or the closing balance less the booked lines) is where the statement
+   starts, the closing balance where it ends, and each line moves the balance on.
+
+   - A stored statement with the same opening and closing balance is a *copy* (the same
+     statement again, perhaps in another format): its lines are the only candidates.
+   - A stored statement that ends where this one starts (and does not reach its other end)
+     lies *before* it; one that starts where this one ends lies *after* it; and so on,
+     transitively. Their lines are at other places in the ledger, so no line of this
+     statement is taken for one of theirs: a line repeated in the next statement is a new
+     line, however alike the two are.
+   - A stored statement that shares a balance with this one (an opening, a closing, or a
+     balance reached after a line) *overlaps* it: its lines are candidates.
+   - Of any other stored statement nothing is proven: its lines are not taken for this
+     statement's, but a new line like one of them is marked (rule 4).
+
+2. **Matching by occurrence counting**: each incoming line is paired with at most one
+   candidate that agrees on what every format carries (booking date, signed amount,
+   currency) and does not contradict it on what both sides carry (counterparty account and
+   name, remittance, end-to-end id; the bank reference only between two lines of the same
+   reference scheme). Three identical incoming lines against two stored ones: two known, one
+   new. The candidate agreeing on most is taken first.
+
+3. **Provisional lines**, from intraday reports (MT942, camt.052, camt.054) or with a pending
+   or information status, are matched against everything stored on their date, and stored
+   only when nothing matches. A booked line that matches no booked candidate then *supersedes*
+   a matching provisional one: the provisional line becomes that booked line (its id stays),
+   so a line reported intraday and booked later is there once.
+
+4. What cannot be decided is said, never silently merged: a new line is marked
+   ``possible_duplicate`` when a line like it (same date, amount and currency) was reported
+   by a statement the balances say nothing about, or when the statement is placed next to
+   no stored one and a line like it is stored on that date.
+
+Everything here is pure: the caller loads the stored statements and lines of the dates
+concerned and stores what this module decides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from enum import StrEnum
+
+from parsers.identity import is_real_reference
+from parsers.model import Entry, EntryStatus, Statement
+
+# Formats whose statements are intraday or notifications: their lines are provisional.
+PROVISIONAL_FORMATS = frozenset({"mt942", "camt.052", "camt.054"})
+
+# Formats that share one reference scheme (the same bank reference means the same line).
+_SCHEMES = {"mt940": "swift", "mt942": "swift", "camt.052": "iso", "camt.053": "iso",
+            "camt.054": "iso", "ofx": "ofx"}
+
+
+def reference_scheme(fmt: str) -> str:
+    return _SCHEMES.get(fmt, fmt)
+
+
+def is_provisional(statement: Statement, entry: Entry) -> bool:
+    return statement.format in PROVISIONAL_FORMATS or entry.status is not EntryStatus.BOOKED
+
+
+class Outcome(StrEnum):
+    NEW = "new"  # stored now
+    KNOWN = "known"  # already stored: this statement reports it again
+    SUPERSEDES = "supersedes"  # a booked line confirming a stored provisional one
+
+
+@dataclass(frozen=True, slots=True)
+class Ledger:
+    """Where a booked statement sits in its account's ledger: its balances in one currency,
+    and ``marks``, the balance before its first line and after each line."""
+
+    opening: Decimal
+    closing: Decimal
+    currency: str
+    marks: frozenset[Decimal] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredStatement:
+    statement_pk: int
+    ledger: Ledger
+
+
+@dataclass(frozen=True, slots=True)
+class StoredLine:
+    """A line the account has, with what every comparison needs."""
+
+    entry_id: str
+    day: date | None  # booking date, else value date
+    amount: Decimal
+    currency: str
+    provisional: bool
+    scheme: str
+    bank_reference: str | None
+    end_to_end_id: str | None
+    counterparty_name: str | None
+    counterparty_account: str | None
+    remittance: str | None
+    statements: frozenset[int]  # the statements that reported it
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    outcome: Outcome
+    entry_id: str | None  # the stored line (known, supersedes); None for a new line
+    possible_duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where the incoming statement lies relative to the stored booked statements."""
+
+    copies: frozenset[int] = frozenset()  # the same opening and closing balance
+    disjoint: frozenset[int] = frozenset()  # proven to lie before or after it
+    overlapping: frozenset[int] = frozenset()  # share a balance inside it: same lines
+    unrelated: frozenset[int] = frozenset()  # nothing proven either way
+
+
+def ledger_of(statement: Statement) -> Ledger | None:
+    """The statement's ledger balances: as reported, or one derived from the other and the
+    booked lines. None for statements without a booked balance or with several currencies."""
+    opening, closing = statement.opening_balance, statement.closing_balance
+    booked = [e.amount for e in statement.entries if not is_provisional(statement, e)]
+    reported = opening or closing
+    currency = reported.amount.currency if reported is not None else None
+    if currency is None or statement.format in PROVISIONAL_FORMATS \
+            or any(m.currency != currency for m in booked):
+        return None
+    total = sum((m.amount for m in booked), Decimal(0))
+    if opening is not None:
+        start = opening.amount.amount
+    elif closing is not None:
+        start = closing.amount.amount - total
+    else:
+        return None
+    marks, balance = {start}, start
+    for money in booked:
+        balance += money.amount
+        marks.add(balance)
+    end = closing.amount.amount if closing is not None else balance
+    if closing is not None and closing.amount.currency != currency:
+        return None
+    return Ledger(start, end, currency, frozenset(marks))
+
+
+def place(ledger: Ledger | None, stored: Iterable[StoredStatement]) -> Placement:
+    """How each stored statement lies relative to one at ``ledger``.
+
+    A copy has the same opening and closing balance. Before and after are found by walking
+    balances that join, transitively. A stored statement sharing a balance with this one
+    (its opening, closing or one reached after a line) overlaps it. The rest are unrelated.
+    """
+    if ledger is None:
+        return Placement()
+    same = [s for s in stored if s.ledger.currency == ledger.currency]
+    copies = frozenset(s.statement_pk for s in same
+                       if (s.ledger.opening, s.ledger.closing) == (ledger.opening, ledger.closing))
+    disjoint: frozenset[int] = frozenset()
+    if ledger.opening != ledger.closing:
+        # (A statement whose lines add up to nothing starts where it ends: "before" and
+        # "after" cannot be told from a copy, so nothing is proven disjoint of it.)
+        moving = [s for s in same if s.ledger.opening != s.ledger.closing
+                  and s.statement_pk not in copies]
+        before = _walk(ledger, moving, backwards=True)
+        after = _walk(ledger, moving, backwards=False)
+        # Found on both sides means the balances repeat: nothing is proven of it.
+        disjoint = frozenset(before ^ after)
+    rest = [s for s in same if s.statement_pk not in copies | disjoint]
+    overlapping = frozenset(s.statement_pk for s in rest if s.ledger.marks & ledger.marks)
+    return Placement(copies, disjoint, overlapping,
+                     frozenset(s.statement_pk for s in rest) - overlapping)
+
+
+def _walk(ledger: Ledger, stored: list[StoredStatement], *, backwards: bool) -> set[int]:
+    found: set[int] = set()
+    edge = {ledger.opening if backwards else ledger.closing}
+    while edge:
+        step = set()
+        for s in stored:
+            if s.statement_pk in found:
+                continue
+            near, far = (s.ledger.closing, s.ledger.opening) if backwards \
+                else (s.ledger.opening, s.ledger.closing)
+            # It joins the edge, and does not reach either end of the statement itself
+            # (that would make it a longer statement covering this one, not a neighbour).
+            if near in edge and far not in (ledger.opening, ledger.closing):
+                found.add(s.statement_pk)
+                step.add(far)
+        edge = step
+    return found
+
+
+def decide(statement: Statement, stored_statements: Sequence[StoredStatement],
+           stored_lines: Sequence[StoredLine]) -> tuple[Placement, list[Decision]]:
+    """One decision per entry of ``statement``, in entry order."""
+    placement = place(ledger_of(statement), stored_statements)
+    scheme = reference_scheme(statement.format)
+    booked = [line for line in stored_lines if not line.provisional]
+    if placement.copies:
+        same = [line for line in booked if line.statements & placement.copies]
+    else:
+        apart = placement.disjoint | placement.unrelated
+        same = [line for line in booked if not line.statements & apart
+                or line.statements & placement.overlapping]
+    # Lines of unrelated statements are not taken as these lines, but a new line like one
+    # of them is marked: nothing proves it is not the same.
+    doubtful = [line for line in booked if line.statements & placement.unrelated]
+    provisional_pool = [line for line in stored_lines if line.provisional]
+    taken: set[str] = set()
+    decisions: list[Decision] = []
+    for entry in statement.entries:
+        provisional = is_provisional(statement, entry)
+        match = _best(entry, scheme, stored_lines if provisional else same, taken)
+        if match is not None:
+            taken.add(match.entry_id)
+            decisions.append(Decision(Outcome.KNOWN, match.entry_id))
+            continue
+        if not provisional:
+            confirmed = _best(entry, scheme, provisional_pool, taken)
+            if confirmed is not None:
+                taken.add(confirmed.entry_id)
+                decisions.append(Decision(Outcome.SUPERSEDES, confirmed.entry_id))
+                continue
+        unplaced = not placement.disjoint and not placement.copies
+        doubt = any(_same_core(entry, line) for line in doubtful) or (unplaced and any(
+            _same_core(entry, line) for line in (stored_lines if provisional else same)))
+        decisions.append(Decision(Outcome.NEW, None, possible_duplicate=doubt))
+    return placement, decisions
+
+
+def _day(entry: Entry) -> date | None:
+    return entry.booking_date or entry.value_date
+
+
+def _same_core(entry: Entry, line: StoredLine) -> bool:
+    return (_day(entry), entry.amount.amount, entry.amount.currency) == (
+        line.day, line.amount, line.currency)
+
+
+def _best(entry: Entry, scheme: str, pool: Sequence[StoredLine],
+          taken: set[str]) -> StoredLine | None:
+    best, best_score = None, -1
+    for line in pool:
+        if line.entry_id in taken or not _same_core(entry, line):
+            continue
+        score = _agreement(entry, scheme, line)
+        if score > best_score:
+            best, best_score = line, score
+    return best
+
+
+def _agreement(entry: Entry, scheme: str, line: StoredLine) -> int:
+    """How many fields both sides carry agree on; -1 if one of them contradicts."""
+    score = 0
+    if scheme == line.scheme and is_real_reference(entry.bank_reference) \
+            and is_real_reference(line.bank_reference):
+        if _fold(entry.bank_reference) != _fold(line.bank_reference):
+            return -1
+        score += 4
+    for ours, theirs, loose in (
+        (entry.end_to_end_id, line.end_to_end_id, False),
+        (entry.counterparty_account, line.counterparty_account, False),
+        (entry.counterparty_name, line.counterparty_name, True),
+        (entry.remittance, line.remittance, True),
+    ):
+        a, b = _fold(ours), _fold(theirs)
+        if not a or not b:
+            continue
+        if a == b or (loose and (a in b or b in a)):
+            score += 1
+        else:
+            return -1
+    return score
+
+
+_NOT_AN_ID = frozenset({"notprovided", "nonref", "none", "na"})
+
+
+def _fold(text: str | None) -> str:
+    """Text as comparable across formats: letters and digits only, case folded (a bank
+    writes the same name in capitals in MT940, wraps it, or cuts it at 27 characters)."""
+    if not text:
+        return ""
+    folded = "".join(ch for ch in text.casefold() if ch.isalnum())
+    return "" if folded in _NOT_AN_ID else folded
