@@ -1,4 +1,10 @@
-"""Invoices and customers pushed by CRMs: idempotent bulk upserts, reads, partial updates."""
+"""Invoices and customers pushed by CRMs: idempotent bulk upserts, reads, partial updates.
+
+Each crm key owns what it pushed (``gateway.store.invoices``): it reads, lists and changes
+only its own invoices and customers (another key's answer 404, as if absent, so their
+existence does not show), and a batch naming another key's invoice or customer is refused
+whole with 409, never taken over. Admin, treasury and auditor keys see every row.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +16,9 @@ from aiohttp import web
 from gateway.appkeys import METRICS, POOL
 from gateway.openapi import PAGE_PARAMETERS, page_of
 from gateway.params import cursor_of, date_param, limit_of, page
-from gateway.problems import BadRequest, NotFound, Unprocessable
+from gateway.problems import BadRequest, Conflict, NotFound, Unprocessable
 from gateway.reconcile import reconcile_after_change
-from gateway.routes import current_principal, route
+from gateway.routes import Principal, current_principal, route
 from gateway.store import invoices as store
 from matching.invoices import RecordError, read_customer, read_invoice, read_invoices
 from security.roles import Role
@@ -39,6 +45,22 @@ async def read_json(request: web.Request, *, optional: bool = False) -> Any:
         raise BadRequest(f"the body is not valid JSON: {exc}") from None
 
 
+def owner_of(principal: Principal) -> str | None:
+    """The key whose rows the caller may see and change: a crm key's own; None (every
+    row) for the other roles."""
+    return principal.key_id if principal.role is Role.CRM else None
+
+
+def _not_owned(refusal: store.NotOwned) -> Conflict:
+    return Conflict(
+        f"{len(refusal.refused)} record(s) name invoices or customers another API key "
+        f"pushed; nothing was stored",
+        errors=[{"record": number, "key": key, "field": field,
+                 "message": "belongs to another API key"}
+                for number, key, field in refusal.refused[:200]],
+    )
+
+
 def _refuse(errors: list[RecordError]) -> Unprocessable:
     return Unprocessable(
         f"{len(errors)} problem(s) in the batch; nothing was stored",
@@ -59,15 +81,20 @@ def _batch(body: Any) -> list[Any]:
        summary="Create or update invoices (idempotent; the whole batch or nothing)",
        requestBody=_BATCH_BODY,
        responses={"200": {"description": "how many were created and updated"}},
-       errors=("400", "413", "422"))
+       errors=("400", "409", "413", "422"))
 async def put_invoices(request: web.Request) -> web.Response:
     invoices, errors = read_invoices(_batch(await read_json(request)))
     if errors:
         raise _refuse(errors)
-    tenant = current_principal(request).tenant
+    principal = current_principal(request)
+    tenant = principal.tenant
     async with request.app[POOL].acquire() as conn:
         async with conn.transaction():
-            created, updated = await store.upsert(conn, tenant, invoices)
+            try:
+                created, updated = await store.upsert(conn, tenant, invoices,
+                                                      owner=owner_of(principal))
+            except store.NotOwned as refusal:
+                raise _not_owned(refusal) from None
         reconciliation = await reconcile_after_change(
             conn, tenant, metrics=request.app[METRICS]) if created or updated else None
     return web.json_response({"received": len(invoices), "created": created,
@@ -94,6 +121,7 @@ async def list_invoices(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         rows = await store.list_page(
             conn, current_principal(request).tenant, status=status,
+            owner=owner_of(current_principal(request)),
             customer_id=request.query.get("customer_id"),
             due_before=date_param(request, "due_before"),
             after=after[0] if after else None, limit=limit + 1)
@@ -106,7 +134,8 @@ async def list_invoices(request: web.Request) -> web.Response:
 async def get_invoice(request: web.Request) -> web.Response:
     invoice_id = request.match_info["invoice_id"]
     async with request.app[POOL].acquire() as conn:
-        row = await store.get_public(conn, current_principal(request).tenant, invoice_id)
+        row = await store.get_public(conn, current_principal(request).tenant, invoice_id,
+                                     owner=owner_of(current_principal(request)))
     if row is None:
         raise NotFound(f"no invoice {invoice_id!r}")
     return web.json_response(row)
@@ -118,16 +147,17 @@ async def get_invoice(request: web.Request) -> web.Response:
            "type": "object", "properties": {
                "open_amount": {"type": "string"}, "status": {"enum": ["open", "cancelled"]}}}}}},
        responses={"200": {"description": "the updated invoice"}},
-       errors=("400", "404", "422"))
+       errors=("400", "404", "409", "422"))
 async def patch_invoice(request: web.Request) -> web.Response:
     invoice_id = request.match_info["invoice_id"]
     body = await read_json(request)
     if not isinstance(body, dict) or not body or set(body) - {"open_amount", "status"}:
         raise BadRequest("send an object with open_amount and/or status (open or cancelled)")
-    tenant = current_principal(request).tenant
+    principal = current_principal(request)
+    tenant, owner = principal.tenant, owner_of(principal)
     async with request.app[POOL].acquire() as conn:
         async with conn.transaction():
-            current = await store.get_public(conn, tenant, invoice_id)
+            current = await store.get_public(conn, tenant, invoice_id, owner=owner)
             if current is None:
                 raise NotFound(f"no invoice {invoice_id!r}")
             merged = {**current, "open_amount": current["crm_open_amount"], **body}
@@ -136,7 +166,10 @@ async def patch_invoice(request: web.Request) -> web.Response:
             result = read_invoice(merged, 1)
             if isinstance(result, list):
                 raise _refuse(result)
-            await store.upsert(conn, tenant, [result])
+            try:
+                await store.upsert(conn, tenant, [result], owner=owner)
+            except store.NotOwned as refusal:
+                raise _not_owned(refusal) from None
         await reconcile_after_change(conn, tenant, metrics=request.app[METRICS])
         row = await store.get_public(conn, tenant, invoice_id)
     return web.json_response(row)
@@ -146,7 +179,7 @@ async def patch_invoice(request: web.Request) -> web.Response:
        summary="Create or update customers with their known IBANs and aliases",
        requestBody=_BATCH_BODY,
        responses={"200": {"description": "how many were stored"}},
-       errors=("400", "413", "422"))
+       errors=("400", "409", "413", "422"))
 async def put_customers(request: web.Request) -> web.Response:
     records = _batch(await read_json(request))
     customers, errors = [], []
@@ -158,10 +191,15 @@ async def put_customers(request: web.Request) -> web.Response:
             customers.append(result)
     if errors:
         raise _refuse(errors)
-    tenant = current_principal(request).tenant
+    principal = current_principal(request)
+    tenant = principal.tenant
     async with request.app[POOL].acquire() as conn:
         async with conn.transaction():
-            await store.upsert_customers(conn, tenant, customers)
+            try:
+                await store.upsert_customers(conn, tenant, customers,
+                                             owner=owner_of(principal))
+            except store.NotOwned as refusal:
+                raise _not_owned(refusal) from None
         reconciliation = await reconcile_after_change(conn, tenant,
                                                       metrics=request.app[METRICS])
     return web.json_response({"received": len(customers), "reconciliation": reconciliation})
@@ -176,6 +214,7 @@ async def list_customers(request: web.Request) -> web.Response:
     after = cursor_of(request, 1)
     async with request.app[POOL].acquire() as conn:
         rows = await store.list_customers(conn, current_principal(request).tenant,
-                                          after=after[0] if after else None, limit=limit + 1)
+                                          after=after[0] if after else None, limit=limit + 1,
+                                          owner=owner_of(current_principal(request)))
     return web.json_response(page(rows, limit, ["customer_id"]))
 

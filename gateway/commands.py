@@ -167,15 +167,31 @@ def invoices_import(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         err.write(f"{len(errors)} problem(s); nothing was imported\n")
         return 1
 
-    async def work(conn: asyncpg.Connection) -> None:
-        async with conn.transaction():
-            created, updated = await invoice_store.upsert(conn, settings.tenant, invoices)
+    async def work(conn: asyncpg.Connection) -> int:
+        owner = None
+        if args.key is not None:
+            found = await api_keys.active_ids(conn, settings.tenant, args.key, role=Role.CRM)
+            if len(found) != 1:
+                err.write(f"error: --key {args.key!r} names {len(found)} active crm keys; "
+                          f"name exactly one (by id if several share the name)\n")
+                return 1
+            owner = found[0]
+        try:
+            async with conn.transaction():
+                created, updated = await invoice_store.upsert(
+                    conn, settings.tenant, invoices, owner=owner, claim=True)
+        except invoice_store.NotOwned as refusal:
+            for number, key, field in refusal.refused[:100]:
+                err.write(f"error: {args.file}: line {number + 1} ({key}): {field}: "
+                          f"belongs to another API key\n")
+            err.write(f"{len(refusal.refused)} problem(s); nothing was imported\n")
+            return 1
         out.write(f"{args.file}: {len(invoices)} invoices, {created} created, "
                   f"{updated} updated\n")
         _report(out, await reconcile(conn, settings.tenant))
+        return 0
 
-    asyncio.run(_connected(settings, work))
-    return 0
+    return asyncio.run(_connected(settings, work))
 
 
 def _report(out: TextIO, result: ReconcileResult) -> None:
@@ -236,6 +252,10 @@ def register(commands: Any) -> None:
                                       "open_amount,issue_date,due_date,reference)")
     add_database_options(imp)
     imp.add_argument("file", metavar="invoices.csv")
+    imp.add_argument("--key", metavar="KEY_ID_OR_NAME",
+                     help="import them as this crm key's: new ones, and ones no active key "
+                     "owns, become its own; another key's are refused (default: as an "
+                     "admin, owning nothing new)")
     imp.set_defaults(run=invoices_import)
 
 

@@ -7,6 +7,7 @@
     ├── Unauthenticated    401  unauthenticated      no key, or not a valid one
     ├── Forbidden          403  forbidden            the key's role may not call this route
     ├── NotFound           404  not-found
+    ├── Conflict           409  conflict             the request names what another key owns
     ├── PayloadTooLarge    413  payload-too-large
     ├── Unprocessable      422  unprocessable        a well-formed document we cannot accept
     └── Unavailable        503  unavailable          the database cannot be reached
@@ -78,6 +79,10 @@ class NotFound(ApiError):
 
 class MethodNotAllowed(ApiError):
     status, slug, title = 405, "method-not-allowed", "Method not allowed"
+
+
+class Conflict(ApiError):
+    status, slug, title = 409, "conflict", "Conflict"
 
 
 class PayloadTooLarge(ApiError):

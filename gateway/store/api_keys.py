@@ -34,3 +34,14 @@ async def find_active(conn: asyncpg.Connection, key_id: str) -> asyncpg.Record |
         key_id,
     )
     return row
+
+
+async def active_ids(conn: asyncpg.Connection, tenant: str, key_id_or_name: str, *,
+                     role: Role) -> list[str]:
+    """The ids of the tenant's active keys of ``role`` with this id or name."""
+    rows = await conn.fetch(
+        "SELECT key_id FROM api_keys WHERE tenant_id = $1 AND role = $2"
+        " AND revoked_at IS NULL AND (key_id = $3 OR name = $3) ORDER BY key_id",
+        tenant, role.value, key_id_or_name,
+    )
+    return [r["key_id"] for r in rows]

@@ -1,4 +1,13 @@
-"""customers and invoices: upserted in bulk, idempotently, as the CRM sends them."""
+"""customers and invoices: upserted in bulk, idempotently, as the CRM sends them.
+
+Ownership: every row records the API key that first pushed it (``owner_key_id``). The
+functions here take ``owner``, the acting crm key's id, or None for a key that acts on every
+row (admin, treasury, the command line). With an owner, reads see only that key's rows, and
+writes refuse, whole, a batch naming a row another key owns (``NotOwned``), rather than take
+it over. Unowned rows (pushed by an admin, or before ownership existed) are no crm key's:
+only ``claim`` (the operator's ``invoices import --key``) hands them, and rows of revoked
+keys, to a key.
+"""
 
 from __future__ import annotations
 
@@ -15,76 +24,157 @@ from parsers.jsonl import decimal_text
 from parsers.money import Money
 
 
+class NotOwned(Exception):
+    """A batch names rows another API key owns; nothing of it was stored."""
+
+    def __init__(self, refused: list[tuple[int, str, str]]) -> None:
+        super().__init__(f"{len(refused)} record(s) name rows another API key owns")
+        self.refused = refused  # (record number from 1, id, field)
+
+
+# With an owner ($n), a row may be written when it is that key's; with claim ($n + 1), also
+# when no active key owns it. Without an owner (NULL), every row may.
+def _writable(alias: str, owner: int) -> str:
+    return (f"(${owner}::text IS NULL OR {alias}.owner_key_id = ${owner} OR (${owner + 1}"  # noqa: S608
+            f" AND NOT EXISTS (SELECT 1 FROM api_keys k WHERE k.key_id = {alias}.owner_key_id"
+            f" AND k.revoked_at IS NULL)))")
+
+
+async def _refuse_foreign(conn: asyncpg.Connection, tenant: str, owner: str | None, *,
+                          invoices: Sequence[Invoice] = (),
+                          customers: Sequence[str] = ()) -> None:
+    """After a batch's writes, in its transaction: raise ``NotOwned`` (so the caller's
+    transaction rolls back) if any invoice, customer or related invoice it names exists and
+    is not ``owner``'s. Run after the writes, so a row another key inserted at the same
+    moment (our insert waited for it) is seen too."""
+    if owner is None:
+        return
+    foreign = await conn.fetch(
+        """
+        SELECT 'invoice_id' AS field, invoice_id AS id FROM invoices
+        WHERE tenant_id = $1 AND invoice_id = ANY($3::text[])
+          AND owner_key_id IS DISTINCT FROM $2
+        UNION ALL
+        SELECT 'related_invoice_id', invoice_id FROM invoices
+        WHERE tenant_id = $1 AND invoice_id = ANY($4::text[])
+          AND owner_key_id IS DISTINCT FROM $2
+        UNION ALL
+        SELECT 'customer_id', customer_id FROM customers
+        WHERE tenant_id = $1 AND customer_id = ANY($5::text[])
+          AND owner_key_id IS DISTINCT FROM $2
+        """,
+        tenant, owner, [i.invoice_id for i in invoices],
+        [i.related_invoice_id for i in invoices if i.related_invoice_id],
+        sorted({i.customer_id for i in invoices} | set(customers)))
+    if not foreign:
+        return
+    ids = {(r["field"], r["id"]) for r in foreign}
+    refused = []
+    for number, invoice in enumerate(invoices, 1):
+        for field, value in (("invoice_id", invoice.invoice_id),
+                             ("customer_id", invoice.customer_id),
+                             ("related_invoice_id", invoice.related_invoice_id)):
+            if (field, value) in ids:
+                refused.append((number, str(value), field))
+    refused += [(number, customer_id, "customer_id")
+                for number, customer_id in enumerate(customers, 1)
+                if ("customer_id", customer_id) in ids]
+    raise NotOwned(refused)
+
+
 async def ensure_customers(conn: asyncpg.Connection, tenant: str,
-                           invoices: Sequence[Invoice]) -> None:
-    """Register the customers the invoices name; a name given on an invoice updates theirs."""
+                           invoices: Sequence[Invoice], *, owner: str | None = None,
+                           claim: bool = False) -> None:
+    """Register the customers the invoices name (as ``owner``'s); a name given on an
+    invoice updates theirs. Another key's customers are left alone (the caller refuses)."""
     named = {i.customer_id: i.customer_name for i in invoices if i.customer_name}
     await conn.executemany(
-        """
-        INSERT INTO customers (tenant_id, customer_id, name) VALUES ($1, $2, $3)
-        ON CONFLICT (tenant_id, customer_id) DO UPDATE SET name = excluded.name,
-            updated_at = now()
-        WHERE $4 AND customers.name IS DISTINCT FROM excluded.name
-        """,
-        [(tenant, customer_id, named.get(customer_id, customer_id), customer_id in named)
+        f"""
+        INSERT INTO customers AS c (tenant_id, customer_id, name, owner_key_id)
+        VALUES ($1, $2, $3, $5)
+        ON CONFLICT (tenant_id, customer_id) DO UPDATE SET
+            name = CASE WHEN $4 THEN excluded.name ELSE c.name END,
+            owner_key_id = coalesce($5, c.owner_key_id), updated_at = now()
+        WHERE {_writable("c", 5)}
+          AND (($4 AND c.name IS DISTINCT FROM excluded.name)
+               OR c.owner_key_id IS DISTINCT FROM coalesce($5, c.owner_key_id))
+        """,  # noqa: S608 - _writable is constant SQL with parameter numbers
+        [(tenant, customer_id, named.get(customer_id, customer_id), customer_id in named,
+          owner, claim)
          for customer_id in sorted({i.customer_id for i in invoices})],
     )
 
 
 async def upsert_customers(conn: asyncpg.Connection, tenant: str,
-                           customers: Sequence[Customer]) -> None:
+                           customers: Sequence[Customer], *, owner: str | None = None,
+                           claim: bool = False) -> None:
+    """Store the customers as ``owner``'s; ``NotOwned`` if any is another key's."""
     await conn.executemany(
-        """
-        INSERT INTO customers (tenant_id, customer_id, name, ibans, aliases)
-        VALUES ($1, $2, $3, $4, $5)
+        f"""
+        INSERT INTO customers AS c (tenant_id, customer_id, name, ibans, aliases, owner_key_id)
+        VALUES ($1, $2, $3, $4, $5, $6)
         ON CONFLICT (tenant_id, customer_id) DO UPDATE SET name = excluded.name,
-            ibans = excluded.ibans, aliases = excluded.aliases, updated_at = now()
-        """,
-        [(tenant, c.customer_id, c.name, list(c.ibans), list(c.aliases)) for c in customers],
+            ibans = excluded.ibans, aliases = excluded.aliases,
+            owner_key_id = coalesce($6, c.owner_key_id), updated_at = now()
+        WHERE {_writable("c", 6)}
+        """,  # noqa: S608 - _writable is constant SQL with parameter numbers
+        [(tenant, c.customer_id, c.name, list(c.ibans), list(c.aliases), owner, claim)
+         for c in customers],
     )
+    await _refuse_foreign(conn, tenant, owner, customers=[c.customer_id for c in customers])
 
 
-async def upsert(conn: asyncpg.Connection, tenant: str,
-                 invoices: Sequence[Invoice]) -> tuple[int, int]:
-    """Insert or update invoices; return (created, updated). Unchanged ones count as neither."""
-    await ensure_customers(conn, tenant, invoices)
+async def upsert(conn: asyncpg.Connection, tenant: str, invoices: Sequence[Invoice], *,
+                 owner: str | None = None, claim: bool = False) -> tuple[int, int]:
+    """Insert or update invoices as ``owner``'s; return (created, updated). Unchanged ones
+    count as neither. ``NotOwned`` if the batch names another key's invoice or customer
+    (run it in a transaction: what was written before the refusal is rolled back)."""
+    await ensure_customers(conn, tenant, invoices, owner=owner, claim=claim)
     rows = await conn.fetch(
-        """
+        f"""
         INSERT INTO invoices AS i (tenant_id, invoice_id, customer_id, kind, currency, amount,
-            crm_open_amount, issue_date, due_date, reference, related_invoice_id, cancelled)
-        SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[],
+            crm_open_amount, issue_date, due_date, reference, related_invoice_id, cancelled,
+            owner_key_id)
+        SELECT $1, *, $13 FROM unnest($2::text[], $3::text[], $4::text[], $5::text[],
             $6::numeric[], $7::numeric[], $8::date[], $9::date[], $10::text[], $11::text[],
             $12::boolean[])
         ON CONFLICT (tenant_id, invoice_id) DO UPDATE SET
+            owner_key_id = coalesce($13, i.owner_key_id),
             customer_id = excluded.customer_id, kind = excluded.kind,
             currency = excluded.currency, amount = excluded.amount,
             crm_open_amount = excluded.crm_open_amount, issue_date = excluded.issue_date,
             due_date = excluded.due_date, reference = excluded.reference,
             related_invoice_id = excluded.related_invoice_id, cancelled = excluded.cancelled,
             updated_at = now()
-        WHERE (i.customer_id, i.kind, i.currency, i.amount, i.crm_open_amount, i.issue_date,
-               i.due_date, i.reference, i.related_invoice_id, i.cancelled)
+        WHERE {_writable("i", 13)}
+          AND ((i.customer_id, i.kind, i.currency, i.amount, i.crm_open_amount, i.issue_date,
+               i.due_date, i.reference, i.related_invoice_id, i.cancelled, i.owner_key_id)
           IS DISTINCT FROM
               (excluded.customer_id, excluded.kind, excluded.currency, excluded.amount,
                excluded.crm_open_amount, excluded.issue_date, excluded.due_date,
-               excluded.reference, excluded.related_invoice_id, excluded.cancelled)
+               excluded.reference, excluded.related_invoice_id, excluded.cancelled,
+               coalesce($13, i.owner_key_id)))
         RETURNING (xmax = 0) AS created
-        """,
+        """,  # noqa: S608 - _writable is constant SQL with parameter numbers
         tenant,
         [i.invoice_id for i in invoices], [i.customer_id for i in invoices],
         [i.kind.value for i in invoices], [i.currency for i in invoices],
         [i.amount.amount for i in invoices], [i.open_amount.amount for i in invoices],
         [i.issue_date for i in invoices], [i.due_date for i in invoices],
         [i.reference for i in invoices], [i.related_invoice_id for i in invoices],
-        [i.cancelled for i in invoices],
+        [i.cancelled for i in invoices], owner, claim,
     )
+    await _refuse_foreign(conn, tenant, owner, invoices=invoices)
     created = sum(1 for r in rows if r["created"])
     return created, len(rows) - created
 
 
-async def get(conn: asyncpg.Connection, tenant: str, invoice_id: str) -> asyncpg.Record | None:
+async def get(conn: asyncpg.Connection, tenant: str, invoice_id: str, *,
+              owner: str | None = None) -> asyncpg.Record | None:
+    """The invoice; with ``owner``, only if it is that key's."""
     row: asyncpg.Record | None = await conn.fetchrow(
-        "SELECT * FROM invoices WHERE tenant_id = $1 AND invoice_id = $2", tenant, invoice_id)
+        "SELECT * FROM invoices WHERE tenant_id = $1 AND invoice_id = $2"
+        " AND ($3::text IS NULL OR owner_key_id = $3)", tenant, invoice_id, owner)
     return row
 
 
@@ -98,15 +188,16 @@ def _public(row: asyncpg.Record) -> dict[str, Any]:
     return out
 
 
-async def get_public(conn: asyncpg.Connection, tenant: str,
-                     invoice_id: str) -> dict[str, Any] | None:
-    row = await get(conn, tenant, invoice_id)
+async def get_public(conn: asyncpg.Connection, tenant: str, invoice_id: str, *,
+                     owner: str | None = None) -> dict[str, Any] | None:
+    row = await get(conn, tenant, invoice_id, owner=owner)
     return _public(row) if row else None
 
 
 async def list_page(conn: asyncpg.Connection, tenant: str, *, status: str | None,
                     customer_id: str | None, due_before: date | None, after: str | None,
-                    limit: int) -> list[dict[str, Any]]:
+                    limit: int, owner: str | None = None) -> list[dict[str, Any]]:
+    """A page of invoices; with ``owner``, of that key's only."""
     rows = await conn.fetch(
         """
         SELECT * FROM invoices
@@ -114,19 +205,22 @@ async def list_page(conn: asyncpg.Connection, tenant: str, *, status: str | None
           AND ($3::text IS NULL OR status = $3)
           AND ($4::text IS NULL OR customer_id = $4)
           AND ($5::date IS NULL OR due_date <= $5)
+          AND ($7::text IS NULL OR owner_key_id = $7)
         ORDER BY invoice_id LIMIT $6
         """,
-        tenant, after or "", status, customer_id, due_before, limit,
+        tenant, after or "", status, customer_id, due_before, limit, owner,
     )
     return [_public(r) for r in rows]
 
 
 async def list_customers(conn: asyncpg.Connection, tenant: str, *, after: str | None,
-                         limit: int) -> list[dict[str, Any]]:
+                         limit: int, owner: str | None = None) -> list[dict[str, Any]]:
+    """A page of customers; with ``owner``, of that key's only."""
     rows = await conn.fetch(
-        "SELECT customer_id, name, ibans, aliases FROM customers"
-        " WHERE tenant_id = $1 AND customer_id > $2 ORDER BY customer_id LIMIT $3",
-        tenant, after or "", limit,
+        "SELECT customer_id, name, ibans, aliases, owner_key_id FROM customers"
+        " WHERE tenant_id = $1 AND customer_id > $2"
+        " AND ($4::text IS NULL OR owner_key_id = $4) ORDER BY customer_id LIMIT $3",
+        tenant, after or "", limit, owner,
     )
     # What decisions taught is shown apart from what the CRM sent (a sync never erases it).
     learned = await learned_store.of_customers(conn, tenant, [r["customer_id"] for r in rows])
