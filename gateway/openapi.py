@@ -68,6 +68,14 @@ SCHEMAS: dict[str, Any] = {
             "closing_balance": {"type": ["object", "null"]},
             "entry_count": {"type": "integer"},
             "flags": {"type": "array", "items": {"$ref": "#/components/schemas/Flag"}},
+            "provisional": {"type": "boolean",
+                            "description": "an intraday report (MT942, camt.052, camt.054)"},
+            "entries_new": {"type": "integer"},
+            "entries_known": {"type": "integer", "description": "lines already stored"},
+            "entries_superseded": {"type": "integer",
+                                   "description": "provisional lines it confirmed"},
+            "possible_duplicates": {"type": "integer",
+                                    "description": "new lines marked possible_duplicate"},
         },
     },
     "Transaction": {
@@ -75,9 +83,27 @@ SCHEMAS: dict[str, Any] = {
         "required": ["account_id", "entry_id", "amount", "currency", "status"],
         "properties": {
             "account_id": {"type": "integer"}, "entry_id": {"type": "string"},
+            "statement_pk": {"type": "integer",
+                             "description": "the statement that first reported it"},
             "booking_date": _NULLABLE_STRING, "value_date": _NULLABLE_STRING,
             "amount": _MONEY, "currency": {"type": "string"}, "status": {"type": "string"},
-            "details": {"type": "object"},
+            "reversal": {"type": "boolean"},
+            "bank_reference": _NULLABLE_STRING, "end_to_end_id": _NULLABLE_STRING,
+            "counterparty_name": _NULLABLE_STRING, "counterparty_account": _NULLABLE_STRING,
+            "remittance": _NULLABLE_STRING, "creditor_reference": _NULLABLE_STRING,
+            "provisional": {"type": "boolean", "description":
+                            "from an intraday report or pending: a booked statement has not "
+                            "confirmed it yet"},
+            "possible_duplicate": {"type": "boolean", "description":
+                                   "stored although a line like it was: check it"},
+            "allocation_status": {"enum": ["unallocated", "in_review", "partially_allocated",
+                                           "allocated"]},
+            "allocated_amount": _MONEY,
+            "position": {"type": "integer",
+                         "description": "its place in the statement (statement lines only)"},
+            "outcome": {"enum": ["new", "known", "supersedes"], "description":
+                        "what the statement's import found (statement lines only)"},
+            "details": {"type": "object", "description": "the line's other fields"},
         },
     },
     "Invoice": {
