@@ -6,8 +6,9 @@ allocations are applied at once (the invoice's settled amount grows, so its open
 and status follow); reviews wait in the queue. One run at a time per tenant (an advisory
 lock), so two processes never allocate the same invoice twice.
 
-One bad payment never stops the others: each payment's result is stored inside a savepoint
-of its own, and an engine that fails on some payments is run again without them. A payment
+One bad payment never stops the others: results are stored under savepoints (a chunk of
+payments under one; a chunk that fails is stored again payment by payment), and an engine
+that fails on some payments is run again without them. A payment
 that fails is rolled back alone, recorded in ``reconcile_failures`` (shown on it in the API,
 counted in metrics, logged with ids only) and left alone by later passes until it or the
 tenant's invoices and customers change, or its backoff runs out (``gateway.store.failures``).
@@ -47,6 +48,10 @@ from parsers.jsonl import decimal_text
 logger = logging.getLogger(__name__)
 
 ENGINE = "engine"
+
+# Payments stored under one savepoint; only a chunk that fails is redone one by one (a
+# savepoint per payment would make a large pass thousands of subtransactions).
+_CHUNK = 100
 
 EngineFactory = Callable[[Sequence[Invoice], Sequence[Customer]], Engine]
 
@@ -175,28 +180,28 @@ async def reconcile(conn: asyncpg.Connection, tenant: str, *, metrics: Metrics |
         by_payment: dict[str, list[Allocation]] = {}
         for allocation in results:
             by_payment.setdefault(allocation.payment_key, []).append(allocation)
-        failed: list[tuple[failure_store.Key, Payment, str, BaseException]] = []
+        failed = [((accounts[p.key], p.entry_id), p, "engine", broken[p.key])
+                  for p in payments if p.key in broken]
         done: list[failure_store.Key] = []
         counted = dict.fromkeys(Decision, 0)
-        for payment in payments:
-            key = (accounts[payment.key], payment.entry_id)
-            problem: BaseException | None = broken.get(payment.key)
-            stage = "engine"
-            if problem is None:
+        healthy = [p for p in payments if p.key not in broken]
+        for start in range(0, len(healthy), _CHUNK):
+            chunk = healthy[start:start + _CHUNK]
+            try:  # a savepoint for the chunk: the usual case, few subtransactions
+                async with conn.transaction():
+                    for payment in chunk:
+                        await _store_result(conn, tenant, accounts[payment.key], payment,
+                                            by_payment.get(payment.key, []))
+            except (asyncpg.InterfaceError, OSError):
+                raise  # the connection is gone: no payment's fault
+            except Exception:  # the chunk was rolled back: payment by payment, below
+                stored = await _store_each(conn, tenant, chunk, accounts, by_payment, failed)
+            else:
+                stored = chunk
+            for payment in stored:
+                done.append((accounts[payment.key], payment.entry_id))
                 allocations = by_payment.get(payment.key, [])
-                try:
-                    async with conn.transaction():  # a savepoint: this payment alone
-                        await _store_result(conn, tenant, key[0], payment, allocations)
-                except (asyncpg.InterfaceError, OSError):
-                    raise  # the connection is gone: no payment's fault
-                except Exception as exc:  # isolated, recorded below
-                    problem, stage = exc, "apply"
-                else:
-                    done.append(key)
-                    decision = allocations[0].decision if allocations else Decision.UNMATCHED
-                    counted[decision] += 1
-                    continue
-            failed.append((key, payment, stage, problem))
+                counted[allocations[0].decision if allocations else Decision.UNMATCHED] += 1
         # The basis of a failure is the state this pass leaves (its own allocations
         # included): the next pass retries it only if something changed after.
         stamp = await failure_store.basis_stamp(conn, tenant)
@@ -210,6 +215,28 @@ async def reconcile(conn: asyncpg.Connection, tenant: str, *, metrics: Metrics |
                 "%d held back", result.payments, result.auto, result.review, result.unmatched,
                 result.failed, result.held)
     return result
+
+
+async def _store_each(conn: asyncpg.Connection, tenant: str, chunk: list[Payment],
+                      accounts: dict[str, int], by_payment: dict[str, list[Allocation]],
+                      failed: list[tuple[failure_store.Key, Payment, str, BaseException]]
+                      ) -> list[Payment]:
+    """Store a chunk's payments each in a savepoint of its own; the ones that fail are
+    added to ``failed``. Returns those stored."""
+    stored = []
+    for payment in chunk:
+        key = (accounts[payment.key], payment.entry_id)
+        try:
+            async with conn.transaction():  # a savepoint: this payment alone
+                await _store_result(conn, tenant, key[0], payment,
+                                    by_payment.get(payment.key, []))
+        except (asyncpg.InterfaceError, OSError):
+            raise
+        except Exception as exc:  # isolated, recorded by the caller
+            failed.append((key, payment, "apply", exc))
+        else:
+            stored.append(payment)
+    return stored
 
 
 async def _record_failure(conn: asyncpg.Connection, tenant: str, key: failure_store.Key,
