@@ -174,7 +174,7 @@ SCHEMAS: dict[str, Any] = {
                                "jwe": {"type": "string",
                                        "description": "the event, as a compact JWE"}}}},
             "next_cursor": {"type": ["string", "null"], "description":
-                            "pass as after= to read on; the same when nothing is new"}}},
+                            "pass as cursor= to read on; the same when nothing is new"}}},
     "Customer": {
         "type": "object",
         "required": ["customer_id", "name"],

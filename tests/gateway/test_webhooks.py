@@ -552,7 +552,7 @@ async def read_feed(api: Api, subscription_id: str, after: str | None = None,
     items: list[dict[str, Any]] = []
     while True:
         params = {"subscription_id": subscription_id, "limit": str(limit),
-                  **({"after": after} if after else {})}
+                  **({"cursor": after} if after else {})}
         response = await api.client.get("/v1/events", params=params, headers=api.auth(Role.CRM))
         assert response.status == 200, await response.text()
         body = await response.json()
@@ -586,7 +586,7 @@ async def test_the_feed_carries_the_same_events_encrypted_the_same_way(
                                      headers=hooks.auth(Role.CRM))
     assert replay.status == 422  # nothing to push to: it polls
     bad = await hooks.client.get("/v1/events", params={"subscription_id": polling["id"],
-                                                       "after": "garbage"},
+                                                       "cursor": "garbage"},
                                  headers=hooks.auth(Role.CRM))
     assert bad.status == 400
     assert pushed["id"] != polling["id"]
