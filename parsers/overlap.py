@@ -108,6 +108,7 @@ class StoredLine:
     counterparty_account: str | None
     remittance: str | None
     statements: frozenset[int]  # the statements that reported it
+    balance_after: Decimal | None = None  # the ledger balance after it, where known
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +116,7 @@ class Decision:
     outcome: Outcome
     entry_id: str | None  # the stored line (known, supersedes); None for a new line
     possible_duplicate: bool = False
+    balance_after: Decimal | None = None  # the ledger balance after the line, where known
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,33 +212,83 @@ def decide(statement: Statement, stored_statements: Sequence[StoredStatement],
     if placement.copies:
         same = [line for line in booked if line.statements & placement.copies]
     else:
-        apart = placement.disjoint | placement.unrelated
-        same = [line for line in booked if not line.statements & apart
-                or line.statements & placement.overlapping]
+        # A line another statement places elsewhere is never this statement's; one only
+        # an unrelated statement reported is not taken for it either.
+        same = [line for line in booked if not line.statements & placement.disjoint
+                and (not line.statements & placement.unrelated
+                     or line.statements & placement.overlapping)]
     # Lines of unrelated statements are not taken as these lines, but a new line like one
     # of them is marked: nothing proves it is not the same.
     doubtful = [line for line in booked if line.statements & placement.unrelated]
     provisional_pool = [line for line in stored_lines if line.provisional]
+    afters = _balances_after(statement)
+    entries = list(enumerate(statement.entries))
+    booked_entries = [(i, e) for i, e in entries if not is_provisional(statement, e)]
     taken: set[str] = set()
+    known = _pair(booked_entries, scheme, afters, same, taken)
+    known.update(_pair([(i, e) for i, e in entries if is_provisional(statement, e)],
+                       scheme, afters, stored_lines, taken))
+    confirms = _pair([(i, e) for i, e in booked_entries if i not in known], scheme, afters,
+                     provisional_pool, taken)
+    unplaced = not placement.disjoint and not placement.copies
     decisions: list[Decision] = []
-    for entry in statement.entries:
-        provisional = is_provisional(statement, entry)
-        match = _best(entry, scheme, stored_lines if provisional else same, taken)
-        if match is not None:
-            taken.add(match.entry_id)
-            decisions.append(Decision(Outcome.KNOWN, match.entry_id))
-            continue
-        if not provisional:
-            confirmed = _best(entry, scheme, provisional_pool, taken)
-            if confirmed is not None:
-                taken.add(confirmed.entry_id)
-                decisions.append(Decision(Outcome.SUPERSEDES, confirmed.entry_id))
-                continue
-        unplaced = not placement.disjoint and not placement.copies
-        doubt = any(_same_core(entry, line) for line in doubtful) or (unplaced and any(
-            _same_core(entry, line) for line in (stored_lines if provisional else same)))
-        decisions.append(Decision(Outcome.NEW, None, possible_duplicate=doubt))
+    for i, entry in entries:
+        after = afters[i]
+        if i in known:
+            decisions.append(Decision(Outcome.KNOWN, known[i], balance_after=after))
+        elif i in confirms:
+            decisions.append(Decision(Outcome.SUPERSEDES, confirms[i], balance_after=after))
+        else:
+            pool = stored_lines if is_provisional(statement, entry) else same
+            doubt = any(_same_core(entry, line) for line in doubtful) or (
+                unplaced and any(_same_core(entry, line) for line in pool))
+            decisions.append(Decision(Outcome.NEW, None, possible_duplicate=doubt,
+                                      balance_after=after))
     return placement, decisions
+
+
+def _pair(entries: list[tuple[int, Entry]], scheme: str, afters: list[Decimal | None],
+          pool: Sequence[StoredLine], taken: set[str]) -> dict[int, str]:
+    """Occurrence counting: each entry paired with at most one line of ``pool`` (and each
+    line with at most one entry) that agrees on date, amount and currency and contradicts
+    nothing; the pairs that agree on most are made first. Returns entry index -> line id."""
+    by_core: dict[tuple[date | None, Decimal, str], list[StoredLine]] = {}
+    for line in pool:
+        if line.entry_id not in taken:
+            by_core.setdefault((line.day, line.amount, line.currency), []).append(line)
+    scored = []
+    for i, entry in entries:
+        for line in by_core.get((_day(entry), entry.amount.amount, entry.amount.currency), ()):
+            score = _agreement(entry, scheme, line)
+            if score < 0:
+                continue
+            if afters[i] is not None and line.balance_after == afters[i]:
+                # The same place in the ledger: of lines alike, the one this line most
+                # likely is. Only a preference: formats may list a day's lines in other
+                # orders.
+                score += 2
+            scored.append((-score, i, line.entry_id))
+    pairs: dict[int, str] = {}
+    for _, i, entry_id in sorted(scored):  # ties: the bank's order, then the id
+        if i not in pairs and entry_id not in taken:
+            pairs[i] = entry_id
+            taken.add(entry_id)
+    return pairs
+
+
+def _balances_after(statement: Statement) -> list[Decimal | None]:
+    """The ledger balance after each booked line, in the bank's order (None where unknown)."""
+    ledger = ledger_of(statement)
+    if ledger is None:
+        return [None] * len(statement.entries)
+    balance, out = ledger.opening, list[Decimal | None]()
+    for entry in statement.entries:
+        if is_provisional(statement, entry):
+            out.append(None)
+            continue
+        balance += entry.amount.amount
+        out.append(balance)
+    return out
 
 
 def _day(entry: Entry) -> date | None:
@@ -246,18 +298,6 @@ def _day(entry: Entry) -> date | None:
 def _same_core(entry: Entry, line: StoredLine) -> bool:
     return (_day(entry), entry.amount.amount, entry.amount.currency) == (
         line.day, line.amount, line.currency)
-
-
-def _best(entry: Entry, scheme: str, pool: Sequence[StoredLine],
-          taken: set[str]) -> StoredLine | None:
-    best, best_score = None, -1
-    for line in pool:
-        if line.entry_id in taken or not _same_core(entry, line):
-            continue
-        score = _agreement(entry, scheme, line)
-        if score > best_score:
-            best, best_score = line, score
-    return best
 
 
 def _agreement(entry: Entry, scheme: str, line: StoredLine) -> int:

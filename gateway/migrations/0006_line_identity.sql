@@ -34,7 +34,8 @@ ALTER TABLE transactions
     ADD COLUMN possible_duplicate   boolean NOT NULL DEFAULT false,
     ADD COLUMN reference_scheme     text,
     ADD COLUMN confirmed_statement_pk bigint,
-    ADD COLUMN position             integer;  -- its place in the statement that first reported it
+    ADD COLUMN position             integer,  -- its place in the statement that first reported it
+    ADD COLUMN balance_after        numeric;  -- the ledger balance after it, where known
 
 UPDATE transactions t SET
     provisional = s.provisional OR t.status <> 'booked',

@@ -27,7 +27,7 @@ COLUMNS = (
     "tenant_id", "account_id", "entry_id", "statement_pk", "booking_date", "value_date",
     "amount", "currency", "status", "reversal", "bank_reference", "counterparty_name",
     "counterparty_account", "end_to_end_id", "remittance", "creditor_reference", "details",
-    "provisional", "possible_duplicate", "reference_scheme", "position",
+    "provisional", "possible_duplicate", "reference_scheme", "position", "balance_after",
 )
 _LINE_COLUMNS = ("tenant_id", "account_id", "statement_pk", "position", "entry_id", "outcome")
 
@@ -47,6 +47,7 @@ async def on_days(conn: asyncpg.Connection, tenant: str, *, account_id: int,
         SELECT t.entry_id, coalesce(t.booking_date, t.value_date) AS day, t.amount,
                t.currency, t.provisional, t.reference_scheme, t.bank_reference,
                t.end_to_end_id, t.counterparty_name, t.counterparty_account, t.remittance,
+               t.balance_after,
                (SELECT array_agg(l.statement_pk) FROM statement_lines l
                 WHERE l.tenant_id = t.tenant_id AND l.account_id = t.account_id
                   AND l.entry_id = t.entry_id) AS statements
@@ -62,7 +63,7 @@ async def on_days(conn: asyncpg.Connection, tenant: str, *, account_id: int,
         bank_reference=r["bank_reference"], end_to_end_id=r["end_to_end_id"],
         counterparty_name=r["counterparty_name"],
         counterparty_account=r["counterparty_account"], remittance=r["remittance"],
-        statements=frozenset(r["statements"] or ()),
+        statements=frozenset(r["statements"] or ()), balance_after=r["balance_after"],
     ) for r in rows]
 
 
@@ -88,7 +89,7 @@ async def store(conn: asyncpg.Connection, tenant: str, *, account_id: int, state
             e.amount.amount, e.amount.currency, e.status.value, e.reversal, e.bank_reference,
             e.counterparty_name, e.counterparty_account, e.end_to_end_id, e.remittance,
             e.creditor_reference, _details(e), is_provisional(statement, e),
-            decision.possible_duplicate, scheme, position))
+            decision.possible_duplicate, scheme, position, decision.balance_after))
     if rows:
         await conn.copy_records_to_table("transactions", records=rows, columns=COLUMNS)
     confirmed = await _confirm(conn, tenant, account_id=account_id, statement_pk=statement_pk,
@@ -107,7 +108,8 @@ async def _confirm(conn: asyncpg.Connection, tenant: str, *, account_id: int, st
                    statement: Statement, decisions: list[Decision], scheme: str) -> list[str]:
     """Provisional lines become the booked lines that supersede them (their ids stay, so
     what was allocated to them stays allocated). Returns their ids."""
-    targets = [(d.entry_id, statement.entries[i]) for i, d in enumerate(decisions)
+    targets = [(d.entry_id, statement.entries[i], d.balance_after)
+               for i, d in enumerate(decisions)
                if d.outcome is Outcome.SUPERSEDES and d.entry_id]
     if not targets:
         return []
@@ -122,13 +124,14 @@ async def _confirm(conn: asyncpg.Connection, tenant: str, *, account_id: int, st
             remittance = coalesce(u.remittance, t.remittance),
             creditor_reference = coalesce(u.creditor_reference, t.creditor_reference),
             details = t.details || u.details::jsonb, provisional = false,
-            reference_scheme = $3, confirmed_statement_pk = $4
+            reference_scheme = $3, confirmed_statement_pk = $4,
+            balance_after = u.balance_after
         FROM unnest($5::text[], $6::date[], $7::date[], $8::boolean[], $9::text[],
                     $10::text[], $11::text[], $12::text[], $13::text[], $14::text[],
-                    $15::text[])
+                    $15::text[], $16::numeric[])
              AS u(entry_id, booking_date, value_date, reversal, bank_reference,
                   counterparty_name, counterparty_account, end_to_end_id, remittance,
-                  creditor_reference, details)
+                  creditor_reference, details, balance_after)
         WHERE t.tenant_id = $1 AND t.account_id = $2 AND t.entry_id = u.entry_id
           AND t.provisional
         RETURNING t.entry_id
@@ -139,7 +142,7 @@ async def _confirm(conn: asyncpg.Connection, tenant: str, *, account_id: int, st
         [t[1].bank_reference for t in targets], [t[1].counterparty_name for t in targets],
         [t[1].counterparty_account for t in targets], [t[1].end_to_end_id for t in targets],
         [t[1].remittance for t in targets], [t[1].creditor_reference for t in targets],
-        [_details(t[1]) for t in targets])
+        [_details(t[1]) for t in targets], [t[2] for t in targets])
     if len(rows) != len(targets):
         raise RuntimeError("a provisional line changed while its account was locked")
     return [r["entry_id"] for r in rows]
