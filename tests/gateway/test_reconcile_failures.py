@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -21,6 +22,7 @@ from tests.gateway.conftest import Api
 from tests.gateway.test_matches import get, invoice, post, statement
 
 GOOD = ("GOOD1", "100.00", "GLOBEX CORPORATION", "Invoice INV-1")
+DATA = Path(__file__).resolve().parents[1] / "matching" / "data"
 BAD = ("BAD1", "200.00", "GLOBEX CORPORATION", "Invoice INV-2")
 
 
@@ -183,3 +185,22 @@ def test_the_error_text_of_a_failure_names_no_data() -> None:
         text = describe(exc)
     assert text.startswith("ValueError at gateway/test_reconcile_failures.py:"), text
     assert "Globex" not in text and "200.00" not in text
+
+
+async def test_the_short_set_case_imports_and_reconciles_without_a_failure(api: Api) -> None:
+    """The case of the issue, end to end: a 95.95 payment naming a 5.00 invoice of a
+    customer who also owes 100.00 (once proposed -4.05, refused, and every pass failed)."""
+    invoices = [{**invoice(invoice_id, amount, name="Acme Plaster"),
+                 "issue_date": "2026-12-01", "due_date": "2026-12-28"}
+                for invoice_id, amount in (("INV-00001", "100.00"), ("INV-00002", "5.00"))]
+    response = await api.client.put("/v1/invoices", headers=api.auth(Role.CRM), json=invoices)
+    assert response.status == 200
+    response = await api.client.post("/v1/statements", headers=api.auth(Role.TREASURY),
+                                     data=(DATA / "short-combination.sta").read_bytes())
+    assert response.status == 201, await response.text()
+    result = (await response.json())["reconciliation"]
+    assert (result["payments"], result["failed"]) == (1, 0)
+    status, again = await post(api, "/v1/reconcile")
+    assert (status, again["failed"]) == (200, 0)
+    for row in (await get(api, "/v1/matches"))["items"]:
+        assert Decimal(row["amount"]) > 0
