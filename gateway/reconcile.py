@@ -204,7 +204,7 @@ async def reconcile(conn: asyncpg.Connection, tenant: str, *, metrics: Metrics |
                 counted[allocations[0].decision if allocations else Decision.UNMATCHED] += 1
         # The basis of a failure is the state this pass leaves (its own allocations
         # included): the next pass retries it only if something changed after.
-        stamp = await failure_store.basis_stamp(conn, tenant)
+        stamp = await failure_store.basis_stamp(conn, tenant) if failed else ""
         failures = [await _record_failure(conn, tenant, *case, stamp, metrics)
                     for case in failed]
         await failure_store.resolve(conn, tenant, done)
@@ -328,6 +328,10 @@ def _payment_shares(paid: Decimal, amounts: list[Decimal]) -> list[Decimal]:
     left = int((paid - sum(shares, Decimal(0))) / quantum)
     for n in sorted(range(len(amounts)), key=lambda n: (shares[n] - exact[n], n))[:left]:
         shares[n] += quantum
+    for n in range(len(shares)):  # each uses some of the payment, where it has enough units
+        largest = max(range(len(shares)), key=lambda k: (shares[k], -k))
+        if shares[n] == 0 and shares[largest] > quantum:
+            shares[n], shares[largest] = quantum, shares[largest] - quantum
     return shares
 
 
