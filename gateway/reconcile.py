@@ -449,6 +449,8 @@ async def allocate_manually(conn: asyncpg.Connection, tenant: str, *, account_id
         made = [await _locked(conn, tenant, i, expect="applied") for i in ids]
         for row in made:
             await _apply(conn, tenant, row)
+        # A person allocated it: a failure of the engine's pass on it is resolved too.
+        await failure_store.resolve(conn, tenant, [(account_id, entry_id)])
         return [store.public(row) for row in made]
 
 

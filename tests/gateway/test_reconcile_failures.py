@@ -68,6 +68,7 @@ async def test_a_payment_the_database_refuses_fails_alone_and_imports_keep_worki
         data=statement(("GOOD3", "300.00", "GLOBEX CORPORATION", "INV-3"), number=2))
     assert response.status == 201, await response.text()
     assert (await get(api, "/v1/invoices/INV-3"))["status"] == "paid"
+    assert len((await get(api, "/v1/reconcile/failures"))["items"]) == 1
 
     # Once the cause is gone, a change of the invoices makes the next pass try it again.
     conn = await asyncpg.connect(api.database_url)
@@ -204,3 +205,23 @@ async def test_the_short_set_case_imports_and_reconciles_without_a_failure(api: 
     assert (status, again["failed"]) == (200, 0)
     for row in (await get(api, "/v1/matches"))["items"]:
         assert Decimal(row["amount"]) > 0
+
+
+async def test_a_failed_payment_allocated_by_hand_is_no_longer_listed(api: Api) -> None:
+    await _refuse_allocations_of(api.database_url, "BAD1")
+    response = await api.client.put("/v1/invoices", headers=api.auth(Role.CRM), json=[
+        invoice("INV-1", "100.00"), invoice("INV-2", "200.00")])
+    assert response.status == 200
+    response = await api.client.post("/v1/statements", data=statement(GOOD, BAD),
+                                     headers=api.auth(Role.TREASURY))
+    [failure] = (await response.json())["reconciliation"]["failures"]
+    conn = await asyncpg.connect(api.database_url)
+    try:
+        await conn.execute("ALTER TABLE allocations DROP CONSTRAINT refuse_one")
+    finally:
+        await conn.close()
+    status, made = await post(api, "/v1/matches", {
+        "account_id": failure["account_id"], "entry_id": failure["entry_id"],
+        "allocations": [{"invoice_id": "INV-2", "amount": "200.00"}]})
+    assert status == 201, made
+    assert (await get(api, "/v1/reconcile/failures"))["items"] == []
