@@ -26,7 +26,7 @@ DATA = Path(__file__).resolve().parents[1] / "matching" / "data"
 BAD = ("BAD1", "200.00", "GLOBEX CORPORATION", "Invoice INV-2")
 
 
-async def _refuse_allocations_of(database_url: str, payment_key: str) -> None:
+async def refuse_allocations_of(database_url: str, payment_key: str) -> None:
     """A database that refuses to store any allocation of one payment."""
     conn = await asyncpg.connect(database_url)
     try:
@@ -38,7 +38,7 @@ async def _refuse_allocations_of(database_url: str, payment_key: str) -> None:
 
 async def test_a_payment_the_database_refuses_fails_alone_and_imports_keep_working(
         api: Api) -> None:
-    await _refuse_allocations_of(api.database_url, "BAD1")
+    await refuse_allocations_of(api.database_url, "BAD1")
     response = await api.client.put("/v1/invoices", headers=api.auth(Role.CRM), json=[
         invoice("INV-1", "100.00"), invoice("INV-2", "200.00"), invoice("INV-3", "300.00")])
     assert response.status == 200
@@ -208,7 +208,7 @@ async def test_the_short_set_case_imports_and_reconciles_without_a_failure(api: 
 
 
 async def test_a_failed_payment_allocated_by_hand_is_no_longer_listed(api: Api) -> None:
-    await _refuse_allocations_of(api.database_url, "BAD1")
+    await refuse_allocations_of(api.database_url, "BAD1")
     response = await api.client.put("/v1/invoices", headers=api.auth(Role.CRM), json=[
         invoice("INV-1", "100.00"), invoice("INV-2", "200.00")])
     assert response.status == 200
