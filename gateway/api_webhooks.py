@@ -11,16 +11,17 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.api_invoices import read_json
 from gateway.appkeys import POOL, SETTINGS, SUBSCRIBER_KEYS
+from gateway.body import read_json, read_object
 from gateway.events import EVENT_TYPES, document, plaintext, schema
 from gateway.openapi import PAGE_PARAMETERS, page_of
-from gateway.params import cursor_of, encode_cursor, limit_of, page
+from gateway.params import CursorKind, cursor_of, encode_cursor, limit_of, page
 from gateway.problems import BadRequest, NotFound, Unprocessable
 from gateway.routes import Principal, current_principal, route
 from gateway.store import events as event_store
 from gateway.store import signing_keys
 from gateway.store import subscriptions as store
+from gateway.webhook_http import target_problem
 from security.roles import Role
 from security.webhooks import (
     SubscriberKeyError,
@@ -60,12 +61,22 @@ def _event_types(value: Any) -> list[str]:
 
 
 def _url(request: web.Request, value: Any, name: str) -> str:
+    """The URL in field ``name``, checked as far as it can be without a lookup."""
     if not isinstance(value, str):
-        raise BadRequest(f"{name} must be a string URL")
+        raise BadRequest(f"{name} must be a string URL", field=name)
     problem = url_problem(value, allow_private=request.app[SETTINGS].allow_private_webhooks)
     if problem:
-        raise Unprocessable(f"{name} {problem}")
+        raise BadRequest(f"{name} {problem}", field=name)
     return value
+
+
+async def _public_target(request: web.Request, url: str, name: str) -> None:
+    """Refuse a URL whose host resolves to a non-public address, or not at all: the check
+    each delivery makes (``target_problem``), made before anything is stored. It runs after
+    the body's other checks, so a mistake there is reported without waiting on DNS."""
+    problem = await target_problem(url, allow_private=request.app[SETTINGS].allow_private_webhooks)
+    if problem:
+        raise BadRequest(f"{name} {problem}", field=name)
 
 
 async def _key(request: web.Request, body: dict[str, Any]) -> tuple[dict[str, Any] | None,
@@ -81,6 +92,7 @@ async def _key(request: web.Request, body: dict[str, Any]) -> tuple[dict[str, An
         kid = body.get("kid")
         if not isinstance(kid, str) or not kid:
             raise BadRequest("jwks_url needs the kid of the key to encrypt to")
+        await _public_target(request, url, "jwks_url")
         await request.app[SUBSCRIBER_KEYS].key(public_jwk=None, jwks_url=url, kid=kid,
                                                fresh=True)
         return None, url, kid
@@ -112,6 +124,8 @@ async def create_subscription(request: web.Request) -> web.Response:
     url = None if body.get("url") is None else _url(request, body["url"], "url")
     event_types = _event_types(body.get("event_types"))
     jwk, jwks_url, kid = await _key(request, body)
+    if url is not None:
+        await _public_target(request, url, "url")
     secret = new_secret()
     async with request.app[POOL].acquire() as conn:
         row = await store.create(conn, principal.tenant, owner=principal.key_id, url=url,
@@ -126,10 +140,10 @@ async def create_subscription(request: web.Request) -> web.Response:
            "application/json": {"schema": page_of("Subscription")}}}}, errors=("400",))
 async def list_subscriptions(request: web.Request) -> web.Response:
     principal = current_principal(request)
-    limit, after = limit_of(request), cursor_of(request, 1)
+    limit, after = limit_of(request), cursor_of(request, 1, kinds=(CursorKind.TEXT,))
     async with request.app[POOL].acquire() as conn:
         rows = await store.list_page(conn, principal.tenant, owner=_owner(principal),
-                                     after=str(after[0]) if after else None, limit=limit + 1)
+                                     after=after[0] if after else None, limit=limit + 1)
     return web.json_response(page(rows, limit, ["id"]))
 
 
@@ -178,6 +192,8 @@ async def patch_subscription(request: web.Request) -> web.Response:
     set_url = "url" in body
     url = None if body.get("url") is None else _url(request, body["url"], "url")
     event_types = _event_types(body["event_types"]) if "event_types" in body else None
+    if url is not None:
+        await _public_target(request, url, "url")
     owner, tenant, sid = _owner(principal), principal.tenant, _subscription_id(request)
     async with request.app[POOL].acquire() as conn, conn.transaction():
         row = await store.update(conn, tenant, sid, owner=owner, url=url, set_url=set_url,
@@ -212,8 +228,8 @@ async def delete_subscription(request: web.Request) -> web.Response:
        errors=("400", "404"))
 async def rotate_secret(request: web.Request) -> web.Response:
     principal = current_principal(request)
-    body = await read_json(request, optional=True) or {}
-    overlap = body.get("overlap_seconds", 86400) if isinstance(body, dict) else None
+    body = await read_object(request, fields=("overlap_seconds",), optional=True)
+    overlap = body.get("overlap_seconds", 86400)
     if not isinstance(overlap, int | float) or isinstance(overlap, bool) \
             or not 0 <= overlap <= MAX_OVERLAP:
         raise BadRequest(f"overlap_seconds must be a number from 0 to {MAX_OVERLAP:.0f}")
@@ -287,15 +303,11 @@ async def replay(request: web.Request) -> web.Response:
        responses={"200": {"description": "a page of deliveries"}}, errors=("400", "404"))
 async def list_deliveries(request: web.Request) -> web.Response:
     principal = current_principal(request)
-    limit, after = limit_of(request), cursor_of(request, 2)
+    limit = limit_of(request)
+    after = cursor_of(request, 2, kinds=(CursorKind.INSTANT, CursorKind.TEXT))
     status = request.query.get("status")
     if status not in (None, "pending", "succeeded", "failed"):
         raise BadRequest("status must be pending, succeeded or failed")
-    if after is not None:
-        try:
-            datetime.fromisoformat(str(after[0]))
-        except ValueError:
-            raise BadRequest("cursor is not one this API gave out") from None
     async with request.app[POOL].acquire() as conn:
         row = await _owned(conn, principal, _subscription_id(request))
         rows = await store.deliveries_page(conn, principal.tenant, row["subscription_id"],

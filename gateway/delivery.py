@@ -41,7 +41,7 @@ from gateway.settings import Settings, SettingsError
 from gateway.store import deliveries as store
 from gateway.store import signing_keys, subscriptions
 from gateway.store.deliveries import CHANNEL
-from gateway.webhook_http import SubscriberKeys, UnsafeTargetError, check_literal, session
+from gateway.webhook_http import SubscriberKeys, UnsafeTargetError, session, target_problem
 from security.webhooks import SubscriberKeyError, ed25519_signer, envelope, sign
 
 logger = logging.getLogger(__name__)
@@ -350,7 +350,10 @@ class Dispatcher:
                 "webhook-signature": sign(secrets_, row["event_id"], timestamp, body, signer),
                 "Content-Type": "application/json",
             }
-            check_literal(row["url"], allow_private=self.policy.allow_private)
+            refused = await target_problem(row["url"], allow_private=self.policy.allow_private,
+                                           timeout=self.policy.timeout)
+            if refused is not None:
+                raise UnsafeTargetError(refused)
             timeout = aiohttp.ClientTimeout(total=self.policy.timeout)
             async with self._http.post(row["url"], data=body, headers=headers,
                                        timeout=timeout, allow_redirects=False) as response:

@@ -1,14 +1,17 @@
 """Outbound HTTP to subscribers: a session that only reaches public addresses, and their keys.
 
-The check is made on the addresses a host name resolves to, at connection time, by the
-resolver the connection itself uses, so a name cannot pass the check and then connect
-somewhere else. IP literals (which aiohttp does not resolve) are checked before the
-request. Redirects are not followed and no proxy from the environment is used.
+One check decides where we may send: ``target_problem``. Creating or changing a
+subscription (its URL or JWKS URL) and every delivery attempt call it: the URL's host must
+be a public address in every form a resolver reads (``security.addresses``), or a name all
+of whose addresses are public. The connection then resolves the name again through
+``PublicOnlyResolver``, which judges each address the same way, so a name cannot pass the
+check and then connect somewhere else. Redirects are not followed and no proxy from the
+environment is used.
 """
 
 from __future__ import annotations
 
-import ipaddress
+import asyncio
 import json
 import logging
 import socket
@@ -21,18 +24,20 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
 
+from security.addresses import address_problem, ip_literal
 from security.webhooks import (
     RecipientKey,
     SubscriberKeyError,
-    is_public_address,
     pick_from_jwks,
     recipient_key,
+    url_problem,
 )
 
 logger = logging.getLogger(__name__)
 
 _JWKS_LIMIT = 64 * 1024
 _MISS_MEMORY = 60.0  # seconds a kid found missing is not looked for again
+RESOLVE_TIMEOUT = 5.0  # seconds a subscriber's host name may take to resolve
 
 
 class UnsafeTargetError(OSError):
@@ -49,26 +54,49 @@ class PublicOnlyResolver(AbstractResolver):
                       family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
         results = await self._inner.resolve(host, port, family)
         for result in results:
-            if not is_public_address(result["host"]):
-                raise UnsafeTargetError(f"{host} resolves to a non-public address; private "
-                                        f"targets need allow_private_webhooks")
+            problem = address_problem(result["host"])
+            if problem:
+                raise UnsafeTargetError(_non_public(host, problem))
         return results
 
     async def close(self) -> None:
         await self._inner.close()
 
 
-def check_literal(url: str, *, allow_private: bool) -> None:
-    """Refuse a URL whose host is a non-public IP literal (aiohttp does not resolve those)."""
-    if allow_private:
-        return
+def _non_public(host: str, problem: str) -> str:
+    return (f"host {host} resolves to a non-public address ({problem}); private targets "
+            "need allow_private_webhooks")
+
+
+async def target_problem(url: str, *, allow_private: bool,
+                         timeout: float = RESOLVE_TIMEOUT) -> str | None:
+    """What forbids sending to ``url``, or None: the one address check, for subscriptions
+    (their URL and JWKS URL) when made or changed, and for every delivery.
+
+    A host name is resolved (in a thread, as aiohttp does, for at most ``timeout``
+    seconds) and refused if ANY of its addresses is not public: a name with one public and
+    one loopback address would otherwise reach loopback on some connections. A name that
+    does not resolve is refused too. ``allow_private`` (for tests and closed networks)
+    lifts the address checks, not the others.
+    """
+    problem = url_problem(url, allow_private=allow_private)
+    if problem is not None or allow_private:
+        return problem
     host = urlsplit(url).hostname or ""
+    if ip_literal(host) is not None:
+        return None  # an address, and url_problem found it public
     try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return
-    if not is_public_address(host):
-        raise UnsafeTargetError(f"address {host} is not public")
+        found = await asyncio.wait_for(asyncio.get_running_loop().getaddrinfo(
+            host, 443, type=socket.SOCK_STREAM), timeout)
+    except TimeoutError:
+        return f"host {host} did not resolve within {timeout:g} s"
+    except (OSError, UnicodeError):
+        return f"host {host} does not resolve to any address"
+    for address in sorted({str(info[4][0]) for info in found}):
+        problem = address_problem(address)
+        if problem:
+            return _non_public(host, problem)
+    return None
 
 
 def session(*, allow_private: bool, limit: int) -> aiohttp.ClientSession:
@@ -132,7 +160,9 @@ class SubscriberKeys:
         return found
 
     async def _fetch(self, url: str) -> _Cached:
-        check_literal(url, allow_private=self._allow_private)
+        problem = await target_problem(url, allow_private=self._allow_private)
+        if problem is not None:
+            raise SubscriberKeyError(f"jwks_url {problem}")
         timeout = aiohttp.ClientTimeout(total=self._timeout)
         try:
             async with self._http.get(url, timeout=timeout, allow_redirects=False) as response:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import ipaddress
 import json
 import secrets
 from dataclasses import dataclass
@@ -28,6 +27,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from joserfc import jwe
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, RSAKey
+
+from security.addresses import address_problem, host_problem
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the Standard Webhooks prefix, not a secret
 ENC = "A256GCM"
@@ -149,18 +150,17 @@ def ed25519_jwk(kid: str, public: bytes) -> dict[str, str]:
 
 
 def is_public_address(address: str) -> bool:
-    """Whether an IP address is globally routable (not private, loopback, link-local, ...)."""
-    ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
+    """Whether an IP address is one we may send to (see ``security.addresses``)."""
+    return address_problem(address) is None
 
 
 def url_problem(url: str, *, allow_private: bool) -> str | None:
-    """What is wrong with a subscriber URL (webhook or JWKS), or None.
+    """What is wrong with a subscriber URL (webhook or JWKS) before any lookup, or None.
 
-    https only, with a host and no credentials; an IP literal must be public. Host names
-    are checked again on their resolved addresses at each delivery.
+    https only, with a host and no credentials; a host that is an address, in any form a
+    resolver reads as one (``127.1``, ``2130706433``, ``[::ffff:127.0.0.1]``), must be
+    public, and local names are refused. A host name's addresses are checked when it is
+    resolved: by ``gateway.webhook_http.target_problem``, on creation and at each delivery.
     """
     try:
         parts = urlsplit(url)
@@ -178,13 +178,4 @@ def url_problem(url: str, *, allow_private: bool) -> str | None:
         return "is longer than 2000 characters"
     if allow_private:
         return None
-    host = parts.hostname.rstrip(".").lower()
-    if host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
-        return f"host {host} is not public"
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return None
-    if not is_public_address(host):
-        return f"address {host} is not public (private, loopback or link-local)"
-    return None
+    return host_problem(parts.hostname)
