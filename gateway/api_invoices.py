@@ -8,19 +8,21 @@ whole with 409, never taken over. Admin, treasury and auditor keys see every row
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
 
+from gateway import limits
 from gateway.appkeys import METRICS, POOL
+from gateway.body import read_json, read_object
 from gateway.openapi import PAGE_PARAMETERS, page_of
-from gateway.params import cursor_of, date_param, limit_of, page
+from gateway.params import CursorKind, cursor_of, date_param, limit_of, page
 from gateway.problems import BadRequest, Conflict, NotFound, Unprocessable
 from gateway.reconcile import reconcile_after_change
 from gateway.routes import Principal, current_principal, route
 from gateway.store import invoices as store
 from matching.invoices import RecordError, read_customer, read_invoice, read_invoices
+from parsers.money import MoneyError, parse_decimal
 from security.roles import Role
 
 WRITERS = frozenset({Role.ADMIN, Role.CRM})
@@ -29,20 +31,6 @@ MAX_BATCH = 10_000
 
 _BATCH_BODY = {"required": True, "content": {"application/json": {"schema": {
     "type": "array", "maxItems": MAX_BATCH}}}}
-
-
-async def read_json(request: web.Request, *, optional: bool = False) -> Any:
-    """The request's JSON body; with ``optional`` an empty body is None."""
-    body = await request.read()
-    if optional and not body.strip():
-        return None
-    if request.content_type != "application/json":
-        raise BadRequest(f"send JSON with Content-Type application/json, "
-                         f"not {request.content_type or 'nothing'}")
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"the body is not valid JSON: {exc}") from None
 
 
 def owner_of(principal: Principal) -> str | None:
@@ -69,6 +57,53 @@ def _refuse(errors: list[RecordError]) -> Unprocessable:
     )
 
 
+_IDENTIFIERS = ("invoice_id", "customer_id", "related_invoice_id")
+_AMOUNTS = ("amount", "open_amount")
+_DATES = ("issue_date", "due_date")
+
+
+def screen(record: Any, index: int) -> list[RecordError]:
+    """What the gateway refuses in a CRM record beyond ``matching.invoices``' own checks:
+    invisible characters in ids, amounts of 10^15 or more, dates not exactly YYYY-MM-DD.
+    Fields that are missing or of the wrong type are left to ``read_invoice`` to name."""
+    if not isinstance(record, dict):
+        return []
+    key = record.get("invoice_id") or record.get("customer_id")
+    key = str(key)[:60] if key else None
+    errors = []
+    for name in _IDENTIFIERS:
+        value = record.get(name)
+        problem = limits.identifier_problem(value) if isinstance(value, str) else None
+        if problem:
+            errors.append(RecordError(index, key, name, problem))
+    for name in _AMOUNTS:
+        value = record.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        try:
+            amount = parse_decimal(value) if isinstance(value, str) else None
+        except MoneyError:
+            amount = None  # read_invoice names it
+        # read_invoice holds the decimals to the currency; here only the size is checked
+        problem = limits.amount_problem(amount, scale=False) if amount is not None else None
+        if problem:
+            errors.append(RecordError(index, key, name, problem))
+    for name in _DATES:
+        value = record.get(name)
+        if isinstance(value, str) and value.strip() and limits.date_of(value.strip()) is None:
+            errors.append(RecordError(index, key, name,
+                                      f"must be a date as YYYY-MM-DD, got {value!r}"))
+    return errors
+
+
+def _with_screening(records: list[Any], errors: list[RecordError]) -> list[RecordError]:
+    """``errors`` and the screening's, one per record and field, in record order."""
+    merged: dict[tuple[int, str], RecordError] = {}
+    for error in errors + [e for n, r in enumerate(records, 1) for e in screen(r, n)]:
+        merged.setdefault((error.index, error.field), error)
+    return sorted(merged.values(), key=lambda e: e.index)
+
+
 def _batch(body: Any) -> list[Any]:
     if not isinstance(body, list):
         raise BadRequest("the body must be a JSON array of objects")
@@ -83,7 +118,9 @@ def _batch(body: Any) -> list[Any]:
        responses={"200": {"description": "how many were created and updated"}},
        errors=("400", "409", "413", "422"))
 async def put_invoices(request: web.Request) -> web.Response:
-    invoices, errors = read_invoices(_batch(await read_json(request)))
+    records = _batch(await read_json(request))
+    invoices, errors = read_invoices(records)
+    errors = _with_screening(records, errors)
     if errors:
         raise _refuse(errors)
     principal = current_principal(request)
@@ -113,7 +150,7 @@ async def put_invoices(request: web.Request) -> web.Response:
            "application/json": {"schema": page_of("Invoice")}}}}, errors=("400",))
 async def list_invoices(request: web.Request) -> web.Response:
     limit = limit_of(request)
-    after = cursor_of(request, 1)
+    after = cursor_of(request, 1, kinds=(CursorKind.TEXT,))
     status = request.query.get("status")
     if status is not None and status not in (
             "open", "partially_paid", "paid", "overpaid", "cancelled"):
@@ -150,9 +187,12 @@ async def get_invoice(request: web.Request) -> web.Response:
        errors=("400", "404", "409", "422"))
 async def patch_invoice(request: web.Request) -> web.Response:
     invoice_id = request.match_info["invoice_id"]
-    body = await read_json(request)
-    if not isinstance(body, dict) or not body or set(body) - {"open_amount", "status"}:
+    body = await read_object(request, fields=("open_amount", "status"))
+    if not body:
         raise BadRequest("send an object with open_amount and/or status (open or cancelled)")
+    screened = screen(body, 1)
+    if screened:
+        raise _refuse(screened)
     principal = current_principal(request)
     tenant, owner = principal.tenant, owner_of(principal)
     async with request.app[POOL].acquire() as conn:
@@ -189,6 +229,7 @@ async def put_customers(request: web.Request) -> web.Response:
             errors.extend(result)
         else:
             customers.append(result)
+    errors = _with_screening(records, errors)
     if errors:
         raise _refuse(errors)
     principal = current_principal(request)
@@ -211,7 +252,7 @@ async def put_customers(request: web.Request) -> web.Response:
            "application/json": {"schema": page_of("Customer")}}}}, errors=("400",))
 async def list_customers(request: web.Request) -> web.Response:
     limit = limit_of(request)
-    after = cursor_of(request, 1)
+    after = cursor_of(request, 1, kinds=(CursorKind.TEXT,))
     async with request.app[POOL].acquire() as conn:
         rows = await store.list_customers(conn, current_principal(request).tenant,
                                           after=after[0] if after else None, limit=limit + 1,

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
 
 from aiohttp import web
 
-from gateway.api_invoices import read_json
+from gateway import limits
 from gateway.appkeys import METRICS, POOL
+from gateway.body import read_object
 from gateway.openapi import PAGE_PARAMETERS, page_of
-from gateway.params import cursor_of, limit_of, page
+from gateway.params import CursorKind, cursor_of, limit_of, page, path_id
 from gateway.problems import BadRequest, NotFound, Unprocessable
 from gateway.reconcile import DecisionError, accept, allocate_manually, reconcile, reject, undo
 from gateway.routes import READERS, Principal, current_principal, route
@@ -29,17 +29,14 @@ def who(principal: Principal) -> str:
 
 
 def _allocation_id(request: web.Request) -> int:
-    text = request.match_info["allocation_id"]
-    if not text.isdigit():
-        raise NotFound(f"no allocation {text!r}")
-    return int(text)
+    return path_id(request, "allocation_id", "allocation")
 
 
 async def _decide(request: web.Request, action: str) -> web.Response:
     principal = current_principal(request)
     allocation_id = _allocation_id(request)
-    body: Any = await read_json(request, optional=True) or {}
-    note = body.get("reason") if isinstance(body, dict) else None
+    body = await read_object(request, fields=("reason",), optional=True)
+    note = body.get("reason")
     if note is not None and (not isinstance(note, str) or len(note) > 500):
         raise BadRequest("reason must be a string of at most 500 characters")
     if action == "undo" and not (note and note.strip()):
@@ -72,7 +69,7 @@ async def _decide(request: web.Request, action: str) -> web.Response:
            "application/json": {"schema": page_of("Allocation")}}}}, errors=("400",))
 async def list_matches(request: web.Request) -> web.Response:
     limit = limit_of(request)
-    after = cursor_of(request, 1)
+    after = cursor_of(request, 1, kinds=(CursorKind.INT,))
     decision = request.query.get("decision")
     status = request.query.get("status")
     if decision not in (None, "auto", "review", "manual"):
@@ -127,8 +124,8 @@ async def undo_match(request: web.Request) -> web.Response:
        errors=("400", "404", "422"))
 async def manual_match(request: web.Request) -> web.Response:
     principal = current_principal(request)
-    body = await read_json(request)
-    if not isinstance(body, dict) or not isinstance(body.get("account_id"), int) \
+    body = await read_object(request, fields=("account_id", "entry_id", "allocations", "note"))
+    if not isinstance(body.get("account_id"), int) \
             or not isinstance(body.get("entry_id"), str) \
             or not isinstance(body.get("allocations"), list) or not body["allocations"]:
         raise BadRequest("send {\"account_id\": n, \"entry_id\": \"...\", "
@@ -145,6 +142,9 @@ async def manual_match(request: web.Request) -> web.Response:
                 from None
         if amount <= 0:
             raise BadRequest(f"allocation {n}: amount must be greater than zero")
+        problem = limits.amount_problem(amount)
+        if problem:
+            raise BadRequest(f"allocation {n}: amount {problem}")
         parts.append((part["invoice_id"], amount))
     note = body.get("note")
     async with request.app[POOL].acquire() as conn:

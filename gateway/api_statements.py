@@ -11,8 +11,8 @@ from aiohttp import web
 from gateway.appkeys import METRICS, POOL
 from gateway.ingest import ingest
 from gateway.openapi import PAGE_PARAMETERS, page_of
-from gateway.params import cursor_of, date_param, limit_of, page
-from gateway.problems import BadRequest, NotFound, Unprocessable
+from gateway.params import CursorKind, cursor_of, date_param, limit_of, page, path_id
+from gateway.problems import BadRequest, NotFound, Unprocessable, UnsupportedMedia
 from gateway.reconcile import reconcile_after_change
 from gateway.routes import READERS, current_principal, route
 from gateway.store import accounts, statements, transactions
@@ -20,6 +20,10 @@ from parsers.errors import ParseError
 from security.roles import Role
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]")
+_INT_CURSOR = (CursorKind.INT,)
+# A browser form wraps the file in boundaries and fields; stored as it came, those bytes
+# would be a document of their own (a second copy of the statement). The file is the body.
+_FORMS = ("multipart/form-data", "application/x-www-form-urlencoded")
 _DATE_PARAMS = [
     {"name": "account", "in": "query", "schema": {"type": "string"},
      "description": "IBAN or account number"},
@@ -47,9 +51,13 @@ async def _account_id(conn: asyncpg.Connection, tenant: str, request: web.Reques
        responses={"201": {"description": "stored (or already known: see document_known)",
                           "content": {"application/json": {"schema": {
                               "$ref": "#/components/schemas/ImportResult"}}}}},
-       errors=("400", "413", "422", "503"))
+       errors=("400", "413", "415", "422", "503"))
 async def post_statement(request: web.Request) -> web.Response:
     principal = current_principal(request)
+    if request.content_type in _FORMS:
+        raise UnsupportedMedia(f"send the statement file itself as the body (for example "
+                               f"Content-Type application/octet-stream), not "
+                               f"{request.content_type}")
     data = await request.read()
     name = _SAFE_NAME.sub("_", request.query.get("filename", "upload"))[:200] or "upload"
     async with request.app[POOL].acquire() as conn:
@@ -85,7 +93,7 @@ async def post_statement(request: web.Request) -> web.Response:
            "application/json": {"schema": page_of("Account")}}}}, errors=("400",))
 async def list_accounts(request: web.Request) -> web.Response:
     limit = limit_of(request)
-    after = cursor_of(request, 1)
+    after = cursor_of(request, 1, kinds=_INT_CURSOR)
     async with request.app[POOL].acquire() as conn:
         rows = await accounts.list_page(conn, current_principal(request).tenant,
                                       after=after[0] if after else None, limit=limit + 1)
@@ -98,7 +106,7 @@ async def list_accounts(request: web.Request) -> web.Response:
            "application/json": {"schema": page_of("Statement")}}}}, errors=("400", "404"))
 async def list_statements(request: web.Request) -> web.Response:
     limit = limit_of(request)
-    after = cursor_of(request, 1)
+    after = cursor_of(request, 1, kinds=_INT_CURSOR)
     since, until = date_param(request, "from"), date_param(request, "to")
     tenant = current_principal(request).tenant
     async with request.app[POOL].acquire() as conn:
@@ -114,13 +122,11 @@ async def list_statements(request: web.Request) -> web.Response:
            "application/json": {"schema": {"$ref": "#/components/schemas/Statement"}}}}},
        errors=("404",))
 async def get_statement(request: web.Request) -> web.Response:
-    text = request.match_info["statement_pk"]
-    if not text.isdigit():
-        raise NotFound(f"no statement {text!r}")
+    statement_pk = path_id(request, "statement_pk", "statement")
     async with request.app[POOL].acquire() as conn:
-        row = await statements.get(conn, current_principal(request).tenant, int(text))
+        row = await statements.get(conn, current_principal(request).tenant, statement_pk)
     if row is None:
-        raise NotFound(f"no statement {text!r}")
+        raise NotFound(f"no statement {statement_pk}")
     return web.json_response(row)
 
 
@@ -133,7 +139,7 @@ async def get_statement(request: web.Request) -> web.Response:
            "application/json": {"schema": page_of("Transaction")}}}}, errors=("400", "404"))
 async def list_transactions(request: web.Request) -> web.Response:
     limit = limit_of(request)
-    after = cursor_of(request, 1)
+    after = cursor_of(request, 1, kinds=_INT_CURSOR)
     since, until = date_param(request, "from"), date_param(request, "to")
     status = request.query.get("status")
     if status is not None and status not in ("booked", "pending", "info"):

@@ -2,7 +2,11 @@
 
 The asyncpg pool lives in ``cleanup_ctx`` under ``POOL``; handlers reach the database only
 through it. Middlewares, outermost first: request id and access log, problem rendering,
-authentication against the route table.
+a URL length check, authentication and query parameters against the route table.
+
+The HTTP parser is let read request lines up to ``MAX_REQUEST_LINE`` so that a URL longer
+than ``MAX_URL`` reaches ``url_middleware`` and is refused as a 414 problem document; only a
+request line beyond ``MAX_REQUEST_LINE`` is still cut off by aiohttp itself (a plain 400).
 """
 
 from __future__ import annotations
@@ -29,8 +33,15 @@ from gateway.delivery import Dispatcher, Policy
 from gateway.logs import request_id
 from gateway.metrics import Metrics
 from gateway.migrate import migrate
-from gateway.problems import Handler, problem_middleware
-from gateway.routes import CALLER, PRINCIPAL, ROUTE_KEY, add_routes, auth_middleware
+from gateway.problems import Handler, UriTooLong, problem_middleware
+from gateway.routes import (
+    CALLER,
+    PRINCIPAL,
+    ROUTE_KEY,
+    add_routes,
+    auth_middleware,
+    query_middleware,
+)
 from gateway.settings import Settings
 from gateway.store import api_keys
 from gateway.webhook_http import SubscriberKeys, session
@@ -38,6 +49,8 @@ from gateway.webhook_http import SubscriberKeys, session
 logger = logging.getLogger(__name__)
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+MAX_URL = 8192
+MAX_REQUEST_LINE = 1024 * 1024
 
 
 @web.middleware
@@ -69,6 +82,15 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
             "key_id": principal.key_id if principal else None,
         })
         request_id.reset(token)
+
+
+@web.middleware
+async def url_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """No route takes a URL longer than MAX_URL: refuse it before anything reads it."""
+    if len(request.raw_path) > MAX_URL:
+        raise UriTooLong(f"the URL is {len(request.raw_path)} characters long; "
+                         f"at most {MAX_URL}")
+    return await handler(request)
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
@@ -117,7 +139,9 @@ async def _webhooks(app: web.Application) -> AsyncIterator[None]:
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[request_middleware, problem_middleware, auth_middleware],
+        middlewares=[request_middleware, problem_middleware, url_middleware,
+                     auth_middleware, query_middleware],
+        handler_args={"max_line_size": MAX_REQUEST_LINE},
     )
     app[SETTINGS] = settings
     app[METRICS] = Metrics.create()

@@ -99,6 +99,9 @@ SCHEMAS: dict[str, Any] = {
             "allocation_status": {"enum": ["unallocated", "in_review", "partially_allocated",
                                            "allocated"]},
             "allocated_amount": _MONEY,
+            "reconcile_error": {"type": ["string", "null"], "description":
+                                "why its last reconciliation failed, until one succeeds "
+                                "(docs/matching.md)"},
             "position": {"type": "integer",
                          "description": "its place in the statement (statement lines only)"},
             "outcome": {"enum": ["new", "known", "supersedes"], "description":
@@ -204,7 +207,10 @@ PAGE_PARAMETERS = [
     {"name": "cursor", "in": "query", "schema": {"type": "string"}},
 ]
 
-_ERRORS = {"400", "401", "403", "404", "409", "413", "422", "503"}
+_ERRORS = {"400", "401", "403", "404", "409", "413", "415", "422", "503"}
+# Path parameters that are row ids: whole numbers within PostgreSQL's bigint.
+_ID_PARAMETERS = {"statement_pk", "allocation_id"}
+_ID_SCHEMA = {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}
 
 
 @cache
@@ -223,6 +229,8 @@ def openapi_document() -> dict[str, Any]:
             operation["x-roles"] = sorted(r.value for r in declared.roles)
             responses.setdefault("401", {"$ref": "#/components/responses/Problem"})
             responses.setdefault("403", {"$ref": "#/components/responses/Problem"})
+        # Any route refuses query parameters it does not declare (gateway.routes).
+        responses.setdefault("400", {"$ref": "#/components/responses/Problem"})
         for code in _ERRORS & set(declared.operation.get("errors", ())):
             responses.setdefault(code, {"$ref": "#/components/responses/Problem"})
         operation.pop("errors", None)
@@ -231,7 +239,8 @@ def openapi_document() -> dict[str, Any]:
         if params:
             operation.setdefault("parameters", [])
             operation["parameters"] = [
-                {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+                {"name": p, "in": "path", "required": True,
+                 "schema": _ID_SCHEMA if p in _ID_PARAMETERS else {"type": "string"}}
                 for p in params] + operation["parameters"]
         paths.setdefault(declared.path, {})[declared.method.lower()] = operation
     return {

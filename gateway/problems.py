@@ -9,6 +9,8 @@
     ├── NotFound           404  not-found
     ├── Conflict           409  conflict             the request names what another key owns
     ├── PayloadTooLarge    413  payload-too-large
+    ├── UriTooLong         414  uri-too-long         a request line past the limit
+    ├── UnsupportedMedia   415  unsupported-media-type  a body of a kind the route does not take
     ├── Unprocessable      422  unprocessable        a well-formed document we cannot accept
     └── Unavailable        503  unavailable          the database cannot be reached
 
@@ -89,6 +91,14 @@ class PayloadTooLarge(ApiError):
     status, slug, title = 413, "payload-too-large", "Request body too large"
 
 
+class UriTooLong(ApiError):
+    status, slug, title = 414, "uri-too-long", "URI too long"
+
+
+class UnsupportedMedia(ApiError):
+    status, slug, title = 415, "unsupported-media-type", "Unsupported media type"
+
+
 class Unprocessable(ApiError):
     status, slug, title = 422, "unprocessable", "Document cannot be processed"
 
@@ -133,6 +143,12 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         logger.warning("database unavailable: %s", type(exc).__name__)
         return problem_response(Unavailable(
             "the database cannot be reached; nothing was changed, retry later"), request)
+    except web.HTTPClientError as exc:
+        # aiohttp's own refusals (a malformed body it was asked to decode, and the like):
+        # the same document as ours, with aiohttp's reason as the detail.
+        refused = BadRequest(exc.reason)
+        refused.status = exc.status
+        return problem_response(refused, request)
     except web.HTTPException:
         raise
     except Exception:

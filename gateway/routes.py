@@ -2,19 +2,22 @@
 
 A route is declared once, here or in an ``api_*`` module, with ``@route(...)``. The
 authentication middleware reads ``roles`` from it; the OpenAPI document is built from
-it; a test walks it with every role. ``roles=None`` marks the few public routes
-(health, readiness, the OpenAPI document itself).
+it; a test walks it with every role; ``query_middleware`` refuses query parameters the
+route does not declare. ``roles=None`` marks the few public routes (health, readiness, the
+OpenAPI document itself).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-from gateway.problems import Forbidden, Handler, Unauthenticated
+from gateway.limits import MAX_QUERY_VALUE, text_problem
+from gateway.problems import BadRequest, Forbidden, Handler, Unauthenticated
 from security.apikeys import matches, split
 from security.roles import Role
 
@@ -32,6 +35,12 @@ class Route:
     roles: frozenset[Role] | None
     summary: str
     operation: dict[str, Any] = field(default_factory=dict)  # OpenAPI operation extras
+
+    @property
+    def query_names(self) -> frozenset[str]:
+        """The query parameters this route takes, as its OpenAPI description declares them."""
+        return frozenset(p["name"] for p in self.operation.get("parameters", ())
+                         if p.get("in") == "query")
 
 
 ROUTES: list[Route] = []
@@ -86,6 +95,37 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         raise Forbidden(f"role {principal.role.value} may not {request.method} "
                         f"{declared.path}; allowed: {allowed}")
     request[CALLER] = principal
+    return await handler(request)
+
+
+@web.middleware
+async def query_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse what no route reads: undeclared or repeated query parameters, and path or
+    query values holding NUL, a lone surrogate, or (query) more than MAX_QUERY_VALUE
+    characters. A misspelt filter is an error, never an unfiltered answer."""
+    info = request.match_info.route
+    declared: Route | None = getattr(info.handler, ROUTE_KEY, None) if info else None
+    if declared is None:
+        return await handler(request)
+    for name, value in request.match_info.items():
+        problem = text_problem(value)
+        if problem:
+            raise BadRequest(f"path parameter {name} {problem}")
+    names = [name for name, _ in request.query.items()]
+    unknown = sorted(set(names) - declared.query_names)
+    if unknown:
+        allowed = ", ".join(sorted(declared.query_names)) or "none"
+        raise BadRequest(f"unknown query parameters {unknown} for {request.method} "
+                         f"{declared.path}; allowed: {allowed}")
+    repeated = sorted(n for n, count in Counter(names).items() if count > 1)
+    if repeated:
+        raise BadRequest(f"query parameters given more than once: {repeated}")
+    for name, value in request.query.items():
+        problem = text_problem(name + value)
+        if problem is None and len(value) > MAX_QUERY_VALUE:
+            problem = f"is longer than {MAX_QUERY_VALUE} characters"
+        if problem:
+            raise BadRequest(f"query parameter {name} {problem}")
     return await handler(request)
 
 

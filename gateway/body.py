@@ -1,0 +1,60 @@
+"""Request bodies: JSON read once, the same way, by every route that takes it.
+
+A body is refused with a 400 problem naming what is wrong before any handler sees it:
+not JSON, not declared as JSON, nested deeper than ``limits.MAX_JSON_DEPTH``, a string
+holding NUL or a lone surrogate or longer than ``limits.MAX_JSON_STRING``, a number that
+is not finite or does not fit in 64 bits. Object bodies also refuse fields the route does not
+take, so a misspelt field is an error rather than a silently ignored wish.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection
+from typing import Any
+
+from aiohttp import web
+
+from gateway import limits
+from gateway.problems import BadRequest
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+async def read_json(request: web.Request, *, optional: bool = False) -> Any:
+    """The request's JSON body; with ``optional`` an empty body is None."""
+    body = await request.read()
+    if optional and not body.strip():
+        return None
+    if request.content_type != "application/json":
+        raise BadRequest(f"send JSON with Content-Type application/json, "
+                         f"not {request.content_type or 'nothing'}")
+    try:
+        document = json.loads(body, parse_constant=_no_constants)
+    except RecursionError:
+        raise BadRequest(f"the body is not acceptable JSON: $: nested deeper than "
+                         f"{limits.MAX_JSON_DEPTH} levels") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from None
+    problem = limits.json_problem(document)
+    if problem:
+        raise BadRequest(f"the body is not acceptable JSON: {problem}")
+    return document
+
+
+async def read_object(request: web.Request, *, fields: Collection[str],
+                      optional: bool = False) -> dict[str, Any]:
+    """A JSON object body with only ``fields``; with ``optional`` no body at all is ``{}``."""
+    if optional and not (await request.read()).strip():
+        return {}
+    document = await read_json(request)
+    if not isinstance(document, dict):
+        raise BadRequest(f"the body must be a JSON object"
+                         f"{' with ' + ', '.join(sorted(fields)) if fields else ''}")
+    unknown = sorted(set(document) - set(fields))
+    if unknown:
+        raise BadRequest(f"unknown fields {unknown}; allowed: {', '.join(sorted(fields))}"
+                         if fields else f"unknown fields {unknown}; send no body")
+    return document
