@@ -78,12 +78,35 @@ class Outcome(StrEnum):
 @dataclass(frozen=True, slots=True)
 class Ledger:
     """Where a booked statement sits in its account's ledger: its balances in one currency,
-    and ``marks``, the balance before its first line and after each line."""
+    and ``afters``, the balance after each of its lines in the bank's order (None for a
+    provisional line)."""
 
     opening: Decimal
     closing: Decimal
     currency: str
-    marks: frozenset[Decimal] = frozenset()
+    afters: tuple[Decimal | None, ...] = ()
+
+    @property
+    def marks(self) -> frozenset[Decimal]:
+        """Every balance the statement passes through."""
+        return frozenset({self.opening, self.closing,
+                          *(a for a in self.afters if a is not None)})
+
+    def window(self, other: Ledger) -> tuple[int, int]:
+        """The positions of this statement's lines that lie inside ``other``: those after
+        the line that reaches ``other``'s opening balance, up to the one that reaches its
+        closing balance (``(start, end]``). Where a balance is reached more than once, the
+        wider window is taken; a statement stored without its balances line by line (before
+        they were kept) is taken whole."""
+        start, end = -1, len(self.afters) - 1
+        if not self.afters:
+            return -1, 2**31
+        if other.opening != self.opening:
+            start = next((i for i, a in enumerate(self.afters) if a == other.opening), -1)
+        if other.closing != self.closing:
+            end = next((i for i in range(len(self.afters) - 1, -1, -1)
+                        if self.afters[i] == other.closing), end)
+        return start, end
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,8 +130,12 @@ class StoredLine:
     counterparty_name: str | None
     counterparty_account: str | None
     remittance: str | None
-    statements: frozenset[int]  # the statements that reported it
+    reports: frozenset[tuple[int, int]]  # (statement, position) of every report of it
     balance_after: Decimal | None = None  # the ledger balance after it, where known
+
+    @property
+    def statements(self) -> frozenset[int]:
+        return frozenset(statement for statement, _ in self.reports)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,14 +173,17 @@ def ledger_of(statement: Statement) -> Ledger | None:
         start = closing.amount.amount - total
     else:
         return None
-    marks, balance = {start}, start
-    for money in booked:
-        balance += money.amount
-        marks.add(balance)
+    afters, balance = list[Decimal | None](), start
+    for entry in statement.entries:
+        if is_provisional(statement, entry):
+            afters.append(None)
+            continue
+        balance += entry.amount.amount
+        afters.append(balance)
     end = closing.amount.amount if closing is not None else balance
     if closing is not None and closing.amount.currency != currency:
         return None
-    return Ledger(start, end, currency, frozenset(marks))
+    return Ledger(start, end, currency, tuple(afters))
 
 
 def place(ledger: Ledger | None, stored: Iterable[StoredStatement]) -> Placement:
@@ -206,22 +236,28 @@ def _walk(ledger: Ledger, stored: list[StoredStatement], *, backwards: bool) -> 
 def decide(statement: Statement, stored_statements: Sequence[StoredStatement],
            stored_lines: Sequence[StoredLine]) -> tuple[Placement, list[Decision]]:
     """One decision per entry of ``statement``, in entry order."""
-    placement = place(ledger_of(statement), stored_statements)
+    ledger = ledger_of(statement)
+    placement = place(ledger, stored_statements)
     scheme = reference_scheme(statement.format)
     booked = [line for line in stored_lines if not line.provisional]
     if placement.copies:
         same = [line for line in booked if line.statements & placement.copies]
     else:
-        # A line another statement places elsewhere is never this statement's; one only
-        # an unrelated statement reported is not taken for it either.
+        # Of an overlapping statement, only its lines inside this one's balances; a line
+        # another statement places elsewhere is never this statement's; one only an
+        # unrelated statement reported is not taken for it either.
+        inside = {pk: s.ledger.window(ledger) for s in stored_statements
+                  if (pk := s.statement_pk) in placement.overlapping and ledger is not None}
         same = [line for line in booked if not line.statements & placement.disjoint
-                and (not line.statements & placement.unrelated
-                     or line.statements & placement.overlapping)]
+                and (not line.statements & (placement.unrelated | placement.overlapping)
+                     or any(pk in inside and inside[pk][0] < position <= inside[pk][1]
+                            for pk, position in line.reports))]
     # Lines of unrelated statements are not taken as these lines, but a new line like one
     # of them is marked: nothing proves it is not the same.
     doubtful = [line for line in booked if line.statements & placement.unrelated]
     provisional_pool = [line for line in stored_lines if line.provisional]
-    afters = _balances_after(statement)
+    afters: list[Decimal | None] = list(ledger.afters) if ledger \
+        else [None] * len(statement.entries)
     entries = list(enumerate(statement.entries))
     booked_entries = [(i, e) for i, e in entries if not is_provisional(statement, e)]
     taken: set[str] = set()
@@ -274,21 +310,6 @@ def _pair(entries: list[tuple[int, Entry]], scheme: str, afters: list[Decimal | 
             pairs[i] = entry_id
             taken.add(entry_id)
     return pairs
-
-
-def _balances_after(statement: Statement) -> list[Decimal | None]:
-    """The ledger balance after each booked line, in the bank's order (None where unknown)."""
-    ledger = ledger_of(statement)
-    if ledger is None:
-        return [None] * len(statement.entries)
-    balance, out = ledger.opening, list[Decimal | None]()
-    for entry in statement.entries:
-        if is_provisional(statement, entry):
-            out.append(None)
-            continue
-        balance += entry.amount.amount
-        out.append(balance)
-    return out
 
 
 def _day(entry: Entry) -> date | None:

@@ -8,7 +8,7 @@ ALTER TABLE statements
     ADD COLUMN ledger_opening   numeric,
     ADD COLUMN ledger_closing   numeric,
     ADD COLUMN ledger_currency  char(3),
-    ADD COLUMN ledger_marks     numeric[],  -- the balance before its first line and after each
+    ADD COLUMN ledger_afters    numeric[],  -- the balance after each line, in the bank's order
     ADD COLUMN first_date       date,
     ADD COLUMN last_date        date,
     ADD COLUMN entries_new      integer NOT NULL DEFAULT 0,
@@ -20,7 +20,6 @@ UPDATE statements SET
     provisional = format IN ('mt942', 'camt.052', 'camt.054'),
     ledger_opening = opening_amount, ledger_closing = closing_amount,
     ledger_currency = coalesce(opening_currency, closing_currency),
-    ledger_marks = array_remove(ARRAY[opening_amount, closing_amount], NULL),
     first_date = period_start, last_date = period_end;
 
 CREATE INDEX statements_ledger ON statements (tenant_id, account_id, last_date)

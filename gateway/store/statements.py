@@ -43,7 +43,7 @@ async def insert(conn: asyncpg.Connection, tenant: str, *, account_id: int, docu
             closing_amount, closing_currency, closing_date, entry_count, flags,
             provisional, ledger_opening, ledger_closing, ledger_currency,
             first_date, last_date, entries_new, entries_known, entries_superseded,
-            possible_duplicates, ledger_marks)
+            possible_duplicates, ledger_afters)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
                 $15, $16, $17, $18, $19::jsonb, $20, $21, $22, $23, $24, $25, $26, $27,
                 $28, $29, $30)
@@ -64,7 +64,7 @@ async def insert(conn: asyncpg.Connection, tenant: str, *, account_id: int, docu
         ledger.currency if ledger else None,
         min(days, default=statement.period_start), max(days, default=statement.period_end),
         outcomes.new, outcomes.known, outcomes.superseded, outcomes.possible_duplicates,
-        sorted(ledger.marks) if ledger else None,
+        list(ledger.afters) if ledger else None,
     )
     return statement_pk
 
@@ -74,7 +74,7 @@ async def ledgers(conn: asyncpg.Connection, tenant: str, *, account_id: int, fir
     """The account's stored booked statements with lines between ``first`` and ``last``."""
     rows = await conn.fetch(
         """
-        SELECT statement_pk, ledger_opening, ledger_closing, ledger_currency, ledger_marks
+        SELECT statement_pk, ledger_opening, ledger_closing, ledger_currency, ledger_afters
         FROM statements
         WHERE tenant_id = $1 AND account_id = $2 AND NOT provisional
           AND ledger_opening IS NOT NULL AND last_date >= $3 AND first_date <= $4
@@ -82,14 +82,15 @@ async def ledgers(conn: asyncpg.Connection, tenant: str, *, account_id: int, fir
         tenant, account_id, first, last)
     return [StoredStatement(r["statement_pk"], Ledger(
         r["ledger_opening"], r["ledger_closing"], r["ledger_currency"],
-        frozenset(r["ledger_marks"] or ()))) for r in rows]
+        tuple(r["ledger_afters"] or ()))) for r in rows]
 
 
 async def previous(conn: asyncpg.Connection, tenant: str, *, account_id: int, on_or_before: date,
                    document_id: int) -> asyncpg.Record | None:
-    """The stored statement of the account that closed last on or before a date.
+    """The stored booked statement of the account that closed last on or before a date.
 
-    Statements of the same document are left out: they are compared among themselves.
+    Statements of the same document are left out: they are compared among themselves;
+    intraday reports too: their balances are not the day's.
     """
     row: asyncpg.Record | None = await conn.fetchrow(
         """
@@ -97,7 +98,7 @@ async def previous(conn: asyncpg.Connection, tenant: str, *, account_id: int, on
                closing_date
         FROM statements
         WHERE tenant_id = $1 AND account_id = $2 AND closing_date <= $3
-          AND document_id <> $4 AND closing_amount IS NOT NULL
+          AND document_id <> $4 AND closing_amount IS NOT NULL AND NOT provisional
         ORDER BY closing_date DESC, statement_pk DESC
         LIMIT 1
         """,

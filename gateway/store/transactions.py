@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 
 from matching.model import Payment
-from parsers.identity import fresh_ids
+from parsers.identity import entry_ids, fresh_ids
 from parsers.jsonl import decimal_text, entry_details
 from parsers.model import Charge, Entry, FxDetails, Statement
 from parsers.money import Money
@@ -37,6 +37,27 @@ def _details(entry: Entry) -> str:
                       separators=(",", ":"))
 
 
+def _row(statement: Statement, position: int, *, tenant: str, account_id: int,
+         statement_pk: int, entry_id: str, decision: Decision) -> tuple[object, ...]:
+    """One line as a row in the order of ``COLUMNS``."""
+    e = statement.entries[position]
+    return (tenant, account_id, entry_id, statement_pk, e.booking_date, e.value_date,
+            e.amount.amount, e.amount.currency, e.status.value, e.reversal, e.bank_reference,
+            e.counterparty_name, e.counterparty_account, e.end_to_end_id, e.remittance,
+            e.creditor_reference, _details(e), is_provisional(statement, e),
+            decision.possible_duplicate, reference_scheme(statement.format), position,
+            decision.balance_after)
+
+
+def records(statement: Statement, *, tenant: str, account_id: int,
+            statement_pk: int) -> list[tuple[object, ...]]:
+    """Every line of ``statement`` as a new row (what the import benchmark's floor copies)."""
+    new = Decision(Outcome.NEW, None)
+    return [_row(statement, position, tenant=tenant, account_id=account_id,
+                 statement_pk=statement_pk, entry_id=entry_id, decision=new)
+            for position, entry_id in enumerate(entry_ids(statement))]
+
+
 async def on_days(conn: asyncpg.Connection, tenant: str, *, account_id: int,
                   days: list[date | None]) -> list[StoredLine]:
     """The account's stored lines on these days (booking date, else value date), with the
@@ -48,9 +69,9 @@ async def on_days(conn: asyncpg.Connection, tenant: str, *, account_id: int,
                t.currency, t.provisional, t.reference_scheme, t.bank_reference,
                t.end_to_end_id, t.counterparty_name, t.counterparty_account, t.remittance,
                t.balance_after,
-               (SELECT array_agg(l.statement_pk) FROM statement_lines l
+               (SELECT array_agg(ARRAY[l.statement_pk, l.position]) FROM statement_lines l
                 WHERE l.tenant_id = t.tenant_id AND l.account_id = t.account_id
-                  AND l.entry_id = t.entry_id) AS statements
+                  AND l.entry_id = t.entry_id) AS reports
         FROM transactions t
         WHERE t.tenant_id = $1 AND t.account_id = $2
           AND (coalesce(t.booking_date, t.value_date) = ANY($3::date[])
@@ -63,7 +84,8 @@ async def on_days(conn: asyncpg.Connection, tenant: str, *, account_id: int,
         bank_reference=r["bank_reference"], end_to_end_id=r["end_to_end_id"],
         counterparty_name=r["counterparty_name"],
         counterparty_account=r["counterparty_account"], remittance=r["remittance"],
-        statements=frozenset(r["statements"] or ()), balance_after=r["balance_after"],
+        reports=frozenset((int(pk), int(position)) for pk, position in r["reports"] or ()),
+        balance_after=r["balance_after"],
     ) for r in rows]
 
 
@@ -81,15 +103,9 @@ async def store(conn: asyncpg.Connection, tenant: str, *, account_id: int, state
     new = [i for i, d in enumerate(decisions) if d.outcome is Outcome.NEW]
     ids = dict(zip(new, fresh_ids(statement, new, taken={line.entry_id for line in stored}),
                    strict=True))
-    rows = []
-    for position in sorted(new, key=lambda i: ids[i]):  # one lock order for every import
-        e, decision = statement.entries[position], decisions[position]
-        rows.append((
-            tenant, account_id, ids[position], statement_pk, e.booking_date, e.value_date,
-            e.amount.amount, e.amount.currency, e.status.value, e.reversal, e.bank_reference,
-            e.counterparty_name, e.counterparty_account, e.end_to_end_id, e.remittance,
-            e.creditor_reference, _details(e), is_provisional(statement, e),
-            decision.possible_duplicate, scheme, position, decision.balance_after))
+    rows = [_row(statement, position, tenant=tenant, account_id=account_id,
+                 statement_pk=statement_pk, entry_id=ids[position], decision=decisions[position])
+            for position in sorted(new, key=lambda i: ids[i])]  # one lock order for all
     if rows:
         await conn.copy_records_to_table("transactions", records=rows, columns=COLUMNS)
     confirmed = await _confirm(conn, tenant, account_id=account_id, statement_pk=statement_pk,
@@ -160,7 +176,10 @@ _PUBLIC = """
        AND a.entry_id = t.entry_id) AS allocated_amount,
     EXISTS (SELECT 1 FROM allocations a WHERE a.tenant_id = t.tenant_id
               AND a.account_id = t.account_id AND a.entry_id = t.entry_id
-              AND a.status = 'proposed') AS in_review
+              AND a.status = 'proposed') AS in_review,
+    (SELECT f.error FROM reconcile_failures f WHERE f.tenant_id = t.tenant_id
+       AND f.account_id = t.account_id AND f.entry_id = t.entry_id
+       AND f.resolved_at IS NULL) AS reconcile_error
 """
 
 
