@@ -20,6 +20,7 @@ from gateway.routes import ROUTES
 from security.roles import Role
 from tests.gateway.conftest import AiohttpClient, Api
 from tests.gateway.test_api import INVOICE, PUBLIC_JWK, stored
+from tests.paths import DEMO_CAMT
 
 PROBLEM = "application/problem+json"
 
@@ -357,3 +358,23 @@ async def test_an_unexpected_error_is_a_500_problem_without_details(
     problem = await problem_of(response, 500)
     text = json.dumps(problem)
     assert "secret" not in text and "DE89" not in text and "Traceback" not in text
+
+
+@pytest.mark.xfail(strict=True, reason="waits for gateway.ingest to call "
+                   "gateway.limits.check_statements after parsing (the lead's module)")
+@pytest.mark.parametrize(("old", "new", "field"), [
+    ("<Ustrd>Invoice INV-2026-1187</Ustrd>", f"<Ustrd>{'x' * 20_000}</Ustrd>", "remittance"),
+    (">1500.00</Amt>", ">1" + "0" * 30 + ".00</Amt>", "amount"),
+])
+async def test_a_statement_with_an_oversized_field_is_refused_whole(
+        api: Api, old: str, new: str, field: str) -> None:
+    camt = DEMO_CAMT.read_text(encoding="utf-8")
+    assert old in camt
+    response = await api.client.post("/v1/statements?filename=big.xml",
+                                     data=camt.replace(old, new, 1).encode(),
+                                     headers=api.auth(Role.TREASURY))
+    problem = await problem_of(response, 422)
+    assert problem["field"] == field
+    assert "entry 1" in problem["detail"]
+    assert await stored(api, "raw_documents") == 0
+    assert await stored(api, "transactions") == 0
