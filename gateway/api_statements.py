@@ -130,6 +130,27 @@ async def get_statement(request: web.Request) -> web.Response:
     return web.json_response(row)
 
 
+@route("GET", "/v1/statements/{statement_pk}/lines", roles=READERS,
+       summary="A statement's lines in the bank's order, with what its import found",
+       parameters=PAGE_PARAMETERS,
+       responses={"200": {"description": "a page of the statement's lines", "content": {
+           "application/json": {"schema": page_of("Transaction")}}}},
+       errors=("400", "404"))
+async def list_statement_lines(request: web.Request) -> web.Response:
+    statement_pk = path_id(request, "statement_pk", "statement")
+    limit = limit_of(request)
+    after = cursor_of(request, 1, kinds=_INT_CURSOR)
+    tenant = current_principal(request).tenant
+    async with request.app[POOL].acquire() as conn:
+        statement = await statements.get(conn, tenant, statement_pk)
+        if statement is None:
+            raise NotFound(f"no statement {statement_pk}")
+        rows = await transactions.of_statement(
+            conn, tenant, account_id=statement["account_id"], statement_pk=statement_pk,
+            after=after[0] if after else None, limit=limit + 1)
+    return web.json_response(page(rows, limit, ["position"]))
+
+
 @route("GET", "/v1/transactions", roles=READERS,
        summary="Bank lines in arrival order, with filters",
        parameters=PAGE_PARAMETERS + _DATE_PARAMS + [

@@ -19,6 +19,8 @@ from gateway.ingest import ingest, store_document
 from gateway.migrate import migrate
 from parsers import camt_write, mt940_write
 from parsers.model import Statement
+from security.roles import Role
+from tests.gateway.conftest import Api
 from tests.gateway.identity_support import (
     Ledger,
     booked,
@@ -215,3 +217,33 @@ async def test_one_file_posted_by_many_clients_at_once_is_stored_once(
     assert await pool.fetchval("SELECT count(*) FROM transactions") == 300
     assert await pool.fetchval("SELECT count(*) FROM statements") == 1
 
+
+async def test_the_api_shows_each_line_normalized_and_a_statements_lines_in_bank_order(
+        api: Api) -> None:
+    ledger = Ledger.from_days([[3, 2, 0, 3]])
+    treasury = api.auth(Role.TREASURY)
+    posted = await api.client.post("/v1/statements?filename=day.xml", headers=treasury,
+                                   data=camt_write.write([booked(ledger, 0, 0, "camt.053")]))
+    assert posted.status == 201
+    statement_pk = (await posted.json())["statements"][0]["statement_pk"]
+    listed = await (await api.client.get("/v1/transactions", headers=treasury)).json()
+    line = next(t for t in listed["items"] if t["end_to_end_id"] == "E2E-1")
+    assert (line["counterparty_name"], line["counterparty_account"], line["remittance"]) == (
+        "ACME GmbH", "DE02120300000000202051", "INV 1")
+    assert (line["provisional"], line["possible_duplicate"]) == (False, False)
+    assert line["allocation_status"] == "unallocated"
+    assert line["allocated_amount"] == "0"
+    lines, cursor = [], None
+    while True:  # pages of one, to walk the cursor
+        url = f"/v1/statements/{statement_pk}/lines?limit=1" + (f"&cursor={cursor}" if cursor
+                                                                  else "")
+        body = await (await api.client.get(url, headers=treasury)).json()
+        lines += body["items"]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert [x["amount"] for x in lines] == ["20.00", "-5.50", "10.00", "20.00"]
+    assert [x["position"] for x in lines] == [0, 1, 2, 3]
+    assert {x["outcome"] for x in lines} == {"new"}
+    missing = await api.client.get("/v1/statements/999999/lines", headers=treasury)
+    assert missing.status == 404
