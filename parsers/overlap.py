@@ -16,7 +16,8 @@ So the statements decide, not the lines alone (docs/ingest.md says the same for 
      statement is taken for one of theirs: a line repeated in the next statement is a new
      line, however alike the two are.
    - A stored statement that shares a balance with this one (an opening, a closing, or a
-     balance reached after a line) *overlaps* it: its lines are candidates.
+     balance reached after a line) *overlaps* it: its lines between this statement's
+     opening and closing balance, as it reached them line by line, are candidates.
    - Of any other stored statement nothing is proven: its lines are not taken for this
      statement's, but a new line like one of them is marked (rule 4).
 
@@ -25,7 +26,8 @@ So the statements decide, not the lines alone (docs/ingest.md says the same for 
    currency) and does not contradict it on what both sides carry (counterparty account and
    name, remittance, end-to-end id; the bank reference only between two lines of the same
    reference scheme). Three identical incoming lines against two stored ones: two known, one
-   new. The candidate agreeing on most is taken first.
+   new. The pairs agreeing on most are made first, and a stored line with the same balance
+   after it (the same place in the ledger) is preferred.
 
 3. **Provisional lines**, from intraday reports (MT942, camt.052, camt.054) or with a pending
    or information status, are matched against everything stored on their date, and stored
