@@ -6,11 +6,11 @@ tenant's. The signing secret is shown once, when it is made (create, rotate-secr
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
+from gateway import limits
 from gateway.appkeys import POOL, SETTINGS, SUBSCRIBER_KEYS
 from gateway.body import read_json, read_object
 from gateway.events import EVENT_TYPES, document, plaintext, schema
@@ -277,12 +277,10 @@ async def replay(request: web.Request) -> web.Response:
         raise BadRequest("send either event_id or since (an ISO 8601 time with its offset)")
     since = None
     if since_text is not None:
-        try:
-            since = datetime.fromisoformat(str(since_text))
-        except ValueError:
-            raise BadRequest(f"since {since_text!r} is not an ISO 8601 time") from None
-        if since.tzinfo is None:
-            raise BadRequest("since needs a UTC offset, e.g. 2026-11-01T00:00:00Z")
+        since = limits.instant_of(since_text) if isinstance(since_text, str) else None
+        if since is None:
+            raise BadRequest(f"since {since_text!r} is not a time with its UTC offset, "
+                             f"e.g. 2026-11-01T00:00:00Z")
     elif not isinstance(event_id, str):
         raise BadRequest("event_id must be a string")
     async with request.app[POOL].acquire() as conn:

@@ -12,7 +12,8 @@ same rules:
   (zero-width, bidi) and separator characters, which make two ids look the same while
   comparing different;
 - whole numbers in a URL are ASCII digits within PostgreSQL's ``bigint``;
-- dates are exactly ``YYYY-MM-DD`` (no week or ordinal dates, no other digits than ASCII);
+- dates are exactly ``YYYY-MM-DD`` (no week or ordinal dates, no other digits than ASCII),
+  and times are RFC 3339 with their offset;
 - amounts are finite, below ``MAX_AMOUNT`` in major units, with no more decimals than the
   currency has (``MAX_SCALE`` when the currency is not known).
 """
@@ -24,7 +25,7 @@ import math
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -44,6 +45,8 @@ MAX_STATEMENT_TEXT = 10_000
 
 _DIGITS = re.compile(r"[0-9]{1,19}")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_INSTANT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?"
+                      r"(Z|[+-][0-9]{2}:[0-9]{2})")
 # Unicode categories an identifier may not contain: controls, format characters
 # (zero-width space and joiners, bidi embeddings and isolates, the BOM), surrogates,
 # private use, unassigned, and line/paragraph separators.
@@ -89,6 +92,19 @@ def date_of(text: str) -> date | None:
         return date.fromisoformat(text)
     except ValueError:
         return None
+
+
+def instant_of(text: str) -> datetime | None:
+    """``text`` as a time with its UTC offset, written as RFC 3339 says
+    (``2026-11-01T09:30:00Z``, ``2026-11-01T10:30:00+01:00``), else None."""
+    if not _INSTANT.fullmatch(text):
+        return None
+    try:
+        instant = datetime.fromisoformat(text)
+        instant.astimezone(UTC)  # 0001-01-01T00:00+01:00 has no UTC time
+    except (ValueError, OverflowError):
+        return None
+    return instant
 
 
 def amount_problem(amount: Decimal, currency: str | None = None, *,

@@ -378,3 +378,23 @@ async def test_a_statement_with_an_oversized_field_is_refused_whole(
     assert "entry 1" in problem["detail"]
     assert await stored(api, "raw_documents") == 0
     assert await stored(api, "transactions") == 0
+
+
+async def test_times_are_rfc_3339_with_an_offset(api: Api) -> None:
+    admin = api.auth(Role.ADMIN)
+    for since in ("2026-W01-1T00:00:00+00:00", "2026-001T00:00Z", "0001-01-01T00:00:00+01:00",
+                  "9999-12-31T23:59:59-01:00", "2026-11-01T00:00:00", "2026-11-01", 5):
+        response = await api.client.post("/v1/subscriptions/x/replay", json={"since": since},
+                                         headers=admin)
+        problem = await problem_of(response, 400)
+        assert "since" in problem["detail"]
+    created = await api.client.post("/v1/subscriptions", headers=admin, json={
+        "url": None, "event_types": ["*"], "public_jwk": PUBLIC_JWK})
+    deliveries = f"/v1/subscriptions/{(await created.json())['id']}/deliveries"
+    for instant in ("0001-01-01T00:00:00+01:00", "2026-W01-1T00:00:00+00:00"):
+        response = await api.client.get(deliveries, params={"cursor": _cursor([instant, "e"])},
+                                        headers=admin)
+        await problem_of(response, 400)
+    ok = await api.client.get(deliveries, headers=admin, params={
+        "cursor": _cursor(["2026-11-01T00:00:00+00:00", "evt_0"])})
+    assert ok.status == 200

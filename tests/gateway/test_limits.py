@@ -99,3 +99,10 @@ def test_a_statement_amount_of_10_to_the_30_is_refused() -> None:
 def test_nul_in_a_statement_field_is_refused() -> None:
     found = limits.statement_problems(_demo_with(counterparty_name="A\x00B"))
     assert [field for _, field, _ in found] == ["counterparty_name"]
+
+
+@given(st.text(max_size=40) | st.datetimes(timezones=st.timezones()).map(str))
+def test_instants_need_an_offset_and_a_utc_time(text: str) -> None:
+    instant = limits.instant_of(text)
+    if instant is not None:
+        assert instant.utcoffset() is not None
