@@ -21,7 +21,7 @@ from typing import Any
 import asyncpg
 
 import parsers
-from gateway import events, outbox
+from gateway import events, limits, outbox
 from gateway.store import accounts, documents, statements, transactions
 from parsers import overlap
 from parsers.jsonl import decimal_text
@@ -100,6 +100,7 @@ async def ingest(conn: asyncpg.Connection, data: bytes, *, source: str, tenant: 
     """Parse and store one document; raise ``ParseError`` with nothing stored if it is bad."""
     module = parsers.detect(data, source=source)
     parsed = parsers.parse(data, source=source, strict=strict, fmt=module)
+    limits.check_statements(parsed, source=source)  # never stored cut, nor half
     return await store_document(conn, tenant, data=data, source=source, fmt=module.FORMAT,
                                 statements=parsed)
 

@@ -27,9 +27,11 @@ import unicodedata
 from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any
 
 from parsers.errors import ParseError
+from parsers.model import Statement
 from parsers.money import Money, is_currency, minor_units
 
 MAX_JSON_DEPTH = 32
@@ -53,13 +55,17 @@ _INSTANT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2
 _NOT_IN_IDENTIFIERS = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 
 
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
 def text_problem(value: str) -> str | None:
     """What makes ``value`` unstorable as text: a NUL or a lone surrogate."""
-    if "\x00" in value:
+    found = _UNSTORABLE.search(value)
+    if found is None:
+        return None
+    if found.group() == "\x00":
         return "contains a NUL character"
-    if any("\ud800" <= c <= "\udfff" for c in value):
-        return "contains a lone surrogate (not valid Unicode)"
-    return None
+    return "contains a lone surrogate (not valid Unicode)"
 
 
 def identifier_problem(value: str, *, limit: int = MAX_IDENTIFIER) -> str | None:
@@ -203,6 +209,54 @@ def _readable(number: int, path: str) -> str:
     return ", ".join(parts)
 
 
+def _fields(kind: type) -> tuple[str, ...]:
+    names = _FIELDS.get(kind)
+    if names is None:
+        names = _FIELDS[kind] = tuple(f.name for f in dataclasses.fields(kind))
+    return names
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+_ENTRY_TEXT = attrgetter("bank_reference", "customer_reference", "counterparty_name",
+                         "counterparty_account", "counterparty_bic", "end_to_end_id",
+                         "mandate_id", "remittance", "creditor_reference", "additional_info")
+_ENTRY_NESTED = attrgetter("bank_transaction_code", "fx", "charges", "transactions")
+
+
+def _any_problem(value: Any) -> bool:
+    """Whether anything in a model object has a problem: the quick pass over a large
+    statement, before the slow one that names the places."""
+    if isinstance(value, Statement):
+        entries = value.entries
+        value = dataclasses.replace(value, entries=())
+        for entry in entries:
+            texts = [t for t in _ENTRY_TEXT(entry) if t]
+            joined = "\x1f".join(texts)
+            if (_UNSTORABLE.search(joined) or abs(entry.amount.amount) >= MAX_AMOUNT
+                    or any(len(t) > MAX_STATEMENT_TEXT for t in texts)
+                    or (any(_ENTRY_NESTED(entry)) and _any_problem(_ENTRY_NESTED(entry)))):
+                return True
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if len(item) > MAX_STATEMENT_TEXT or _UNSTORABLE.search(item):
+                return True
+        elif isinstance(item, Money):
+            if abs(item.amount) >= MAX_AMOUNT or not item.amount.is_finite():
+                return True
+        elif isinstance(item, tuple):
+            stack.extend(item)
+        elif isinstance(item, Decimal):
+            if not item.is_finite():
+                return True
+        elif dataclasses.is_dataclass(item) and not isinstance(item, type):
+            stack.extend(getattr(item, name) for name in _fields(type(item)))
+    return False
+
+
 def statement_problems(statements: Iterable[Any]) -> list[tuple[str, str, str]]:
     """Every (place, field, problem) in parsed statements that could not be stored faithfully.
 
@@ -212,6 +266,8 @@ def statement_problems(statements: Iterable[Any]) -> list[tuple[str, str, str]]:
     """
     found = []
     for number, statement in enumerate(statements, 1):
+        if not _any_problem(statement):
+            continue
         for path, value in _walk(statement, ""):
             problem = _statement_leaf_problem(value)
             if problem:

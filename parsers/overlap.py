@@ -46,7 +46,7 @@ concerned and stores what this module decides.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -80,8 +80,9 @@ class Outcome(StrEnum):
 @dataclass(frozen=True, slots=True)
 class Ledger:
     """Where a booked statement sits in its account's ledger: its balances in one currency,
-    and ``afters``, the balance after each of its lines in the bank's order (None for a
-    provisional line)."""
+    and ``afters``, the balance after each of its booked lines in ledger order (by booking
+    date, then the bank's order: an OFX file listing the newest first is read oldest first).
+    A line's *rank* is its index in ``afters``."""
 
     opening: Decimal
     closing: Decimal
@@ -95,8 +96,8 @@ class Ledger:
                           *(a for a in self.afters if a is not None)})
 
     def window(self, other: Ledger) -> tuple[int, int]:
-        """The positions of this statement's lines that lie inside ``other``: those after
-        the line that reaches ``other``'s opening balance, up to the one that reaches its
+        """The ranks of this statement's lines that lie inside ``other``: those after the
+        line that reaches ``other``'s opening balance, up to the one that reaches its
         closing balance (``(start, end]``). Where a balance is reached more than once, the
         wider window is taken; a statement stored without its balances line by line (before
         they were kept) is taken whole."""
@@ -132,7 +133,7 @@ class StoredLine:
     counterparty_name: str | None
     counterparty_account: str | None
     remittance: str | None
-    reports: frozenset[tuple[int, int]]  # (statement, position) of every report of it
+    reports: frozenset[tuple[int, int]]  # (statement, rank) of every booked report of it
     balance_after: Decimal | None = None  # the ledger balance after it, where known
 
     @property
@@ -146,6 +147,7 @@ class Decision:
     entry_id: str | None  # the stored line (known, supersedes); None for a new line
     possible_duplicate: bool = False
     balance_after: Decimal | None = None  # the ledger balance after the line, where known
+    rank: int | None = None  # its index in the statement's ledger order (booked lines)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,17 +177,24 @@ def ledger_of(statement: Statement) -> Ledger | None:
         start = closing.amount.amount - total
     else:
         return None
-    afters, balance = list[Decimal | None](), start
-    for entry in statement.entries:
-        if is_provisional(statement, entry):
-            afters.append(None)
-            continue
-        balance += entry.amount.amount
+    afters, balance = [], start
+    for position in ledger_order(statement):
+        balance += statement.entries[position].amount.amount
         afters.append(balance)
     end = closing.amount.amount if closing is not None else balance
     if closing is not None and closing.amount.currency != currency:
         return None
     return Ledger(start, end, currency, tuple(afters))
+
+
+def ledger_order(statement: Statement) -> list[int]:
+    """The positions of the statement's booked lines in ledger order: by booking date,
+    then as the bank lists them; a list that runs newest first is read backwards."""
+    booked = [i for i, e in enumerate(statement.entries) if not is_provisional(statement, e)]
+    days = [_day(statement.entries[i]) or date.min for i in booked]
+    if days != sorted(days) and days == sorted(days, reverse=True):
+        return booked[::-1]  # listed newest first, as many OFX files are
+    return sorted(booked, key=lambda i: (_day(statement.entries[i]) or date.min, i))
 
 
 def place(ledger: Ledger | None, stored: Iterable[StoredStatement]) -> Placement:
@@ -242,28 +251,29 @@ def decide(statement: Statement, stored_statements: Sequence[StoredStatement],
     placement = place(ledger, stored_statements)
     scheme = reference_scheme(statement.format)
     booked = [line for line in stored_lines if not line.provisional]
+    ranks: list[int | None] = [None] * len(statement.entries)
+    afters: list[Decimal | None] = [None] * len(statement.entries)
+    if ledger is not None:
+        for rank, position in enumerate(ledger_order(statement)):
+            ranks[position], afters[position] = rank, ledger.afters[rank]
+    fits = _fits(ledger, placement, stored_statements, ranks)
     if placement.copies:
         same = [line for line in booked if line.statements & placement.copies]
     else:
-        # Of an overlapping statement, only its lines inside this one's balances; a line
-        # another statement places elsewhere is never this statement's; one only an
-        # unrelated statement reported is not taken for it either.
-        inside = {pk: s.ledger.window(ledger) for s in stored_statements
-                  if (pk := s.statement_pk) in placement.overlapping and ledger is not None}
+        # A line another statement places elsewhere is never this statement's; one only
+        # an unrelated statement reported is not taken for it either.
         same = [line for line in booked if not line.statements & placement.disjoint
-                and (not line.statements & (placement.unrelated | placement.overlapping)
-                     or any(pk in inside and inside[pk][0] < position <= inside[pk][1]
-                            for pk, position in line.reports))]
+                and (not line.statements & placement.unrelated
+                     or line.statements & placement.overlapping)]
     # Lines of unrelated statements are not taken as these lines, but a new line like one
     # of them is marked: nothing proves it is not the same.
     doubtful = [line for line in booked if line.statements & placement.unrelated]
     provisional_pool = [line for line in stored_lines if line.provisional]
-    afters: list[Decimal | None] = list(ledger.afters) if ledger \
-        else [None] * len(statement.entries)
     entries = list(enumerate(statement.entries))
     booked_entries = [(i, e) for i, e in entries if not is_provisional(statement, e)]
     taken: set[str] = set()
-    known = _pair(booked_entries, scheme, afters, same, taken)
+    known = _pair(booked_entries, scheme, afters, same, taken, fits,
+                  copy=bool(placement.copies))
     known.update(_pair([(i, e) for i, e in entries if is_provisional(statement, e)],
                        scheme, afters, stored_lines, taken))
     confirms = _pair([(i, e) for i, e in booked_entries if i not in known], scheme, afters,
@@ -273,20 +283,52 @@ def decide(statement: Statement, stored_statements: Sequence[StoredStatement],
     for i, entry in entries:
         after = afters[i]
         if i in known:
-            decisions.append(Decision(Outcome.KNOWN, known[i], balance_after=after))
+            decisions.append(Decision(Outcome.KNOWN, known[i], balance_after=after,
+                                      rank=ranks[i]))
         elif i in confirms:
-            decisions.append(Decision(Outcome.SUPERSEDES, confirms[i], balance_after=after))
+            decisions.append(Decision(Outcome.SUPERSEDES, confirms[i], balance_after=after,
+                                      rank=ranks[i]))
         else:
             pool = stored_lines if is_provisional(statement, entry) else same
+            # Doubt: a line like it that only an unrelated statement reported; or, for a
+            # statement placed next to none, one stored at all; or one an overlapping
+            # statement lists outside this one's balances, which a list in another order
+            # than the ledger's could put there wrongly.
             doubt = any(_same_core(entry, line) for line in doubtful) or (
-                unplaced and any(_same_core(entry, line) for line in pool))
+                unplaced and any(_same_core(entry, line) for line in pool)) or any(
+                _same_core(entry, line) and line.entry_id not in taken for line in pool)
             decisions.append(Decision(Outcome.NEW, None, possible_duplicate=doubt,
-                                      balance_after=after))
+                                      balance_after=after, rank=ranks[i]))
     return placement, decisions
 
 
+def _fits(ledger: Ledger | None, placement: Placement,
+          stored_statements: Sequence[StoredStatement],
+          ranks: list[int | None]) -> Callable[[int, StoredLine], bool]:
+    """Whether entry ``i`` may be a stored line, by where both statements put it: a line an
+    overlapping statement reported must lie inside this statement's balances (as that
+    statement reached them), and this statement's line inside that one's (as this one
+    reaches them). A monday-and-tuesday statement and Tuesday's share only Tuesday."""
+    if ledger is None or placement.copies:
+        return lambda i, line: True
+    windows = {s.statement_pk: (s.ledger.window(ledger), ledger.window(s.ledger))
+               for s in stored_statements if s.statement_pk in placement.overlapping}
+
+    def fits(i: int, line: StoredLine) -> bool:
+        reported = [(pk, rank) for pk, rank in line.reports if pk in windows]
+        rank = ranks[i]
+        if not reported or rank is None:
+            return True
+        return any(theirs[0] < their_rank <= theirs[1] and ours[0] < rank <= ours[1]
+                   for pk, their_rank in reported for theirs, ours in (windows[pk],))
+
+    return fits
+
+
 def _pair(entries: list[tuple[int, Entry]], scheme: str, afters: list[Decimal | None],
-          pool: Sequence[StoredLine], taken: set[str]) -> dict[int, str]:
+          pool: Sequence[StoredLine], taken: set[str],
+          fits: Callable[[int, StoredLine], bool] = lambda i, line: True,
+          copy: bool = False) -> dict[int, str]:
     """Occurrence counting: each entry paired with at most one line of ``pool`` (and each
     line with at most one entry) that agrees on date, amount and currency and contradicts
     nothing; the pairs that agree on most are made first. Returns entry index -> line id."""
@@ -297,8 +339,10 @@ def _pair(entries: list[tuple[int, Entry]], scheme: str, afters: list[Decimal | 
     scored = []
     for i, entry in entries:
         for line in by_core.get((_day(entry), entry.amount.amount, entry.amount.currency), ()):
-            score = _agreement(entry, scheme, line)
-            if score < 0:
+            score = _agreement(entry, scheme, line, copy=copy)
+            # The same reference of the same scheme is the bank saying it is the same line,
+            # wherever balances read in the listed order would put it.
+            if score < 0 or (score < _SAME_REFERENCE and not fits(i, line)):
                 continue
             if afters[i] is not None and line.balance_after == afters[i]:
                 # The same place in the ledger: of lines alike, the one this line most
@@ -323,14 +367,19 @@ def _same_core(entry: Entry, line: StoredLine) -> bool:
         line.day, line.amount, line.currency)
 
 
-def _agreement(entry: Entry, scheme: str, line: StoredLine) -> int:
-    """How many fields both sides carry agree on; -1 if one of them contradicts."""
+def _agreement(entry: Entry, scheme: str, line: StoredLine, *, copy: bool = False) -> int:
+    """How many fields both sides carry agree on; -1 if one of them contradicts.
+
+    In a copy (balances prove the same statement) a different bank reference does not
+    contradict: banks issue new FITIDs for a download again, and of lines alike the stored
+    one may carry the reference of its twin."""
     score = 0
     if scheme == line.scheme and is_real_reference(entry.bank_reference) \
             and is_real_reference(line.bank_reference):
-        if _fold(entry.bank_reference) != _fold(line.bank_reference):
+        if _fold(entry.bank_reference) == _fold(line.bank_reference):
+            score += _SAME_REFERENCE
+        elif not copy:
             return -1
-        score += 4
     for ours, theirs, loose in (
         (entry.end_to_end_id, line.end_to_end_id, False),
         (entry.counterparty_account, line.counterparty_account, False),
@@ -346,6 +395,8 @@ def _agreement(entry: Entry, scheme: str, line: StoredLine) -> int:
             return -1
     return score
 
+
+_SAME_REFERENCE = 4  # outweighs the other fields together
 
 _NOT_AN_ID = frozenset({"notprovided", "nonref", "none", "na"})
 

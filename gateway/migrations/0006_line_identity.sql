@@ -56,6 +56,7 @@ CREATE TABLE statement_lines (
     position      integer NOT NULL,
     entry_id      text    NOT NULL,
     outcome       text    NOT NULL CHECK (outcome IN ('new', 'known', 'supersedes')),
+    rank          integer,  -- its index in the statement's ledger order (booked lines only)
     PRIMARY KEY (tenant_id, account_id, statement_pk, position),
     FOREIGN KEY (tenant_id, account_id, statement_pk)
         REFERENCES statements (tenant_id, account_id, statement_pk),
@@ -66,10 +67,12 @@ CREATE INDEX statement_lines_entry ON statement_lines (tenant_id, account_id, en
 
 -- Lines stored before this migration: each belongs to the statement that first reported it,
 -- in arrival order (the overlaps found then were not recorded).
-INSERT INTO statement_lines (tenant_id, account_id, statement_pk, position, entry_id, outcome)
+INSERT INTO statement_lines (tenant_id, account_id, statement_pk, position, entry_id, outcome,
+                             rank)
 SELECT tenant_id, account_id, statement_pk,
        row_number() OVER (PARTITION BY tenant_id, account_id, statement_pk ORDER BY seq) - 1,
-       entry_id, 'new'
+       entry_id, 'new',
+       row_number() OVER (PARTITION BY tenant_id, account_id, statement_pk ORDER BY seq) - 1
 FROM transactions;
 UPDATE transactions t SET position = l.position
 FROM statement_lines l

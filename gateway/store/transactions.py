@@ -29,7 +29,8 @@ COLUMNS = (
     "counterparty_account", "end_to_end_id", "remittance", "creditor_reference", "details",
     "provisional", "possible_duplicate", "reference_scheme", "position", "balance_after",
 )
-_LINE_COLUMNS = ("tenant_id", "account_id", "statement_pk", "position", "entry_id", "outcome")
+_LINE_COLUMNS = ("tenant_id", "account_id", "statement_pk", "position", "entry_id", "outcome",
+                 "rank")
 
 
 def _details(entry: Entry) -> str:
@@ -69,9 +70,9 @@ async def on_days(conn: asyncpg.Connection, tenant: str, *, account_id: int,
                t.currency, t.provisional, t.reference_scheme, t.bank_reference,
                t.end_to_end_id, t.counterparty_name, t.counterparty_account, t.remittance,
                t.balance_after,
-               (SELECT array_agg(ARRAY[l.statement_pk, l.position]) FROM statement_lines l
+               (SELECT array_agg(ARRAY[l.statement_pk, l.rank]) FROM statement_lines l
                 WHERE l.tenant_id = t.tenant_id AND l.account_id = t.account_id
-                  AND l.entry_id = t.entry_id) AS reports
+                  AND l.entry_id = t.entry_id AND l.rank IS NOT NULL) AS reports
         FROM transactions t
         WHERE t.tenant_id = $1 AND t.account_id = $2
           AND (coalesce(t.booking_date, t.value_date) = ANY($3::date[])
@@ -84,7 +85,7 @@ async def on_days(conn: asyncpg.Connection, tenant: str, *, account_id: int,
         bank_reference=r["bank_reference"], end_to_end_id=r["end_to_end_id"],
         counterparty_name=r["counterparty_name"],
         counterparty_account=r["counterparty_account"], remittance=r["remittance"],
-        reports=frozenset((int(pk), int(position)) for pk, position in r["reports"] or ()),
+        reports=frozenset((int(pk), int(rank)) for pk, rank in r["reports"] or ()),
         balance_after=r["balance_after"],
     ) for r in rows]
 
@@ -111,7 +112,7 @@ async def store(conn: asyncpg.Connection, tenant: str, *, account_id: int, state
     confirmed = await _confirm(conn, tenant, account_id=account_id, statement_pk=statement_pk,
                                statement=statement, decisions=decisions, scheme=scheme)
     lines = [(tenant, account_id, statement_pk, position,
-              ids.get(position) or decision.entry_id, decision.outcome.value)
+              ids.get(position) or decision.entry_id, decision.outcome.value, decision.rank)
              for position, decision in enumerate(decisions)]
     if lines:
         await conn.copy_records_to_table("statement_lines", records=lines,

@@ -30,6 +30,9 @@ TEMPLATES = (
     (Decimal("20.00"), "Beta Ltd", "GB33BUKB20201555555555", "INV 2", "E2E-2"),
 )
 BOOKED_FORMATS = ("camt.053", "mt940", "ofx")
+# A format listing lines in another order than the ledger's (within one day it cannot be
+# told): nothing may be lost, and what is stored twice must be flagged.
+UNORDERED_FORMATS = (*BOOKED_FORMATS, "ofx-newest-first")
 INTRADAY_FORMATS = ("mt942", "camt.052")
 
 
@@ -106,7 +109,11 @@ def booked(ledger: Ledger, first: int, last: int, fmt: str) -> Statement:
     """Segments ``first``..``last`` as one booked statement in format ``fmt``."""
     segments = ledger.segments[first:last + 1]
     opening, closing = segments[0], segments[-1]
+    newest_first = fmt == "ofx-newest-first"  # as many OFX files list them
+    fmt = "ofx" if newest_first else fmt
     entries = tuple(_entry(line, fmt) for s in segments for line in s.lines)
+    if newest_first:
+        entries = entries[::-1]
     open_balance = Balance(Money(opening.opening, "EUR"), opening.day, BalanceKind.OPENING_BOOKED)
     close_balance = Balance(Money(closing.closing, "EUR"), closing.day,
                             BalanceKind.CLOSING_BOOKED)
@@ -134,20 +141,21 @@ def document_bytes(statement: Statement) -> bytes:
 
 
 @st.composite
-def uploads(draw: st.DrawFn, ledger: Ledger) -> list[Statement]:
+def uploads(draw: st.DrawFn, ledger: Ledger,
+            formats: tuple[str, ...] = BOOKED_FORMATS) -> list[Statement]:
     """Every segment at least once as a booked statement, plus copies in other formats,
     merged statements and intraday reports, in any order."""
     count = len(ledger.segments)
-    chosen = [booked(ledger, i, i, draw(st.sampled_from(BOOKED_FORMATS))) for i in range(count)]
+    chosen = [booked(ledger, i, i, draw(st.sampled_from(formats))) for i in range(count)]
     for _ in range(draw(st.integers(0, 4))):
         kind = draw(st.sampled_from(("copy", "merged", "intraday")))
         if kind == "copy":
             i = draw(st.integers(0, count - 1))
-            chosen.append(booked(ledger, i, i, draw(st.sampled_from(BOOKED_FORMATS))))
+            chosen.append(booked(ledger, i, i, draw(st.sampled_from(formats))))
         elif kind == "merged":
             i = draw(st.integers(0, count - 1))
             j = draw(st.integers(i, count - 1))
-            chosen.append(booked(ledger, i, j, draw(st.sampled_from(BOOKED_FORMATS))))
+            chosen.append(booked(ledger, i, j, draw(st.sampled_from(formats))))
         else:
             segment = draw(st.sampled_from(ledger.segments))
             size = sum(len(s.lines) for s in ledger.segments if s.day == segment.day)

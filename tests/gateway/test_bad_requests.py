@@ -360,8 +360,6 @@ async def test_an_unexpected_error_is_a_500_problem_without_details(
     assert "secret" not in text and "DE89" not in text and "Traceback" not in text
 
 
-@pytest.mark.xfail(strict=True, reason="waits for gateway.ingest to call "
-                   "gateway.limits.check_statements after parsing (the lead's module)")
 @pytest.mark.parametrize(("old", "new", "field"), [
     ("<Ustrd>Invoice INV-2026-1187</Ustrd>", f"<Ustrd>{'x' * 20_000}</Ustrd>", "remittance"),
     (">1500.00</Amt>", ">1" + "0" * 30 + ".00</Amt>", "amount"),
