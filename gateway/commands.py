@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
+import io
 import json
 import logging
 import signal
@@ -20,6 +22,7 @@ import asyncpg
 from aiohttp import web
 
 from gateway import logs
+from gateway.api_invoices import screen
 from gateway.app import create_app
 from gateway.delivery import Dispatcher, Policy
 from gateway.demo import demo
@@ -30,7 +33,7 @@ from gateway.reconcile import ReconcileResult, reconcile
 from gateway.settings import Settings, SettingsError
 from gateway.store import api_keys
 from gateway.store import invoices as invoice_store
-from matching.invoices import read_invoices_csv
+from matching.invoices import RecordError, read_invoices_csv
 from parsers.errors import ParseError
 from security import apikeys
 from security.roles import Role
@@ -159,6 +162,13 @@ def invoices_import(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         err.write(f"error: {args.file}: cannot read as UTF-8 CSV: {exc}\n")
         return 1
     invoices, errors = read_invoices_csv(text)
+    # The same screening as PUT /v1/invoices: invisible characters in ids, amounts too
+    # large, dates not exactly YYYY-MM-DD (line numbers count the header).
+    rows = list(csv.DictReader(io.StringIO(text)))
+    errors = sorted({(e.index, e.field): e for e in [
+        *errors, *(RecordError(e.index + 1, e.key, e.field, e.message)
+                   for n, row in enumerate(rows, 1) for e in screen(row, n))]}.values(),
+        key=lambda e: e.index)
     if errors:
         for error in errors[:100]:
             err.write(f"error: {args.file}: line {error.index}"

@@ -186,6 +186,19 @@ def test_invoices_import_from_csv_and_its_errors(database_url: str, tmp_path: Pa
     assert f"{bad}: line 3 (A-2): amount: must be greater than zero" in refused.stderr
     assert "nothing was imported" in refused.stderr
 
+    # The same screening as the API: an id with a zero-width space, a week date, an
+    # amount of 10^30 (line numbers count the header).
+    hidden = tmp_path / "hidden.csv"
+    hidden.write_text(good.read_text().replace("A-1,C1", "A\u200b-1,C1")
+                      .replace("2026-11-02", "2026-W45-1").replace("50.00", "1" + "0" * 30))
+    screened = cli("invoices", "import", str(hidden), "--database-url", database_url)
+    assert screened.returncode == 1
+    assert f"{hidden}: line 2 (A\u200b-1): invoice_id: contains the invisible" \
+        in screened.stderr
+    assert f"{hidden}: line 3 (A-2): issue_date: must be a date as YYYY-MM-DD" \
+        in screened.stderr
+    assert f"{hidden}: line 3 (A-2): amount: must be less than" in screened.stderr
+
 
 def test_import_command_stores_good_files_and_lists_bad_ones(database_url: str,
                                                             tmp_path: Path) -> None:
