@@ -350,7 +350,7 @@ async def event_feed(request: web.Request) -> web.Response:
     after = _feed_cursor(request)
     async with request.app[POOL].acquire() as conn:
         row = await _owned(conn, principal, sid)
-        rows = await event_store.feed(conn, principal.tenant, types=list(row["event_types"]),
+        rows = await event_store.feed(conn, principal.tenant, row["subscription_id"],
                                       after=after, limit=limit)
     try:
         key = await request.app[SUBSCRIBER_KEYS].key(

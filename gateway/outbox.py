@@ -3,9 +3,11 @@
 ``emit`` must run inside the caller's transaction. For each lane it takes the lane's row
 lock and the next numbers, so two transactions writing to one lane are ordered and the
 sequence follows commit order; lanes are locked in sorted order, so writers never
-deadlock. It then adds a delivery for every subscription that wants each event, marks
-those subscriptions' lanes due, and notifies the dispatchers (PostgreSQL delivers the
-notification at commit, and drops it on rollback): ``store.deliveries.fan_out``.
+deadlock. Each event carries the key that owns its lane's subject (``lane_owners``: an
+invoice's, a subscription's), which decides which subscriptions get it
+(``store.events.reaches``). It then adds a delivery for every subscription that gets each
+event, marks those subscriptions' lanes due, and notifies the dispatchers (PostgreSQL
+delivers the notification at commit, and drops it on rollback): ``store.deliveries.fan_out``.
 """
 
 from __future__ import annotations
@@ -65,24 +67,60 @@ async def emit(conn: asyncpg.Connection, tenant: str, events: Sequence[NewEvent]
         by_lane.setdefault(event.lane, []).append(event)
     lanes = sorted(by_lane)
     numbered = await _number(conn, tenant, {lane: len(by_lane[lane]) for lane in lanes})
+    owners = await lane_owners(conn, tenant, lanes)
     rows: list[tuple[Any, ...]] = []
     for lane in lanes:
         batch, (first, previous) = by_lane[lane], numbered[lane]
+        owned, owner = lane in owners, owners.get(lane)
         for offset, event in enumerate(batch):
             event_id = new_event_id()
             rows.append((event_id, event.type, EVENT_TYPES[event.type].version, lane,
-                         first + offset, previous, json.dumps(event.data), event.dedup_key))
+                         first + offset, previous, json.dumps(event.data), event.dedup_key,
+                         owned, owner))
             previous = event_id
     await conn.execute(
         """
         INSERT INTO events (tenant_id, event_id, type, version, lane, sequence,
-                            previous_event_id, data, dedup_key)
+                            previous_event_id, data, dedup_key, owned, owner_key_id)
         SELECT $1, x.* FROM unnest($2::text[], $3::text[], $4::int[], $5::text[], $6::bigint[],
-                                   $7::text[], $8::jsonb[], $9::text[]) AS x
+                                   $7::text[], $8::jsonb[], $9::text[], $10::boolean[],
+                                   $11::text[]) AS x
         """,
         tenant, *map(list, zip(*rows, strict=True)))
     await fan_out(conn, tenant, [row[0] for row in rows])
     return [row[0] for row in rows]
+
+
+# Lanes whose subject an API key owns, by the lane's prefix: the table and id column where
+# the subject records its key. Their events are owned (store.events.reaches): a crm key's
+# subscriptions get only those of its own subjects. Events of other lanes (a bank account's)
+# go to every subscription of their types.
+OWNED_LANES = {"invoice": ("invoices", "invoice_id"),
+               "subscription": ("subscriptions", "subscription_id")}
+
+
+async def lane_owners(conn: asyncpg.Connection, tenant: str,
+                      lanes: list[str]) -> dict[str, str | None]:
+    """The owning key of each lane among ``lanes`` whose subject a key owns (None: its
+    subject has no owner, or is not stored); lanes of other kinds are left out.
+
+    Read when the event is written, so each event carries the key that owned its subject
+    then: an invoice handed to another key later keeps its earlier events with the first."""
+    subjects: dict[str, dict[str, str]] = {}
+    for lane in lanes:
+        kind, _, subject = lane.partition(":")
+        if kind in OWNED_LANES:
+            subjects.setdefault(kind, {})[subject] = lane
+    owners: dict[str, str | None] = {}
+    for kind, by_subject in subjects.items():
+        table, column = OWNED_LANES[kind]
+        found = {r["subject"]: r["owner_key_id"] for r in await conn.fetch(
+            f"SELECT {column} AS subject, owner_key_id FROM {table}"  # noqa: S608 - constant
+            f" WHERE tenant_id = $1 AND {column} = ANY($2::text[])",
+            tenant, list(by_subject))}
+        for subject, lane in by_subject.items():
+            owners[lane] = found.get(subject)
+    return owners
 
 
 async def _number(conn: asyncpg.Connection, tenant: str,

@@ -18,6 +18,8 @@ from datetime import datetime
 
 import asyncpg
 
+from gateway.store import events
+
 CHANNEL = "recon_outbox"  # NOTIFY channel: deliveries are due
 
 
@@ -28,16 +30,19 @@ async def notify(conn: asyncpg.Connection, tenant: str) -> None:
 
 async def fan_out(conn: asyncpg.Connection, tenant: str, event_ids: list[str],
                   subscription_id: str | None = None) -> int:
-    """Add a pending delivery of each event for every subscription that wants it (or for
-    one subscription), and mark those lanes due. Returns how many deliveries were added."""
+    """Add a pending delivery of each event for every subscription that gets it
+    (``events.reaches``: its types, and its owner's events), or for one subscription, and
+    mark those lanes due. Returns how many deliveries were added."""
+    # Who gets an event is decided here, once, as its deliveries are added; the queue's
+    # own statements (claim, record) never look at it again.
     count: int = await conn.fetchval(
-        """
+        f"""
         WITH added AS (
             INSERT INTO deliveries (tenant_id, subscription_id, event_id, lane, sequence)
             SELECT $1, s.subscription_id, e.event_id, e.lane, e.sequence
             FROM events e
             JOIN subscriptions s ON s.tenant_id = e.tenant_id AND s.url IS NOT NULL
-                AND (e.type = ANY(s.event_types) OR '*' = ANY(s.event_types))
+                AND {events.subscription_reaches('e', 's')}
                 AND ($3::text IS NULL OR s.subscription_id = $3)
             WHERE e.tenant_id = $1 AND e.event_id = ANY($2::text[])
             ON CONFLICT DO NOTHING
@@ -50,7 +55,7 @@ async def fan_out(conn: asyncpg.Connection, tenant: str, event_ids: list[str],
                 SET next_attempt_at = coalesce(d.next_attempt_at, excluded.next_attempt_at)
         )
         SELECT count(*) FROM added
-        """,
+        """,  # noqa: S608 - constant SQL
         tenant, event_ids, subscription_id)
     if count:
         await notify(conn, tenant)

@@ -21,6 +21,7 @@ from typing import Any
 import asyncpg
 
 from gateway.store import deliveries
+from gateway.store import events as event_store
 
 _COLUMNS = ("subscription_id, owner_key_id, url, event_types, public_jwk, jwks_url, kid, "
             "status, status_reason, failing_since, warned_at, previous_secret_until, "
@@ -180,28 +181,30 @@ async def set_key(conn: asyncpg.Connection, tenant: str, subscription_id: str, *
 
 async def replay(conn: asyncpg.Connection, tenant: str, subscription_id: str, *,
                  event_id: str | None, since: datetime | None) -> int:
-    """Deliver again one event, or every event of the subscription's types since a time,
-    with the same ``webhook-id``; events from before the subscription are delivered too.
-    Returns how many deliveries were queued."""
+    """Deliver again one event, or every event the subscription gets (its types, its
+    owner's events: ``events.reaches``) since a time, with the same ``webhook-id``; events
+    from before the subscription are delivered too. Returns how many deliveries were
+    queued."""
     async with conn.transaction():
-        sub = await conn.fetchrow(
-            "SELECT event_types FROM subscriptions WHERE tenant_id = $1"
-            " AND subscription_id = $2", tenant, subscription_id)
+        sub = await event_store.audience(conn, tenant, subscription_id)
         if sub is None:
             return 0
-        events = await conn.fetch(
-            """
-            SELECT event_id, lane FROM events
-            WHERE tenant_id = $1 AND ($2::text IS NULL OR event_id = $2)
-              AND ($3::timestamptz IS NULL OR created_at >= $3)
-              AND (type = ANY($4::text[]) OR '*' = ANY($4::text[]))
-            ORDER BY lane, sequence
-            """, tenant, event_id, since, list(sub["event_types"]))
-        if not events:
+        found = await conn.fetch(
+            f"""
+            SELECT e.event_id, e.lane FROM events e
+            WHERE e.tenant_id = $1 AND ($2::text IS NULL OR e.event_id = $2)
+              AND ($3::timestamptz IS NULL OR e.created_at >= $3)
+              AND {event_store.reaches('e', types='$4::text[]', owner='$5::text',
+                                       every_owner='$6::boolean')}
+            ORDER BY e.lane, e.sequence
+            """,  # noqa: S608 - constant SQL
+            tenant, event_id, since, list(sub["event_types"]), sub["owner_key_id"],
+            sub["every_owner"])
+        if not found:
             return 0
-        ids = [e["event_id"] for e in events]
+        ids = [e["event_id"] for e in found]
         requeued = await deliveries.requeue(conn, tenant, subscription_id,
-                                            lanes=list({e["lane"] for e in events}),
+                                            lanes=list({e["lane"] for e in found}),
                                             event_ids=ids)
         added = await deliveries.fan_out(conn, tenant, ids, subscription_id)
         await deliveries.notify(conn, tenant)

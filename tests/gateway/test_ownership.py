@@ -324,9 +324,6 @@ PUBLIC_JWK = {"kty": "EC", "crv": "P-256", "kid": "crm-b",  # a public key, noth
               "y": "t8RiqUblfj_kVe8OeMA4T-anhWBZi3YWyRkBkF7JEmE"}
 
 
-@pytest.mark.xfail(strict=True, reason="events are fanned out and fed by type only "
-                   "(store.deliveries.fan_out, store.events.feed): a crm key's subscription "
-                   "gets invoice events of invoices another crm key owns")
 async def test_a_crm_keys_feed_has_no_events_of_another_keys_invoices(crms: TwoCrms) -> None:
     treasury = crms.api.auth(Role.TREASURY)
     imported = await crms.client.post("/v1/statements", data=DEMO_CAMT.read_bytes(),

@@ -126,9 +126,9 @@ async def test_the_dispatcher_refuses_the_same_forms_with_the_same_check(
             conn = await asyncpg.connect(database_url)
             try:
                 await conn.execute("UPDATE subscriptions SET url = $1", url)
-                async with conn.transaction():
+                async with conn.transaction():  # a bank event: every subscription gets it
                     await outbox.emit(conn, "default", [outbox.NewEvent(
-                        "invoice.partially_paid", f"invoice:T-{n}", {"invoice_id": f"T-{n}"})])
+                        "payment.received", f"account:{n}", {"entry_id": f"T-{n}"})])
             finally:
                 await conn.close()
             expected = await target_problem(url, allow_private=False)
