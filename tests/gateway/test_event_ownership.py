@@ -26,7 +26,7 @@ from jwcrypto import jwk
 from standardwebhooks.webhooks import Webhook
 
 from gateway import outbox
-from gateway.migrate import migrate
+from gateway.migrate import migrate, migrations
 from gateway.store import api_keys, subscriptions
 from gateway.store import events as event_store
 from gateway.store import invoices as invoice_store
@@ -399,3 +399,57 @@ async def test_no_subscription_ever_gets_another_crm_keys_events_or_a_gap(
                 mine = [i for i, t in events_of_lane
                         if "*" in types[name] or t in types[name]]
                 assert set(mine) <= want or not set(mine) & want, name
+
+
+async def test_events_from_before_ownership_are_given_their_owners_and_leaks_dropped(
+        conn: asyncpg.Connection) -> None:
+    """The migration stamps stored events with the owners of their invoices and
+    subscriptions, and drops the pending deliveries a subscription no longer gets."""
+    await conn.execute("CREATE TABLE schema_migrations (version integer PRIMARY KEY,"
+                       " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
+    for migration in migrations():
+        if migration.name == "ownership":
+            break
+        await conn.execute(migration.sql)
+        await conn.execute("INSERT INTO schema_migrations VALUES ($1, $2)",
+                           migration.version, migration.name)
+    # "solo" has one crm key, which gets the invoice; "many" has two: the invoice is no one's.
+    for tenant, key_id, role in [("solo", "k_solo", "crm"), ("solo", "k_admin", "admin"),
+                                 ("many", "k_one", "crm"), ("many", "k_two", "crm")]:
+        await conn.execute("INSERT INTO api_keys (tenant_id, key_id, name, role, secret_sha256)"
+                           " VALUES ($1, $2, $2, $3, $4)", tenant, key_id, role, bytes(32))
+    subs = {"solo": [("s_solo", "k_solo"), ("s_admin", "k_admin")], "many": [("s_one", "k_one")]}
+    events = {"solo": [("e_inv", "invoice:I1"), ("e_pay", "account:1"),
+                       ("e_sub", "subscription:s_admin")],
+              "many": [("e_many", "invoice:I1")]}
+    for tenant in ("solo", "many"):
+        await conn.execute("INSERT INTO customers (tenant_id, customer_id, name)"
+                           " VALUES ($1, 'C1', 'Globex')", tenant)
+        await conn.execute(
+            "INSERT INTO invoices (tenant_id, invoice_id, customer_id, kind, currency, amount,"
+            " crm_open_amount, issue_date) VALUES ($1, 'I1', 'C1', 'invoice', 'EUR', 10, 10,"
+            " '2026-11-01')", tenant)
+        for subscription_id, owner in subs[tenant]:
+            await conn.execute(
+                "INSERT INTO subscriptions (tenant_id, subscription_id, owner_key_id, url,"
+                " event_types, public_jwk, kid, secret) VALUES ($1, $2, $3,"
+                " 'https://crm.example.com/hook', '{*}', '{}'::jsonb, 'k', 's')",
+                tenant, subscription_id, owner)
+        for event_id, lane in events[tenant]:
+            await conn.execute(
+                "INSERT INTO events (tenant_id, event_id, type, version, lane, sequence, data)"
+                " VALUES ($1, $2, 'invoice.paid', 1, $3, 1, '{}')", tenant, event_id, lane)
+            for subscription_id, _ in subs[tenant]:  # delivered to all, as before
+                await conn.execute(
+                    "INSERT INTO deliveries (tenant_id, subscription_id, event_id, lane,"
+                    " sequence) VALUES ($1, $2, $3, $4, 1)",
+                    tenant, subscription_id, event_id, lane)
+    await migrate(conn)
+    stamped = {r["event_id"]: (r["owned"], r["owner_key_id"]) for r in await conn.fetch(
+        "SELECT event_id, owned, owner_key_id FROM events")}
+    assert stamped == {"e_inv": (True, "k_solo"), "e_pay": (False, None),
+                       "e_sub": (True, "k_admin"), "e_many": (True, None)}
+    pending = {(r["subscription_id"], r["event_id"]) for r in await conn.fetch(
+        "SELECT subscription_id, event_id FROM deliveries WHERE status = 'pending'")}
+    assert pending == {("s_solo", "e_inv"), ("s_solo", "e_pay"), ("s_admin", "e_inv"),
+                       ("s_admin", "e_pay"), ("s_admin", "e_sub")}
