@@ -20,6 +20,8 @@ from security.webhooks import new_secret
 from tests.gateway.test_webhooks import emit_many
 from tests.gateway.webhook_support import FAST, Receiver, chained, ec_key, eventually, public
 
+LEASE = 12.0  # seconds a dispatcher's claim holds; its timeout is two less
+
 
 @pytest.fixture
 async def crm() -> AsyncIterator[Receiver]:
@@ -87,16 +89,19 @@ async def test_a_dispatcher_killed_mid_batch_loses_nothing(
         database_url: str, crm: Receiver, subscribed: str, dispatchers: Dispatchers) -> None:
     crm.gate = asyncio.Event()  # the CRM holds every request open, for now
     ids = await emit_many(database_url, lanes=8, per_lane=3)
-    first = dispatchers.start(webhook_lease=3.0, webhook_timeout=2.0)
+    # The timeout is generous: the held requests must not time out before the kill,
+    # however slow the machine is to notice eight of them held. The lease is what
+    # the second dispatcher waits for before it takes the lanes over.
+    first = dispatchers.start(webhook_lease=LEASE, webhook_timeout=LEASE - 2)
     await eventually(lambda: crm.held >= 8, what="eight deliveries in flight",
                      timeout=60)
     first.send_signal(signal.SIGKILL)  # mid-batch: nothing of the batch was recorded
     first.wait(30)
     crm.gate.set()  # the CRM did take them, but nobody heard it answer
     await eventually(lambda: len(crm.deliveries) >= 8, what="the held requests answered")
-    dispatchers.start(webhook_lease=3.0, webhook_timeout=2.0)
+    dispatchers.start(webhook_lease=LEASE, webhook_timeout=LEASE - 2)
     await eventually(lambda: {e["id"] for e in crm.verified()} == set(ids),
-                     what=f"every event after the restart\n{dispatchers.logs()}", timeout=60)
+                     what=f"every event after the restart\n{dispatchers.logs()}", timeout=120)
     got = crm.verified()
     counts = Counter(e["id"] for e in got)
     repeated = {i for i, n in counts.items() if n > 1}

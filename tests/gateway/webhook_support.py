@@ -10,6 +10,7 @@ import asyncio
 import base64
 import itertools
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,9 +23,18 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from jwcrypto import jwe, jwk
 from standardwebhooks.webhooks import Webhook
 
-FAST = {"allow_private_webhooks": True, "webhook_timeout": 2.0, "webhook_lease": 10.0,
+# Retries come fast; timeouts stay generous. A delivery to loopback takes milliseconds, but
+# on a loaded machine a stalled event loop can hold one for seconds, and a timeout there
+# would be a retry no test expects. No test waits for a timeout or a lease under FAST: the
+# few that need one set their own, and answer with HANG so the wait is never a race.
+FAST = {"allow_private_webhooks": True, "webhook_timeout": 15.0, "webhook_lease": 30.0,
         "webhook_retry_schedule": "0,0.05,0.1,0.2,0.2,0.2,0.2,0.2,0.2,0.2",
         "webhook_retry_floor": 0.1}
+
+# A scripted answer's time to take that never ends: the request is held open (and counted
+# in ``held``) until the receiver stops, so the gateway's timeout fires however slow the
+# machine is, and however generous the timeout.
+HANG = math.inf
 
 
 def rsa_key(kid: str = "crm-rsa-1") -> jwk.JWK:
@@ -97,6 +107,7 @@ class Receiver:
     overlaps: list[str] = field(default_factory=list)
     _in_flight: dict[str, int] = field(default_factory=dict)
     _runner: web.AppRunner | None = None
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     url: str = ""
 
     jwks: dict[str, Any] | None = None  # served at /jwks when set
@@ -115,6 +126,7 @@ class Receiver:
         return self.url
 
     async def stop(self) -> None:
+        self._stopping.set()  # release the requests held by HANG
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -147,7 +159,10 @@ class Receiver:
                 status, took, extra = self.script.pop(0)
             else:
                 status, took = self.answer(self, event), self.latency
-            if took:
+            if took == HANG:
+                self.held += 1
+                await self._stopping.wait()
+            elif took:
                 await asyncio.sleep(took)  # the CRM's own work, not a wait
         finally:
             if lane is not None:
@@ -174,9 +189,10 @@ class Receiver:
         return events
 
 
-async def eventually(check: Callable[[], bool], *, timeout: float = 30.0,
+async def eventually(check: Callable[[], bool], *, timeout: float = 120.0,
                      what: str = "the condition") -> None:
-    """Poll ``check`` until it holds, failing after ``timeout`` seconds."""
+    """Poll ``check`` until it holds, failing after ``timeout`` seconds: generous, as a
+    loaded machine may take long (a passing test never waits for it)."""
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
