@@ -342,7 +342,7 @@ def _pair(entries: list[tuple[int, Entry]], scheme: str, afters: list[Decimal | 
             score = _agreement(entry, scheme, line, copy=copy)
             # The same reference of the same scheme is the bank saying it is the same line,
             # wherever balances read in the listed order would put it.
-            if score < 0 or (score < _SAME_REFERENCE and not fits(i, line)):
+            if score < 0 or (not _same_reference(entry, scheme, line) and not fits(i, line)):
                 continue
             if afters[i] is not None and line.balance_after == afters[i]:
                 # The same place in the ledger: of lines alike, the one this line most
@@ -365,6 +365,11 @@ def _day(entry: Entry) -> date | None:
 def _same_core(entry: Entry, line: StoredLine) -> bool:
     return (_day(entry), entry.amount.amount, entry.amount.currency) == (
         line.day, line.amount, line.currency)
+
+
+def _same_reference(entry: Entry, scheme: str, line: StoredLine) -> bool:
+    return scheme == line.scheme and is_real_reference(entry.bank_reference) \
+        and _fold(entry.bank_reference) == _fold(line.bank_reference)
 
 
 def _agreement(entry: Entry, scheme: str, line: StoredLine, *, copy: bool = False) -> int:

@@ -118,6 +118,21 @@ async def test_with_lists_in_another_order_nothing_is_lost_and_every_extra_line_
     assert provisional == 0
 
 
+async def test_agreeing_on_every_field_does_not_place_a_line_where_balances_do_not(
+        pool: asyncpg.Pool) -> None:
+    """Found by the generator: two alike payments in one day, the first seen intraday, then
+    a statement of both (OFX), then the second's own statement. The first, confirmed by the
+    OFX statement, agrees with the second on every field but lies outside its balances."""
+    ledger = Ledger.from_days([[], [0], [0]], same_day=True)
+    tenant = uuid.uuid4().hex
+    for statement in (intraday(ledger, ledger.segments[1].day, 1, "camt.052"),
+                      booked(ledger, 0, 2, "ofx"), booked(ledger, 2, 2, "camt.053"),
+                      booked(ledger, 1, 1, "camt.053")):
+        await upload(pool, tenant, statement)
+    lines, provisional = await stored(pool, tenant)
+    assert (lines, provisional) == (ledger.truth(), 0)
+
+
 # The cases the issue names, as real files through our own writers.
 
 def _two_alike_payments() -> Ledger:
