@@ -67,7 +67,9 @@ from gateway import events as event_types
 from gateway import outbox
 from gateway.embedded import start_embedded
 from gateway.migrate import migrate
-from gateway.store import subscriptions
+from gateway.store import api_keys, subscriptions
+from security import apikeys
+from security.roles import Role
 from security.webhooks import envelope, new_secret, recipient_key
 
 TENANT = "default"
@@ -397,8 +399,12 @@ async def run(args: argparse.Namespace, server_url: str, folder: Path) -> dict[s
             conn = await asyncpg.connect(url)
             try:
                 await migrate(conn)
+                # An admin's subscription: it gets every invoice's events (a crm key's gets
+                # only those of the invoices it pushed).
+                admin = apikeys.generate()
+                await api_keys.create(conn, TENANT, key=admin, role=Role.ADMIN, name="bench")
                 await subscriptions.create(
-                    conn, TENANT, owner="bench", url=receiver.url, event_types=["*"],
+                    conn, TENANT, owner=admin.key_id, url=receiver.url, event_types=["*"],
                     public_jwk=public_jwk, jwks_url=None, kid=public_jwk["kid"],
                     secret=new_secret())
             finally:

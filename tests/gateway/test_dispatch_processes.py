@@ -15,7 +15,9 @@ import asyncpg
 import pytest
 
 from gateway.migrate import migrate
-from gateway.store import subscriptions
+from gateway.store import api_keys, subscriptions
+from security import apikeys
+from security.roles import Role
 from security.webhooks import new_secret
 from tests.gateway.test_webhooks import emit_many
 from tests.gateway.webhook_support import FAST, Receiver, chained, ec_key, eventually, public
@@ -37,8 +39,11 @@ async def subscribed(database_url: str, crm: Receiver) -> str:
     try:
         await migrate(conn)
         crm.secret = new_secret()
+        # An admin key's subscription: the events are of invoices no crm key owns.
+        admin = apikeys.generate()
+        await api_keys.create(conn, "default", key=admin, role=Role.ADMIN, name="test")
         row = await subscriptions.create(
-            conn, "default", owner="test", url=crm.url, event_types=["*"],
+            conn, "default", owner=admin.key_id, url=crm.url, event_types=["*"],
             public_jwk=public(crm.keys[0]), jwks_url=None, kid="crm-ec-1", secret=crm.secret)
     finally:
         await conn.close()

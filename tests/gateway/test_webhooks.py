@@ -41,6 +41,9 @@ from tests.gateway.webhook_support import (
 )
 from tests.paths import DEMO_CAMT, DEMO_MT940, DEMO_STATEMENTS
 
+# The subscriber: an admin key, whose subscriptions get the events of every invoice (these
+# tests' invoices are pushed by the admin, or not stored at all: no crm key owns them).
+SUBSCRIBER = Role.ADMIN
 INVOICES = (DEMO_STATEMENTS.parent / "invoices.csv").read_text(encoding="utf-8")
 
 
@@ -63,8 +66,9 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 
 async def subscribe(api: Api, receiver: Receiver, *, key: Any = None,
-                    event_types: list[str] | None = None) -> dict[str, Any]:
-    response = await api.client.post("/v1/subscriptions", headers=api.auth(Role.CRM), json={
+                    event_types: list[str] | None = None,
+                    role: Role = SUBSCRIBER) -> dict[str, Any]:
+    response = await api.client.post("/v1/subscriptions", headers=api.auth(role), json={
         "url": receiver.url, "event_types": event_types or ["*"],
         "public_jwk": public(key or receiver.keys[0])})
     assert response.status == 201, await response.text()
@@ -105,14 +109,14 @@ async def test_a_crm_receives_verifies_and_decrypts_every_event(hooks: Api,
     assert sorted(e["id"] for e in got) == sorted(e["event_id"] for e in events)
     assert len({d.headers["webhook-id"] for d in receiver.accepted()}) == len(events)
     schemas = {t["type"]: t["schema"] for t in (await (await hooks.client.get(
-        "/v1/event-types", headers=hooks.auth(Role.CRM))).json())["items"]}
+        "/v1/event-types", headers=hooks.auth(SUBSCRIBER))).json())["items"]}
     for event in got:
         jsonschema.validate(event, schemas[event["type"]],
                             cls=jsonschema.Draft202012Validator)
     sequences = chained(got)
     for lane, numbers in sequences.items():
         assert numbers == list(range(1, len(numbers) + 1)), lane
-    keys = await (await hooks.client.get("/v1/webhook-keys", headers=hooks.auth(Role.CRM))).json()
+    keys = await (await hooks.client.get("/v1/webhook-keys", headers=hooks.auth(SUBSCRIBER))).json()
     assert all(verify_v1a(d.headers, d.body, keys) for d in receiver.accepted())
     paid = [e for e in got if e["type"] == "invoice.paid"]
     assert paid and all(e["data"]["open_amount"] in ("0", "0.00") for e in paid)
@@ -184,7 +188,7 @@ async def deliveries_of(api: Api, subscription_id: str, **params: str) -> list[d
     while True:
         query = {**params, **({"cursor": cursor} if cursor else {})}
         response = await api.client.get(f"/v1/subscriptions/{subscription_id}/deliveries",
-                                        headers=api.auth(Role.CRM), params=query)
+                                        headers=api.auth(SUBSCRIBER), params=query)
         assert response.status == 200, await response.text()
         body = await response.json()
         items += body["items"]
@@ -217,7 +221,7 @@ async def test_a_receiver_down_for_a_while_gets_everything_in_order_per_invoice(
     first = ids[0]
     attempts = await (await hooks.client.get(
         f"/v1/subscriptions/{subscription['id']}/deliveries/{first}/attempts",
-        headers=hooks.auth(Role.CRM))).json()
+        headers=hooks.auth(SUBSCRIBER))).json()
     codes = [a["status_code"] for a in attempts["items"]]
     assert codes[-1] == 200 and 503 in codes
     assert all(a["latency_ms"] >= 0 and a["dispatcher"] for a in attempts["items"])
@@ -256,12 +260,12 @@ async def test_replay_one_event_and_everything_since_a_time(hooks: Api,
     ids = await emit_many(hooks.database_url, lanes=2, per_lane=3)
     await eventually(lambda: len(receiver.accepted()) == 6, what="the first deliveries")
     path = f"/v1/subscriptions/{subscription['id']}/replay"
-    one = await hooks.client.post(path, json={"event_id": ids[3]}, headers=hooks.auth(Role.CRM))
+    one = await hooks.client.post(path, json={"event_id": ids[3]}, headers=hooks.auth(SUBSCRIBER))
     assert (one.status, await one.json()) == (202, {"queued": 1})
     await eventually(lambda: len(receiver.accepted()) == 7, what="the replay")
     assert receiver.accepted()[-1].headers["webhook-id"] == ids[3]
     everything = await hooks.client.post(path, json={"since": "2000-01-01T00:00:00Z"},
-                                         headers=hooks.auth(Role.CRM))
+                                         headers=hooks.auth(SUBSCRIBER))
     assert (await everything.json())["queued"] == 6
     await eventually(lambda: len(receiver.accepted()) == 13, what="the replay of all")
     replayed = receiver.verified()[7:]
@@ -269,9 +273,9 @@ async def test_replay_one_event_and_everything_since_a_time(hooks: Api,
     for numbers in chained(replayed).values():
         assert numbers == [1, 2, 3]
     missing = await hooks.client.post(path, json={"event_id": "evt_" + "0" * 32},
-                                      headers=hooks.auth(Role.CRM))
+                                      headers=hooks.auth(SUBSCRIBER))
     assert missing.status == 404
-    bad = await hooks.client.post(path, json={"since": "yesterday"}, headers=hooks.auth(Role.CRM))
+    bad = await hooks.client.post(path, json={"since": "yesterday"}, headers=hooks.auth(SUBSCRIBER))
     assert bad.status == 400
 
 
@@ -281,7 +285,7 @@ async def test_secret_rotation_signs_with_both_secrets_during_the_overlap(
     old = receiver.secret
     rotated = await hooks.client.post(
         f"/v1/subscriptions/{subscription['id']}/rotate-secret", json={"overlap_seconds": 3600},
-        headers=hooks.auth(Role.CRM))
+        headers=hooks.auth(SUBSCRIBER))
     assert rotated.status == 200
     new = (await rotated.json())["secret"]
     assert new != old and new.startswith("whsec_")
@@ -293,10 +297,10 @@ async def test_secret_rotation_signs_with_both_secrets_during_the_overlap(
     assert receiver.verified(old) == receiver.verified(new)
     # Without an overlap, only the new secret signs.
     await hooks.client.post(f"/v1/subscriptions/{subscription['id']}/rotate-secret",
-                            json={"overlap_seconds": 0}, headers=hooks.auth(Role.CRM))
+                            json={"overlap_seconds": 0}, headers=hooks.auth(SUBSCRIBER))
     newest = receiver.secret = None
     listed = await (await hooks.client.get(f"/v1/subscriptions/{subscription['id']}",
-                                           headers=hooks.auth(Role.CRM))).json()
+                                           headers=hooks.auth(SUBSCRIBER))).json()
     assert "secret" not in listed and newest is None
 
 
@@ -310,7 +314,7 @@ async def test_a_key_rotation_reaches_retries_of_older_events(hooks: Api,
     await eventually(lambda: len(receiver.deliveries) >= 2, what="failing attempts")
     rotated = await hooks.client.post(
         f"/v1/subscriptions/{subscription['id']}/rotate-key", json={"public_jwk": public(new_key)},
-        headers=hooks.auth(Role.CRM))
+        headers=hooks.auth(SUBSCRIBER))
     assert rotated.status == 200 and (await rotated.json())["kid"] == public(new_key)["kid"]
     receiver.keys = [new_key]  # the CRM has thrown its old private key away
     down = False
@@ -327,7 +331,7 @@ async def test_410_disables_and_resuming_delivers_the_backlog(hooks: Api,
     path = f"/v1/subscriptions/{subscription['id']}"
 
     async def status() -> str:
-        body = await (await hooks.client.get(path, headers=hooks.auth(Role.CRM))).json()
+        body = await (await hooks.client.get(path, headers=hooks.auth(SUBSCRIBER))).json()
         return str(body["status"])
 
     await eventually(lambda: bool(receiver.deliveries), what="the first attempt")
@@ -345,7 +349,7 @@ async def test_410_disables_and_resuming_delivers_the_backlog(hooks: Api,
     assert len(told) == 1 and subscription["id"] in told[0]["data"]
     gone = False
     resumed = await hooks.client.patch(path, json={"status": "active"},
-                                       headers=hooks.auth(Role.CRM))
+                                       headers=hooks.auth(SUBSCRIBER))
     assert (await resumed.json())["status"] == "active"
     await eventually(lambda: len(receiver.accepted()) == len(ids), what="the backlog")
     assert len(receiver.deliveries) - attempts == len(ids)
@@ -391,7 +395,7 @@ async def test_a_failing_endpoint_is_warned_of_then_disabled_and_keeps_its_backl
     assert sorted(d["event_id"] for d in pending) == sorted(ids)
     up = True
     await api.client.patch(f"/v1/subscriptions/{subscription['id']}", json={"status": "active"},
-                           headers=api.auth(Role.CRM))
+                           headers=api.auth(SUBSCRIBER))
     await eventually(lambda: len(receiver.accepted()) == len(ids), what="the backlog")
 
 
@@ -417,12 +421,12 @@ async def test_pausing_holds_deliveries_and_resuming_sends_them(hooks: Api,
     subscription = await subscribe(hooks, receiver)
     path = f"/v1/subscriptions/{subscription['id']}"
     paused = await hooks.client.patch(path, json={"status": "paused"},
-                                      headers=hooks.auth(Role.CRM))
+                                      headers=hooks.auth(SUBSCRIBER))
     assert (await paused.json())["status"] == "paused"
     ids = await emit_many(hooks.database_url, lanes=2, per_lane=2)
     # Deliveries are queued while paused and none is attempted.
     assert len(await deliveries_of(hooks, subscription["id"], status="pending")) == 4
-    await hooks.client.patch(path, json={"status": "active"}, headers=hooks.auth(Role.CRM))
+    await hooks.client.patch(path, json={"status": "active"}, headers=hooks.auth(SUBSCRIBER))
     await eventually(lambda: len(receiver.accepted()) == len(ids), what="the held deliveries")
     assert len(receiver.deliveries) == len(ids)
 
@@ -466,13 +470,13 @@ async def test_subscription_input_is_checked_and_nothing_is_stored_when_bad(
     ]
     for body, status, words in cases:
         response = await api.client.post("/v1/subscriptions", json=body,
-                                          headers=api.auth(Role.CRM))
+                                          headers=api.auth(SUBSCRIBER))
         problem = await response.json()
         assert response.status == status, (body, problem)
         assert words in problem["detail"], (words, problem["detail"])
-    listed = await (await api.client.get("/v1/subscriptions", headers=api.auth(Role.CRM))).json()
+    listed = await (await api.client.get("/v1/subscriptions", headers=api.auth(SUBSCRIBER))).json()
     assert listed["items"] == []
-    fine = await api.client.post("/v1/subscriptions", headers=api.auth(Role.CRM), json={
+    fine = await api.client.post("/v1/subscriptions", headers=api.auth(SUBSCRIBER), json={
         "url": "https://93.184.215.14/h", "event_types": ["invoice.paid"],
         "public_jwk": good_key})
     assert fine.status == 201
@@ -488,7 +492,7 @@ async def test_a_private_target_is_refused_at_delivery_time_too(
         database_url: str, aiohttp_client: AiohttpClient, receiver: Receiver) -> None:
     """A URL that passed the check when subscribed but now points at loopback."""
     api = await _api(database_url, aiohttp_client, allow_private_webhooks=False)
-    response = await api.client.post("/v1/subscriptions", headers=api.auth(Role.CRM), json={
+    response = await api.client.post("/v1/subscriptions", headers=api.auth(SUBSCRIBER), json={
         "url": "https://93.184.215.14/hooks", "event_types": ["*"],
         "public_jwk": public(receiver.keys[0])})
     assert response.status == 201
@@ -515,7 +519,7 @@ async def test_a_private_target_is_refused_at_delivery_time_too(
 
 async def test_crm_keys_see_only_their_own_subscriptions(hooks: Api, receiver: Receiver,
                                                          database_url: str) -> None:
-    mine = await subscribe(hooks, receiver)
+    mine = await subscribe(hooks, receiver, role=Role.CRM)
     conn = await asyncpg.connect(database_url)
     try:
         other = apikeys.generate()
@@ -545,7 +549,7 @@ async def test_crm_keys_see_only_their_own_subscriptions(hooks: Api, receiver: R
         assert (await hooks.client.get(path, headers=hooks.auth(role))).status == 403
     deleted = await hooks.client.delete(path, headers=hooks.auth(Role.CRM))
     assert deleted.status == 204
-    assert (await hooks.client.get(path, headers=hooks.auth(Role.CRM))).status == 404
+    assert (await hooks.client.get(path, headers=hooks.auth(SUBSCRIBER))).status == 404
 
 
 async def read_feed(api: Api, subscription_id: str, after: str | None = None,
@@ -555,7 +559,7 @@ async def read_feed(api: Api, subscription_id: str, after: str | None = None,
     while True:
         params = {"subscription_id": subscription_id, "limit": str(limit),
                   **({"cursor": after} if after else {})}
-        response = await api.client.get("/v1/events", params=params, headers=api.auth(Role.CRM))
+        response = await api.client.get("/v1/events", params=params, headers=api.auth(SUBSCRIBER))
         assert response.status == 200, await response.text()
         body = await response.json()
         items += body["items"]
@@ -568,7 +572,7 @@ async def test_the_feed_carries_the_same_events_encrypted_the_same_way(
         hooks: Api, receiver: Receiver) -> None:
     key = receiver.keys[1]
     pushed = await subscribe(hooks, receiver, key=key)
-    polled = await hooks.client.post("/v1/subscriptions", headers=hooks.auth(Role.CRM), json={
+    polled = await hooks.client.post("/v1/subscriptions", headers=hooks.auth(SUBSCRIBER), json={
         "url": None, "event_types": ["*"], "public_jwk": public(key)})
     assert polled.status == 201
     polling = await polled.json()
@@ -585,17 +589,17 @@ async def test_the_feed_carries_the_same_events_encrypted_the_same_way(
     assert again == []
     replay = await hooks.client.post(f"/v1/subscriptions/{polling['id']}/replay",
                                      json={"since": "2000-01-01T00:00:00Z"},
-                                     headers=hooks.auth(Role.CRM))
+                                     headers=hooks.auth(SUBSCRIBER))
     assert replay.status == 422  # nothing to push to: it polls
     bad = await hooks.client.get("/v1/events", params={"subscription_id": polling["id"],
                                                        "cursor": "garbage"},
-                                 headers=hooks.auth(Role.CRM))
+                                 headers=hooks.auth(SUBSCRIBER))
     assert bad.status == 400
     assert pushed["id"] != polling["id"]
 
 
 async def test_the_feed_never_skips_an_event_committed_late(hooks: Api) -> None:
-    created = await hooks.client.post("/v1/subscriptions", headers=hooks.auth(Role.CRM), json={
+    created = await hooks.client.post("/v1/subscriptions", headers=hooks.auth(SUBSCRIBER), json={
         "url": None, "event_types": ["*"], "public_jwk": public(ec_key())})
     subscription = (await created.json())["id"]
     slow = await asyncpg.connect(hooks.database_url)
@@ -619,7 +623,7 @@ async def test_keys_from_a_jwks_url_and_a_new_kid_fetches_it_again(
     first, second = receiver.keys
     receiver.jwks = {"keys": [public(first)]}
     jwks_url = receiver.url.replace("/hooks", "/jwks")
-    response = await hooks.client.post("/v1/subscriptions", headers=hooks.auth(Role.CRM), json={
+    response = await hooks.client.post("/v1/subscriptions", headers=hooks.auth(SUBSCRIBER), json={
         "url": receiver.url, "event_types": ["*"], "jwks_url": jwks_url,
         "kid": public(first)["kid"]})
     assert response.status == 201, await response.text()
@@ -631,12 +635,12 @@ async def test_keys_from_a_jwks_url_and_a_new_kid_fetches_it_again(
     assert fetched <= 2  # once by the API to check it, once by the dispatcher; then cached
     unknown = await hooks.client.post(
         f"/v1/subscriptions/{subscription['id']}/rotate-key",
-        json={"jwks_url": jwks_url, "kid": public(second)["kid"]}, headers=hooks.auth(Role.CRM))
+        json={"jwks_url": jwks_url, "kid": public(second)["kid"]}, headers=hooks.auth(SUBSCRIBER))
     assert unknown.status == 422 and "no key with kid" in (await unknown.json())["detail"]
     receiver.jwks = {"keys": [public(first), public(second)]}  # the CRM publishes its new key
     rotated = await hooks.client.post(
         f"/v1/subscriptions/{subscription['id']}/rotate-key",
-        json={"jwks_url": jwks_url, "kid": public(second)["kid"]}, headers=hooks.auth(Role.CRM))
+        json={"jwks_url": jwks_url, "kid": public(second)["kid"]}, headers=hooks.auth(SUBSCRIBER))
     assert rotated.status == 200, await rotated.text()
     receiver.keys = [second]  # and throws the old one away
     await emit_many(hooks.database_url, lanes=1, per_lane=1)
@@ -668,7 +672,7 @@ async def test_retry_after_and_timeouts_space_out_the_attempts(
 
     await _until(delivered, what="the delivery after 503, 429 and a timeout", timeout=120)
     attempts = (await (await api.client.get(f"{path}/deliveries/{ids[0]}/attempts",
-                                            headers=api.auth(Role.CRM))).json())["items"]
+                                            headers=api.auth(SUBSCRIBER))).json())["items"]
     assert [(a["status_code"], a["error"]) for a in attempts] == [
         (503, None), (429, None), (None, "timed out"), (200, None)]
     times = [datetime.fromisoformat(a["attempted_at"]) for a in attempts]
@@ -686,7 +690,7 @@ async def test_secrets_and_keys_never_reach_the_logs(hooks: Api, receiver: Recei
     subscription = await subscribe(hooks, receiver)
     rotated = await (await hooks.client.post(
         f"/v1/subscriptions/{subscription['id']}/rotate-secret", json={},
-        headers=hooks.auth(Role.CRM))).json()
+        headers=hooks.auth(SUBSCRIBER))).json()
     receiver.secret = rotated["secret"]
     await load_demo(hooks)
     await eventually(lambda: len(receiver.accepted()) >= 8, what="the deliveries")
@@ -746,7 +750,7 @@ async def test_bad_requests_about_subscriptions_say_what_is_wrong(hooks: Api,
                                                                   receiver: Receiver) -> None:
     subscription = await subscribe(hooks, receiver)
     path = f"/v1/subscriptions/{subscription['id']}"
-    crm = hooks.auth(Role.CRM)
+    crm = hooks.auth(SUBSCRIBER)
     cases = [
         ("PATCH", path, {"colour": "red"}, 400, "unknown fields"),
         ("PATCH", path, {"status": "disabled"}, 400, "active or paused"),
@@ -787,14 +791,14 @@ async def test_a_subscription_turned_feed_only_keeps_its_queue_until_it_has_a_ur
     path = f"/v1/subscriptions/{subscription['id']}"
     ids = await emit_many(hooks.database_url, lanes=2, per_lane=2)
     await eventually(lambda: len(receiver.deliveries) >= 2, what="failing attempts")
-    polled = await hooks.client.patch(path, json={"url": None}, headers=hooks.auth(Role.CRM))
+    polled = await hooks.client.patch(path, json={"url": None}, headers=hooks.auth(SUBSCRIBER))
     assert (await polled.json())["url"] is None
     down = False
     tried = len(receiver.deliveries)
     more = await emit_many(hooks.database_url, lanes=1, per_lane=1)  # not queued: it polls
     pending = await deliveries_of(hooks, subscription["id"], status="pending")
     assert sorted(d["event_id"] for d in pending) == sorted(ids)
-    await hooks.client.patch(path, json={"url": receiver.url}, headers=hooks.auth(Role.CRM))
+    await hooks.client.patch(path, json={"url": receiver.url}, headers=hooks.auth(SUBSCRIBER))
     await eventually(lambda: len(receiver.accepted()) == len(ids), what="the kept queue")
     assert len(receiver.deliveries) - tried == len(ids)
     assert not {e["id"] for e in receiver.verified()} & set(more)
@@ -808,7 +812,7 @@ async def test_old_events_are_pruned_but_never_a_pending_delivery_or_its_event(
     ids = await emit_many(hooks.database_url, lanes=3, per_lane=2)
     await eventually(lambda: len(receiver.deliveries) >= 3, what="first attempts")
     await hooks.client.patch(f"/v1/subscriptions/{subscription['id']}",
-                             json={"status": "paused"}, headers=hooks.auth(Role.CRM))
+                             json={"status": "paused"}, headers=hooks.auth(SUBSCRIBER))
     conn = await asyncpg.connect(hooks.database_url)
     try:
         # Paused, no lane is claimed again; an attempt already under way is recorded when its
@@ -841,7 +845,7 @@ async def test_old_events_are_pruned_but_never_a_pending_delivery_or_its_event(
         await conn.close()
     down = False
     await hooks.client.patch(f"/v1/subscriptions/{subscription['id']}",
-                             json={"status": "active"}, headers=hooks.auth(Role.CRM))
+                             json={"status": "active"}, headers=hooks.auth(SUBSCRIBER))
     await eventually(lambda: {e["id"] for e in receiver.verified()} >= set(ids) - set(delivered),
                      what="the rest, the old pending one included")
     with pytest.raises(SettingsError, match="30 or more"):
