@@ -26,7 +26,7 @@ from jwcrypto import jwk
 from standardwebhooks.webhooks import Webhook
 
 from gateway import outbox
-from gateway.migrate import migrate, migrations
+from gateway.migrate import migrate
 from gateway.store import api_keys, subscriptions
 from gateway.store import events as event_store
 from gateway.store import invoices as invoice_store
@@ -35,6 +35,7 @@ from parsers.money import Money
 from security import apikeys
 from security.roles import Role
 from tests.gateway.conftest import AiohttpClient, Api, make_api
+from tests.gateway.migration_support import add_api_keys, add_invoices, migrate_before
 from tests.gateway.webhook_support import FAST, Receiver, decrypt, ec_key, eventually, public
 from tests.paths import DEMO_CAMT
 
@@ -405,30 +406,16 @@ async def test_events_from_before_ownership_are_given_their_owners_and_leaks_dro
         conn: asyncpg.Connection) -> None:
     """The migration stamps stored events with the owners of their invoices and
     subscriptions, and drops the pending deliveries a subscription no longer gets."""
-    await conn.execute("CREATE TABLE schema_migrations (version integer PRIMARY KEY,"
-                       " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
-    for migration in migrations():
-        if migration.name == "ownership":
-            break
-        await conn.execute(migration.sql)
-        await conn.execute("INSERT INTO schema_migrations VALUES ($1, $2)",
-                           migration.version, migration.name)
+    await migrate_before(conn, "ownership")
     # "solo" has one crm key, which gets the invoice; "many" has two: the invoice is no one's.
-    for tenant, key_id, role in [("solo", "k_solo", "crm"), ("solo", "k_admin", "admin"),
-                                 ("many", "k_one", "crm"), ("many", "k_two", "crm")]:
-        await conn.execute("INSERT INTO api_keys (tenant_id, key_id, name, role, secret_sha256)"
-                           " VALUES ($1, $2, $2, $3, $4)", tenant, key_id, role, bytes(32))
+    await add_api_keys(conn, [("solo", "k_solo", "crm", None), ("solo", "k_admin", "admin", None),
+                              ("many", "k_one", "crm", None), ("many", "k_two", "crm", None)])
     subs = {"solo": [("s_solo", "k_solo"), ("s_admin", "k_admin")], "many": [("s_one", "k_one")]}
     events = {"solo": [("e_inv", "invoice:I1"), ("e_pay", "account:1"),
                        ("e_sub", "subscription:s_admin")],
               "many": [("e_many", "invoice:I1")]}
     for tenant in ("solo", "many"):
-        await conn.execute("INSERT INTO customers (tenant_id, customer_id, name)"
-                           " VALUES ($1, 'C1', 'Globex')", tenant)
-        await conn.execute(
-            "INSERT INTO invoices (tenant_id, invoice_id, customer_id, kind, currency, amount,"
-            " crm_open_amount, issue_date) VALUES ($1, 'I1', 'C1', 'invoice', 'EUR', 10, 10,"
-            " '2026-11-01')", tenant)
+        await add_invoices(conn, tenant, [("I1", 10)])
         for subscription_id, owner in subs[tenant]:
             await conn.execute(
                 "INSERT INTO subscriptions (tenant_id, subscription_id, owner_key_id, url,"

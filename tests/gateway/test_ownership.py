@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.migrate import migrate, migrations
+from gateway.migrate import migrate
 from gateway.store import api_keys
 from gateway.store import invoices as store
 from matching.invoices import Customer, Invoice
@@ -24,6 +24,7 @@ from parsers.money import Money
 from security import apikeys
 from security.roles import Role
 from tests.gateway.conftest import AiohttpClient, Api, make_api
+from tests.gateway.migration_support import add_api_keys, add_invoices, migrate_before
 from tests.gateway.processes import cli
 from tests.paths import DEMO_CAMT
 
@@ -244,28 +245,13 @@ async def test_rows_from_before_ownership_go_to_the_tenants_only_crm_key(
         conn: asyncpg.Connection) -> None:
     """Where one active crm key could already see every row, they become its own; where
     several could, no one can tell whose they are, and no crm key sees them."""
-    await conn.execute("CREATE TABLE schema_migrations (version integer PRIMARY KEY,"
-                       " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
-    before = [m for m in migrations() if m.name != "ownership"]
-    assert [m.version for m in before] == list(range(1, len(before) + 1))
-    for migration in before:
-        await conn.execute(migration.sql)
-        await conn.execute("INSERT INTO schema_migrations VALUES ($1, $2)",
-                           migration.version, migration.name)
-    keys = [("solo", "k_solo", None), ("solo", "k_gone", "2026-01-01"),
-            ("solo", "k_admin", None), ("many", "k_one", None), ("many", "k_two", None)]
-    for tenant, key_id, revoked in keys:
-        await conn.execute(
-            "INSERT INTO api_keys (tenant_id, key_id, name, role, secret_sha256, revoked_at)"
-            " VALUES ($1, $2, $2, $3, $4, $5::text::timestamptz)",
-            tenant, key_id, "admin" if key_id == "k_admin" else "crm", bytes(32), revoked)
+    await migrate_before(conn, "ownership")
+    await add_api_keys(conn, [
+        ("solo", "k_solo", "crm", None), ("solo", "k_gone", "crm", "2026-01-01"),
+        ("solo", "k_admin", "admin", None), ("many", "k_one", "crm", None),
+        ("many", "k_two", "crm", None)])
     for tenant in ("solo", "many"):
-        await conn.execute("INSERT INTO customers (tenant_id, customer_id, name)"
-                           " VALUES ($1, 'C1', 'Globex')", tenant)
-        await conn.execute(
-            "INSERT INTO invoices (tenant_id, invoice_id, customer_id, kind, currency, amount,"
-            " crm_open_amount, issue_date) VALUES ($1, 'I1', 'C1', 'invoice', 'EUR', 10, 10,"
-            " '2026-11-01')", tenant)
+        await add_invoices(conn, tenant, [("I1", 10)])
     await migrate(conn)
     owners = {(r["tenant_id"], r["table"]): r["owner_key_id"] for r in await conn.fetch(
         "SELECT tenant_id, 'invoices' AS table, owner_key_id FROM invoices UNION ALL"
