@@ -100,20 +100,20 @@ async def active_for_entry(conn: asyncpg.Connection, tenant: str, account_id: in
 
 
 async def rejected_pairs(conn: asyncpg.Connection, tenant: str) -> set[tuple[str, str]]:
-    rows = await conn.fetch(
-        "SELECT account_id, entry_id, invoice_id FROM allocations"
-        " WHERE tenant_id = $1 AND status = 'rejected'",
-        tenant,
-    )
-    return {(f"{r['account_id']}/{r['entry_id']}", r["invoice_id"]) for r in rows}
+    """(payment key, invoice id) pairs a person has rejected: never proposed again."""
+    return await _pairs(conn, tenant, "rejected")
 
 
 async def undone_pairs(conn: asyncpg.Connection, tenant: str) -> set[tuple[str, str]]:
     """(payment key, invoice id) pairs a person has undone: never applied automatically."""
+    return await _pairs(conn, tenant, "undone")
+
+
+async def _pairs(conn: asyncpg.Connection, tenant: str, status: str) -> set[tuple[str, str]]:
     rows = await conn.fetch(
         "SELECT DISTINCT account_id, entry_id, invoice_id FROM allocations"
-        " WHERE tenant_id = $1 AND status = 'undone'",
-        tenant,
+        " WHERE tenant_id = $1 AND status = $2",
+        tenant, status,
     )
     return {(f"{r['account_id']}/{r['entry_id']}", r["invoice_id"]) for r in rows}
 
