@@ -20,14 +20,9 @@ WITH sole AS (
     SELECT tenant_id, min(key_id) AS key_id FROM api_keys
     WHERE role = 'crm' AND revoked_at IS NULL
     GROUP BY tenant_id HAVING count(*) = 1
-)
-UPDATE customers c SET owner_key_id = sole.key_id FROM sole
-WHERE c.tenant_id = sole.tenant_id;
-
-WITH sole AS (
-    SELECT tenant_id, min(key_id) AS key_id FROM api_keys
-    WHERE role = 'crm' AND revoked_at IS NULL
-    GROUP BY tenant_id HAVING count(*) = 1
+), owned_customers AS (
+    UPDATE customers c SET owner_key_id = sole.key_id FROM sole
+    WHERE c.tenant_id = sole.tenant_id
 )
 UPDATE invoices i SET owner_key_id = sole.key_id FROM sole
 WHERE i.tenant_id = sole.tenant_id;
