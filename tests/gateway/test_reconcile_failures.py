@@ -6,12 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
 
 from gateway.ingest import ingest
-from gateway.reconcile import describe, reconcile
+from gateway.reconcile import EngineFactory, describe, reconcile
 from gateway.store import failures
 from matching.engine import Engine
 from matching.invoices import Customer, Invoice
@@ -26,26 +27,44 @@ DATA = Path(__file__).resolve().parents[1] / "matching" / "data"
 BAD = ("BAD1", "200.00", "GLOBEX CORPORATION", "Invoice INV-2")
 
 
-async def refuse_allocations_of(database_url: str, payment_key: str) -> None:
+async def _refuse_allocations_of(database_url: str, payment_key: str) -> None:
     """A database that refuses to store any allocation of one payment."""
+    assert payment_key.isalnum()  # spelt into the constraint: DDL takes no parameters
+    await _alter_allocations(database_url, "ADD CONSTRAINT refuse_one"
+                                           f" CHECK (payment_key <> '{payment_key}')")
+
+
+async def _allow_allocations(database_url: str) -> None:
+    """The cause of the failure gone: the database stores every allocation again."""
+    await _alter_allocations(database_url, "DROP CONSTRAINT refuse_one")
+
+
+async def _alter_allocations(database_url: str, change: str) -> None:
     conn = await asyncpg.connect(database_url)
     try:
-        await conn.execute(f"ALTER TABLE allocations ADD CONSTRAINT refuse_one"
-                           f" CHECK (payment_key <> '{payment_key}')")
+        await conn.execute(f"ALTER TABLE allocations {change}")
     finally:
         await conn.close()
 
 
-async def test_a_payment_the_database_refuses_fails_alone_and_imports_keep_working(
-        api: Api) -> None:
-    await refuse_allocations_of(api.database_url, "BAD1")
+async def _import_with_bad1_refused(api: Api, *more: tuple[str, str]) -> dict[str, Any]:
+    """INV-1 (100.00), INV-2 (200.00) and ``more`` (id, amount) open; GOOD and BAD imported while
+    the database refuses BAD1's allocations: the import's reconciliation result."""
+    await _refuse_allocations_of(api.database_url, "BAD1")
     response = await api.client.put("/v1/invoices", headers=api.auth(Role.CRM), json=[
-        invoice("INV-1", "100.00"), invoice("INV-2", "200.00"), invoice("INV-3", "300.00")])
+        invoice("INV-1", "100.00"), invoice("INV-2", "200.00"),
+        *(invoice(invoice_id, amount) for invoice_id, amount in more)])
     assert response.status == 200
     response = await api.client.post("/v1/statements", data=statement(GOOD, BAD),
                                      headers=api.auth(Role.TREASURY))
     assert response.status == 201, await response.text()
-    result = (await response.json())["reconciliation"]
+    result: dict[str, Any] = (await response.json())["reconciliation"]
+    return result
+
+
+async def test_a_payment_the_database_refuses_fails_alone_and_imports_keep_working(
+        api: Api) -> None:
+    result = await _import_with_bad1_refused(api, ("INV-3", "300.00"))
     assert (result["payments"], result["auto"], result["failed"]) == (2, 1, 1)
     [failure] = result["failures"]
     assert (failure["stage"], failure["attempts"]) == ("apply", 1)
@@ -71,11 +90,7 @@ async def test_a_payment_the_database_refuses_fails_alone_and_imports_keep_worki
     assert len((await get(api, "/v1/reconcile/failures"))["items"]) == 1
 
     # Once the cause is gone, a change of the invoices makes the next pass try it again.
-    conn = await asyncpg.connect(api.database_url)
-    try:
-        await conn.execute("ALTER TABLE allocations DROP CONSTRAINT refuse_one")
-    finally:
-        await conn.close()
+    await _allow_allocations(api.database_url)
     response = await api.client.put("/v1/invoices", headers=api.auth(Role.CRM), json=[
         {**invoice("INV-2", "200.00"), "due_date": "2026-12-31"}])
     assert response.status == 200
@@ -116,6 +131,15 @@ class _RaisesFor(Engine):
         return super().match(payments, excluded, never_auto)
 
 
+def _failing_on(kind: type[_RaisesFor] | type[_NegativeFor], entry_id: str) -> EngineFactory:
+    """An engine factory whose engines are ``kind``, failing on the payment ``entry_id``."""
+    def factory(invoices: Sequence[Invoice], customers: Sequence[Customer]) -> Engine:
+        engine = kind(invoices, customers)
+        engine.victim = entry_id
+        return engine
+    return factory
+
+
 async def _two_payments(api: Api, conn: asyncpg.Connection) -> dict[str, str]:
     """INV-1 and INV-2 open, GOOD and BAD stored without reconciling: entry id by reference."""
     response = await api.client.put("/v1/invoices", headers=api.auth(Role.CRM), json=[
@@ -131,13 +155,7 @@ async def test_an_engine_that_fails_on_one_payment_stops_only_that_one(
         api: Api, conn: asyncpg.Connection, kind: type[_RaisesFor] | type[_NegativeFor],
         stage: str) -> None:
     entries = await _two_payments(api, conn)
-
-    def factory(invoices: Sequence[Invoice], customers: Sequence[Customer]) -> Engine:
-        engine = kind(invoices, customers)
-        engine.victim = entries["BAD1"]
-        return engine
-
-    result = await reconcile(conn, "default", engine=factory)
+    result = await reconcile(conn, "default", engine=_failing_on(kind, entries["BAD1"]))
     assert (result.payments, result.auto, result.failed) == (2, 1, 1)
     [failure] = result.failures
     assert (failure.entry_id, failure.stage) == (entries["BAD1"], stage)
@@ -155,12 +173,7 @@ async def test_an_engine_that_fails_on_one_payment_stops_only_that_one(
 async def test_a_failed_payment_is_tried_again_after_its_backoff_not_on_every_pass(
         api: Api, conn: asyncpg.Connection) -> None:
     entries = await _two_payments(api, conn)
-
-    def factory(invoices: Sequence[Invoice], customers: Sequence[Customer]) -> Engine:
-        engine = _RaisesFor(invoices, customers)
-        engine.victim = entries["BAD1"]
-        return engine
-
+    factory = _failing_on(_RaisesFor, entries["BAD1"])
     first = await reconcile(conn, "default", engine=factory)
     assert first.failed == 1
     second = await reconcile(conn, "default", engine=factory)
@@ -207,19 +220,13 @@ async def test_the_short_set_case_imports_and_reconciles_without_a_failure(api: 
         assert Decimal(row["amount"]) > 0
 
 
-async def test_a_failed_payment_allocated_by_hand_is_no_longer_listed(api: Api) -> None:
-    await refuse_allocations_of(api.database_url, "BAD1")
-    response = await api.client.put("/v1/invoices", headers=api.auth(Role.CRM), json=[
-        invoice("INV-1", "100.00"), invoice("INV-2", "200.00")])
-    assert response.status == 200
-    response = await api.client.post("/v1/statements", data=statement(GOOD, BAD),
-                                     headers=api.auth(Role.TREASURY))
-    [failure] = (await response.json())["reconciliation"]["failures"]
-    conn = await asyncpg.connect(api.database_url)
-    try:
-        await conn.execute("ALTER TABLE allocations DROP CONSTRAINT refuse_one")
-    finally:
-        await conn.close()
+async def test_a_failed_payment_shows_on_its_transaction_until_allocated_by_hand(
+        api: Api) -> None:
+    [failure] = (await _import_with_bad1_refused(api))["failures"]
+    lines = {t["bank_reference"]: t for t in (await get(api, "/v1/transactions"))["items"]}
+    assert lines["BAD1"]["reconcile_error"] == failure["error"]
+    assert lines["GOOD1"]["reconcile_error"] is None
+    await _allow_allocations(api.database_url)
     status, made = await post(api, "/v1/matches", {
         "account_id": failure["account_id"], "entry_id": failure["entry_id"],
         "allocations": [{"invoice_id": "INV-2", "amount": "200.00"}]})
