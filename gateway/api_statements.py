@@ -68,7 +68,7 @@ async def post_statement(request: web.Request) -> web.Response:
                                 field=exc.field) from exc
         reconciliation = await reconcile_after_change(conn, principal.tenant,
                                                       metrics=request.app[METRICS]) \
-            if result.entries_new else None
+            if result.entries_booked else None
     metrics = request.app[METRICS]
     metrics.entries.labels("new").inc(result.entries_new)
     metrics.entries.labels("known").inc(result.entries_known)

@@ -42,6 +42,9 @@ class StoredStatement:
     entries: int
     entries_new: int
     flags: tuple[dict[str, Any], ...]
+    # Lines now booked that were not before: new booked lines and the provisional lines
+    # this statement confirmed. Each is a payment reconciliation has not seen.
+    entries_booked: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +57,10 @@ class IngestResult:
     @property
     def entries_new(self) -> int:
         return sum(s.entries_new for s in self.statements)
+
+    @property
+    def entries_booked(self) -> int:
+        return sum(s.entries_booked for s in self.statements)
 
     @property
     def entries_known(self) -> int:
@@ -200,7 +207,8 @@ async def _store_statement(conn: asyncpg.Connection, tenant: str, statement: Sta
         statement_id=statement.statement_id, entries=len(statement.entries),
         entries_new=outcomes.new,
         flags=tuple({"code": f.code, "message": f.message, "location": f.location}
-                    for f in flags))
+                    for f in flags),
+        entries_booked=len(booked_now))
 
 
 def _statement_gap(account_id: int, statement_pk: int, statement: Statement, opening: Balance,

@@ -289,3 +289,25 @@ async def test_the_api_shows_each_line_normalized_and_a_statements_lines_in_bank
     assert {x["outcome"] for x in lines} == {"new"}
     missing = await api.client.get("/v1/statements/999999/lines", headers=treasury)
     assert missing.status == 404
+
+
+async def test_a_booked_statement_that_only_confirms_intraday_lines_reconciles_them(
+        api: Api) -> None:
+    """Its lines are none of them new, but they are booked payments now: the import
+    reconciles them, as it does new ones (intraday lines are never matched)."""
+    ledger = Ledger.from_days([[3]])
+    report = intraday(ledger, ledger.segments[0].day, 1, "mt942")
+    conn = await asyncpg.connect(api.database_url)
+    try:
+        await store_document(conn, "default", data=document_bytes(report), source="report",
+                             fmt="mt942", statements=[report])
+    finally:
+        await conn.close()
+    posted = await api.client.post("/v1/statements?filename=day.sta",
+                                   headers=api.auth(Role.TREASURY),
+                                   data=mt940_write.write([booked(ledger, 0, 0, "mt940")]))
+    assert posted.status == 201, await posted.text()
+    body = await posted.json()
+    assert body["entries_new"] == 0
+    assert body["reconciliation"] is not None
+    assert body["reconciliation"]["payments"] == 1
