@@ -12,7 +12,9 @@
     ├── UriTooLong         414  uri-too-long         a request line past the limit
     ├── UnsupportedMedia   415  unsupported-media-type  a body of a kind the route does not take
     ├── Unprocessable      422  unprocessable        a well-formed document we cannot accept
-    └── Unavailable        503  unavailable          the database cannot be reached
+    └── Unavailable        503  unavailable          the database cannot be reached, or
+                                                     rolled the request back to break a
+                                                     deadlock (Retry-After: 1)
 
 The ``type`` URIs are stable: clients may branch on them.
 """
@@ -45,6 +47,10 @@ DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.ObjectNotInPrerequisiteStateError,
     asyncpg.TooManyConnectionsError,
 )
+# What the database raises when it rolls a transaction back because of another one at
+# the same moment (a deadlock broken, a serialization failure): the request changed
+# nothing and, sent again, will most likely succeed.
+DATABASE_CONTENTION: tuple[type[BaseException], ...] = (asyncpg.TransactionRollbackError,)
 PROBLEM_JSON = "application/problem+json"
 
 
@@ -107,10 +113,13 @@ class Unavailable(ApiError):
     status, slug, title = 503, "unavailable", "Service unavailable"
 
 
-def problem_response(error: ApiError, request: web.Request) -> web.Response:
+def problem_response(error: ApiError, request: web.Request,
+                     retry_after: int | None = None) -> web.Response:
     headers = {}
     if isinstance(error, Unauthenticated):
         headers["WWW-Authenticate"] = 'Bearer realm="recon-gateway"'
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
     return web.Response(
         status=error.status,
         text=json.dumps(error.document(request.path)),
@@ -139,6 +148,11 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         return problem_response(MethodNotAllowed(
             f"{request.method} is not allowed on {request.path}; "
             f"allowed: {', '.join(sorted(exc.allowed_methods))}"), request)
+    except DATABASE_CONTENTION as exc:
+        logger.warning("request rolled back by the database: %s", type(exc).__name__)
+        return problem_response(Unavailable(
+            "the database rolled this request back because of another change at the same "
+            "moment; nothing was changed, send it again"), request, retry_after=1)
     except DATABASE_UNAVAILABLE as exc:
         logger.warning("database unavailable: %s", type(exc).__name__)
         return problem_response(Unavailable(
