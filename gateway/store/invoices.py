@@ -119,7 +119,7 @@ async def upsert_customers(conn: asyncpg.Connection, tenant: str,
         WHERE {_writable("c", 6)}
         """,  # noqa: S608 - _writable is constant SQL with parameter numbers
         [(tenant, c.customer_id, c.name, list(c.ibans), list(c.aliases), owner, claim)
-         for c in customers],
+         for c in sorted(customers, key=lambda c: c.customer_id)],  # one lock order
     )
     await _refuse_foreign(conn, tenant, owner, customers=[c.customer_id for c in customers])
 
@@ -130,6 +130,7 @@ async def upsert(conn: asyncpg.Connection, tenant: str, invoices: Sequence[Invoi
     count as neither. ``NotOwned`` if the batch names another key's invoice or customer
     (run it in a transaction: what was written before the refusal is rolled back)."""
     await ensure_customers(conn, tenant, invoices, owner=owner, claim=claim)
+    batch = sorted(invoices, key=lambda i: i.invoice_id)  # one lock order: no deadlock
     rows = await conn.fetch(
         f"""
         INSERT INTO invoices AS i (tenant_id, invoice_id, customer_id, kind, currency, amount,
@@ -157,12 +158,12 @@ async def upsert(conn: asyncpg.Connection, tenant: str, invoices: Sequence[Invoi
         RETURNING (xmax = 0) AS created
         """,  # noqa: S608 - _writable is constant SQL with parameter numbers
         tenant,
-        [i.invoice_id for i in invoices], [i.customer_id for i in invoices],
-        [i.kind.value for i in invoices], [i.currency for i in invoices],
-        [i.amount.amount for i in invoices], [i.open_amount.amount for i in invoices],
-        [i.issue_date for i in invoices], [i.due_date for i in invoices],
-        [i.reference for i in invoices], [i.related_invoice_id for i in invoices],
-        [i.cancelled for i in invoices], owner, claim,
+        [i.invoice_id for i in batch], [i.customer_id for i in batch],
+        [i.kind.value for i in batch], [i.currency for i in batch],
+        [i.amount.amount for i in batch], [i.open_amount.amount for i in batch],
+        [i.issue_date for i in batch], [i.due_date for i in batch],
+        [i.reference for i in batch], [i.related_invoice_id for i in batch],
+        [i.cancelled for i in batch], owner, claim,
     )
     await _refuse_foreign(conn, tenant, owner, invoices=invoices)
     created = sum(1 for r in rows if r["created"])
