@@ -47,6 +47,18 @@ async def make_api(database_url: str, aiohttp_client: AiohttpClient,
     return Api(client, keys, database_url)
 
 
+async def another_key(database_url: str, role: Role, name: str) -> str:
+    """A further API key of ``role`` in the default tenant (``make_api`` makes one of each
+    role); returns its text, for a bearer header."""
+    key = apikeys.generate()
+    conn = await asyncpg.connect(database_url)
+    try:
+        await api_keys.create(conn, "default", key=key, role=role, name=name)
+    finally:
+        await conn.close()
+    return key.text
+
+
 @pytest.fixture
 async def api(database_url: str, aiohttp_client: AiohttpClient) -> Api:
     return await make_api(database_url, aiohttp_client, max_body_bytes=200_000)

@@ -34,7 +34,7 @@ from matching.invoices import Invoice
 from parsers.money import Money
 from security import apikeys
 from security.roles import Role
-from tests.gateway.conftest import AiohttpClient, Api, make_api
+from tests.gateway.conftest import AiohttpClient, Api, another_key, make_api
 from tests.gateway.migration_support import add_api_keys, add_invoices, migrate_before
 from tests.gateway.webhook_support import FAST, Receiver, decrypt, ec_key, eventually, public
 from tests.paths import DEMO_CAMT
@@ -132,15 +132,10 @@ def invoice(invoice_id: str, customer_id: str, amount: str = "100.00") -> dict[s
 @pytest.fixture
 async def world(database_url: str, aiohttp_client: AiohttpClient) -> AsyncIterator[World]:
     api = await make_api(database_url, aiohttp_client, **FAST)
-    second = apikeys.generate()
-    conn = await asyncpg.connect(database_url)
-    try:
-        await api_keys.create(conn, "default", key=second, role=Role.CRM, name="second-crm")
-    finally:
-        await conn.close()
+    second = await another_key(database_url, Role.CRM, "second-crm")
     crms = []
     for name, headers in (("a", api.auth(Role.CRM)),
-                          ("b", {"Authorization": f"Bearer {second.text}"}),
+                          ("b", {"Authorization": f"Bearer {second}"}),
                           ("admin", api.auth(Role.ADMIN))):
         key = ec_key(kid=f"{name}-ec")
         receiver = Receiver(keys=[key])

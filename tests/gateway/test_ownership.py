@@ -17,13 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.migrate import migrate
-from gateway.store import api_keys
 from gateway.store import invoices as store
 from matching.invoices import Customer, Invoice
 from parsers.money import Money
-from security import apikeys
 from security.roles import Role
-from tests.gateway.conftest import AiohttpClient, Api, make_api
+from tests.gateway.conftest import AiohttpClient, Api, another_key, make_api
 from tests.gateway.migration_support import add_api_keys, add_invoices, migrate_before
 from tests.gateway.processes import cli
 from tests.paths import DEMO_CAMT
@@ -54,13 +52,7 @@ class TwoCrms:
 @pytest.fixture
 async def crms(database_url: str, aiohttp_client: AiohttpClient) -> TwoCrms:
     api = await make_api(database_url, aiohttp_client)
-    key = apikeys.generate()
-    conn = await asyncpg.connect(database_url)
-    try:
-        await api_keys.create(conn, "default", key=key, role=Role.CRM, name="second-crm")
-    finally:
-        await conn.close()
-    crms = TwoCrms(api, key.text)
+    crms = TwoCrms(api, await another_key(database_url, Role.CRM, "second-crm"))
     await crms.json("PUT", "/v1/customers", crms.a, [
         {"customer_id": "CUST-A", "name": "Globex", "ibans": [IBAN_A], "aliases": []}])
     await crms.json("PUT", "/v1/invoices", crms.a, [INVOICE])
