@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway.app import create_app
+from gateway.migrate import migrate
 from gateway.settings import Settings
 from gateway.store import api_keys
 from security import apikeys
@@ -57,6 +58,15 @@ async def another_key(database_url: str, role: Role, name: str) -> str:
     finally:
         await conn.close()
     return key.text
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool of up to four connections to a migrated database (for work side by side)."""
+    async with asyncpg.create_pool(database_url, min_size=1, max_size=4) as created:
+        async with created.acquire() as conn:
+            await migrate(conn)
+        yield created
 
 
 @pytest.fixture

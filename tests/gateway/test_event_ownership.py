@@ -289,14 +289,6 @@ ANY_TYPES = st.one_of(st.just(("*",)), st.sets(st.sampled_from(sorted(
     lambda s: tuple(sorted(s))))
 
 
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    async with asyncpg.create_pool(database_url, min_size=1, max_size=2) as created:
-        async with created.acquire() as conn:
-            await migrate(conn)
-        yield created
-
-
 def _invoice(invoice_id: str) -> Invoice:
     amount = Money(Decimal("10.00"), "EUR")
     return Invoice(invoice_id=invoice_id, customer_id=f"C-{invoice_id}", amount=amount,

@@ -32,15 +32,6 @@ from tests.gateway.identity_support import (
 )
 
 
-@pytest.fixture
-async def pool(database_url: str) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
-    async with pool.acquire() as conn:
-        await migrate(conn)
-    yield pool
-    await pool.close()
-
-
 async def upload(pool: asyncpg.Pool, tenant: str, statement: Statement) -> None:
     async with pool.acquire() as conn:
         await store_document(conn, tenant, data=document_bytes(statement),

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -157,14 +156,6 @@ _customers = st.lists(st.sampled_from(CUSTOMER_IDS), min_size=1, max_size=3, uni
 STEPS = st.lists(st.one_of(st.tuples(st.just("invoices"), st.sampled_from(KEYS), _invoices),
                            st.tuples(st.just("customers"), st.sampled_from(KEYS), _customers)),
                  min_size=1, max_size=12)
-
-
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    async with asyncpg.create_pool(database_url, min_size=1, max_size=2) as created:
-        async with created.acquire() as conn:
-            await migrate(conn)
-        yield created
 
 
 def _invoice(invoice_id: str, customer_id: str, cents: int) -> Invoice:
