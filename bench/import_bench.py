@@ -7,7 +7,10 @@ Measures, on a fresh database each round:
 - ``import``: ``gateway.ingest.ingest`` end to end (parse, dedup, store in one transaction);
 - ``store``: the same minus the parse, i.e. what the storage layer costs;
 - ``floor``: a bare asyncpg ``copy_records_to_table`` of the same rows into a table with the
-  same columns and no constraints, in the same run.
+  same columns and no constraints, in the same run;
+- ``again``: the same statement sent once more as another document (another message id, so
+  other bytes): every line is matched against the stored ones (docs/ingest.md) and none is
+  added. What the identity rule costs at its largest.
 
 Without ``--database-url`` it runs on an embedded server in a temporary folder. Prints a
 Markdown table; the goal (issue 3) is import at 50% or more of the floor.
@@ -49,6 +52,12 @@ async def one_round(server_url: str, data: bytes) -> dict[str, float]:
             import_seconds = time.perf_counter() - started
             if result.entries_new != sum(len(s.entries) for s in parsed):
                 raise SystemExit("the import lost or duplicated lines: benchmark void")
+            copy = data.replace(b"<MsgId>", b"<MsgId>AGAIN-", 1)
+            started = time.perf_counter()
+            again = await ingest(conn, copy, source="again.xml")
+            again_seconds = time.perf_counter() - started
+            if again.document_known or again.entries_new:
+                raise SystemExit("the statement sent again added lines: benchmark void")
 
             # The floor: the same rows, bare COPY into an unconstrained table.
             statement = parsed[0]
@@ -66,7 +75,8 @@ async def one_round(server_url: str, data: bytes) -> dict[str, float]:
     finally:
         await drop_database(server_url, url)
     return {"parse": parse_seconds, "import": import_seconds,
-            "store": import_seconds - parse_seconds, "floor": floor_seconds}
+            "store": import_seconds - parse_seconds, "floor": floor_seconds,
+            "again": again_seconds}
 
 
 async def run(server_url: str, entries: int, repeat: int) -> list[dict[str, float]]:
@@ -95,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     for key, label in (("floor", "bare copy_records_to_table (floor)"),
                        ("store", "our storage (import minus parse)"),
                        ("import", "our import, end to end (parse + store)"),
-                       ("parse", "parse alone")):
+                       ("parse", "parse alone"),
+                       ("again", "the same statement again, all lines known")):
         rate = n / best[key]
         print(f"| {label} | {best[key]:.2f} | {rate:,.0f} | {rate / floor_rate:.0%} |")
     return 0
