@@ -459,9 +459,10 @@ class Dispatcher:
             delay = self.policy.schedule[-1]  # the subscription is disabled: kept for later
         if delay is None:
             # Every attempt failed. Given up if the endpoint has worked since this
-            # delivery began failing (a success clears failing_since): it refuses this
-            # event. If nothing has worked, the endpoint is down: the event is kept, and
-            # the subscription will be disabled, not the event dropped.
+            # delivery began failing (failing_since, the first failure after the last
+            # success, is later, or None): it refuses this event. If nothing has worked,
+            # the endpoint is down: the event is kept, and the subscription will be
+            # disabled, not the event dropped.
             failing_since = row["failing_since"]
             if failing_since is None or failing_since > first_try:
                 return "failed", first_try, None
@@ -469,34 +470,31 @@ class Dispatcher:
         return "retry", first_try, now + timedelta(seconds=delay)
 
     async def _health(self, results: list[LaneResult]) -> None:
-        """Per subscription: a success clears its failing state; failures start or extend
-        it, warn once past ``warn_after``, and disable after ``disable_after`` (or at once
-        on 410 Gone). Each warning and disable is an event, in the same transaction."""
+        """Per subscription: its failing state follows the attempt log (a success ends it,
+        failures after the last success start it); failures warn once past
+        ``warn_after`` and disable after ``disable_after`` (or at once on 410 Gone). Each
+        warning and disable is an event, in the same transaction."""
         by_subscription: dict[tuple[str, str], list[Outcome]] = {}
         for result in results:
             key = (result.head.tenant, result.head.subscription_id)
             if result.outcomes:
                 by_subscription.setdefault(key, []).extend(result.outcomes)
-        # A success shows the endpoint works: failures beside it are the events' own.
-        working = {key for key, tried in by_subscription.items()
-                   if any(o.ok for o in tried)
-                   and not any(o.status_code == 410 for o in tried)}
-        if working:  # what the claim said of failing_since may be stale: always look
-            async with self.pool.acquire() as conn:
-                await subscriptions.clear_failing(conn, list(working))
         for (tenant, subscription_id), tried in sorted(by_subscription.items()):
-            if (tenant, subscription_id) not in working:
-                failures = [o for o in tried if not o.ok]
-                await self._failing(tenant, subscription_id, failures)
+            await self._failing(tenant, subscription_id, tried)
 
     async def _failing(self, tenant: str, subscription_id: str,
-                       failures: list[Outcome]) -> None:
+                       tried: list[Outcome]) -> None:
         lane = event_types.subscription_lane(subscription_id)
-        gone = any(o.status_code == 410 for o in failures)
-        last = failures[-1]
+        failures = [o for o in tried if not o.ok]
         async with self.pool.acquire() as conn, conn.transaction():
-            await subscriptions.mark_failing(conn, tenant, subscription_id,
-                                             min(o.attempted_at for o in failures))
+            # The attempts are in the log (record committed them): what the claim said
+            # of failing_since may be stale, and batches arrive in any order.
+            await store.follow_failing(conn, tenant, subscription_id,
+                                       min(o.attempted_at for o in tried))
+            if not failures:
+                return
+            gone = any(o.status_code == 410 for o in failures)
+            last = failures[-1]
             since = await subscriptions.warn(conn, tenant, subscription_id,
                                              self.policy.warn_after)
             if since is not None:

@@ -167,6 +167,40 @@ async def claim(conn: asyncpg.Connection, *, limit: int, lease: float, dispatche
     return rows
 
 
+async def follow_failing(conn: asyncpg.Connection, tenant: str, subscription_id: str,
+                         since: datetime) -> None:
+    """Bring the subscription's ``failing_since`` up to date with the attempt log, once the
+    attempts of a batch (none before ``since``) are in it: the first failed attempt after
+    the last successful one, or NULL; ``warned_at`` goes when a success ends the failing.
+
+    Said from the log, not from the order batches are recorded in: dispatchers record
+    lanes as they finish, so a success can be written after a failure that came later,
+    or before one that came earlier. Setting and clearing ``failing_since`` by arrival
+    would then keep an endpoint failing that has worked since (and an event it refuses
+    retried forever, its lane stuck behind it), or clear it for an endpoint that has
+    been down since (and its events given up). Attempts before ``since`` decided the
+    value already; only the few since are read."""
+    await conn.execute(
+        """
+        WITH recent AS (
+            SELECT attempted_at, coalesce(status_code BETWEEN 200 AND 299, false) AS ok
+            FROM delivery_attempts
+            WHERE tenant_id = $1 AND subscription_id = $2 AND attempted_at >= $3
+        ), worked AS (
+            SELECT max(attempted_at) AS at FROM recent WHERE ok
+        ), failing AS (
+            SELECT min(r.attempted_at) AS at FROM recent r, worked w
+            WHERE NOT r.ok AND r.attempted_at > coalesce(w.at, '-infinity')
+        )
+        UPDATE subscriptions s SET
+            failing_since = CASE WHEN w.at > coalesce(s.failing_since, '-infinity')
+                                 THEN f.at ELSE least(s.failing_since, f.at) END,
+            warned_at = CASE WHEN w.at > s.failing_since THEN NULL ELSE s.warned_at END
+        FROM worked w, failing f
+        WHERE s.tenant_id = $1 AND s.subscription_id = $2
+        """, tenant, subscription_id, since)
+
+
 async def seconds_to_next_due(conn: asyncpg.Connection) -> float | None:
     """Seconds until the next lane waiting for a retry is due; None when none waits."""
     seconds: float | None = await conn.fetchval(

@@ -211,32 +211,6 @@ async def replay(conn: asyncpg.Connection, tenant: str, subscription_id: str, *,
     return requeued + added
 
 
-async def clear_failing(conn: asyncpg.Connection, keys: list[tuple[str, str]]) -> None:
-    """These (tenant, subscription) delivered something: they are not failing."""
-    keys = sorted(keys)
-    columns = [k[0] for k in keys], [k[1] for k in keys]
-    async with conn.transaction():
-        failing = await conn.fetch(  # locked in one order: dispatchers never deadlock
-            "SELECT s.tenant_id, s.subscription_id FROM subscriptions s"
-            " JOIN unnest($1::text[], $2::text[]) AS x(t, id)"
-            " ON s.tenant_id = x.t AND s.subscription_id = x.id"
-            " WHERE s.failing_since IS NOT NULL"
-            " ORDER BY s.tenant_id, s.subscription_id FOR UPDATE OF s", *columns)
-        if failing:
-            await conn.execute(
-                "UPDATE subscriptions s SET failing_since = NULL, warned_at = NULL"
-                " FROM unnest($1::text[], $2::text[]) AS x(t, id)"
-                " WHERE s.tenant_id = x.t AND s.subscription_id = x.id",
-                [r["tenant_id"] for r in failing], [r["subscription_id"] for r in failing])
-
-
-async def mark_failing(conn: asyncpg.Connection, tenant: str, subscription_id: str,
-                       since: datetime) -> None:
-    await conn.execute(
-        "UPDATE subscriptions SET failing_since = coalesce(failing_since, $3)"
-        " WHERE tenant_id = $1 AND subscription_id = $2", tenant, subscription_id, since)
-
-
 async def warn(conn: asyncpg.Connection, tenant: str, subscription_id: str,
                after: float) -> datetime | None:
     """Mark an active subscription failing for ``after`` seconds as warned, once; return
