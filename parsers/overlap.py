@@ -273,11 +273,12 @@ def decide(statement: Statement, stored_statements: Sequence[StoredStatement],
     doubtful = [line for line in booked if line.statements & placement.unrelated]
     provisional_pool = [line for line in stored_lines if line.provisional]
     entries = list(enumerate(statement.entries))
-    booked_entries = [(i, e) for i, e in entries if not is_provisional(statement, e)]
+    provisional = [is_provisional(statement, e) for e in statement.entries]
+    booked_entries = [(i, e) for i, e in entries if not provisional[i]]
     taken: set[str] = set()
     known = _pair(booked_entries, scheme, afters, same, taken, fits,
                   copy=bool(placement.copies))
-    known.update(_pair([(i, e) for i, e in entries if is_provisional(statement, e)],
+    known.update(_pair([(i, e) for i, e in entries if provisional[i]],
                        scheme, afters, stored_lines, taken))
     confirms = _pair([(i, e) for i, e in booked_entries if i not in known], scheme, afters,
                      provisional_pool, taken)
@@ -299,7 +300,7 @@ def decide(statement: Statement, stored_statements: Sequence[StoredStatement],
             decisions.append(Decision(Outcome.SUPERSEDES, confirms[i], balance_after=after,
                                       rank=ranks[i]))
         else:
-            pool = stored_lines if is_provisional(statement, entry) else same
+            pool = stored_lines if provisional[i] else same
             # Doubt: a line like it that only an unrelated statement reported; or, for a
             # statement placed next to none, one stored at all; or one an overlapping
             # statement lists outside this one's balances, which a list in another order
@@ -358,6 +359,8 @@ def _pair(entries: list[tuple[int, Entry]], scheme: str, afters: list[Decimal | 
     """
     pairs: dict[int, str] = {}
     lines = [line for line in pool if line.entry_id not in taken]
+    if not lines or not entries:
+        return pairs  # a new account, a day without lines yet: nothing to compare
     signatures = {line.entry_id: _signature(line.end_to_end_id, line.counterparty_account,
                                             line.counterparty_name, line.remittance)
                   for line in lines}
