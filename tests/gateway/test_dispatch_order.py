@@ -9,13 +9,17 @@ when the endpoint has worked since the event began failing, and kept when it has
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gateway.delivery import Dispatcher, LaneResult, Policy
 from gateway.settings import Settings
+from gateway.store import deliveries
 from gateway.webhook_http import SubscriberKeys, session
 from tests.gateway.conftest import AiohttpClient, Api, make_api
 from tests.gateway.test_webhooks import deliveries_of, emit_many, subscribe
@@ -130,3 +134,47 @@ async def test_event_kept_when_the_endpoint_failed_since_an_earlier_success_reco
     again = await sent(stepped)  # and it is tried again, after the schedule's end
     assert [o.row["sequence"] for o in again["invoice:INV-1"].outcomes] == [1]
     await stepped.complete(list(again.values()))
+
+
+# Attempts in time order, each a success or not, each in one of up to four batches; and the
+# order the batches are recorded in.
+ATTEMPTS = st.lists(st.tuples(st.booleans(), st.integers(0, 3)), min_size=1, max_size=12)
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(attempts=ATTEMPTS, order=st.permutations(range(4)))
+async def test_failing_since_is_the_first_failure_after_the_last_success_whatever_the_order(
+        quiet: Api, crm: Receiver, attempts: list[tuple[bool, int]], order: list[int]) -> None:
+    """Batches recorded in any order leave ``failing_since`` where the attempts' own times
+    put it: the first failure after the last success, or none. So an event is never given
+    up while the endpoint has failed throughout, nor kept for ever while it worked."""
+    conn = await asyncpg.connect(quiet.database_url)
+    try:
+        subscription = await conn.fetchval("SELECT subscription_id FROM subscriptions")
+        if subscription is None:
+            subscription = (await subscribe(quiet, crm))["id"]
+        await conn.execute("UPDATE subscriptions SET failing_since = NULL, warned_at = NULL")
+        await conn.execute("DELETE FROM delivery_attempts")
+        start = datetime.now(UTC) - timedelta(hours=1)
+        timed = [(start + timedelta(seconds=i), ok, batch)
+                 for i, (ok, batch) in enumerate(attempts)]
+        for batch in order:
+            mine = [(at, ok) for at, ok, b in timed if b == batch]
+            if not mine:
+                continue
+            await deliveries.record(conn, dispatcher="property", releases=[], attempts=[
+                deliveries.Attempt("default", subscription, f"evt_{i}", 1, at,
+                                   200 if ok else 500, 1.0, None, None,
+                                   "succeeded" if ok else "retry", None, None)
+                for i, (at, ok) in enumerate(mine)])
+            await deliveries.follow_failing(conn, "default", subscription,
+                                            min(at for at, _ in mine))
+        last_success = max((at for at, ok, _ in timed if ok), default=None)
+        expected = min((at for at, ok, _ in timed
+                        if not ok and (last_success is None or at > last_success)),
+                       default=None)
+        assert await conn.fetchval("SELECT failing_since FROM subscriptions"
+                                   " WHERE subscription_id = $1", subscription) == expected
+    finally:
+        await conn.close()
