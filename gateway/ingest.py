@@ -161,7 +161,7 @@ async def _store_statement(conn: asyncpg.Connection, tenant: str, statement: Sta
     known_statements = await statements.ledgers(
         conn, tenant, account_id=account_id, first=min(dated), last=max(dated)) if dated else []
     known_lines = await transactions.on_days(conn, tenant, account_id=account_id, days=days)
-    _, decisions = overlap.decide(statement, known_statements, known_lines)
+    placement, decisions = overlap.decide(statement, known_statements, known_lines)
     outcomes = statements.Outcomes(
         new=sum(d.outcome is Outcome.NEW for d in decisions),
         known=sum(d.outcome is Outcome.KNOWN for d in decisions),
@@ -177,11 +177,10 @@ async def _store_statement(conn: asyncpg.Connection, tenant: str, statement: Sta
         flags += (Flag("possible_duplicate",
                        f"{outcomes.possible_duplicates} line(s) were stored although a line "
                        "like each is already stored on the same date, and the balances do "
-                       "not place this statement next to a stored one: check them"),)
-    ledger = overlap.ledger_of(statement)
+                       "not prove them different: check them"),)
     statement_pk = await statements.insert(
         conn, tenant, account_id=account_id, document_id=document_id, ordinal=ordinal,
-        statement=statement, flags=flags, ledger=ledger, outcomes=outcomes)
+        statement=statement, flags=flags, ledger=placement.ledger, outcomes=outcomes)
     booked_now = await transactions.store(
         conn, tenant, account_id=account_id, statement_pk=statement_pk, statement=statement,
         decisions=decisions, stored=known_lines)

@@ -46,6 +46,7 @@ concerned and stores what this module decides.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from collections import Counter, deque
@@ -161,6 +162,7 @@ class Placement:
     disjoint: frozenset[int] = frozenset()  # proven to lie before or after it
     overlapping: frozenset[int] = frozenset()  # share a balance inside it: same lines
     unrelated: frozenset[int] = frozenset()  # nothing proven either way
+    ledger: Ledger | None = None  # the incoming statement's own, as ``ledger_of`` reads it
 
 
 def ledger_of(statement: Statement) -> Ledger | None:
@@ -251,7 +253,7 @@ def decide(statement: Statement, stored_statements: Sequence[StoredStatement],
            stored_lines: Sequence[StoredLine]) -> tuple[Placement, list[Decision]]:
     """One decision per entry of ``statement``, in entry order."""
     ledger = ledger_of(statement)
-    placement = place(ledger, stored_statements)
+    placement = dataclasses.replace(place(ledger, stored_statements), ledger=ledger)
     scheme = reference_scheme(statement.format)
     booked = [line for line in stored_lines if not line.provisional]
     ranks: list[int | None] = [None] * len(statement.entries)
