@@ -27,3 +27,17 @@ def test_the_readme_quick_start_is_two_commands() -> None:
     assert "pytest" in commands[1]
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert commands[1] in ci
+
+
+def test_the_role_table_is_generated_from_the_routes() -> None:
+    from gateway import route_docs
+
+    committed = (ROOT / "docs" / "roles.md").read_text(encoding="utf-8")
+    assert committed == route_docs.render(), (
+        f"docs/roles.md is stale: regenerate it with `.venv/bin/{route_docs.REGENERATE}`")
+
+
+def test_the_readme_leaves_the_roles_to_the_generated_table() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    paragraph = next(p for p in readme.split("\n\n") if p.startswith("Roles:"))
+    assert "(docs/roles.md)" in paragraph
