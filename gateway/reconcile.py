@@ -152,9 +152,11 @@ def _run_engine(engine: Engine, payments: list[Payment], excluded: frozenset[tup
 
 
 async def reconcile(conn: asyncpg.Connection, tenant: str, *, metrics: Metrics | None = None,
-                    engine: EngineFactory = Engine) -> ReconcileResult:
+                    engine: EngineFactory = Engine,
+                    progress: Callable[[int, int], None] | None = None) -> ReconcileResult:
     """One pass over the tenant's unallocated payments (``engine`` is the seam tests use to
-    put in an engine that fails)."""
+    put in an engine that fails; ``progress`` hears (payments stored, payments in the pass)
+    before matching and after each chunk, for the command line's progress line)."""
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key(tenant))
         pending = await transactions.unallocated_payments(conn, tenant)
@@ -174,6 +176,8 @@ async def reconcile(conn: asyncpg.Connection, tenant: str, *, metrics: Metrics |
             await invoice_store.load_customers(conn, tenant),
             await learned_store.of_customers(conn, tenant))
         matcher = engine(await invoice_store.load_all(conn, tenant), customers)
+        if progress is not None:
+            progress(0, len(payments))
         results, broken = _run_engine(
             matcher, payments, frozenset(await store.rejected_pairs(conn, tenant)),
             frozenset(await store.undone_pairs(conn, tenant)))
@@ -202,6 +206,8 @@ async def reconcile(conn: asyncpg.Connection, tenant: str, *, metrics: Metrics |
                 done.append((accounts[payment.key], payment.entry_id))
                 allocations = by_payment.get(payment.key, [])
                 counted[allocations[0].decision if allocations else Decision.UNMATCHED] += 1
+            if progress is not None:
+                progress(min(start + _CHUNK, len(healthy)), len(payments))
         # The basis of a failure is the state this pass leaves (its own allocations
         # included): the next pass retries it only if something changed after.
         stamp = await failure_store.basis_stamp(conn, tenant) if failed else ""
