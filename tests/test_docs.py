@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import tomllib
 from pathlib import Path
 
 from parsers.model import Account, Entry, Statement, Transaction
@@ -41,3 +42,19 @@ def test_the_readme_leaves_the_roles_to_the_generated_table() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     paragraph = next(p for p in readme.split("\n\n") if p.startswith("Roles:"))
     assert "(docs/roles.md)" in paragraph
+
+
+def test_the_example_configuration_names_every_setting_with_its_default() -> None:
+    from gateway import settings
+
+    path = ROOT / "examples" / "recon-gateway.toml"
+    text = path.read_text(encoding="utf-8")
+    assert settings.load(config_file=path, environ={}) == settings.Settings()
+    given = tomllib.loads(text)
+    for setting in settings.SETTINGS:
+        if setting.secret:  # shown commented out: a secret belongs in the environment
+            assert re.search(rf"^# {setting.name} = ", text, re.MULTILINE), setting.name
+            assert setting.name not in given
+        else:
+            assert given.get(setting.name) == setting.default, (
+                f"examples/recon-gateway.toml: {setting.name} should be {setting.default!r}")
