@@ -9,10 +9,11 @@ from aiohttp import web
 from gateway import limits
 from gateway.appkeys import METRICS, POOL
 from gateway.body import read_object
+from gateway.decisions import DecisionError, accept, allocate_manually, reject, undo
 from gateway.openapi import PAGE_PARAMETERS, page_of
 from gateway.params import CursorKind, cursor_of, limit_of, page, path_id
 from gateway.problems import BadRequest, NotFound, Unprocessable
-from gateway.reconcile import DecisionError, accept, allocate_manually, reconcile, reject, undo
+from gateway.reconcile import reconcile
 from gateway.routes import READERS, Principal, current_principal, route
 from gateway.store import allocations as store
 from gateway.store import failures as failure_store

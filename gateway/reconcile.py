@@ -13,11 +13,8 @@ that fails is rolled back alone, recorded in ``reconcile_failures`` (shown on it
 counted in metrics, logged with ids only) and left alone by later passes until it or the
 tenant's invoices and customers change, or its backoff runs out (``gateway.store.failures``).
 
-People's decisions (accept, reject, manual allocation and split, undo) go through the
-functions below, in one transaction each, recording who decided. A confirmed allocation
-teaches the engine the payer's IBAN and name (``gateway.store.learned``, apart from what the
-CRM sends); undoing it takes back what it taught, and the undone pair is never allocated
-automatically again.
+People's decisions (accept, reject, manual allocation and split, undo) are in
+``gateway.decisions``.
 """
 
 from __future__ import annotations
@@ -42,8 +39,6 @@ from gateway.store import transactions
 from matching.engine import Engine
 from matching.invoices import Customer, Invoice
 from matching.model import Allocation, Decision, Payment, Settlement
-from parsers.iban import normalize_iban
-from parsers.jsonl import decimal_text
 
 logger = logging.getLogger(__name__)
 
@@ -54,10 +49,6 @@ ENGINE = "engine"
 _CHUNK = 100
 
 EngineFactory = Callable[[Sequence[Invoice], Sequence[Customer]], Engine]
-
-
-class DecisionError(ValueError):
-    """A decision that cannot be taken (wrong state, amounts that do not fit)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,7 +286,7 @@ async def _store_result(conn: asyncpg.Connection, tenant: str, account_id: int,
             continue
         invoice = await invoice_store.add_settled(conn, tenant, invoice_id, settles)
         if invoice is not None:
-            news.append(_invoice_event(
+            news.append(invoice_event(
                 invoice, {"allocation_id": allocation_id, "amount": row.amount,
                           "currency": row.currency, "decision": row.decision},
                 {"account_id": account_id, "entry_id": payment.entry_id,
@@ -341,8 +332,8 @@ def _payment_shares(paid: Decimal, amounts: list[Decimal]) -> list[Decimal]:
     return shares
 
 
-def _invoice_event(invoice: asyncpg.Record, allocation: Any,
-                   payment: Any) -> outbox.NewEvent | None:
+def invoice_event(invoice: asyncpg.Record, allocation: Any,
+                  payment: Any) -> outbox.NewEvent | None:
     """invoice.paid, .partially_paid or .overpaid, after an allocation was applied."""
     kind = events.invoice_event_type(invoice["status"])
     if kind is None:
@@ -350,128 +341,3 @@ def _invoice_event(invoice: asyncpg.Record, allocation: Any,
     return outbox.NewEvent(kind, events.invoice_lane(invoice["invoice_id"]), {
         **events.invoice_fields(invoice),
         "allocation": events.allocation_fields(allocation, payment)})
-
-
-async def _apply(conn: asyncpg.Connection, tenant: str, row: asyncpg.Record) -> None:
-    """Apply an allocation to its invoice, report it, and learn the payer."""
-    invoice = await invoice_store.add_settled(conn, tenant, row["invoice_id"], row["settles"])
-    payment = await transactions.payment(conn, tenant, row["account_id"], row["entry_id"])
-    if payment is None or invoice is None:
-        return
-    event = _invoice_event(invoice, row, payment)
-    if event is not None:
-        await outbox.emit(conn, tenant, [event])
-    await learned_store.learn(conn, tenant, row["allocation_id"], invoice["customer_id"],
-                              iban=normalize_iban(payment["counterparty_account"]),
-                              name=payment["counterparty_name"])
-
-
-async def accept(conn: asyncpg.Connection, tenant: str, allocation_id: int, *,
-                 by: str) -> dict[str, Any]:
-    async with conn.transaction():
-        row = await _locked(conn, tenant, allocation_id, expect="proposed")
-        await store.decide(conn, tenant, allocation_id, status="applied", by=by, note=None)
-        await _apply(conn, tenant, row)
-        return await _public(conn, tenant, allocation_id)
-
-
-async def reject(conn: asyncpg.Connection, tenant: str, allocation_id: int, *, by: str,
-                 note: str | None) -> dict[str, Any]:
-    async with conn.transaction():
-        await _locked(conn, tenant, allocation_id, expect="proposed")
-        await store.decide(conn, tenant, allocation_id, status="rejected", by=by, note=note)
-        return await _public(conn, tenant, allocation_id)
-
-
-async def undo(conn: asyncpg.Connection, tenant: str, allocation_id: int, *, by: str,
-               note: str) -> dict[str, Any]:
-    """Take back one applied allocation; the invoice's other allocations stay as they are.
-
-    Who applied it stays recorded beside who undid it; what it taught about the payer is
-    unlearned (what another live decision taught too stays); the pair is never allocated
-    automatically again.
-    """
-    async with conn.transaction():
-        row = await _locked(conn, tenant, allocation_id, expect="applied")
-        await store.undo(conn, tenant, allocation_id, by=by, reason=note)
-        await learned_store.unlearn(conn, tenant, allocation_id)
-        invoice = await invoice_store.add_settled(conn, tenant, row["invoice_id"],
-                                                  -row["settles"])
-        if invoice is not None:
-            await outbox.emit(conn, tenant, [outbox.NewEvent(
-                "allocation.reversed", events.invoice_lane(row["invoice_id"]), {
-                    **events.invoice_fields(invoice), "allocation_id": allocation_id,
-                    "allocation_amount": decimal_text(row["amount"]), "reason": note,
-                    "by": by})])
-        return await _public(conn, tenant, allocation_id)
-
-
-async def allocate_manually(conn: asyncpg.Connection, tenant: str, *, account_id: int,
-                            entry_id: str, parts: list[tuple[str, Decimal]], by: str,
-                            note: str | None) -> list[dict[str, Any]]:
-    """A person's allocation of one payment to one or several invoices (a split).
-
-    Amounts are in each invoice's currency, which must be the payment's (FX splits are
-    left to the engine). The parts may not exceed what the payment has left; proposals
-    waiting for this payment are rejected, replaced by this decision.
-    """
-    async with conn.transaction():
-        payment = await conn.fetchrow(
-            "SELECT amount, currency, bank_reference FROM transactions WHERE tenant_id = $1"
-            " AND account_id = $2 AND entry_id = $3 AND amount > 0 FOR UPDATE",
-            tenant, account_id, entry_id)
-        if payment is None:
-            raise DecisionError(f"no incoming payment {entry_id} on account {account_id}")
-        active = await store.active_for_entry(conn, tenant, account_id, entry_id)
-        for proposal in (a for a in active if a["status"] == "proposed"):
-            await store.decide(conn, tenant, proposal["allocation_id"], status="rejected",
-                               by=by, note="replaced by a manual allocation")
-        used = sum((a["payment_amount"] for a in active if a["status"] == "applied"),
-                   Decimal(0))
-        wanted = sum((amount for _, amount in parts), Decimal(0))
-        if used + wanted > payment["amount"]:
-            raise DecisionError(
-                f"the payment has {payment['amount'] - used} {payment['currency']} left, "
-                f"the allocation asks for {wanted}")
-        rows = []
-        for invoice_id, amount in parts:
-            invoice = await invoice_store.get(conn, tenant, invoice_id)
-            if invoice is None:
-                raise DecisionError(f"no invoice {invoice_id!r}")
-            if invoice["currency"] != payment["currency"]:
-                raise DecisionError(f"invoice {invoice_id} is in {invoice['currency']}, the "
-                                    f"payment in {payment['currency']}")
-            if invoice["cancelled"]:
-                raise DecisionError(f"invoice {invoice_id} is cancelled")
-            rows.append(store.NewAllocation(
-                account_id=account_id, entry_id=entry_id,
-                payment_key=payment["bank_reference"] or entry_id, invoice_id=invoice_id,
-                amount=amount, currency=payment["currency"], payment_amount=amount,
-                settles=amount, confidence=None, decision="manual", status="applied",
-                settlement=None, difference=None, fx_rate=None,
-                reasons=[{"code": "manual", "weight": 0, "detail": note or "allocated by hand"}],
-                created_by=by))
-        ids = await store.insert(conn, tenant, rows)
-        made = [await _locked(conn, tenant, i, expect="applied") for i in ids]
-        for row in made:
-            await _apply(conn, tenant, row)
-        # A person allocated it: a failure of the engine's pass on it is resolved too.
-        await failure_store.resolve(conn, tenant, [(account_id, entry_id)])
-        return [store.public(row) for row in made]
-
-
-async def _locked(conn: asyncpg.Connection, tenant: str, allocation_id: int, *,
-                  expect: str) -> asyncpg.Record:
-    row = await store.get(conn, tenant, allocation_id, lock=True)
-    if row is None:
-        raise LookupError(f"no allocation {allocation_id}")
-    if row["status"] != expect:
-        raise DecisionError(f"allocation {allocation_id} is {row['status']}, not {expect}")
-    return row
-
-
-async def _public(conn: asyncpg.Connection, tenant: str, allocation_id: int) -> dict[str, Any]:
-    row = await store.get(conn, tenant, allocation_id)
-    if row is None:
-        raise LookupError(f"no allocation {allocation_id}")
-    return store.public(row)
