@@ -58,3 +58,14 @@ def test_the_example_configuration_names_every_setting_with_its_default() -> Non
         else:
             assert given.get(setting.name) == setting.default, (
                 f"examples/recon-gateway.toml: {setting.name} should be {setting.default!r}")
+
+
+def test_an_installed_copy_holds_every_package() -> None:
+    """The container image installs the project as a wheel (not editable): a package
+    missing from pyproject's list would be missing there (gateway.store once was)."""
+    with (ROOT / "pyproject.toml").open("rb") as handle:
+        listed = set(tomllib.load(handle)["tool"]["setuptools"]["packages"])
+    tops = ("connectors", "gateway", "matching", "parsers", "security")
+    found = {str(p.parent.relative_to(ROOT)).replace("/", ".")
+             for top in tops for p in (ROOT / top).rglob("*.py")}
+    assert found <= listed, f"add to [tool.setuptools] packages: {sorted(found - listed)}"
