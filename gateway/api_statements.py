@@ -24,22 +24,39 @@ _INT_CURSOR = (CursorKind.INT,)
 # A browser form wraps the file in boundaries and fields; stored as it came, those bytes
 # would be a document of their own (a second copy of the statement). The file is the body.
 _FORMS = ("multipart/form-data", "application/x-www-form-urlencoded")
+_SEND_AS = "application/octet-stream"
+_ACCEPTED = ("Any Content-Type but a form's is accepted (application/octet-stream, "
+             "application/xml, text/plain, ...); the format is read from the content: "
+             "MT940/MT942, camt.052/053/054 or OFX.")
 _DATE_PARAMS = [
     {"name": "account", "in": "query", "schema": {"type": "string"},
-     "description": "IBAN or account number"},
+     "description": "an account_id from GET /v1/accounts; or an IBAN (every account with it: "
+                    "one per currency) or account number"},
     {"name": "from", "in": "query", "schema": {"type": "string", "format": "date"}},
     {"name": "to", "in": "query", "schema": {"type": "string", "format": "date"}},
 ]
 
 
-async def _account_id(conn: asyncpg.Connection, tenant: str, request: web.Request) -> int | None:
+async def _account_ids(conn: asyncpg.Connection, tenant: str,
+                       request: web.Request) -> list[int] | None:
+    """The accounts ``?account=`` names: the account with that ``account_id`` (what
+    GET /v1/accounts and every line and statement give), else every account with that IBAN
+    (one per currency) or number. None without the parameter."""
     text = request.query.get("account")
     if text is None:
         return None
-    account_id = await accounts.find(conn, tenant, text)
-    if account_id is None:
-        raise NotFound(f"no account {text!r} is known; GET /v1/accounts lists them")
-    return account_id
+    named = await accounts.named(conn, tenant, text)
+    if not named:
+        raise NotFound(f"no account {text!r} is known: give an account_id from "
+                       f"GET /v1/accounts, an IBAN or an account number")
+    by_id = [account_id for account_id, how in named if how == "id"]
+    others = [account_id for account_id, how in named if how != "id"]
+    if by_id and others:
+        raise BadRequest(
+            f"account {text!r} is ambiguous: it is the account_id of account {by_id[0]} and "
+            f"the account number of account {', '.join(map(str, others))}; give the "
+            f"account_id of the one meant, or account {by_id[0]}'s IBAN")
+    return by_id or others
 
 
 @route("POST", "/v1/statements", roles=frozenset({Role.ADMIN, Role.TREASURY}),
@@ -54,11 +71,22 @@ async def _account_id(conn: asyncpg.Connection, tenant: str, request: web.Reques
        errors=("400", "413", "415", "422", "503"))
 async def post_statement(request: web.Request) -> web.Response:
     principal = current_principal(request)
-    if request.content_type in _FORMS:
-        raise UnsupportedMedia(f"send the statement file itself as the body (for example "
-                               f"Content-Type application/octet-stream), not "
-                               f"{request.content_type}")
     data = await request.read()
+    # Checked before the Content-Type: curl given a file it cannot read (a wrong name after
+    # @) sends nothing, as a form unless told otherwise; the missing file is the news.
+    if not data.strip():
+        received = f"{len(data)} bytes" + (" of whitespace" if data else "")
+        raise BadRequest(
+            f"the body is empty ({received}, Content-Type: "
+            f"{request.headers.get('Content-Type', 'none')}): send the statement file "
+            f"itself as the body, e.g. curl --data-binary @FILE -H 'Content-Type: "
+            f"{_SEND_AS}' (check that FILE exists: curl sends nothing when it cannot read "
+            f"it). {_ACCEPTED}", received_bytes=len(data),
+            content_type=request.headers.get("Content-Type"))
+    if request.content_type in _FORMS:
+        raise UnsupportedMedia(f"send the statement file itself as the body, e.g. curl "
+                               f"--data-binary @FILE -H 'Content-Type: {_SEND_AS}', not a "
+                               f"form ({request.content_type}). {_ACCEPTED}")
     name = _SAFE_NAME.sub("_", request.query.get("filename", "upload"))[:200] or "upload"
     async with request.app[POOL].acquire() as conn:
         try:
@@ -80,7 +108,7 @@ async def post_statement(request: web.Request) -> web.Response:
         "entries_known": result.entries_known,
         "statements": [{
             "statement_pk": s.statement_pk, "account_id": s.account_id,
-            "statement_id": s.statement_id, "entries": s.entries,
+            "statement_id": s.statement_id, "format": s.format, "entries": s.entries,
             "entries_new": s.entries_new, "flags": list(s.flags),
         } for s in result.statements],
         "reconciliation": reconciliation,
@@ -110,8 +138,8 @@ async def list_statements(request: web.Request) -> web.Response:
     since, until = date_param(request, "from"), date_param(request, "to")
     tenant = current_principal(request).tenant
     async with request.app[POOL].acquire() as conn:
-        account_id = await _account_id(conn, tenant, request)
-        rows = await statements.list_page(conn, tenant, account_id=account_id, since=since,
+        account_ids = await _account_ids(conn, tenant, request)
+        rows = await statements.list_page(conn, tenant, account_ids=account_ids, since=since,
                                         until=until, after=after[0] if after else None,
                                         limit=limit + 1)
     return web.json_response(page(rows, limit, ["statement_pk"]))
@@ -167,8 +195,8 @@ async def list_transactions(request: web.Request) -> web.Response:
         raise BadRequest(f"status must be booked, pending or info, got {status!r}")
     tenant = current_principal(request).tenant
     async with request.app[POOL].acquire() as conn:
-        account_id = await _account_id(conn, tenant, request)
+        account_ids = await _account_ids(conn, tenant, request)
         rows: list[dict[str, Any]] = await transactions.list_page(
-            conn, tenant, account_id=account_id, since=since, until=until, status=status,
+            conn, tenant, account_ids=account_ids, since=since, until=until, status=status,
             after=after[0] if after else None, limit=limit + 1)
     return web.json_response(page(rows, limit, ["seq"]))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +39,7 @@ class StoredStatement:
     account_id: int
     account_key: str
     statement_id: str | None
+    format: str
     entries: int
     entries_new: int
     flags: tuple[dict[str, Any], ...]
@@ -51,8 +52,13 @@ class StoredStatement:
 class IngestResult:
     document_id: int
     document_known: bool
-    format: str
     statements: tuple[StoredStatement, ...] = field(default=())
+
+    @property
+    def format(self) -> str | None:
+        """The format of the document's statements (``mt940``, ``camt.053``, ...), or None
+        when they differ: only a SWIFT file holding both MT940 and MT942 messages."""
+        return document_format(s.format for s in self.statements)
 
     @property
     def entries_new(self) -> int:
@@ -65,6 +71,12 @@ class IngestResult:
     @property
     def entries_known(self) -> int:
         return sum(s.entries - s.entries_new for s in self.statements)
+
+
+def document_format(formats: Iterable[str]) -> str | None:
+    """The one format of a document's statements, or None when it mixes several."""
+    found = set(formats)
+    return found.pop() if len(found) == 1 else None
 
 
 def continuity_flags(statement: Statement, previous: asyncpg.Record | None) -> tuple[Flag, ...]:
@@ -108,12 +120,11 @@ async def ingest(conn: asyncpg.Connection, data: bytes, *, source: str, tenant: 
     module = parsers.detect(data, source=source)
     parsed = parsers.parse(data, source=source, strict=strict, fmt=module)
     limits.check_statements(parsed, source=source)  # never stored cut, nor half
-    return await store_document(conn, tenant, data=data, source=source, fmt=module.FORMAT,
-                                statements=parsed)
+    return await store_document(conn, tenant, data=data, source=source, statements=parsed)
 
 
 async def store_document(conn: asyncpg.Connection, tenant: str, *, data: bytes, source: str,
-                         fmt: str, statements: Sequence[Statement]) -> IngestResult:
+                         statements: Sequence[Statement]) -> IngestResult:
     """Store a parsed document in one transaction: all of it, or (already known) nothing.
 
     The accounts it is about are registered and locked in one order (two imports touching
@@ -122,10 +133,13 @@ async def store_document(conn: asyncpg.Connection, tenant: str, *, data: bytes, 
     """
     sha256 = hashlib.sha256(data).digest()
     async with conn.transaction():
+        # The document's formats, in the order its statements come (one, but for a SWIFT
+        # file mixing MT940 and MT942 messages): names of ``parsers.model.FORMAT_NAMES``.
+        formats = ",".join(dict.fromkeys(s.format for s in statements))
         document_id = await documents.insert(conn, tenant, sha256=sha256, source=source,
-                                             format=fmt, content=data)
+                                             format=formats, content=data)
         if document_id is None:
-            return await _known_document(conn, tenant, sha256, fmt)
+            return await _known_document(conn, tenant, sha256)
         account_ids = {}
         for key, account in sorted({s.account.key: s.account for s in statements}.items()):
             account_ids[key] = await accounts.register(conn, tenant, account)
@@ -133,9 +147,9 @@ async def store_document(conn: asyncpg.Connection, tenant: str, *, data: bytes, 
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _ingest_lock(tenant, account_id))
         stored = [await _store_statement(conn, tenant, statement, ordinal=ordinal,
                                          account_id=account_ids[statement.account.key],
-                                         document_id=document_id, fmt=fmt)
+                                         document_id=document_id)
                   for ordinal, statement in enumerate(statements)]
-    result = IngestResult(document_id=document_id, document_known=False, format=fmt,
+    result = IngestResult(document_id=document_id, document_known=False,
                           statements=tuple(stored))
     if result.entries_new >= _ANALYZE_AFTER:
         # Fresh statistics now rather than when autovacuum next looks: without them the
@@ -152,8 +166,7 @@ def _ingest_lock(tenant: str, account_id: int) -> int:
 
 
 async def _store_statement(conn: asyncpg.Connection, tenant: str, statement: Statement, *,
-                           ordinal: int, account_id: int, document_id: int,
-                           fmt: str) -> StoredStatement:
+                           ordinal: int, account_id: int, document_id: int) -> StoredStatement:
     """One statement: decide line by line what the account has (``parsers.overlap``), then
     store the statement, its new lines, the provisional lines it confirms, and its events."""
     days = [e.booking_date or e.value_date for e in statement.entries]
@@ -185,7 +198,7 @@ async def _store_statement(conn: asyncpg.Connection, tenant: str, statement: Sta
         conn, tenant, account_id=account_id, statement_pk=statement_pk, statement=statement,
         decisions=decisions, stored=known_lines)
     new_events = [_statement_imported(
-        account_id=account_id, statement_pk=statement_pk, document_id=document_id, fmt=fmt,
+        account_id=account_id, statement_pk=statement_pk, document_id=document_id,
         statement=statement, flags=flags, outcomes=outcomes)]
     if previous is not None and opening is not None \
             and any(f.code == "continuity_mismatch" for f in flags):
@@ -203,8 +216,8 @@ async def _store_statement(conn: asyncpg.Connection, tenant: str, statement: Sta
         await outbox.emit_new_payments(conn, tenant, account_id=account_id, entry_ids=booked_now)
     return StoredStatement(
         statement_pk=statement_pk, account_id=account_id, account_key=statement.account.key,
-        statement_id=statement.statement_id, entries=len(statement.entries),
-        entries_new=outcomes.new,
+        statement_id=statement.statement_id, format=statement.format,
+        entries=len(statement.entries), entries_new=outcomes.new,
         flags=tuple({"code": f.code, "message": f.message, "location": f.location}
                     for f in flags),
         entries_booked=len(booked_now))
@@ -223,13 +236,14 @@ def _statement_gap(account_id: int, statement_pk: int, statement: Statement, ope
         "difference": decimal_text(opening.amount.amount - previous["closing_amount"])})
 
 
-def _statement_imported(*, account_id: int, statement_pk: int, document_id: int, fmt: str,
+def _statement_imported(*, account_id: int, statement_pk: int, document_id: int,
                         statement: Statement, flags: tuple[Flag, ...],
                         outcomes: statements.Outcomes) -> outbox.NewEvent:
     opening, closing = statement.opening_balance, statement.closing_balance
     return outbox.NewEvent("statement.imported", events.account_lane(account_id), {
         "account_id": account_id, "statement_pk": statement_pk,
-        "statement_id": statement.statement_id, "document_id": document_id, "format": fmt,
+        "statement_id": statement.statement_id, "document_id": document_id,
+        "format": statement.format,
         "entries": len(statement.entries), "entries_new": outcomes.new,
         "entries_known": outcomes.known, "entries_superseded": outcomes.superseded,
         "possible_duplicates": outcomes.possible_duplicates,
@@ -240,19 +254,19 @@ def _statement_imported(*, account_id: int, statement_pk: int, document_id: int,
         "flags": [f.code for f in flags]})
 
 
-async def _known_document(conn: asyncpg.Connection, tenant: str, sha256: bytes,
-                          fmt: str) -> IngestResult:
+async def _known_document(conn: asyncpg.Connection, tenant: str,
+                          sha256: bytes) -> IngestResult:
     document_id = await documents.find(conn, tenant, sha256)
     if document_id is None:  # pragma: no cover - the insert conflicted on this very row
         raise RuntimeError("document vanished between insert and lookup")
     rows = await statements.of_document(conn, tenant, document_id)
     return IngestResult(
-        document_id=document_id, document_known=True, format=fmt,
+        document_id=document_id, document_known=True,
         statements=tuple(
             StoredStatement(
                 statement_pk=r["statement_pk"], account_id=r["account_id"],
                 account_key=r["account_key"], statement_id=r["statement_id"],
-                entries=r["entry_count"], entries_new=0,
+                format=r["format"], entries=r["entry_count"], entries_new=0,
                 flags=tuple(statements.decode_flags(r["flags"])),
             ) for r in rows
         ),

@@ -7,9 +7,11 @@ from functools import cache
 from typing import Any
 
 from gateway.routes import ROUTES
+from parsers.model import FORMAT_NAMES
 
 _NULLABLE_STRING = {"type": ["string", "null"]}
 _MONEY = {"type": "string", "pattern": r"^-?\d+(\.\d+)?$", "description": "decimal string"}
+_FORMAT = {"enum": list(FORMAT_NAMES), "description": "the message type"}
 
 SCHEMAS: dict[str, Any] = {
     "Problem": {
@@ -38,12 +40,15 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "document_id": {"type": "integer"},
             "document_known": {"type": "boolean"},
-            "format": {"type": "string"},
+            "format": {"enum": [*FORMAT_NAMES, None], "description": "the format of the "
+                       "document's statements; null when they differ (a SWIFT file mixing "
+                       "MT940 and MT942 messages: each statement says its own)"},
             "entries_new": {"type": "integer"},
             "entries_known": {"type": "integer"},
             "statements": {"type": "array", "items": {"type": "object", "properties": {
                 "statement_pk": {"type": "integer"}, "account_id": {"type": "integer"},
-                "statement_id": _NULLABLE_STRING, "entries": {"type": "integer"},
+                "statement_id": _NULLABLE_STRING, "format": _FORMAT,
+                "entries": {"type": "integer"},
                 "entries_new": {"type": "integer"},
                 "flags": {"type": "array", "items": {"$ref": "#/components/schemas/Flag"}},
             }}},
@@ -61,7 +66,7 @@ SCHEMAS: dict[str, Any] = {
         "required": ["statement_pk", "account_id", "format", "entry_count", "flags"],
         "properties": {
             "statement_pk": {"type": "integer"}, "account_id": {"type": "integer"},
-            "document_id": {"type": "integer"}, "format": {"type": "string"},
+            "document_id": {"type": "integer"}, "format": _FORMAT,
             "statement_id": _NULLABLE_STRING, "sequence": _NULLABLE_STRING,
             "period_start": _NULLABLE_STRING, "period_end": _NULLABLE_STRING,
             "opening_balance": {"type": ["object", "null"]},

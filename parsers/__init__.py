@@ -1,7 +1,11 @@
 """Bank documents in, normalized ``Statement`` objects out. Pure: no I/O but reading bytes.
 
-Each format is one module with ``FORMAT``, ``sniff(head: bytes) -> bool`` and
+Each family of formats is one module with ``FAMILY`` (its name: ``mt940``, ``camt``,
+``ofx``), ``FORMAT_NAMES`` (what its statements' ``format`` may be: ``camt.052``,
+``camt.053``, ``camt.054``), ``sniff(head: bytes) -> bool`` and
 ``parse(data: bytes, *, source: str) -> tuple[Statement, ...]``, listed in ``FORMATS``.
+A format is named by its statements' ``format`` (``parsers.model.FORMAT_NAMES``), never by
+the family: a camt file holds camt.052, camt.053 or camt.054 statements.
 Formats are recognised from the content, never the file name; two formats claiming one
 document is an error, not a guess.
 """
@@ -52,7 +56,7 @@ def detect(data: bytes, *, source: str) -> ModuleType:
             source=source,
             line=1,
         )
-    names = ", ".join(fmt.FORMAT for fmt in claims)
+    names = ", ".join("/".join(fmt.FORMAT_NAMES) for fmt in claims)
     raise UnknownFormatError(f"the content looks like several formats at once ({names})",
                              source=source, line=1)
 

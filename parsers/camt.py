@@ -33,9 +33,12 @@ from parsers.camt_xml import REPEATABLE, Element, local
 from parsers.errors import ParseError
 from parsers.model import Statement
 
-FORMAT = "camt"
+# The parser family (its folder of golden files). A statement's format is its message type,
+# "camt.052", "camt.053" or "camt.054", never the family's name.
+FAMILY = "camt"
+FORMAT_NAMES = ("camt.052", "camt.053", "camt.054")
 
-__all__ = ["FORMAT", "parse", "sniff", "split_balances"]
+__all__ = ["FAMILY", "FORMAT_NAMES", "parse", "sniff", "split_balances"]
 
 # message element -> (message type, name of its statement element)
 MESSAGES = {

@@ -182,12 +182,18 @@ class Entry:
         return self.amount.currency
 
 
+# What ``Statement.format`` may be: the message type, the one name of a format everywhere
+# (parse output, the API, events, the database). A parser module's family ("camt") is not one.
+FORMAT_NAMES = ("mt940", "mt942", "camt.052", "camt.053", "camt.054", "ofx")
+
+
 @dataclass(frozen=True, slots=True)
 class Statement:
     """One account statement, report or notification, as the bank sent it.
 
-    ``format`` is one of ``mt940``, ``mt942``, ``camt.052``, ``camt.053``, ``camt.054``,
-    ``ofx``; ``format_version`` the precise schema (``camt.053.001.02``, ``OFX 102``).
+    ``format`` is one of ``FORMAT_NAMES``: ``mt940``, ``mt942``, ``camt.052``, ``camt.053``,
+    ``camt.054``, ``ofx``; ``format_version`` the precise schema (``camt.053.001.02``,
+    ``OFX 102``).
     ``opening_balance``/``closing_balance`` are booked balances (``None`` when the file
     has none); other balances are in ``available_balances``.
     """
@@ -208,6 +214,9 @@ class Statement:
     flags: tuple[Flag, ...] = field(default=())
 
     def __post_init__(self) -> None:
+        if self.format not in FORMAT_NAMES:
+            raise ValueError(f"Statement.format must be one of {', '.join(FORMAT_NAMES)}, "
+                             f"got {self.format!r}")
         if self.created_at is not None and self.created_at.tzinfo is None:
             raise ValueError("Statement.created_at must be timezone-aware")
 

@@ -83,7 +83,9 @@ from parsers.mt940_lines import (
 )
 from parsers.text import decode
 
-FORMAT = "mt940"
+# The parser family (its folder of golden files); its statements say "mt940" or "mt942".
+FAMILY = "mt940"
+FORMAT_NAMES = ("mt940", "mt942")
 
 _OPENING = {"60F": BalanceKind.OPENING_BOOKED, "60": BalanceKind.OPENING_BOOKED,
             "60M": BalanceKind.INTERIM_BOOKED}

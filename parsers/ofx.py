@@ -68,7 +68,9 @@ from parsers.ofx_reference import StatementReading, cross_check
 from parsers.ofx_tree import Element, Repairs, parse_tree, serialize
 from parsers.ofx_values import OfxDateTime, as_iban, parse_amount, parse_datetime
 
-FORMAT = "ofx"
+# The parser family (its folder of golden files), and the format its statements say.
+FAMILY = "ofx"
+FORMAT_NAMES = ("ofx",)
 
 _STATEMENTS = ("STMTRS", "CCSTMTRS")
 _ACCOUNT_FROM = {"STMTRS": "BANKACCTFROM", "CCSTMTRS": "CCACCTFROM"}
@@ -260,7 +262,7 @@ def _statement(aggregate: Element, context: _Context,
                           f"{_ACCOUNT_FROM[aggregate.tag]}: the account is not identified",
                           f"line {aggregate.line}"))
     statement = Statement(
-        source=context.source, format=FORMAT, account=account, entries=tuple(entries),
+        source=context.source, format="ofx", account=account, entries=tuple(entries),
         period_start=min(starts) if starts else None, period_end=max(ends) if ends else None,
         closing_balance=closing,
         available_balances=(available,) if available is not None else (),

@@ -32,15 +32,20 @@ async def register(conn: asyncpg.Connection, tenant: str, account: Account) -> i
     return account_id
 
 
-async def find(conn: asyncpg.Connection, tenant: str, text: str) -> int | None:
-    """The account whose IBAN or number is ``text`` (spaces and case ignored)."""
+async def named(conn: asyncpg.Connection, tenant: str, text: str) -> list[tuple[int, str]]:
+    """The accounts ``text`` names, each with how: ``id`` (its ``account_id``, when
+    ``text`` is one), ``iban`` or ``number`` (spaces and case ignored). One IBAN may name
+    several accounts: one per currency."""
     compact = "".join(text.split()).upper()
-    account_id: int | None = await conn.fetchval(
-        "SELECT account_id FROM bank_accounts WHERE tenant_id = $1"
-        " AND (iban = $2 OR upper(number) = $2) ORDER BY account_id LIMIT 1",
-        tenant, compact,
+    account_id = int(compact) if compact.isascii() and compact.isdigit() \
+        and len(compact) <= 19 and int(compact) < 2**63 else None
+    rows = await conn.fetch(
+        "SELECT account_id, CASE WHEN account_id = $3 THEN 'id' WHEN iban = $2 THEN 'iban'"
+        " ELSE 'number' END AS how FROM bank_accounts WHERE tenant_id = $1"
+        " AND (account_id = $3 OR iban = $2 OR upper(number) = $2) ORDER BY account_id",
+        tenant, compact, account_id,
     )
-    return account_id
+    return [(r["account_id"], r["how"]) for r in rows]
 
 
 async def list_page(conn: asyncpg.Connection, tenant: str, *, after: int | None,

@@ -111,8 +111,8 @@ async def of_document(conn: asyncpg.Connection, tenant: str,
                       document_id: int) -> list[asyncpg.Record]:
     rows: list[asyncpg.Record] = await conn.fetch(
         """
-        SELECT s.statement_pk, s.account_id, a.account_key, s.statement_id, s.entry_count,
-               s.flags
+        SELECT s.statement_pk, s.account_id, a.account_key, s.statement_id, s.format,
+               s.entry_count, s.flags
         FROM statements s
         JOIN bank_accounts a USING (tenant_id, account_id)
         WHERE s.tenant_id = $1 AND s.document_id = $2
@@ -150,19 +150,19 @@ def _public(row: asyncpg.Record) -> dict[str, Any]:
     return out
 
 
-async def list_page(conn: asyncpg.Connection, tenant: str, *, account_id: int | None,
+async def list_page(conn: asyncpg.Connection, tenant: str, *, account_ids: list[int] | None,
                     since: date | None, until: date | None, after: int | None,
                     limit: int) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         f"""
         SELECT {_PUBLIC_COLUMNS} FROM statements
         WHERE tenant_id = $1 AND statement_pk > $2
-          AND ($3::bigint IS NULL OR account_id = $3)
+          AND ($3::bigint[] IS NULL OR account_id = ANY($3::bigint[]))
           AND ($4::date IS NULL OR coalesce(closing_date, period_end) >= $4)
           AND ($5::date IS NULL OR coalesce(opening_date, period_start) <= $5)
         ORDER BY statement_pk LIMIT $6
         """,  # noqa: S608 - the column list is a constant
-        tenant, after or 0, account_id, since, until, limit,
+        tenant, after or 0, account_ids, since, until, limit,
     )
     return [_public(r) for r in rows]
 

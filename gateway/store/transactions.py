@@ -203,7 +203,7 @@ def _public(row: asyncpg.Record) -> dict[str, Any]:
     return item
 
 
-async def list_page(conn: asyncpg.Connection, tenant: str, *, account_id: int | None,
+async def list_page(conn: asyncpg.Connection, tenant: str, *, account_ids: list[int] | None,
                     since: date | None, until: date | None, status: str | None,
                     after: int | None, limit: int) -> list[dict[str, Any]]:
     rows = await conn.fetch(
@@ -211,13 +211,13 @@ async def list_page(conn: asyncpg.Connection, tenant: str, *, account_id: int | 
         SELECT {_PUBLIC}
         FROM transactions t
         WHERE t.tenant_id = $1 AND t.seq > $2
-          AND ($3::bigint IS NULL OR t.account_id = $3)
+          AND ($3::bigint[] IS NULL OR t.account_id = ANY($3::bigint[]))
           AND ($4::date IS NULL OR t.booking_date >= $4)
           AND ($5::date IS NULL OR t.booking_date <= $5)
           AND ($6::text IS NULL OR t.status = $6)
         ORDER BY t.seq LIMIT $7
         """,  # noqa: S608 - the column list is a constant
-        tenant, after or 0, account_id, since, until, status, limit,
+        tenant, after or 0, account_ids, since, until, status, limit,
     )
     return [_public(row) for row in rows]
 

@@ -41,7 +41,7 @@ async def test_import_returns_counts_and_reimport_adds_nothing(api: Api) -> None
                                   headers=api.auth(Role.TREASURY))
     assert first.status == 201
     body = await first.json()
-    assert (body["entries_new"], body["entries_known"], body["format"]) == (3, 0, "camt")
+    assert (body["entries_new"], body["entries_known"], body["format"]) == (3, 0, "camt.053")
     assert body["statements"][0]["flags"] == []
     again = await api.client.post("/v1/statements", data=CAMT, headers=api.auth(Role.ADMIN))
     assert again.status == 201

@@ -35,8 +35,7 @@ from tests.gateway.identity_support import (
 async def upload(pool: asyncpg.Pool, tenant: str, statement: Statement) -> None:
     async with pool.acquire() as conn:
         await store_document(conn, tenant, data=document_bytes(statement),
-                             source=statement.source, fmt=statement.format,
-                             statements=[statement])
+                             source=statement.source, statements=[statement])
 
 
 async def stored(pool: asyncpg.Pool, tenant: str) -> tuple[Counter[tuple[date, Decimal]], int]:
@@ -184,7 +183,7 @@ async def test_an_intraday_line_is_superseded_by_its_booked_line_not_added(
     ledger = Ledger.from_days([[0, 2]])
     report = intraday(ledger, ledger.segments[0].day, 2, "mt942")
     await store_document(db, "default", data=document_bytes(report), source="report",
-                         fmt="mt942", statements=[report])
+                         statements=[report])
     before = await db.fetch("SELECT entry_id FROM transactions ORDER BY entry_id")
     assert await db.fetchval("SELECT bool_and(provisional) FROM transactions")
     result = await ingest(db, mt940_write.write([booked(ledger, 0, 0, "mt940")]),
@@ -291,7 +290,7 @@ async def test_a_booked_statement_that_only_confirms_intraday_lines_reconciles_t
     conn = await asyncpg.connect(api.database_url)
     try:
         await store_document(conn, "default", data=document_bytes(report), source="report",
-                             fmt="mt942", statements=[report])
+                             statements=[report])
     finally:
         await conn.close()
     posted = await api.client.post("/v1/statements?filename=day.sta",

@@ -15,12 +15,12 @@ import parsers
 from parsers.errors import ParseError
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-FORMAT_IDS = [fmt.FORMAT for fmt in parsers.FORMATS]
+FORMAT_IDS = [fmt.FAMILY for fmt in parsers.FORMATS]
 
 
 def fixtures(fmt: ModuleType) -> list[Path]:
     """The golden sample files of one format (everything but the expected outputs)."""
-    folder = DATA / fmt.FORMAT
+    folder = DATA / fmt.FAMILY
     return sorted(p for p in folder.glob("*") if p.is_file() and not p.name.endswith(".json"))
 
 
@@ -56,7 +56,7 @@ def test_every_format_has_golden_fixtures(fmt: ModuleType) -> None:
 def test_another_formats_document_is_refused(fmt: ModuleType) -> None:
     for path in other_fixtures(fmt):
         data = path.read_bytes()
-        assert not fmt.sniff(data[:65536]), f"{fmt.FORMAT} claims {path.name}"
+        assert not fmt.sniff(data[:65536]), f"{fmt.FAMILY} claims {path.name}"
         with pytest.raises(ParseError):
             fmt.parse(data, source=path.name)
 

@@ -19,7 +19,7 @@ from parsers.jsonl import statement_to_dict
 from tests.paths import DATA
 
 REGENERATE = os.environ.get("RECON_REGENERATE_GOLDEN") == "1"
-FOLDERS = [DATA / fmt.FORMAT for fmt in parsers.FORMATS]
+FOLDERS = [DATA / fmt.FAMILY for fmt in parsers.FORMATS]
 
 
 def inputs() -> list[Path]:
