@@ -1,1 +1,2 @@
-"""connectors: see ../shared/DESIGN.md."""
+"""connectors: where statements will come from besides uploads (folders, SFTP, bank APIs).
+Empty so far; see docs/architecture.md."""

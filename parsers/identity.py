@@ -1,4 +1,4 @@
-"""Stable identity of a bank line (DESIGN.md: "Identity of a bank line").
+"""Stable identity of a bank line (docs/architecture.md: "Identity of a bank line").
 
 An entry is known by the bank's own reference where it has a real one, else by a hash of
 what the bank says of it: account, booking date, amount, currency, counterparty and

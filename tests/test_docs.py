@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import re
 import tomllib
@@ -69,3 +70,33 @@ def test_an_installed_copy_holds_every_package() -> None:
     found = {str(p.parent.relative_to(ROOT)).replace("/", ".")
              for top in tops for p in (ROOT / top).rglob("*.py")}
     assert found <= listed, f"add to [tool.setuptools] packages: {sorted(found - listed)}"
+
+
+# What each package may import of ours, as docs/architecture.md says.
+MAY_IMPORT = {
+    "parsers": {"parsers"},
+    "matching": {"matching", "parsers"},
+    "security": {"security"},
+    "connectors": {"connectors"},
+    "gateway": {"gateway", "parsers", "matching", "security", "connectors"},
+}
+
+
+def test_packages_import_only_what_the_architecture_allows() -> None:
+    doc = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    assert "Nothing imports `gateway`" in doc
+    for package, allowed in MAY_IMPORT.items():
+        for path in sorted((ROOT / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                else:
+                    continue
+                for name in names:
+                    top = name.split(".", 1)[0]
+                    assert top not in MAY_IMPORT or top in allowed, (
+                        f"{path.relative_to(ROOT)} imports {name}: {package} may import "
+                        f"only {sorted(allowed)} of ours (docs/architecture.md)")
+
