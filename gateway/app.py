@@ -22,6 +22,7 @@ import asyncpg
 from aiohttp import web
 
 from gateway import (  # noqa: F401 - importing them registers their routes
+    access_log,
     api_invoices,
     api_matches,
     api_statements,
@@ -74,13 +75,10 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
         metrics = request.app[METRICS]
         metrics.requests.labels(request.method, route_name, str(status)).inc()
         metrics.latency.labels(request.method, route_name).observe(elapsed)
-        principal = request.get(CALLER)
-        logger.info("%s %s %s", request.method, route_name, status, extra={
-            "method": request.method, "path": route_name, "status": status,
-            "duration_ms": round(elapsed * 1000, 1),
-            "role": principal.role.value if principal else None,
-            "key_id": principal.key_id if principal else None,
-        })
+        access_log.request(
+            request.method, access_log.shown_path(request.path, declared, request.match_info)
+            + access_log.shown_query(request.query, declared), status, elapsed * 1000,
+            request.get(CALLER), rid)
         request_id.reset(token)
 
 

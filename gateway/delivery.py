@@ -34,6 +34,7 @@ import aiohttp
 import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from gateway import access_log
 from gateway import events as event_types
 from gateway.metrics import Metrics
 from gateway.outbox import NewEvent, emit
@@ -427,6 +428,11 @@ class Dispatcher:
             head, retry_at = result.head, None
             for outcome in result.outcomes:
                 kind, first_try, retry_at = self._settle(outcome, outcome.row, now)
+                access_log.delivery(
+                    subscription_id=head.subscription_id, event_id=outcome.row["event_id"],
+                    event_type=outcome.row["type"], attempt=outcome.row["tries"] + 1,
+                    status_code=outcome.status_code, error=outcome.error,
+                    latency_ms=outcome.latency_ms, outcome=kind, next_attempt_at=retry_at)
                 attempts.append(store.Attempt(
                     head.tenant, head.subscription_id, outcome.row["event_id"],
                     outcome.row["generation"], outcome.attempted_at, outcome.status_code,

@@ -38,6 +38,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("pool_max_size", 10, "most database connections at once"),
     Setting("shutdown_timeout", 30.0, "seconds in-flight requests get to finish on shutdown"),
     Setting("log_level", "INFO", "DEBUG, INFO, WARNING or ERROR"),
+    Setting("log_format", "auto",
+            "text (one readable line per event), json (one JSON object per line) or auto "
+            "(text on a terminal, json otherwise)"),
     Setting("dispatcher", True, "whether serve also delivers webhooks (several processes may)"),
     Setting("allow_private_webhooks", False,
             "allow webhook and JWKS URLs on private, loopback and link-local addresses, "
@@ -83,6 +86,7 @@ class Settings:
     pool_max_size: int = 10
     shutdown_timeout: float = 30.0
     log_level: str = "INFO"
+    log_format: str = "auto"
     dispatcher: bool = True
     allow_private_webhooks: bool = False
     webhook_timeout: float = 10.0
