@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,11 +115,15 @@ def _sequence_number(sequence: str | None) -> int | None:
 
 
 async def ingest(conn: asyncpg.Connection, data: bytes, *, source: str, tenant: str = "default",
-                 strict: bool = False) -> IngestResult:
-    """Parse and store one document; raise ``ParseError`` with nothing stored if it is bad."""
+                 strict: bool = False,
+                 progress: Callable[[str], None] | None = None) -> IngestResult:
+    """Parse and store one document; raise ``ParseError`` with nothing stored if it is bad.
+    ``progress`` hears the step begun once parsing is done (the command line's progress)."""
     module = parsers.detect(data, source=source)
     parsed = parsers.parse(data, source=source, strict=strict, fmt=module)
     limits.check_statements(parsed, source=source)  # never stored cut, nor half
+    if progress is not None:
+        progress(f"storing {sum(len(s.entries) for s in parsed):,} lines")
     return await store_document(conn, tenant, data=data, source=source, statements=parsed)
 
 

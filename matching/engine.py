@@ -23,7 +23,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -137,12 +137,14 @@ class Engine:
 
     def match(self, payments: Iterable[Payment],
               excluded: frozenset[tuple[str, str]] = frozenset(),
-              never_auto: frozenset[tuple[str, str]] = frozenset()) -> list[Allocation]:
+              never_auto: frozenset[tuple[str, str]] = frozenset(),
+              progress: Callable[[int, int], None] | None = None) -> list[Allocation]:
         """Allocations for ``payments``: at least one row per payment, in payment order.
 
         ``excluded`` holds (payment key, invoice id) pairs a person has rejected: never
         proposed again. ``never_auto`` holds pairs a person has undone: they may be proposed
-        for review (the reason says so), never allocated automatically.
+        for review (the reason says so), never allocated automatically. ``progress`` hears
+        (payments decided, payments) as they are decided (a command line's progress line).
         """
         payments = list(payments)
         self._never_auto: frozenset[tuple[str, str]] = never_auto
@@ -166,10 +168,14 @@ class Engine:
             best = self._best(payment, state)
             if best is not None and confidence(best.logit) >= self.config.auto_threshold:
                 decided[payment.key] = self._decide(payment, best, state)
+                if progress is not None:
+                    progress(len(decided), len(payments))
             else:
                 deferred.append(payment)
         for payment in deferred:
             decided[payment.key] = self._decide(payment, self._best(payment, state), state)
+            if progress is not None:
+                progress(len(decided), len(payments))
         return [a for p in payments for a in decided[p.key]]
 
     def _decide(self, payment: Payment, best: _Proposal | None,
