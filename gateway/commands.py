@@ -1,8 +1,9 @@
-"""The service commands: serve, import, keys, invoices import, demo.
+"""The service commands: serve, dispatch, import, invoices import, demo (keys: keys_cli).
 
 Each takes ``--data-dir`` / ``--database-url`` / ``--config`` (see gateway.settings for the
 precedence); without a database URL they start, or join, the embedded server of the data
-folder.
+folder. Each says on standard error which database it uses; ``serve`` says where it
+listens once it does.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import io
 import json
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from importlib import metadata
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import Any, TextIO
 
 import asyncpg
 from aiohttp import web
@@ -27,50 +29,65 @@ from gateway.app import create_app
 from gateway.delivery import Dispatcher, Policy
 from gateway.demo import demo
 from gateway.ingest import ingest
+from gateway.inputs import input_files
 from gateway.migrate import migrate
-from gateway.options import add_database_options, settings_of, with_database
+from gateway.options import (
+    DEMO_DATA_DIR,
+    CommandError,
+    add_database_options,
+    connected,
+    database_label,
+    settings_of,
+    with_database,
+)
+from gateway.progress import Progress
 from gateway.reconcile import ReconcileResult, reconcile
 from gateway.settings import Settings, SettingsError
 from gateway.store import api_keys
 from gateway.store import invoices as invoice_store
 from matching.invoices import RecordError, read_invoices_csv
 from parsers.errors import ParseError
-from security import apikeys
 from security.roles import Role
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
-
-
-async def _connected(settings: Settings,
-                     work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        await migrate(conn)
-        return await work(conn)
-    finally:
-        await conn.close()
 
 
 def _webhook_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"allow_private_webhooks": True if args.allow_private_webhooks else None}
 
 
+def listening_message(settings: Settings, database: str) -> str:
+    """What ``serve`` says once it listens: the address to call, and on which database."""
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    try:
+        version = metadata.version("recon-gateway")
+    except metadata.PackageNotFoundError:
+        version = "(not installed)"
+    return (f"recon-gateway {version} listening on http://{host}:{settings.port} "
+            f"(API description: /openapi.json), on {database}; Ctrl-C stops it\n")
+
+
 def serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    settings = with_database(settings_of(
-        args, host=args.host, port=args.port, **_webhook_options(args),
-        dispatcher=False if args.no_dispatcher else None))
+    settings = settings_of(args, host=args.host, port=args.port, **_webhook_options(args),
+                           dispatcher=False if args.no_dispatcher else None)
+    database = database_label(settings)
+    settings = with_database(settings, err)
     logs.configure(settings.log_level)
     logger.info("starting with settings %s", json.dumps(settings.public(), default=str))
+
+    def listening(*_: object) -> None:  # aiohttp calls it once every socket listens
+        err.write(listening_message(settings, database))
+        err.flush()
+
     web.run_app(create_app(settings), host=settings.host, port=settings.port,
-                shutdown_timeout=settings.shutdown_timeout, access_log=None, print=None,
-                handle_signals=True)
+                shutdown_timeout=settings.shutdown_timeout, access_log=None,
+                print=listening, handle_signals=True)
     return 0
 
 
 def dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """Deliver webhooks only (no HTTP API), until SIGTERM or SIGINT."""
-    settings = with_database(settings_of(args, **_webhook_options(args)))
+    settings = with_database(settings_of(args, **_webhook_options(args)), err)
     logs.configure(settings.log_level)
     policy = Policy.of(settings)
 
@@ -93,25 +110,39 @@ def dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def import_files(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    settings = with_database(settings_of(args))
-    failures = 0
+    """Import statement files (folders: every file under them), each in a transaction of
+    its own, then reconcile once. While standard error is a terminal, a progress line there
+    says which file is at which step (parsing, storing N lines, reconciling)."""
+    files, problems = input_files(args.files)
+    for problem in problems:
+        err.write(f"error: {problem}\n")
+    if not files:
+        return 1
+    settings = with_database(settings_of(args), err)
+    failures = len(problems)
 
-    async def work(conn: asyncpg.Connection) -> None:
+    async def work(conn: asyncpg.Connection, progress: Progress) -> None:
         nonlocal failures
-        for name in args.files:
-            path = Path(name)
+        for number, path in enumerate(files, 1):
+            at = f"import {number} of {len(files)}: {path.name}"
+            progress.update(f"{at}: parsing")
+
+            def step(text: str, at: str = at) -> None:
+                progress.update(f"{at}: {text}")
+
             try:
                 data = path.read_bytes()
                 result = await ingest(conn, data, source=str(path), tenant=settings.tenant,
-                                      strict=args.strict)
+                                      strict=args.strict, progress=step)
             except OSError as exc:
                 failures += 1
-                err.write(f"error: {path}: cannot read: {exc.strerror}\n")
+                progress.note(f"error: {path}: cannot read: {exc.strerror}")
                 continue
             except ParseError as exc:
                 failures += 1
-                err.write(f"error: {exc}\n")
+                progress.note(f"error: {exc}")
                 continue
+            progress.clear()  # standard output may be the same terminal
             known = " (document already imported)" if result.document_known else ""
             out.write(f"{path}: {len(result.statements)} statement(s), "
                       f"{result.entries_new} new entries, {result.entries_known} known{known}\n")
@@ -119,43 +150,23 @@ def import_files(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 for flag in statement.flags:
                     out.write(f"  ! {statement.statement_id or statement.statement_pk}: "
                               f"{flag['code']}: {flag['message']}\n")
-        _report(out, await reconcile(conn, settings.tenant))
+            out.flush()
+        progress.update("reconciling")
+        reconciled = await reconcile(conn, settings.tenant, progress=lambda done, total:
+                                     progress.update(f"reconciling: {done} of {total} "
+                                                     f"payments stored"))
+        progress.clear()
+        _report(out, reconciled)
 
-    asyncio.run(_connected(settings, work))
+    with Progress(err) as progress:
+        asyncio.run(connected(settings, lambda conn: work(conn, progress)))
+    if failures:
+        err.write(f"{failures} of {len(files) + len(problems)} input(s) failed\n")
     return 1 if failures else 0
 
 
-def keys_create(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    settings = with_database(settings_of(args))
-    key = apikeys.generate()
-
-    async def work(conn: asyncpg.Connection) -> None:
-        await api_keys.create(conn, settings.tenant, key=key, role=Role(args.role),
-                              name=args.name)
-
-    asyncio.run(_connected(settings, work))
-    out.write(key.text + "\n")  # the key alone on standard output
-    err.write(f"created key {key.key_id} ({args.name}, role {args.role}); "
-              f"it is shown only this once\n")
-    return 0
-
-
-def keys_revoke(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    settings = with_database(settings_of(args))
-
-    async def work(conn: asyncpg.Connection) -> int:
-        return await api_keys.revoke(conn, settings.tenant, args.key)
-
-    count = asyncio.run(_connected(settings, work))
-    if count == 0:
-        err.write(f"error: no active key with id or name {args.key!r}\n")
-        return 1
-    err.write(f"revoked {count} key(s)\n")
-    return 0
-
-
 def invoices_import(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    settings = with_database(settings_of(args))
+    settings = with_database(settings_of(args), err)
     try:
         text = Path(args.file).read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
@@ -201,7 +212,7 @@ def invoices_import(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         _report(out, await reconcile(conn, settings.tenant))
         return 0
 
-    return asyncio.run(_connected(settings, work))
+    return asyncio.run(connected(settings, work))
 
 
 def _report(out: TextIO, result: ReconcileResult) -> None:
@@ -228,35 +239,32 @@ def register(commands: Any) -> None:
     _add_webhook_options(dispatch_parser)
     dispatch_parser.set_defaults(run=dispatch)
 
-    import_parser = commands.add_parser("import", help="import statement files into the database")
+    import_parser = commands.add_parser(
+        "import", help="import statement files into the database",
+        description="Import statement files, or every file under folders (hidden ones "
+        "skipped), as POST /v1/statements does: each file stored whole or not at all, lines "
+        "already stored never stored twice; then reconcile. Bad files are listed on "
+        "standard error and the others still imported (exit status 1).")
     add_database_options(import_parser)
-    import_parser.add_argument("files", nargs="+", metavar="FILE")
+    import_parser.add_argument("files", nargs="+", metavar="FILE_OR_DIR")
     import_parser.add_argument("--strict", action="store_true",
                                help="refuse statements whose balances do not add up")
     import_parser.set_defaults(run=import_files)
 
-    keys = commands.add_parser("keys", help="create and revoke API keys")
-    key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
-    create = key_commands.add_parser("create", help="create a key and print it (once)")
-    add_database_options(create)
-    create.add_argument("--role", required=True, choices=[r.value for r in Role])
-    create.add_argument("--name", required=True, help="who or what the key is for")
-    create.set_defaults(run=keys_create)
-    revoke = key_commands.add_parser("revoke", help="revoke a key by id or name")
-    add_database_options(revoke)
-    revoke.add_argument("key", metavar="KEY_ID_OR_NAME")
-    revoke.set_defaults(run=keys_revoke)
-
     demo_parser = commands.add_parser(
-        "demo", help="run the service on the embedded database with demo data and a demo key")
-    add_database_options(demo_parser)
+        "demo", help="run the service on the embedded database with demo data and a demo key",
+        description=f"Run the service with demo customers, invoices and statements, and a "
+        f"new admin key for the demo. Its data lives in its own folder ({DEMO_DATA_DIR} "
+        f"unless --data-dir, RECON_DATA_DIR or a configuration file names another), apart "
+        f"from the ./recon-data of the other commands.")
+    add_database_options(demo_parser, data_dir=DEMO_DATA_DIR)
     demo_parser.add_argument("--host", help="listen address (default 127.0.0.1)")
     demo_parser.add_argument("--port", type=int, help="listen port (default 8080)")
     demo_parser.set_defaults(run=demo)
 
     invoices = commands.add_parser("invoices", help="manage invoices")
-    invoice_commands = invoices.add_subparsers(dest="invoices_command", required=True,
-                                               metavar="ACTION")
+    invoices.set_defaults(help_of=invoices)
+    invoice_commands = invoices.add_subparsers(dest="invoices_command", metavar="ACTION")
     imp = invoice_commands.add_parser("import", help="import invoices from CSV "
                                       "(invoice_id,customer_id,customer_name,currency,amount,"
                                       "open_amount,issue_date,due_date,reference)")
@@ -281,9 +289,14 @@ def guarded(run: Callable[[argparse.Namespace, TextIO, TextIO], int]
     def wrapper(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         try:
             return run(args, out, err)
+        except BrokenPipeError:
+            raise  # the reader went away: the caller stops quietly
         except SettingsError as exc:
             err.write(f"error: {exc}\n")
             return 2
+        except CommandError as exc:
+            err.write(f"error: {exc}\n")
+            return 1
         except (OSError, asyncpg.PostgresError, RuntimeError) as exc:
             err.write(f"error: {type(exc).__name__}: {exc}\n")
             return 1

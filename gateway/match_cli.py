@@ -5,6 +5,8 @@ confidence,decision``; ``--explain`` adds ``settlement,difference,explanation``.
 unmatched payment is one row with an empty ``invoice_id`` and its own amount.
 Bad input (a statement that does not parse, an invoice or rate row that is wrong) is
 listed on standard error and nothing is written: matching half the data would mislead.
+While standard error is a terminal, a progress line there counts the statement files read
+and the payments matched.
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-from collections.abc import Iterable
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 import parsers
+from gateway.progress import Progress
 from matching.engine import Engine
 from matching.fx import RateTable, read_rates_csv
 from matching.invoices import Customer, Invoice, read_customer, read_invoices_csv
@@ -37,9 +40,11 @@ def _read_text(path: str, what: str, errors: list[str]) -> str | None:
         return None
 
 
-def _statements(paths: Iterable[str], errors: list[str]) -> list[Statement]:
+def _statements(paths: Sequence[str], errors: list[str],
+                progress: Progress) -> list[Statement]:
     statements: list[Statement] = []
-    for path in paths:
+    for done, path in enumerate(paths):
+        progress.update(f"match: reading statements, {done} of {len(paths)} files done")
         try:
             statements.extend(parsers.parse_path(Path(path)))
         except parsers.ParseError as exc:
@@ -87,8 +92,13 @@ def _row(allocation: Allocation, amount_of: dict[str, Any], explain: bool) -> li
 
 
 def match(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    with Progress(err) as progress:
+        return _match(args, out, err, progress)
+
+
+def _match(args: argparse.Namespace, out: TextIO, err: TextIO, progress: Progress) -> int:
     errors: list[str] = []
-    statements = _statements(args.statements, errors)
+    statements = _statements(args.statements, errors, progress)
     invoices: list[Invoice] = []
     text = _read_text(args.invoices, "invoices", errors)
     if text is not None:
@@ -103,6 +113,7 @@ def match(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             errors.extend(f"{args.rates}: line {e.index}: {e.field}: {e.message}"
                           for e in rate_errors)
     customers = _customers(args.customers, errors)
+    progress.clear()
     if errors:
         for error in errors[:200]:
             err.write(f"error: {error}\n")
@@ -110,7 +121,10 @@ def match(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return 1
     config = MatchConfig(auto_threshold=args.auto_threshold, review_floor=args.review_floor)
     payments = list(payments_from_statements(statements))
-    allocations = Engine(invoices, customers, rates, config).match(payments)
+    allocations = Engine(invoices, customers, rates, config).match(
+        payments, progress=lambda done, total: progress.update(
+            f"match: {done} of {total} payments matched"))
+    progress.clear()
     amount_of = {p.key: p.amount for p in payments}
     rows = [_row(a, amount_of, args.explain) for a in allocations]
     header = COLUMNS + (EXPLAIN_COLUMNS if args.explain else ())

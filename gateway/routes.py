@@ -16,8 +16,10 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.appkeys import POOL
 from gateway.limits import MAX_QUERY_VALUE, text_problem
 from gateway.problems import BadRequest, Forbidden, Handler, Unauthenticated
+from gateway.store.api_keys import record_use, use_is_due
 from security.apikeys import matches, split
 from security.roles import Role
 
@@ -95,6 +97,9 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         raise Forbidden(f"role {principal.role.value} may not {request.method} "
                         f"{declared.path}; allowed: {allowed}")
     request[CALLER] = principal
+    if use_is_due(row.get("last_used_at")):  # `keys list` shows it; one write a minute
+        async with request.app[POOL].acquire() as conn:
+            await record_use(conn, principal.key_id)
     return await handler(request)
 
 
