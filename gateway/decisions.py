@@ -4,10 +4,17 @@ Each runs in one transaction and records who decided. A confirmed allocation tea
 engine the payer's IBAN and name (``gateway.store.learned``, apart from what the CRM sends);
 undoing it takes back what it taught, and the undone pair is never allocated automatically
 again. The engine's own passes are in ``gateway.reconcile``.
+
+A decision never overpays an invoice unless the person insists (``allow_overpayment``):
+a manual allocation of more than an invoice's open amount (to one already paid, say), or
+the acceptance of a proposal made when the invoice had more open than it has now (paid
+meanwhile), is refused with ``OverpaymentError`` and nothing is stored. The check is made
+on the invoice row as updated, so it holds against decisions taken at the same moment.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -28,26 +35,80 @@ class DecisionError(ValueError):
     """A decision that cannot be taken (wrong state, amounts that do not fit)."""
 
 
-async def _apply(conn: asyncpg.Connection, tenant: str, row: asyncpg.Record) -> None:
-    """Apply an allocation to its invoice, report it, and learn the payer."""
+@dataclass(frozen=True, slots=True)
+class Overpaid:
+    """An invoice a decision would overpay: what it had open before, what the decision
+    takes off it."""
+
+    invoice_id: str
+    currency: str
+    open_amount: Decimal
+    taking: Decimal
+
+    def public(self) -> dict[str, str]:
+        return {"invoice_id": self.invoice_id, "currency": self.currency,
+                "open_amount": decimal_text(self.open_amount),
+                "allocating": decimal_text(self.taking),
+                "overpaid_by": decimal_text(self.taking - self.open_amount)}
+
+    def sentence(self) -> str:
+        figures = self.public()
+        opened, currency = self.open_amount, self.currency
+        if opened > 0:
+            state = f"invoice {self.invoice_id} has {figures['open_amount']} {currency} open"
+        elif opened == 0:
+            state = f"invoice {self.invoice_id} is paid (0 {currency} open)"
+        else:
+            state = (f"invoice {self.invoice_id} is overpaid already (by "
+                     f"{decimal_text(-opened)} {currency})")
+        return (f"{state}: allocating {figures['allocating']} {currency} to it would overpay "
+                f"it by {figures['overpaid_by']} {currency}")
+
+
+class OverpaymentError(DecisionError):
+    """The decision would overpay invoices and the request did not say
+    ``allow_overpayment``; nothing was stored."""
+
+    def __init__(self, overpaid: list[Overpaid]) -> None:
+        self.overpaid = overpaid
+        super().__init__(
+            "; ".join(o.sentence() for o in overpaid) + ". Nothing was allocated. To "
+            "allocate it anyway, send the same request with \"allow_overpayment\": true.")
+
+
+async def _apply(conn: asyncpg.Connection, tenant: str,
+                 row: asyncpg.Record) -> asyncpg.Record | None:
+    """Apply an allocation to its invoice, report it, and learn the payer; return the
+    invoice as it is now (its row locked until the transaction ends)."""
     invoice = await invoice_store.add_settled(conn, tenant, row["invoice_id"], row["settles"])
     payment = await transactions.payment(conn, tenant, row["account_id"], row["entry_id"])
     if payment is None or invoice is None:
-        return
+        return invoice
     event = invoice_event(invoice, row, payment)
     if event is not None:
         await outbox.emit(conn, tenant, [event])
     await learned_store.learn(conn, tenant, row["allocation_id"], invoice["customer_id"],
                               iban=normalize_iban(payment["counterparty_account"]),
                               name=payment["counterparty_name"])
+    return invoice
 
 
-async def accept(conn: asyncpg.Connection, tenant: str, allocation_id: int, *,
-                 by: str) -> dict[str, Any]:
+async def accept(conn: asyncpg.Connection, tenant: str, allocation_id: int, *, by: str,
+                 allow_overpayment: bool = False) -> dict[str, Any]:
+    """Apply a proposal. One made when the invoice had more open than it has now (another
+    payment settled it meanwhile) would overpay it: refused unless ``allow_overpayment``.
+    A proposal that overpays by design (``settlement`` overpaid: the payer paid more than
+    was open) needs only what it allocates to be open still."""
     async with conn.transaction():
         row = await _locked(conn, tenant, allocation_id, expect="proposed")
         await store.decide(conn, tenant, allocation_id, status="applied", by=by, note=None)
-        await _apply(conn, tenant, row)
+        invoice = await _apply(conn, tenant, row)
+        if invoice is not None and not allow_overpayment:
+            before = _open_before(invoice, row["settles"])
+            needed = row["amount"] if row["settlement"] == "overpaid" else row["settles"]
+            if before < needed:
+                raise OverpaymentError([Overpaid(row["invoice_id"], invoice["currency"],
+                                                 before, needed)])
         return await _public(conn, tenant, allocation_id)
 
 
@@ -84,12 +145,14 @@ async def undo(conn: asyncpg.Connection, tenant: str, allocation_id: int, *, by:
 
 async def allocate_manually(conn: asyncpg.Connection, tenant: str, *, account_id: int,
                             entry_id: str, parts: list[tuple[str, Decimal]], by: str,
-                            note: str | None) -> list[dict[str, Any]]:
+                            note: str | None,
+                            allow_overpayment: bool = False) -> list[dict[str, Any]]:
     """A person's allocation of one payment to one or several invoices (a split).
 
     Amounts are in each invoice's currency, which must be the payment's (FX splits are
-    left to the engine). The parts may not exceed what the payment has left; proposals
-    waiting for this payment are rejected, replaced by this decision.
+    left to the engine). The parts may not exceed what the payment has left, nor (unless
+    ``allow_overpayment``) what each invoice has open; proposals waiting for this payment
+    are rejected, replaced by this decision.
     """
     async with conn.transaction():
         payment = await conn.fetchrow(
@@ -129,11 +192,42 @@ async def allocate_manually(conn: asyncpg.Connection, tenant: str, *, account_id
                 created_by=by))
         ids = await store.insert(conn, tenant, rows)
         made = [await _locked(conn, tenant, i, expect="applied") for i in ids]
-        for row in made:
-            await _apply(conn, tenant, row)
+        after: dict[str, asyncpg.Record] = {}
+        # Invoices in id order, whatever the order sent: two splits naming the same
+        # invoices in opposite orders never deadlock.
+        for row in sorted(made, key=lambda r: (r["invoice_id"], r["allocation_id"])):
+            invoice = await _apply(conn, tenant, row)
+            if invoice is not None:
+                after[row["invoice_id"]] = invoice
+        if not allow_overpayment:
+            _refuse_overpaying(parts, after)
         # A person allocated it: a failure of the engine's pass on it is resolved too.
         await failure_store.resolve(conn, tenant, [(account_id, entry_id)])
         return [store.public(row) for row in made]
+
+
+def _refuse_overpaying(parts: list[tuple[str, Decimal]],
+                       after: dict[str, asyncpg.Record]) -> None:
+    """``OverpaymentError`` naming every invoice the parts left overpaid (the caller's
+    transaction then stores nothing)."""
+    taking: dict[str, Decimal] = {}
+    for invoice_id, amount in parts:
+        taking[invoice_id] = taking.get(invoice_id, Decimal(0)) + amount
+    overpaid = [Overpaid(invoice_id, after[invoice_id]["currency"], before, total)
+                for invoice_id, total in taking.items() if invoice_id in after
+                and (before := _open_before(after[invoice_id], total)) < total]
+    if overpaid:
+        raise OverpaymentError(overpaid)
+
+
+def _open_before(invoice: asyncpg.Record, settled: Decimal) -> Decimal:
+    """The invoice's open amount before ``settled`` more was counted as settled: the
+    smaller of what the CRM says is open and what allocations left (as the table's
+    ``open_amount``). Not the open amount now plus ``settled``: when the CRM's figure is
+    the smaller (0: paid some other way), the open amount does not move at all."""
+    crm_open: Decimal = invoice["crm_open_amount"]
+    left: Decimal = invoice["amount"] - (invoice["settled_amount"] - settled)
+    return min(crm_open, left)
 
 
 async def _locked(conn: asyncpg.Connection, tenant: str, allocation_id: int, *,
