@@ -3,10 +3,13 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
+from typing import TextIO
 
 import pytest
 
+from gateway import match_cli
 from gateway.cli import main
+from gateway.progress import Progress
 from tests.paths import DEMO_STATEMENTS, ROOT
 
 INVOICES = ROOT / "gateway" / "demo_data" / "invoices.csv"
@@ -70,3 +73,42 @@ def test_bad_rates_and_statements_are_refused(tmp_path: Path) -> None:
                          "--rates", str(rates))
     assert (code, out) == (1, "")
     assert "rates.csv: line 2: rate" in err and "broken.sta" in err
+
+
+class Terminal(io.StringIO):
+    """Standard error as a terminal would be: the is-a-terminal decision, injected."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_counts_the_payments_matched_only_on_a_terminal() -> None:
+    argv = ["match", "--statements", *map(str, sorted(DEMO_STATEMENTS.iterdir())),
+            "--invoices", str(INVOICES)]
+    terminal, plain = Terminal(), io.StringIO()
+    assert main(argv, out=io.StringIO(), err=terminal) == 0
+    assert main(argv, out=io.StringIO(), err=plain) == 0
+    assert "\rmatch: reading statements, 0 of " in terminal.getvalue()
+    summary = plain.getvalue()
+    assert "\r" not in summary and summary.endswith(" unmatched\n")
+    assert terminal.getvalue().endswith("\r" + summary)  # the line wiped before the summary
+
+
+def test_progress_names_each_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    class EveryStep(Progress):
+        """Every update drawn: the steps, not the pace, are under test here."""
+
+        def __init__(self, stream: TextIO) -> None:
+            super().__init__(stream, enabled=True, interval=0, ticker=False)
+
+    monkeypatch.setattr(match_cli, "Progress", EveryStep)
+    files = sorted(DEMO_STATEMENTS.iterdir())
+    err = io.StringIO()
+    assert main(["match", "--statements", *map(str, files), "--invoices", str(INVOICES)],
+                out=io.StringIO(), err=err) == 0
+    steps = [s for s in err.getvalue().split("\r") if s.strip()]
+    assert steps[:len(files)] == [f"match: reading statements, {n} of {len(files)} files done"
+                                  for n in range(len(files))]
+    matched = [s for s in steps if s.endswith(" payments matched")]
+    total = int(matched[-1].split()[3])
+    assert matched == [f"match: {n} of {total} payments matched" for n in range(1, total + 1)]
