@@ -5,8 +5,9 @@
 -- revoked key's name may be given again). Databases from before this migration may hold
 -- active keys sharing a name: the one created first keeps it, each later one is renamed
 -- "NAME (KEY_ID)" (its id makes the name unique; should even that name be taken, a number
--- is added). Nothing else refers to a key by its name, so a rename changes only how a
--- person finds the key; `recon-gateway keys list` shows the names now in force.
+-- is added). Rows refer to keys by id, never by name (decisions already taken keep the
+-- name they were taken under, beside the key's id), so a rename changes only how a person
+-- finds the key; `recon-gateway keys list` shows the names now in force.
 DO $$
 DECLARE
     twin record;
