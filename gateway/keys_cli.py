@@ -103,8 +103,12 @@ def keys_list(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def register(commands: Any) -> None:
     """Add ``keys create|list|revoke`` to the top-level subcommand parser."""
-    keys = commands.add_parser("keys", help="create, list and revoke API keys",
-                               description=__doc__.split("\n\n")[1].replace("\n", " "))
+    keys = commands.add_parser(
+        "keys", help="create, list and revoke API keys",
+        description="API keys for the HTTP API. A new key is printed once, alone on standard "
+        "output (KEY=$(recon-gateway keys create ...) works); only its hash is stored. Names "
+        "are unique among the active keys, so `keys revoke NAME` revokes exactly the key "
+        "meant.")
     keys.set_defaults(help_of=keys)
     key_commands = keys.add_subparsers(dest="keys_command", metavar="ACTION")
     create = key_commands.add_parser(
