@@ -72,7 +72,10 @@ def _json_cells(entry: Entry) -> tuple[str, ...]:
 def csv_rows(statements: Iterable[Statement]) -> Iterator[str]:
     """The header, then one CSV line per entry."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    # RFC 4180 line ends: with "\r\n" as the terminator, a cell holding either character
+    # is quoted (with "\n" alone, a bare "\r" in a bank text went out unquoted and split
+    # the row in every reader).
+    writer = csv.writer(buffer, lineterminator="\r\n")
 
     def flush() -> str:
         line = buffer.getvalue()

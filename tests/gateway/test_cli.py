@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from gateway import textwidth
 from gateway.cli import main
-from gateway.output import table
+from gateway.output import csv_rows, table
 from gateway.progress import INTERVAL, Progress
 from parsers.model import Account, Entry, Statement
 from parsers.money import Money
@@ -330,3 +330,29 @@ def test_progress_redraws_at_most_every_interval() -> None:
         progress.update("one")
         progress.note("a line that stays")
     assert silent.getvalue() == "a line that stays\n"
+
+
+TEXT = st.text(st.sampled_from("aZ 9中文\n\",;=+-@\t\r'é\u200b"), min_size=1, max_size=10)
+TEXT_FIELDS = ("bank_reference", "customer_reference", "counterparty_name",
+               "counterparty_account", "counterparty_bic", "end_to_end_id", "mandate_id",
+               "remittance", "creditor_reference", "additional_info")
+
+
+@settings(max_examples=150, derandomize=True, database=None)
+@given(st.fixed_dictionaries({}, optional=dict.fromkeys(TEXT_FIELDS, TEXT)))
+def test_csv_never_loses_an_entry_s_text(texts: dict[str, str]) -> None:
+    """Whatever an entry's texts hold (commas, quotes, line breaks, Chinese, formula
+    starts), each comes back from its CSV cell whole: as written, or behind the one `'`
+    that keeps a spreadsheet from running it."""
+    entry = Entry(Money(Decimal("1.00"), "EUR"), date(2026, 11, 20), **texts)
+    statement = Statement("s.sta", "mt940", Account(iban="DE00TEST"), (entry,))
+    header, row = csv.reader(io.StringIO("".join(csv_rows([statement])), newline=""))
+    cells = dict(zip(header, row, strict=True))
+    for name in TEXT_FIELDS:
+        text = texts.get(name)
+        if text is None:
+            assert cells[name] == ""
+        elif text.startswith(("=", "+", "-", "@", "\t", "\r")):
+            assert cells[name] == "'" + text
+        else:
+            assert cells[name] == text
