@@ -6,6 +6,12 @@ lanes due in the same transaction (``fan_out``, ``requeue``); a lane is made idl
 by ``record``, after locking it and then looking for pending deliveries in a later
 statement, whose snapshot sees every writer that locked the lane before.
 
+When a lane is due is said by its first pending delivery: its ``next_attempt_at`` (a
+retry's time, or the time it was replayed or its subscription resumed), or now when that
+is NULL (a new delivery). ``record`` hands a lane back at that time, not at the retry time
+its own attempt's outcome asked for: a delivery replayed while that attempt was in flight
+is due at once, not when the old attempt's retry would have been.
+
 Lock order, shared with people's changes (store.subscriptions): lanes in (tenant,
 subscription, lane) order, then their deliveries. Nothing here locks a subscription row
 while it holds lanes, so the two never deadlock.
@@ -31,15 +37,18 @@ async def notify(conn: asyncpg.Connection, tenant: str) -> None:
 async def fan_out(conn: asyncpg.Connection, tenant: str, event_ids: list[str],
                   subscription_id: str | None = None) -> int:
     """Add a pending delivery of each event for every subscription that gets it
-    (``events.reaches``: its types, and its owner's events), or for one subscription, and
-    mark those lanes due. Returns how many deliveries were added."""
+    (``events.reaches``: its types, and its owner's events), or for one subscription (a
+    replay: those deliveries say they are due now), and mark those lanes due. Returns how
+    many deliveries were added."""
     # Who gets an event is decided here, once, as its deliveries are added; the queue's
     # own statements (claim, record) never look at it again.
     count: int = await conn.fetchval(
         f"""
         WITH added AS (
-            INSERT INTO deliveries (tenant_id, subscription_id, event_id, lane, sequence)
-            SELECT $1, s.subscription_id, e.event_id, e.lane, e.sequence
+            INSERT INTO deliveries (tenant_id, subscription_id, event_id, lane, sequence,
+                                    next_attempt_at)
+            SELECT $1, s.subscription_id, e.event_id, e.lane, e.sequence,
+                   CASE WHEN $3::text IS NOT NULL THEN now() END
             FROM events e
             JOIN subscriptions s ON s.tenant_id = e.tenant_id AND s.url IS NOT NULL
                 AND {events.subscription_reaches('e', 's')}
@@ -64,21 +73,29 @@ async def fan_out(conn: asyncpg.Connection, tenant: str, event_ids: list[str],
 
 async def requeue(conn: asyncpg.Connection, tenant: str, subscription_id: str, *,
                   lanes: list[str], event_ids: list[str]) -> int:
-    """Deliver these events again (a replay): pending, a new generation, a fresh round of
-    retries; their lanes due. Returns how many existing deliveries were requeued."""
+    """Deliver these events again (a replay), now: pending, a new generation, a fresh
+    round of retries, due now (``next_attempt_at``, as the deliveries list shows), and
+    their lanes due now, even one waiting for a retry. A delivery of those lanes waiting
+    for its retry goes now too (events of a lane go in order), its round of retries going
+    on. Returns how many existing deliveries were requeued."""
     await conn.execute(
         """
         INSERT INTO delivery_lanes AS l (tenant_id, subscription_id, lane, next_attempt_at)
         SELECT $1, $2, x, now() FROM unnest($3::text[]) AS x ORDER BY x
-        ON CONFLICT (tenant_id, subscription_id, lane) DO UPDATE
-            SET next_attempt_at = coalesce(l.next_attempt_at, now())
+        ON CONFLICT (tenant_id, subscription_id, lane) DO UPDATE SET next_attempt_at = now()
         """, tenant, subscription_id, sorted(lanes))
     status: str = await conn.execute(
         """
         UPDATE deliveries SET status = 'pending', generation = generation + 1, tries = 0,
-            first_try_at = NULL, next_attempt_at = NULL, finished_at = NULL
+            first_try_at = NULL, next_attempt_at = now(), finished_at = NULL
         WHERE tenant_id = $1 AND subscription_id = $2 AND event_id = ANY($3::text[])
         """, tenant, subscription_id, event_ids)
+    await conn.execute(
+        """
+        UPDATE deliveries SET next_attempt_at = now()
+        WHERE tenant_id = $1 AND subscription_id = $2 AND lane = ANY($3::text[])
+          AND status = 'pending' AND next_attempt_at > now()
+        """, tenant, subscription_id, sorted(lanes))
     return int(status.rsplit(" ", 1)[1])
 
 
@@ -92,7 +109,7 @@ async def restart(conn: asyncpg.Connection, tenant: str, subscription_id: str) -
     """A resumed subscription's backlog: due now, with a fresh round of retries."""
     await lock_lanes_of(conn, tenant, subscription_id)
     await conn.execute(
-        "UPDATE deliveries SET tries = 0, first_try_at = NULL, next_attempt_at = NULL"
+        "UPDATE deliveries SET tries = 0, first_try_at = NULL, next_attempt_at = now()"
         " WHERE tenant_id = $1 AND subscription_id = $2 AND status = 'pending'",
         tenant, subscription_id)
     await conn.execute(
@@ -230,8 +247,10 @@ class Attempt:
 
 @dataclass(frozen=True, slots=True)
 class Release:
-    """A leased lane to hand back: due at ``retry_at``, or (None) due now if anything is
-    pending, idle if not."""
+    """A leased lane to hand back, and the retry time its last attempt asked for (None:
+    it got through, or was not tried). The lane is due when its first pending delivery
+    is (that attempt's retry time, unless the delivery was replayed meanwhile), idle if
+    nothing is pending."""
 
     tenant: str
     subscription_id: str
@@ -327,22 +346,20 @@ async def record(conn: asyncpg.Connection, *, dispatcher: str, attempts: list[At
             releases = releases + [r for r in keep
                                    if (r.tenant, r.subscription_id, r.lane) in emptied]
         releases = sorted(releases, key=lambda r: (r.tenant, r.subscription_id, r.lane))
-        keys = _keys(releases)
         await conn.execute(
             """
             UPDATE delivery_lanes l SET
                 lease_until = NULL, leased_by = NULL,
-                next_attempt_at = CASE
-                    WHEN x.retry_at IS NOT NULL THEN x.retry_at
-                    WHEN EXISTS (SELECT 1 FROM deliveries d WHERE d.tenant_id = l.tenant_id
-                        AND d.subscription_id = l.subscription_id AND d.lane = l.lane
-                        AND d.status = 'pending') THEN now()
-                    END
-            FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
-                AS x(t, s, lane, retry_at)
+                -- due when its first pending delivery is; NULL (idle) if none is pending
+                next_attempt_at = (
+                    SELECT coalesce(d.next_attempt_at, now()) FROM deliveries d
+                    WHERE d.tenant_id = l.tenant_id AND d.subscription_id = l.subscription_id
+                      AND d.lane = l.lane AND d.status = 'pending'
+                    ORDER BY d.sequence LIMIT 1)
+            FROM unnest($1::text[], $2::text[], $3::text[]) AS x(t, s, lane)
             WHERE l.tenant_id = x.t AND l.subscription_id = x.s AND l.lane = x.lane
-              AND l.leased_by = $5
-            """, *keys, [r.retry_at for r in releases], dispatcher)
+              AND l.leased_by = $4
+            """, *_keys(releases), dispatcher)
     return heads
 
 
