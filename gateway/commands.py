@@ -72,7 +72,7 @@ def serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                            dispatcher=False if args.no_dispatcher else None)
     database = database_label(settings)
     settings = with_database(settings, err)
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
     logger.info("starting with settings %s", json.dumps(settings.public(), default=str))
 
     def listening(*_: object) -> None:  # aiohttp calls it once every socket listens
@@ -88,7 +88,7 @@ def serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """Deliver webhooks only (no HTTP API), until SIGTERM or SIGINT."""
     settings = with_database(settings_of(args, **_webhook_options(args)), err)
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
     policy = Policy.of(settings)
 
     async def run() -> None:
