@@ -100,3 +100,43 @@ def test_packages_import_only_what_the_architecture_allows() -> None:
                         f"{path.relative_to(ROOT)} imports {name}: {package} may import "
                         f"only {sorted(allowed)} of ours (docs/architecture.md)")
 
+
+def test_nothing_points_outside_the_repository() -> None:
+    """Readers have the repository alone: no document or docstring may send them to notes
+    kept beside it (the corpus is looked for there by tests/corpus.py, its one place)."""
+    outside = ("../" + "shared", "DESIGN" + ".md")
+    skip = {".git", ".venv", "recon-data", "recon-demo", "build", "__pycache__"}
+    for path in sorted(ROOT.rglob("*")):
+        parts = path.relative_to(ROOT).parts
+        if (not path.is_file() or skip.intersection(parts) or parts[0].startswith(".")
+                or parts[0].endswith(".egg-info") or path.suffix in (".pyc", ".xml", ".sta")
+                or parts == ("tests", "corpus.py")):
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for needle in outside:
+            assert needle not in text, f"{path.relative_to(ROOT)} mentions {needle}"
+
+
+_LINK = re.compile(r"\]\(([^)\s]+)\)")
+_FENCED = re.compile(r"```.*?```", re.DOTALL)
+
+
+def _anchors(path: Path) -> set[str]:
+    """The anchors a Markdown viewer makes of a file's headings (GitHub's rule)."""
+    text = _FENCED.sub("", path.read_text(encoding="utf-8"))
+    return {re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+            for heading in re.findall(r"^#+ (.+)$", text, re.MULTILINE)}
+
+
+def test_every_link_between_the_documents_leads_somewhere() -> None:
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        text = _FENCED.sub("", doc.read_text(encoding="utf-8"))
+        for target in _LINK.findall(text):
+            if target.startswith(("http://", "https://", "mailto:")):
+                continue
+            name, _, anchor = target.partition("#")
+            path = (doc.parent / name).resolve() if name else doc
+            where = f"{doc.relative_to(ROOT)} links to {target}"
+            assert path.exists(), f"{where}: no such file"
+            if anchor and path.suffix == ".md":
+                assert anchor in _anchors(path), f"{where}: no such heading"
