@@ -15,10 +15,11 @@ from aiohttp import web
 from gateway import limits
 from gateway.appkeys import METRICS, POOL
 from gateway.body import read_json, read_object
-from gateway.openapi import PAGE_PARAMETERS, page_of
-from gateway.params import CursorKind, cursor_of, date_param, limit_of, page
+from gateway.openapi import page_of, page_parameters
+from gateway.params import CursorKind, date_param, limit_of, sort_key
 from gateway.problems import BadRequest, Conflict, NotFound, Unprocessable
 from gateway.reconcile import reconcile_after_change
+from gateway.request_schemas import DATE, DECIMAL_PATTERN, json_body, query_text
 from gateway.routes import Principal, current_principal, route
 from gateway.store import invoices as store
 from matching.invoices import RecordError, read_customer, read_invoice, read_invoices
@@ -29,8 +30,20 @@ WRITERS = frozenset({Role.ADMIN, Role.CRM})
 INVOICE_READERS = frozenset({Role.ADMIN, Role.TREASURY, Role.CRM, Role.AUDITOR})
 MAX_BATCH = 10_000
 
-_BATCH_BODY = {"required": True, "content": {"application/json": {"schema": {
-    "type": "array", "maxItems": MAX_BATCH}}}}
+INVOICES = sort_key(invoice_id=CursorKind.TEXT)
+CUSTOMERS = sort_key(customer_id=CursorKind.TEXT)
+
+
+def _batch_of(record: str) -> dict[str, Any]:
+    return json_body({"type": "array", "maxItems": MAX_BATCH,
+                      "items": {"$ref": f"#/components/schemas/{record}"}})
+
+
+def _to_invoice(invoice_id: str) -> dict[str, dict[str, str]]:
+    """Where an invoice id in an answer or request leads (the route table's ``links``)."""
+    return {"get_invoice": {"invoice_id": invoice_id},
+            "patch_invoice": {"invoice_id": invoice_id},
+            "list_matches": {"invoice_id": invoice_id}}
 
 
 def owner_of(principal: Principal) -> str | None:
@@ -114,7 +127,7 @@ def _batch(body: Any) -> list[Any]:
 
 @route("PUT", "/v1/invoices", roles=WRITERS,
        summary="Create or update invoices (idempotent; the whole batch or nothing)",
-       requestBody=_BATCH_BODY,
+       requestBody=_batch_of("InvoiceRecord"), links=_to_invoice("$request.body#/0/invoice_id"),
        responses={"200": {"description": "how many were created and updated"}},
        errors=("400", "409", "413", "422"))
 async def put_invoices(request: web.Request) -> web.Response:
@@ -140,17 +153,18 @@ async def put_invoices(request: web.Request) -> web.Response:
 
 
 @route("GET", "/v1/invoices", roles=INVOICE_READERS, summary="Invoices, by invoice id",
-       parameters=PAGE_PARAMETERS + [
+       parameters=page_parameters(INVOICES) + [
            {"name": "status", "in": "query", "schema": {
                "enum": ["open", "partially_paid", "paid", "overpaid", "cancelled"]}},
-           {"name": "customer_id", "in": "query", "schema": {"type": "string"}},
-           {"name": "due_before", "in": "query", "schema": {"type": "string",
-                                                             "format": "date"}}],
+           {"name": "customer_id", "in": "query", "schema": query_text("a customer's id")},
+           {"name": "due_before", "in": "query", "schema": DATE}],
+       links={**_to_invoice("$response.body#/items/0/invoice_id"), "list_invoices": {
+           "customer_id": "$response.body#/items/0/customer_id"}},
        responses={"200": {"description": "a page of invoices", "content": {
            "application/json": {"schema": page_of("Invoice")}}}}, errors=("400",))
 async def list_invoices(request: web.Request) -> web.Response:
     limit = limit_of(request)
-    after = cursor_of(request, 1, kinds=(CursorKind.TEXT,))
+    after = INVOICES.read(request)
     status = request.query.get("status")
     if status is not None and status not in (
             "open", "partially_paid", "paid", "overpaid", "cancelled"):
@@ -162,7 +176,7 @@ async def list_invoices(request: web.Request) -> web.Response:
             customer_id=request.query.get("customer_id"),
             due_before=date_param(request, "due_before"),
             after=after[0] if after else None, limit=limit + 1)
-    return web.json_response(page(rows, limit, ["invoice_id"]))
+    return web.json_response(INVOICES.page(rows, limit))
 
 
 @route("GET", "/v1/invoices/{invoice_id}", roles=INVOICE_READERS, summary="One invoice",
@@ -180,16 +194,29 @@ async def get_invoice(request: web.Request) -> web.Response:
 
 @route("PATCH", "/v1/invoices/{invoice_id}", roles=WRITERS,
        summary="Change an invoice's open amount, or cancel it",
-       requestBody={"required": True, "content": {"application/json": {"schema": {
-           "type": "object", "properties": {
-               "open_amount": {"type": "string"}, "status": {"enum": ["open", "cancelled"]}}}}}},
-       responses={"200": {"description": "the updated invoice"}},
+       requestBody=json_body({
+           "type": "object", "additionalProperties": False, "minProperties": 1, "properties": {
+               "open_amount": {"type": ["string", "integer"], "pattern": DECIMAL_PATTERN,
+                               "description": "from 0 to the amount, in the invoice's "
+                               "currency (else 422)"},
+               "status": {"enum": ["open", "cancelled"]}}}),
+       links={"get_invoice": {"invoice_id": "$response.body#/invoice_id"}},
+       responses={"200": {"description": "the updated invoice", "content": {
+           "application/json": {"schema": {"$ref": "#/components/schemas/Invoice"}}}}},
        errors=("400", "404", "409", "422"))
 async def patch_invoice(request: web.Request) -> web.Response:
     invoice_id = request.match_info["invoice_id"]
     body = await read_object(request, fields=("open_amount", "status"))
     if not body:
         raise BadRequest("send an object with open_amount and/or status (open or cancelled)")
+    # Null or blank would read as absent in a record (all of it open, status open): here
+    # they are refused, so that a PATCH never reopens or resets what it did not name.
+    if body.get("status", "open") not in ("open", "cancelled"):
+        raise BadRequest(f"status must be open or cancelled, got {body['status']!r}")
+    amount = body.get("open_amount", "0")
+    if not (type(amount) is int or (isinstance(amount, str) and amount.strip())):
+        raise BadRequest(f"open_amount must be a decimal string such as \"12.50\", "
+                         f"got {amount!r}")
     screened = screen(body, 1)
     if screened:
         raise _refuse(screened)
@@ -217,7 +244,8 @@ async def patch_invoice(request: web.Request) -> web.Response:
 
 @route("PUT", "/v1/customers", roles=WRITERS,
        summary="Create or update customers with their known IBANs and aliases",
-       requestBody=_BATCH_BODY,
+       requestBody=_batch_of("CustomerRecord"),
+       links={"list_invoices": {"customer_id": "$request.body#/0/customer_id"}},
        responses={"200": {"description": "how many were stored"}},
        errors=("400", "409", "413", "422"))
 async def put_customers(request: web.Request) -> web.Response:
@@ -247,15 +275,16 @@ async def put_customers(request: web.Request) -> web.Response:
 
 
 @route("GET", "/v1/customers", roles=INVOICE_READERS, summary="Customers, by customer id",
-       parameters=PAGE_PARAMETERS,
+       parameters=page_parameters(CUSTOMERS),
+       links={"list_invoices": {"customer_id": "$response.body#/items/0/customer_id"}},
        responses={"200": {"description": "a page of customers", "content": {
            "application/json": {"schema": page_of("Customer")}}}}, errors=("400",))
 async def list_customers(request: web.Request) -> web.Response:
     limit = limit_of(request)
-    after = cursor_of(request, 1, kinds=(CursorKind.TEXT,))
+    after = CUSTOMERS.read(request)
     async with request.app[POOL].acquire() as conn:
         rows = await store.list_customers(conn, current_principal(request).tenant,
                                           after=after[0] if after else None, limit=limit + 1,
                                           owner=owner_of(current_principal(request)))
-    return web.json_response(page(rows, limit, ["customer_id"]))
+    return web.json_response(CUSTOMERS.page(rows, limit))
 

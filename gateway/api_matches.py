@@ -3,17 +3,32 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from aiohttp import web
 
 from gateway import limits
 from gateway.appkeys import METRICS, POOL
 from gateway.body import read_object
-from gateway.decisions import DecisionError, accept, allocate_manually, reject, undo
-from gateway.openapi import PAGE_PARAMETERS, page_of
-from gateway.params import CursorKind, cursor_of, limit_of, page, path_id
-from gateway.problems import BadRequest, NotFound, Unprocessable
+from gateway.decisions import (
+    DecisionError,
+    OverpaymentError,
+    accept,
+    allocate_manually,
+    reject,
+    undo,
+)
+from gateway.openapi import page_of, page_parameters
+from gateway.params import CursorKind, limit_of, path_id, sort_key
+from gateway.problems import BadRequest, NotFound, Overpayment, Unprocessable
 from gateway.reconcile import reconcile
+from gateway.request_schemas import (
+    NOT_BLANK,
+    POSITIVE_AMOUNT,
+    ROW_ID,
+    json_body,
+    query_text,
+)
 from gateway.routes import READERS, Principal, current_principal, route
 from gateway.store import allocations as store
 from gateway.store import failures as failure_store
@@ -21,6 +36,23 @@ from parsers.money import MoneyError, parse_decimal
 from security.roles import Role
 
 DECIDERS = frozenset({Role.ADMIN, Role.TREASURY})
+MATCHES = sort_key(allocation_id=CursorKind.INT)
+FAILURES = sort_key(account_id=CursorKind.INT, entry_id=CursorKind.TEXT)
+_REASON = {"type": ["string", "null"], "maxLength": 500}
+
+
+def _to_allocation(allocation_id: str) -> dict[str, dict[str, str]]:
+    """Where an allocation's id in an answer leads (the route table's ``links``)."""
+    return {target: {"allocation_id": allocation_id}
+            for target in ("accept_match", "reject_match", "undo_match")}
+
+
+def _to_payment(at: str) -> dict[str, dict[str, Any]]:
+    """Where the payment of the answer's object ``at`` (a JSON pointer) leads."""
+    return {"manual_match": {"requestBody": {
+        name: f"$response.body#/{at}/{name}" for name in ("account_id", "entry_id")}}}
+
+
 _ONE = {"200": {"description": "the allocation", "content": {"application/json": {
     "schema": {"$ref": "#/components/schemas/Allocation"}}}}}
 
@@ -33,10 +65,32 @@ def _allocation_id(request: web.Request) -> int:
     return path_id(request, "allocation_id", "allocation")
 
 
+def _allow_overpayment(body: dict[str, object]) -> bool:
+    allow = body.get("allow_overpayment", False)
+    if not isinstance(allow, bool):
+        raise BadRequest(f"allow_overpayment must be true or false, got {allow!r}")
+    return allow
+
+
+def _refused(exc: OverpaymentError) -> Overpayment:
+    """409: what each invoice has open, and how to insist."""
+    return Overpayment(str(exc), invoices=[o.public() for o in exc.overpaid])
+
+
+# A body field of the decisions that apply an allocation: without it, one that would
+# overpay an invoice is refused with 409 (gateway.decisions).
+_ALLOW_OVERPAYMENT = {"allow_overpayment": {
+    "type": "boolean", "default": False,
+    "description": "apply it even if it leaves an invoice overpaid (refused with 409 "
+                   "otherwise)"}}
+
+
 async def _decide(request: web.Request, action: str) -> web.Response:
     principal = current_principal(request)
     allocation_id = _allocation_id(request)
-    body = await read_object(request, fields=("reason",), optional=True)
+    fields = ("reason", "allow_overpayment") if action == "accept" else ("reason",)
+    body = await read_object(request, fields=fields, optional=True)
+    allow_overpayment = _allow_overpayment(body)
     note = body.get("reason")
     if note is not None and (not isinstance(note, str) or len(note) > 500):
         raise BadRequest("reason must be a string of at most 500 characters")
@@ -45,7 +99,8 @@ async def _decide(request: web.Request, action: str) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         try:
             if action == "accept":
-                result = await accept(conn, principal.tenant, allocation_id, by=who(principal))
+                result = await accept(conn, principal.tenant, allocation_id, by=who(principal),
+                                      allow_overpayment=allow_overpayment)
             elif action == "reject":
                 result = await reject(conn, principal.tenant, allocation_id, by=who(principal),
                                       note=note)
@@ -54,6 +109,8 @@ async def _decide(request: web.Request, action: str) -> web.Response:
                                     note=str(note))
         except LookupError as exc:
             raise NotFound(str(exc)) from None
+        except OverpaymentError as exc:
+            raise _refused(exc) from None
         except DecisionError as exc:
             raise Unprocessable(str(exc)) from None
     return web.json_response(result)
@@ -61,16 +118,18 @@ async def _decide(request: web.Request, action: str) -> web.Response:
 
 @route("GET", "/v1/matches", roles=READERS | {Role.TREASURY},
        summary="Allocations: the review queue (decision=review&status=proposed) and decisions",
-       parameters=PAGE_PARAMETERS + [
+       parameters=page_parameters(MATCHES) + [
            {"name": "decision", "in": "query", "schema": {"enum": ["auto", "review", "manual"]}},
            {"name": "status", "in": "query",
             "schema": {"enum": ["proposed", "applied", "rejected", "undone"]}},
-           {"name": "invoice_id", "in": "query", "schema": {"type": "string"}}],
+           {"name": "invoice_id", "in": "query", "schema": query_text("an invoice's id")}],
+       links={**_to_allocation("$response.body#/items/0/allocation_id"), "get_invoice": {
+           "invoice_id": "$response.body#/items/0/invoice_id"}},
        responses={"200": {"description": "a page of allocations", "content": {
            "application/json": {"schema": page_of("Allocation")}}}}, errors=("400",))
 async def list_matches(request: web.Request) -> web.Response:
     limit = limit_of(request)
-    after = cursor_of(request, 1, kinds=(CursorKind.INT,))
+    after = MATCHES.read(request)
     decision = request.query.get("decision")
     status = request.query.get("status")
     if decision not in (None, "auto", "review", "manual"):
@@ -81,20 +140,23 @@ async def list_matches(request: web.Request) -> web.Response:
         rows = await store.list_page(conn, current_principal(request).tenant, decision=decision,
                                      status=status, invoice_id=request.query.get("invoice_id"),
                                      after=after[0] if after else None, limit=limit + 1)
-    return web.json_response(page(rows, limit, ["allocation_id"]))
+    return web.json_response(MATCHES.page(rows, limit))
 
 
 @route("POST", "/v1/matches/{allocation_id}/accept", roles=DECIDERS,
        summary="Accept a proposed allocation: it is applied to the invoice",
-       responses=_ONE, errors=("404", "422"))
+       requestBody=json_body({"type": "object", "additionalProperties": False, "properties": {
+           **_ALLOW_OVERPAYMENT, "reason": {**_REASON, "description": "not kept"}}},
+           required=False),
+       responses=_ONE, errors=("400", "404", "409", "422"))
 async def accept_match(request: web.Request) -> web.Response:
     return await _decide(request, "accept")
 
 
 @route("POST", "/v1/matches/{allocation_id}/reject", roles=DECIDERS,
        summary="Reject a proposed allocation; the pair is never proposed again",
-       requestBody={"content": {"application/json": {"schema": {
-           "type": "object", "properties": {"reason": {"type": "string"}}}}}},
+       requestBody=json_body({"type": "object", "additionalProperties": False,
+                              "properties": {"reason": _REASON}}, required=False),
        responses=_ONE, errors=("400", "404", "422"))
 async def reject_match(request: web.Request) -> web.Response:
     return await _decide(request, "reject")
@@ -102,9 +164,10 @@ async def reject_match(request: web.Request) -> web.Response:
 
 @route("POST", "/v1/matches/{allocation_id}/undo", roles=DECIDERS,
        summary="Undo one applied allocation, with a reason; the invoice's others stay",
-       requestBody={"required": True, "content": {"application/json": {"schema": {
-           "type": "object", "required": ["reason"],
-           "properties": {"reason": {"type": "string"}}}}}},
+       requestBody=json_body({"type": "object", "additionalProperties": False,
+                              "required": ["reason"], "properties": {"reason": {
+                                  "type": "string", "maxLength": 500, "pattern": NOT_BLANK,
+                                  "description": "why: kept with the allocation"}}}),
        responses=_ONE, errors=("400", "404", "422"))
 async def undo_match(request: web.Request) -> web.Response:
     return await _decide(request, "undo")
@@ -112,20 +175,27 @@ async def undo_match(request: web.Request) -> web.Response:
 
 @route("POST", "/v1/matches", roles=DECIDERS,
        summary="Allocate a payment by hand, to one invoice or split over several",
-       requestBody={"required": True, "content": {"application/json": {"schema": {
-           "type": "object", "required": ["account_id", "entry_id", "allocations"],
+       requestBody=json_body({
+           "type": "object", "additionalProperties": False,
+           "required": ["account_id", "entry_id", "allocations"],
            "properties": {
-               "account_id": {"type": "integer"}, "entry_id": {"type": "string"},
-               "note": {"type": "string"},
+               "account_id": ROW_ID, "entry_id": {"type": "string", "minLength": 1},
+               "note": {"type": ["string", "null"]}, **_ALLOW_OVERPAYMENT,
                "allocations": {"type": "array", "minItems": 1, "items": {
                    "type": "object", "required": ["invoice_id", "amount"],
-                   "properties": {"invoice_id": {"type": "string"},
-                                  "amount": {"type": "string"}}}}}}}}},
-       responses={"201": {"description": "the allocations made"}},
-       errors=("400", "404", "422"))
+                   "properties": {"invoice_id": {"$ref": "#/components/schemas/Identifier"},
+                                  "amount": POSITIVE_AMOUNT}}}}}),
+       links=_to_allocation("$response.body#/items/0/allocation_id"),
+       responses={"201": {"description": "the allocations made", "content": {
+           "application/json": {"schema": {"type": "object", "required": ["items"], "properties": {
+               "items": {"type": "array", "items": {
+                   "$ref": "#/components/schemas/Allocation"}}}}}}}},
+       errors=("400", "404", "409", "422"))
 async def manual_match(request: web.Request) -> web.Response:
     principal = current_principal(request)
-    body = await read_object(request, fields=("account_id", "entry_id", "allocations", "note"))
+    body = await read_object(request, fields=("account_id", "entry_id", "allocations", "note",
+                                              "allow_overpayment"))
+    allow_overpayment = _allow_overpayment(body)
     if not isinstance(body.get("account_id"), int) \
             or not isinstance(body.get("entry_id"), str) \
             or not isinstance(body.get("allocations"), list) or not body["allocations"]:
@@ -148,12 +218,17 @@ async def manual_match(request: web.Request) -> web.Response:
             raise BadRequest(f"allocation {n}: amount {problem}")
         parts.append((part["invoice_id"], amount))
     note = body.get("note")
+    if note is not None and not isinstance(note, str):
+        raise BadRequest(f"note must be a string, got {note!r}")
     async with request.app[POOL].acquire() as conn:
         try:
             made = await allocate_manually(
                 conn, principal.tenant, account_id=body["account_id"],
                 entry_id=body["entry_id"], parts=parts, by=who(principal),
-                note=note if isinstance(note, str) else None)
+                note=note if isinstance(note, str) else None,
+                allow_overpayment=allow_overpayment)
+        except OverpaymentError as exc:
+            raise _refused(exc) from None
         except DecisionError as exc:
             raise Unprocessable(str(exc)) from None
     return web.json_response({"items": made}, status=201)
@@ -189,19 +264,16 @@ async def run_reconcile(request: web.Request) -> web.Response:
 
 @route("GET", "/v1/reconcile/failures", roles=READERS | {Role.TREASURY},
        summary="Payments whose reconciliation failed and is not yet resolved, by payment",
-       parameters=PAGE_PARAMETERS,
+       parameters=page_parameters(FAILURES), links=_to_payment("items/0"),
        responses={"200": {"description": "a page of failures", "content": {
            "application/json": {"schema": {"type": "object", "properties": {
                "items": {"type": "array", "items": _FAILURE},
                "next_cursor": {"type": ["string", "null"]}}}}}}}, errors=("400",))
 async def list_failures(request: web.Request) -> web.Response:
     limit = limit_of(request)
-    after = cursor_of(request, 2)
-    if after is not None and not (type(after[0]) is int and isinstance(after[1], str)
-                                  and 0 <= after[0] < 2**63):
-        raise BadRequest("cursor is not a cursor this API gave out")
+    after = FAILURES.read(request)
     async with request.app[POOL].acquire() as conn:
         rows = await failure_store.list_page(conn, current_principal(request).tenant,
                                              after=(after[0], after[1]) if after else None,
                                              limit=limit + 1)
-    return web.json_response(page(rows, limit, ["account_id", "entry_id"]))
+    return web.json_response(FAILURES.page(rows, limit))

@@ -10,17 +10,21 @@ from aiohttp import web
 
 from gateway.appkeys import METRICS, POOL
 from gateway.ingest import ingest
-from gateway.openapi import PAGE_PARAMETERS, page_of
-from gateway.params import CursorKind, cursor_of, date_param, limit_of, page, path_id
+from gateway.openapi import page_of, page_parameters
+from gateway.params import CursorKind, date_param, limit_of, path_id, sort_key
 from gateway.problems import BadRequest, NotFound, Unprocessable, UnsupportedMedia
 from gateway.reconcile import reconcile_after_change
+from gateway.request_schemas import DATE, query_text
 from gateway.routes import READERS, current_principal, route
 from gateway.store import accounts, statements, transactions
 from parsers.errors import ParseError
 from security.roles import Role
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]")
-_INT_CURSOR = (CursorKind.INT,)
+ACCOUNTS = sort_key(account_id=CursorKind.INT)
+STATEMENTS = sort_key(statement_pk=CursorKind.INT)
+LINES = sort_key(position=CursorKind.INT32)  # an integer column
+TRANSACTIONS = sort_key(seq=CursorKind.INT)
 # A browser form wraps the file in boundaries and fields; stored as it came, those bytes
 # would be a document of their own (a second copy of the statement). The file is the body.
 _FORMS = ("multipart/form-data", "application/x-www-form-urlencoded")
@@ -29,12 +33,23 @@ _ACCEPTED = ("Any Content-Type but a form's is accepted (application/octet-strea
              "application/xml, text/plain, ...); the format is read from the content: "
              "MT940/MT942, camt.052/053/054 or OFX.")
 _DATE_PARAMS = [
-    {"name": "account", "in": "query", "schema": {"type": "string"},
+    {"name": "account", "in": "query", "schema": query_text("unknown: 404"),
      "description": "an account_id from GET /v1/accounts; or an IBAN (every account with it: "
                     "one per currency) or account number"},
-    {"name": "from", "in": "query", "schema": {"type": "string", "format": "date"}},
-    {"name": "to", "in": "query", "schema": {"type": "string", "format": "date"}},
+    {"name": "from", "in": "query", "schema": DATE},
+    {"name": "to", "in": "query", "schema": DATE},
 ]
+
+
+def _to_statement_and_account(at: str) -> dict[str, dict[str, str]]:
+    """Where the statement and account of the answer's object ``at`` (a JSON pointer) lead:
+    the route table's ``links`` (gateway.openapi)."""
+    statement_pk, account = (f"$response.body#/{at}/{name}"
+                             for name in ("statement_pk", "account_id"))
+    return {"get_statement": {"statement_pk": statement_pk},
+            "list_statement_lines": {"statement_pk": statement_pk},
+            "list_transactions": {"account": account},
+            "list_statements": {"account": account}}
 
 
 async def _account_ids(conn: asyncpg.Connection, tenant: str,
@@ -61,13 +76,15 @@ async def _account_ids(conn: asyncpg.Connection, tenant: str,
 
 @route("POST", "/v1/statements", roles=frozenset({Role.ADMIN, Role.TREASURY}),
        summary="Import a statement file (MT940/MT942, camt.052/053/054, OFX) as the raw body",
-       parameters=[{"name": "filename", "in": "query", "schema": {"type": "string"},
+       parameters=[{"name": "filename", "in": "query", "schema": query_text(
+           "other characters than letters, digits, '.', '_', ' ' and '-' become '_'"),
                     "description": "the file's name, kept with the document"}],
        requestBody={"required": True, "content": {"application/octet-stream": {
-           "schema": {"type": "string", "format": "binary"}}}},
+           "schema": {"type": "string", "format": "binary", "minLength": 1}}}},
        responses={"201": {"description": "stored (or already known: see document_known)",
                           "content": {"application/json": {"schema": {
                               "$ref": "#/components/schemas/ImportResult"}}}}},
+       links=_to_statement_and_account("statements/0"),
        errors=("400", "413", "415", "422", "503"))
 async def post_statement(request: web.Request) -> web.Response:
     principal = current_principal(request)
@@ -116,25 +133,28 @@ async def post_statement(request: web.Request) -> web.Response:
 
 
 @route("GET", "/v1/accounts", roles=READERS, summary="Bank accounts the gateway knows",
-       parameters=PAGE_PARAMETERS,
+       parameters=page_parameters(ACCOUNTS),
+       links={target: values for target, values in _to_statement_and_account("items/0").items()
+              if "account" in values},
        responses={"200": {"description": "a page of accounts", "content": {
            "application/json": {"schema": page_of("Account")}}}}, errors=("400",))
 async def list_accounts(request: web.Request) -> web.Response:
     limit = limit_of(request)
-    after = cursor_of(request, 1, kinds=_INT_CURSOR)
+    after = ACCOUNTS.read(request)
     async with request.app[POOL].acquire() as conn:
         rows = await accounts.list_page(conn, current_principal(request).tenant,
                                       after=after[0] if after else None, limit=limit + 1)
-    return web.json_response(page(rows, limit, ["account_id"]))
+    return web.json_response(ACCOUNTS.page(rows, limit))
 
 
 @route("GET", "/v1/statements", roles=READERS, summary="Statements received, oldest first",
-       parameters=PAGE_PARAMETERS + _DATE_PARAMS,
+       parameters=page_parameters(STATEMENTS) + _DATE_PARAMS,
+       links=_to_statement_and_account("items/0"),
        responses={"200": {"description": "a page of statements", "content": {
            "application/json": {"schema": page_of("Statement")}}}}, errors=("400", "404"))
 async def list_statements(request: web.Request) -> web.Response:
     limit = limit_of(request)
-    after = cursor_of(request, 1, kinds=_INT_CURSOR)
+    after = STATEMENTS.read(request)
     since, until = date_param(request, "from"), date_param(request, "to")
     tenant = current_principal(request).tenant
     async with request.app[POOL].acquire() as conn:
@@ -142,7 +162,7 @@ async def list_statements(request: web.Request) -> web.Response:
         rows = await statements.list_page(conn, tenant, account_ids=account_ids, since=since,
                                         until=until, after=after[0] if after else None,
                                         limit=limit + 1)
-    return web.json_response(page(rows, limit, ["statement_pk"]))
+    return web.json_response(STATEMENTS.page(rows, limit))
 
 
 @route("GET", "/v1/statements/{statement_pk}", roles=READERS, summary="One statement",
@@ -160,14 +180,14 @@ async def get_statement(request: web.Request) -> web.Response:
 
 @route("GET", "/v1/statements/{statement_pk}/lines", roles=READERS,
        summary="A statement's lines in the bank's order, with what its import found",
-       parameters=PAGE_PARAMETERS,
+       parameters=page_parameters(LINES),
        responses={"200": {"description": "a page of the statement's lines", "content": {
            "application/json": {"schema": page_of("Transaction")}}}},
        errors=("400", "404"))
 async def list_statement_lines(request: web.Request) -> web.Response:
     statement_pk = path_id(request, "statement_pk", "statement")
     limit = limit_of(request)
-    after = cursor_of(request, 1, kinds=_INT_CURSOR)
+    after = LINES.read(request)
     tenant = current_principal(request).tenant
     async with request.app[POOL].acquire() as conn:
         statement = await statements.get(conn, tenant, statement_pk)
@@ -176,19 +196,22 @@ async def list_statement_lines(request: web.Request) -> web.Response:
         rows = await transactions.of_statement(
             conn, tenant, account_id=statement["account_id"], statement_pk=statement_pk,
             after=after[0] if after else None, limit=limit + 1)
-    return web.json_response(page(rows, limit, ["position"]))
+    return web.json_response(LINES.page(rows, limit))
 
 
 @route("GET", "/v1/transactions", roles=READERS,
        summary="Bank lines in arrival order, with filters",
-       parameters=PAGE_PARAMETERS + _DATE_PARAMS + [
+       parameters=page_parameters(TRANSACTIONS) + _DATE_PARAMS + [
            {"name": "status", "in": "query",
             "schema": {"enum": ["booked", "pending", "info"]}}],
+       links={"manual_match": {"requestBody": {
+           "account_id": "$response.body#/items/0/account_id",
+           "entry_id": "$response.body#/items/0/entry_id"}}},
        responses={"200": {"description": "a page of bank lines", "content": {
            "application/json": {"schema": page_of("Transaction")}}}}, errors=("400", "404"))
 async def list_transactions(request: web.Request) -> web.Response:
     limit = limit_of(request)
-    after = cursor_of(request, 1, kinds=_INT_CURSOR)
+    after = TRANSACTIONS.read(request)
     since, until = date_param(request, "from"), date_param(request, "to")
     status = request.query.get("status")
     if status is not None and status not in ("booked", "pending", "info"):
@@ -199,4 +222,4 @@ async def list_transactions(request: web.Request) -> web.Response:
         rows: list[dict[str, Any]] = await transactions.list_page(
             conn, tenant, account_ids=account_ids, since=since, until=until, status=status,
             after=after[0] if after else None, limit=limit + 1)
-    return web.json_response(page(rows, limit, ["seq"]))
+    return web.json_response(TRANSACTIONS.page(rows, limit))

@@ -14,9 +14,19 @@ from gateway import limits
 from gateway.appkeys import POOL, SETTINGS, SUBSCRIBER_KEYS
 from gateway.body import read_json, read_object
 from gateway.events import EVENT_TYPES, document, plaintext, schema
-from gateway.openapi import PAGE_PARAMETERS, page_of
-from gateway.params import CursorKind, cursor_of, encode_cursor, limit_of, page
+from gateway.openapi import LIMIT_PARAMETER, cursor_parameter, page_of, page_parameters
+from gateway.params import CursorKind, SortKey, limit_of, sort_key
 from gateway.problems import BadRequest, NotFound, Unprocessable
+from gateway.request_schemas import (
+    EVENT_ID,
+    EVENT_TYPE_NAMES,
+    INSTANT,
+    SUBSCRIPTION_ID,
+    WEBHOOK_URL,
+    json_body,
+    one_of_present,
+    subscriber_key,
+)
 from gateway.routes import Principal, current_principal, route
 from gateway.store import events as event_store
 from gateway.store import signing_keys
@@ -36,11 +46,15 @@ MAX_OVERLAP = 7 * 86400.0
 _SUB = {"content": {"application/json": {"schema": {
     "$ref": "#/components/schemas/Subscription"}}}}
 _ONE = {"200": {"description": "the subscription", **_SUB}}
-_KEY_FIELDS = {"public_jwk": {"type": "object", "description": "the subscriber's public "
-                              "encryption key (RSA 2048+ or EC P-256/384/521), with a kid"},
-               "jwks_url": {"type": "string", "description": "instead of public_jwk: an "
-                            "https URL of the subscriber's JWKS, used with kid"},
-               "kid": {"type": "string"}}
+SUBSCRIPTIONS = sort_key(id=CursorKind.TEXT)
+DELIVERIES = sort_key(created_at=CursorKind.INSTANT, event_id=CursorKind.TEXT)
+
+
+def _to_subscription(subscription_id: str) -> dict[str, dict[str, str]]:
+    """Where a subscription's id in an answer leads (the route table's ``links``)."""
+    targets = ("get_subscription", "patch_subscription", "delete_subscription",
+               "rotate_secret", "rotate_key", "replay", "list_deliveries", "event_feed")
+    return {target: {"subscription_id": subscription_id} for target in targets}
 
 
 def _owner(principal: Principal) -> str | None:
@@ -109,12 +123,9 @@ async def _object_body(request: web.Request) -> dict[str, Any]:
 
 @route("POST", "/v1/subscriptions", roles=SUBSCRIBERS,
        summary="Subscribe to events; the answer holds the signing secret, shown only once",
-       requestBody={"required": True, "content": {"application/json": {"schema": {
-           "type": "object", "required": ["event_types"], "properties": {
-               "url": {"type": ["string", "null"],
-                       "description": "https endpoint; null to poll GET /v1/events only"},
-               "event_types": {"type": "array", "items": {"type": "string"}},
-               **_KEY_FIELDS}}}}},
+       requestBody=json_body({**subscriber_key(url=WEBHOOK_URL, event_types=EVENT_TYPE_NAMES),
+                              "required": ["event_types"]}),
+       links=_to_subscription("$response.body#/id"),
        responses={"201": {"description": "the subscription and its secret", "content": {
            "application/json": {"schema": {"$ref": "#/components/schemas/NewSubscription"}}}}},
        errors=("400", "422"))
@@ -135,16 +146,17 @@ async def create_subscription(request: web.Request) -> web.Response:
 
 
 @route("GET", "/v1/subscriptions", roles=SUBSCRIBERS, summary="The subscriptions",
-       parameters=PAGE_PARAMETERS,
+       parameters=page_parameters(SUBSCRIPTIONS),
+       links=_to_subscription("$response.body#/items/0/id"),
        responses={"200": {"description": "a page of subscriptions", "content": {
            "application/json": {"schema": page_of("Subscription")}}}}, errors=("400",))
 async def list_subscriptions(request: web.Request) -> web.Response:
     principal = current_principal(request)
-    limit, after = limit_of(request), cursor_of(request, 1, kinds=(CursorKind.TEXT,))
+    limit, after = limit_of(request), SUBSCRIPTIONS.read(request)
     async with request.app[POOL].acquire() as conn:
         rows = await store.list_page(conn, principal.tenant, owner=_owner(principal),
                                      after=after[0] if after else None, limit=limit + 1)
-    return web.json_response(page(rows, limit, ["id"]))
+    return web.json_response(SUBSCRIPTIONS.page(rows, limit))
 
 
 async def _owned(conn: Any, principal: Principal, subscription_id: str) -> Any:
@@ -174,11 +186,10 @@ async def get_subscription(request: web.Request) -> web.Response:
 @route("PATCH", "/v1/subscriptions/{subscription_id}", roles=SUBSCRIBERS,
        summary="Change the URL or event types, or pause (status paused) and resume "
                "(status active; a disabled subscription too, delivering its backlog)",
-       requestBody={"required": True, "content": {"application/json": {"schema": {
-           "type": "object", "properties": {
-               "url": {"type": ["string", "null"]},
-               "event_types": {"type": "array", "items": {"type": "string"}},
-               "status": {"enum": ["active", "paused"]}}}}}},
+       requestBody=json_body({"type": "object", "additionalProperties": False, "properties": {
+           "url": WEBHOOK_URL, "event_types": EVENT_TYPE_NAMES,
+           "status": {"enum": ["active", "paused", None],
+                      "description": "null: unchanged"}}}),
        responses=_ONE, errors=("400", "404", "422"))
 async def patch_subscription(request: web.Request) -> web.Response:
     principal = current_principal(request)
@@ -221,8 +232,9 @@ async def delete_subscription(request: web.Request) -> web.Response:
 @route("POST", "/v1/subscriptions/{subscription_id}/rotate-secret", roles=SUBSCRIBERS,
        summary="A new signing secret (shown once); the old one keeps signing beside it for "
                "overlap_seconds (default 86400)",
-       requestBody={"content": {"application/json": {"schema": {
-           "type": "object", "properties": {"overlap_seconds": {"type": "number"}}}}}},
+       requestBody=json_body({"type": "object", "additionalProperties": False, "properties": {
+           "overlap_seconds": {"type": "number", "minimum": 0, "maximum": MAX_OVERLAP}}},
+           required=False),
        responses={"200": {"description": "the subscription and its new secret", "content": {
            "application/json": {"schema": {"$ref": "#/components/schemas/NewSubscription"}}}}},
        errors=("400", "404"))
@@ -245,8 +257,7 @@ async def rotate_secret(request: web.Request) -> web.Response:
 
 @route("POST", "/v1/subscriptions/{subscription_id}/rotate-key", roles=SUBSCRIBERS,
        summary="Encrypt to a new key from now on (retries of older events too)",
-       requestBody={"required": True, "content": {"application/json": {"schema": {
-           "type": "object", "properties": _KEY_FIELDS}}}},
+       requestBody=json_body(subscriber_key()),
        responses=_ONE, errors=("400", "404", "422"))
 async def rotate_key(request: web.Request) -> web.Response:
     principal = current_principal(request)
@@ -261,10 +272,8 @@ async def rotate_key(request: web.Request) -> web.Response:
 @route("POST", "/v1/subscriptions/{subscription_id}/replay", roles=SUBSCRIBERS,
        summary="Deliver again one event (event_id) or all since a time (since), with the "
                "same webhook-id",
-       requestBody={"required": True, "content": {"application/json": {"schema": {
-           "type": "object", "properties": {"event_id": {"type": "string"},
-                                            "since": {"type": "string",
-                                                      "format": "date-time"}}}}}},
+       requestBody=json_body(one_of_present("event_id", "since", event_id=EVENT_ID,
+                                            since=INSTANT)),
        responses={"202": {"description": "how many deliveries were queued", "content": {
            "application/json": {"schema": {"type": "object", "required": ["queued"],
                                            "properties": {"queued": {"type": "integer"}}}}}}},
@@ -296,13 +305,18 @@ async def replay(request: web.Request) -> web.Response:
 
 @route("GET", "/v1/subscriptions/{subscription_id}/deliveries", roles=SUBSCRIBERS,
        summary="The subscription's deliveries and their state, oldest first",
-       parameters=PAGE_PARAMETERS + [{"name": "status", "in": "query", "schema": {
+       parameters=page_parameters(DELIVERIES) + [{"name": "status", "in": "query", "schema": {
            "enum": ["pending", "succeeded", "failed"]}}],
-       responses={"200": {"description": "a page of deliveries"}}, errors=("400", "404"))
+       links={"list_attempts": {"subscription_id": "$request.path.subscription_id",
+                                "event_id": "$response.body#/items/0/event_id"},
+              "replay": {"subscription_id": "$request.path.subscription_id",
+                         "requestBody": {"event_id": "$response.body#/items/0/event_id"}}},
+       responses={"200": {"description": "a page of deliveries", "content": {
+           "application/json": {"schema": page_of("Delivery")}}}}, errors=("400", "404"))
 async def list_deliveries(request: web.Request) -> web.Response:
     principal = current_principal(request)
     limit = limit_of(request)
-    after = cursor_of(request, 2, kinds=(CursorKind.INSTANT, CursorKind.TEXT))
+    after = DELIVERIES.read(request)
     status = request.query.get("status")
     if status not in (None, "pending", "succeeded", "failed"):
         raise BadRequest("status must be pending, succeeded or failed")
@@ -310,7 +324,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
         row = await _owned(conn, principal, _subscription_id(request))
         rows = await store.deliveries_page(conn, principal.tenant, row["subscription_id"],
                                       status=status, after=after, limit=limit + 1)
-    return web.json_response(page(rows, limit, ["created_at", "event_id"]))
+    return web.json_response(DELIVERIES.page(rows, limit))
 
 
 @route("GET", "/v1/subscriptions/{subscription_id}/deliveries/{event_id}/attempts",
@@ -327,17 +341,32 @@ async def list_attempts(request: web.Request) -> web.Response:
 
 # Declared here, so the route table refuses any other parameter (``after=`` included, the
 # feed's old name for its cursor): read as absent, it would restart the feed from the start.
+def _legacy_position(value: list[Any]) -> list[Any] | None:
+    """A feed cursor given out before the pattern form: (transaction id, event_pk), the
+    transaction id as a number or (before that) as a string of digits."""
+    txid, event_pk = value
+    if isinstance(txid, str) and txid.isascii() and txid.isdigit() and len(txid) <= 19:
+        txid = int(txid)
+    if not all(type(v) is int and 0 <= v <= event_store.MAX_POSITION for v in (txid, event_pk)):
+        return None
+    return [txid, event_pk]
+
+
+FEED = SortKey(("position_txid", "position_pk"), (CursorKind.INT, CursorKind.INT),
+               legacy=_legacy_position)
 _FEED_PARAMETERS: list[dict[str, Any]] = [
-    {"name": "subscription_id", "in": "query", "required": True, "schema": {"type": "string"}},
-    {"name": "cursor", "in": "query", "schema": {"type": "string"},
-     "description": "the cursor of the last event read (an item's cursor, or next_cursor)"},
-    PAGE_PARAMETERS[0]]
+    {"name": "subscription_id", "in": "query", "required": True, "schema": SUBSCRIPTION_ID},
+    cursor_parameter(FEED, "the cursor of the last event read (an item's cursor, or "
+                           "next_cursor); empty or absent: from the first event"),
+    LIMIT_PARAMETER]
 
 
 @route("GET", "/v1/events", roles=SUBSCRIBERS,
        summary="The event feed of a subscription, for CRMs that poll: the same events, "
                "encrypted the same way, in a stable order",
        parameters=_FEED_PARAMETERS,
+       links={"replay": {"subscription_id": "$request.query.subscription_id",
+                         "requestBody": {"event_id": "$response.body#/items/0/id"}}},
        responses={"200": {"description": "events after the cursor", "content": {
            "application/json": {"schema": {"$ref": "#/components/schemas/EventFeed"}}}}},
        errors=("400", "404", "422"))
@@ -347,7 +376,8 @@ async def event_feed(request: web.Request) -> web.Response:
     sid = request.query.get("subscription_id")
     if not sid:
         raise BadRequest("subscription_id is required: the events are encrypted to its key")
-    after = _feed_cursor(request)
+    value = FEED.read(request)
+    after = (value[0], value[1]) if value else None
     async with request.app[POOL].acquire() as conn:
         row = await _owned(conn, principal, sid)
         rows = await event_store.feed(conn, principal.tenant, row["subscription_id"],
@@ -359,29 +389,12 @@ async def event_feed(request: web.Request) -> web.Response:
         raise Unprocessable(f"cannot encrypt to the subscription's key: {exc}") from None
     items = []
     for event in rows:
-        cursor = encode_cursor([event["position_txid"], event["position_pk"]])
+        cursor = FEED.after(event)
         body = document(event)
         items.append({"id": body["id"], "cursor": cursor,
                       "jwe": key.encrypt(plaintext(body))})
     last = items[-1]["cursor"] if items else request.query.get("cursor")
     return web.json_response({"items": items, "next_cursor": last})
-
-
-def _feed_cursor(request: web.Request) -> tuple[int, int] | None:
-    """The feed's cursor: (transaction id, event_pk), both whole numbers.
-
-    Cursors given out before the transaction id was carried as a number hold it as a
-    string of digits; they are read the same way.
-    """
-    value = cursor_of(request, 2)
-    if value is None:
-        return None
-    txid, event_pk = value
-    if isinstance(txid, str) and txid.isascii() and txid.isdigit() and len(txid) <= 19:
-        txid = int(txid)
-    if not all(type(v) is int and 0 <= v <= event_store.MAX_POSITION for v in (txid, event_pk)):
-        raise BadRequest("cursor is not one this API gave out")
-    return txid, event_pk
 
 
 @route("GET", "/v1/event-types", roles=frozenset(Role),

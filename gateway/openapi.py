@@ -1,4 +1,11 @@
-"""The OpenAPI 3.1 document, built from the route table so it cannot drift from the code."""
+"""The OpenAPI 3.1 document, built from the route table so it cannot drift from the code.
+
+A route's declaration holds its OpenAPI operation; what requests may hold is written in
+``gateway.request_schemas``, and a list's cursor pattern comes from its ``SortKey``. The
+route's ``links`` (target operationId to parameters, from runtime expressions) are rendered
+on its success answer, so a client (and stateful testing) can follow an id from the
+operation that returns it to the operations that take it.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +13,10 @@ import re
 from functools import cache
 from typing import Any
 
-from gateway.routes import ROUTES
+from gateway import request_schemas
+from gateway.limits import MAX_QUERY_VALUE
+from gateway.params import MAX_LIMIT, SortKey
+from gateway.routes import ROUTES, Route
 from parsers.model import FORMAT_NAMES
 
 _NULLABLE_STRING = {"type": ["string", "null"]}
@@ -168,6 +178,17 @@ SCHEMAS: dict[str, Any] = {
             "warned_at": _NULLABLE_STRING, "previous_secret_until": _NULLABLE_STRING,
             "created_at": {"type": "string"}, "updated_at": {"type": "string"}},
     },
+    "Delivery": {
+        "type": "object", "required": ["event_id", "status", "attempts", "created_at"],
+        "properties": {
+            "event_id": {"type": "string"}, "type": {"type": "string"},
+            "lane": {"type": "string"}, "sequence": {"type": "integer"},
+            "status": {"enum": ["pending", "succeeded", "failed"]},
+            "attempts": {"type": "integer"}, "tries": {"type": "integer"},
+            "next_attempt_at": _NULLABLE_STRING,
+            "last_status_code": {"type": ["integer", "null"]},
+            "last_error": _NULLABLE_STRING, "created_at": {"type": "string"},
+            "finished_at": _NULLABLE_STRING}},
     "NewSubscription": {"allOf": [
         {"$ref": "#/components/schemas/Subscription"},
         {"type": "object", "required": ["secret"], "properties": {
@@ -206,16 +227,55 @@ def page_of(schema: str) -> dict[str, Any]:
         "next_cursor": _NULLABLE_STRING}}
 
 
-PAGE_PARAMETERS = [
-    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
-                                                "maximum": 1000, "default": 100}},
-    {"name": "cursor", "in": "query", "schema": {"type": "string"}},
-]
+LIMIT_PARAMETER = {"name": "limit", "in": "query", "schema": {
+    "type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 100}}
+
+
+def cursor_parameter(key: SortKey, description: str = "next_cursor of the page before, "
+                     "as it was given; empty or absent: the first page") -> dict[str, Any]:
+    return {"name": "cursor", "in": "query", "description": description, "schema": {
+        "type": "string", "maxLength": MAX_QUERY_VALUE,
+        "pattern": key.pattern}}
+
+
+def page_parameters(key: SortKey) -> list[dict[str, Any]]:
+    """``limit`` and ``cursor`` of a list ordered by ``key``."""
+    return [LIMIT_PARAMETER, cursor_parameter(key)]
+
 
 _ERRORS = {"400", "401", "403", "404", "409", "413", "415", "422", "503"}
-# Path parameters that are row ids: whole numbers within PostgreSQL's bigint.
-_ID_PARAMETERS = {"statement_pk", "allocation_id"}
-_ID_SCHEMA = {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}
+# What each path parameter is; a path naming none that exists is a 404.
+_PATH_PARAMETERS: dict[str, dict[str, Any]] = {
+    "statement_pk": request_schemas.ROW_ID, "allocation_id": request_schemas.ROW_ID,
+    "invoice_id": {"$ref": "#/components/schemas/Identifier"},
+    "subscription_id": request_schemas.SUBSCRIPTION_ID,
+    # Any text: an event never delivered to the subscription has no attempts (an empty list).
+    "event_id": {"type": "string", "minLength": 1, "description": "an event's id (evt_...), "
+                 "as the subscription's deliveries list it"},
+}
+_DESCRIPTION = (
+    "Bank statements in, reconciled invoices out.\n\n"
+    "A request that does not fit this document is refused with 400 (or 413, 414, 415) and "
+    "changes nothing. One that fits it is carried out, or answered 401/403 (the key), 404 "
+    "(no such row), 409 (another key's row, or a conflict with the stored state), 413 (a "
+    "body over this service's limit, max_body_bytes) or 422 "
+    "(well-formed, but what it says cannot be accepted: the problem document says why); "
+    "the one exception is a webhook URL whose host is refused when it is resolved (400 "
+    "naming the field). Every 405 lists the path's methods in Allow.")
+
+
+def _links(declared: Route) -> dict[str, Any]:
+    """The route's ``links`` declaration as OpenAPI link objects, one per target."""
+    rendered = {}
+    for target, values in declared.operation.get("links", {}).items():
+        link: dict[str, Any] = {"operationId": target}
+        parameters = {k: v for k, v in values.items() if k != "requestBody"}
+        if parameters:
+            link["parameters"] = parameters
+        if "requestBody" in values:
+            link["requestBody"] = values["requestBody"]
+        rendered[target] = link
+    return rendered
 
 
 @cache
@@ -225,17 +285,23 @@ def openapi_document() -> dict[str, Any]:
         operation: dict[str, Any] = {
             "summary": declared.summary,
             "operationId": declared.handler.__name__,
-            **{k: v for k, v in declared.operation.items() if k != "responses"},
+            **{k: v for k, v in declared.operation.items() if k not in ("responses", "links")},
         }
         responses = dict(declared.operation.get("responses", {}))
+        links = _links(declared)
+        if links:
+            success = min(code for code in responses if code.startswith("2"))
+            responses[success] = {**responses[success], "links": links}
         if declared.roles is None:
             operation["security"] = []
         else:
             operation["x-roles"] = sorted(r.value for r in declared.roles)
             responses.setdefault("401", {"$ref": "#/components/responses/Problem"})
             responses.setdefault("403", {"$ref": "#/components/responses/Problem"})
-        # Any route refuses query parameters it does not declare (gateway.routes).
-        responses.setdefault("400", {"$ref": "#/components/responses/Problem"})
+        # Any route refuses query parameters it does not declare (gateway.routes), and a
+        # URL longer than MAX_URL (gateway.app); one with a body, a body over the limit.
+        for code in ("400", "414", *(("413",) if "requestBody" in operation else ())):
+            responses.setdefault(code, {"$ref": "#/components/responses/Problem"})
         for code in _ERRORS & set(declared.operation.get("errors", ())):
             responses.setdefault(code, {"$ref": "#/components/responses/Problem"})
         operation.pop("errors", None)
@@ -244,14 +310,15 @@ def openapi_document() -> dict[str, Any]:
         if params:
             operation.setdefault("parameters", [])
             operation["parameters"] = [
-                {"name": p, "in": "path", "required": True,
-                 "schema": _ID_SCHEMA if p in _ID_PARAMETERS else {"type": "string"}}
+                {"name": p, "in": "path", "required": True, "schema": _PATH_PARAMETERS[p]}
                 for p in params] + operation["parameters"]
+        _as_read(operation)
         paths.setdefault(declared.path, {})[declared.method.lower()] = operation
+    _check_links(paths)
     return {
         "openapi": "3.1.0",
         "info": {"title": "recon-gateway", "version": "1",
-                 "description": "Bank statements in, reconciled invoices out."},
+                 "description": _DESCRIPTION},
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
         "paths": paths,
@@ -259,10 +326,43 @@ def openapi_document() -> dict[str, Any]:
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                            "description": "an API key from "
                                            "`recon-gateway keys create`"}},
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **request_schemas.SCHEMAS},
             "responses": {"Problem": {
                 "description": "an RFC 9457 problem document",
                 "content": {"application/problem+json": {
                     "schema": {"$ref": "#/components/schemas/Problem"}}}}},
         },
     }
+
+
+def _as_read(operation: dict[str, Any]) -> None:
+    """The operation's parameters and body with the limits every request is read with."""
+    operation["parameters"] = [{**p, "schema": request_schemas.as_read(p["schema"], p["in"])}
+                               for p in operation.get("parameters", ())]
+    if not operation["parameters"]:
+        del operation["parameters"]
+    body = operation.get("requestBody")
+    if body is not None:
+        operation["requestBody"] = {**body, "content": {
+            media: {**content, "schema": request_schemas.as_read(content["schema"])}
+            for media, content in body["content"].items()}}
+
+
+def _check_links(paths: dict[str, dict[str, Any]]) -> None:
+    """Refuse a link to an operation that does not exist or a parameter it does not take."""
+    operations = {op["operationId"]: op for methods in paths.values() for op in methods.values()}
+    for methods in paths.values():
+        for operation in methods.values():
+            for answer in operation["responses"].values():
+                for link in answer.get("links", {}).values():
+                    target = operations.get(link["operationId"])
+                    if target is None:
+                        raise ValueError(f"{operation['operationId']} links to an unknown "
+                                         f"operation {link['operationId']}")
+                    taken = {p["name"] for p in target.get("parameters", ())}
+                    unknown = set(link.get("parameters", {})) - taken
+                    if unknown:
+                        raise ValueError(f"{operation['operationId']} links to "
+                                         f"{link['operationId']} with parameters it does "
+                                         f"not take: {sorted(unknown)}")
+

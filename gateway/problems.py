@@ -8,6 +8,8 @@
     ├── Forbidden          403  forbidden            the key's role may not call this route
     ├── NotFound           404  not-found
     ├── Conflict           409  conflict             the request names what another key owns
+    │   └── Overpayment    409  overpayment          an allocation would overpay an invoice
+    │                                                and the request did not insist
     ├── PayloadTooLarge    413  payload-too-large
     ├── UriTooLong         414  uri-too-long         a request line past the limit
     ├── UnsupportedMedia   415  unsupported-media-type  a body of a kind the route does not take
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import asyncpg
@@ -93,6 +95,10 @@ class Conflict(ApiError):
     status, slug, title = 409, "conflict", "Conflict"
 
 
+class Overpayment(Conflict):
+    slug, title = "overpayment", "The allocation would overpay an invoice"
+
+
 class PayloadTooLarge(ApiError):
     status, slug, title = 413, "payload-too-large", "Request body too large"
 
@@ -113,9 +119,14 @@ class Unavailable(ApiError):
     status, slug, title = 503, "unavailable", "Service unavailable"
 
 
-def problem_response(error: ApiError, request: web.Request,
-                     retry_after: int | None = None) -> web.Response:
+def problem_response(error: ApiError, request: web.Request, retry_after: int | None = None,
+                     allow: Iterable[str] = ()) -> web.Response:
+    """The problem document for ``error``, with the headers its status calls for:
+    ``WWW-Authenticate`` on a 401, ``Retry-After`` when given, and on a 405 ``Allow``
+    listing the methods the path takes (RFC 9110 requires it)."""
     headers = {}
+    if allow:
+        headers["Allow"] = ", ".join(sorted(set(allow)))
     if isinstance(error, Unauthenticated):
         headers["WWW-Authenticate"] = 'Bearer realm="recon-gateway"'
     if retry_after is not None:
@@ -147,7 +158,8 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     except web.HTTPMethodNotAllowed as exc:
         return problem_response(MethodNotAllowed(
             f"{request.method} is not allowed on {request.path}; "
-            f"allowed: {', '.join(sorted(exc.allowed_methods))}"), request)
+            f"allowed: {', '.join(sorted(exc.allowed_methods))}"), request,
+            allow=exc.allowed_methods)
     except DATABASE_CONTENTION as exc:
         logger.warning("request rolled back by the database: %s", type(exc).__name__)
         return problem_response(Unavailable(

@@ -396,3 +396,25 @@ async def test_times_are_rfc_3339_with_an_offset(api: Api) -> None:
     ok = await api.client.get(deliveries, headers=admin, params={
         "cursor": _cursor(["2026-11-01T00:00:00+00:00", "evt_0"])})
     assert ok.status == 200
+
+
+_SAMPLE_IDS = {"statement_pk": "1", "allocation_id": "1", "invoice_id": "INV-1",
+               "subscription_id": "sub_" + "0" * 32, "event_id": "evt_" + "0" * 32}
+
+
+async def test_every_path_answers_a_method_it_does_not_take_with_405_and_allow(
+        api: Api) -> None:
+    """RFC 9110: a 405 lists the methods the path takes in Allow, whichever method was sent
+    and whoever sent it (the method is refused before the key is looked at)."""
+    methods: dict[str, set[str]] = {}
+    for declared in ROUTES:
+        methods.setdefault(declared.path, set()).add(declared.method)
+    for path, allowed in sorted(methods.items()):
+        url = path.format(**_SAMPLE_IDS)
+        for method in sorted({"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"}
+                             - allowed):
+            response = await api.client.request(method, url)
+            problem = await problem_of(response, 405)
+            assert {m.strip() for m in response.headers["Allow"].split(",")} == allowed, \
+                (method, path, response.headers["Allow"])
+            assert method in problem["detail"] and path.split("{")[0] in problem["detail"]
