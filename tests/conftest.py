@@ -8,6 +8,7 @@ created empty and dropped afterwards.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import os
 import shutil
@@ -37,7 +38,22 @@ def embedded_server_url() -> Iterator[str]:
     # The server stops at exit (the package's own atexit handler, registered by
     # start_embedded, so run before this one); the folder goes after it.
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    yield start_embedded(folder)
+    url = start_embedded(folder)
+    asyncio.run(_without_durability(url))
+    yield url
+
+
+async def _without_durability(url: str) -> None:
+    """Nothing flushed to disk: this cluster is thrown away with its temporary folder, so
+    it need not survive a crash of the machine, and creating and dropping a database per
+    test then costs a tenth. The system server, when configured, keeps its own settings."""
+    admin = await asyncpg.connect(url)
+    try:
+        for setting in ("fsync", "full_page_writes", "synchronous_commit"):
+            await admin.execute(f"ALTER SYSTEM SET {setting} = off")
+        await admin.execute("SELECT pg_reload_conf()")
+    finally:
+        await admin.close()
 
 
 @pytest.fixture
