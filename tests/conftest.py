@@ -2,8 +2,11 @@
 
 Database tests run against the embedded server (started once per test session in a
 temporary folder) and, when ``RECON_TEST_DATABASE_URL`` is set (``.ci/run`` sets it to this
-machine's system server), against that server too. Each test gets a database of its own,
-created empty and dropped afterwards.
+machine's system server), against that server too. Each test gets a database of its own:
+created empty and dropped afterwards, or, for a test that asks for ``migrated_database_url``
+(``api`` and ``pool`` do), a migrated one as new, that earlier tests used and emptied
+(``tests/databases.py``): creating and migrating a database per test took most of the
+suite's time.
 """
 
 from __future__ import annotations
@@ -16,10 +19,11 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+
+from tests.databases import MigratedDatabases, create_database, drop_database, with_database
 
 SERVERS = ["embedded"] + (["external"] if os.environ.get("RECON_TEST_DATABASE_URL") else [])
 
@@ -64,11 +68,6 @@ def data_dir() -> Iterator[Path]:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def _with_database(url: str, database: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/" + database))
-
-
 @pytest.fixture(params=SERVERS)
 def server_url(request: pytest.FixtureRequest) -> Iterator[str]:
     if request.param == "embedded":
@@ -77,21 +76,38 @@ def server_url(request: pytest.FixtureRequest) -> Iterator[str]:
         yield os.environ["RECON_TEST_DATABASE_URL"]
 
 
+@pytest.fixture(scope="session")
+def migrated_databases() -> Iterator[dict[str, MigratedDatabases]]:
+    """The migrated databases of this session, by server URL; dropped at its end."""
+    lenders: dict[str, MigratedDatabases] = {}
+    yield lenders
+    for lender in lenders.values():
+        asyncio.run(lender.drop_all())
+
+
 @pytest.fixture
-async def database_url(server_url: str) -> AsyncIterator[str]:
-    """A fresh, empty database on each configured server."""
+async def database_url(server_url: str, request: pytest.FixtureRequest,
+                       migrated_databases: dict[str, MigratedDatabases]
+                       ) -> AsyncIterator[str]:
+    """A database of this test's own on each configured server: new and empty, or, when
+    the test asks for ``migrated_database_url`` (itself, or through ``api`` or ``pool``),
+    migrated and as new (see ``tests/databases.py``)."""
+    if "migrated_database_url" in request.fixturenames:
+        lender = migrated_databases.setdefault(server_url, MigratedDatabases(server_url))
+        name = await lender.lend()
+        yield with_database(server_url, name)
+        await lender.give_back(name)
+        return
     name = f"recon_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    yield _with_database(server_url, name)
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    await create_database(server_url, name)
+    yield with_database(server_url, name)
+    await drop_database(server_url, name)
+
+
+@pytest.fixture
+async def migrated_database_url(database_url: str) -> str:
+    """This test's database (the same as ``database_url``), migrated before it starts."""
+    return database_url
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway.app import create_app
-from gateway.migrate import migrate
 from gateway.settings import Settings
 from gateway.store import api_keys
 from security import apikeys
@@ -61,16 +60,14 @@ async def another_key(database_url: str, role: Role, name: str) -> str:
 
 
 @pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+async def pool(migrated_database_url: str) -> AsyncIterator[asyncpg.Pool]:
     """A pool of up to four connections to a migrated database (for work side by side)."""
-    async with asyncpg.create_pool(database_url, min_size=1, max_size=4) as created:
-        async with created.acquire() as conn:
-            await migrate(conn)
+    async with asyncpg.create_pool(migrated_database_url, min_size=1, max_size=4) as created:
         yield created
 
 
 @pytest.fixture
-async def api(database_url: str, aiohttp_client: AiohttpClient) -> Api:
-    return await make_api(database_url, aiohttp_client, max_body_bytes=200_000)
+async def api(migrated_database_url: str, aiohttp_client: AiohttpClient) -> Api:
+    return await make_api(migrated_database_url, aiohttp_client, max_body_bytes=200_000)
 
 

@@ -30,9 +30,9 @@ STEPPED = {**FAST, "webhook_retry_schedule": "0,0,0", "dispatcher": False}
 
 
 @pytest.fixture
-async def quiet(database_url: str, aiohttp_client: AiohttpClient) -> Api:
+async def quiet(migrated_database_url: str, aiohttp_client: AiohttpClient) -> Api:
     """The service without its own dispatcher: the test's dispatcher is the only one."""
-    return await make_api(database_url, aiohttp_client, **STEPPED)
+    return await make_api(migrated_database_url, aiohttp_client, **STEPPED)
 
 
 @pytest.fixture

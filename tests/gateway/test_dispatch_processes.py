@@ -14,7 +14,6 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from gateway.migrate import migrate
 from gateway.store import api_keys, subscriptions
 from security import apikeys
 from security.roles import Role
@@ -34,10 +33,9 @@ async def crm() -> AsyncIterator[Receiver]:
 
 
 @pytest.fixture
-async def subscribed(database_url: str, crm: Receiver) -> str:
-    conn = await asyncpg.connect(database_url)
+async def subscribed(migrated_database_url: str, crm: Receiver) -> str:
+    conn = await asyncpg.connect(migrated_database_url)
     try:
-        await migrate(conn)
         crm.secret = new_secret()
         # An admin key's subscription: the events are of invoices no crm key owns.
         admin = apikeys.generate()

@@ -130,9 +130,10 @@ def invoice(invoice_id: str, customer_id: str, amount: str = "100.00") -> dict[s
 
 
 @pytest.fixture
-async def world(database_url: str, aiohttp_client: AiohttpClient) -> AsyncIterator[World]:
-    api = await make_api(database_url, aiohttp_client, **FAST)
-    second = await another_key(database_url, Role.CRM, "second-crm")
+async def world(migrated_database_url: str,
+                aiohttp_client: AiohttpClient) -> AsyncIterator[World]:
+    api = await make_api(migrated_database_url, aiohttp_client, **FAST)
+    second = await another_key(migrated_database_url, Role.CRM, "second-crm")
     crms = []
     for name, headers in (("a", api.auth(Role.CRM)),
                           ("b", {"Authorization": f"Bearer {second}"}),

@@ -16,7 +16,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.ingest import ingest, store_document
-from gateway.migrate import migrate
 from parsers import camt_write, mt940_write
 from parsers.model import Statement
 from security.roles import Role
@@ -137,8 +136,8 @@ async def count_lines(conn: asyncpg.Connection) -> int:
 
 
 @pytest.fixture
-async def db(conn: asyncpg.Connection) -> asyncpg.Connection:
-    await migrate(conn)
+async def db(conn: asyncpg.Connection, migrated_database_url: str) -> asyncpg.Connection:
+    """A connection to a migrated database."""
     return conn
 
 

@@ -49,9 +49,9 @@ class TwoCrms:
 
 
 @pytest.fixture
-async def crms(database_url: str, aiohttp_client: AiohttpClient) -> TwoCrms:
-    api = await make_api(database_url, aiohttp_client)
-    crms = TwoCrms(api, await another_key(database_url, Role.CRM, "second-crm"))
+async def crms(migrated_database_url: str, aiohttp_client: AiohttpClient) -> TwoCrms:
+    api = await make_api(migrated_database_url, aiohttp_client)
+    crms = TwoCrms(api, await another_key(migrated_database_url, Role.CRM, "second-crm"))
     await crms.json("PUT", "/v1/customers", crms.a, [
         {"customer_id": "CUST-A", "name": "Globex", "ibans": [IBAN_A], "aliases": []}])
     await crms.json("PUT", "/v1/invoices", crms.a, [INVOICE])

@@ -48,8 +48,8 @@ async def api_without_private(database_url: str, aiohttp_client: AiohttpClient) 
 
 
 async def test_every_form_of_a_private_address_is_refused_at_creation_by_name(
-        database_url: str, aiohttp_client: AiohttpClient) -> None:
-    api = await api_without_private(database_url, aiohttp_client)
+        migrated_database_url: str, aiohttp_client: AiohttpClient) -> None:
+    api = await api_without_private(migrated_database_url, aiohttp_client)
     key = public(ec_key())
     made = await api.client.post("/v1/subscriptions", headers=api.auth(Role.CRM), json={
         "url": PUBLIC_URL, "event_types": ["*"], "public_jwk": key})
@@ -90,8 +90,8 @@ async def test_a_name_that_does_not_resolve_is_refused_with_a_clear_400(
 
 
 async def test_allowing_private_webhooks_lifts_the_address_check(
-        database_url: str, aiohttp_client: AiohttpClient) -> None:
-    api = await make_api(database_url, aiohttp_client, **FAST)
+        migrated_database_url: str, aiohttp_client: AiohttpClient) -> None:
+    api = await make_api(migrated_database_url, aiohttp_client, **FAST)
     for host in ("127.1", "2130706433", "[::ffff:127.0.0.1]", "localhost"):
         response = await api.client.post("/v1/subscriptions", headers=api.auth(Role.CRM), json={
             "url": f"http://{host}:9/hooks", "event_types": ["*"],
