@@ -14,7 +14,6 @@ from functools import cache
 from typing import Any
 
 from gateway import request_schemas
-from gateway.limits import MAX_QUERY_VALUE
 from gateway.params import MAX_LIMIT, SortKey
 from gateway.routes import ROUTES, Route
 from parsers.model import FORMAT_NAMES
@@ -234,8 +233,7 @@ LIMIT_PARAMETER = {"name": "limit", "in": "query", "schema": {
 def cursor_parameter(key: SortKey, description: str = "next_cursor of the page before, "
                      "as it was given; empty or absent: the first page") -> dict[str, Any]:
     return {"name": "cursor", "in": "query", "description": description, "schema": {
-        "type": "string", "maxLength": MAX_QUERY_VALUE,
-        "pattern": key.pattern}}
+        "type": "string", "pattern": key.pattern}}
 
 
 def page_parameters(key: SortKey) -> list[dict[str, Any]]:

@@ -67,7 +67,17 @@ _INT32_MAX = 2**31 - 1
 _WHOLE = digits_up_to(limits.INT64_MAX)
 _BASE64URL = r"(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?"
 _FIELD = {CursorKind.INT: _WHOLE, CursorKind.INT32: digits_up_to(_INT32_MAX),
-          CursorKind.INSTANT: _WHOLE, CursorKind.TEXT: "~" + _BASE64URL}
+          CursorKind.INSTANT: _WHOLE}
+_LONGEST = {CursorKind.INT: len(str(limits.INT64_MAX)), CursorKind.INT32: len(str(_INT32_MAX)),
+            CursorKind.INSTANT: len(str(limits.INT64_MAX))}
+_BASE64URL_CHAR = "[A-Za-z0-9_-]"
+
+
+def _text_field(room: int) -> str:
+    """A text value of a cursor that has ``room`` characters left: ``~`` and base64url
+    without padding (never a length of 4n+1), at most ``room`` long."""
+    return (f"~(?:{_BASE64URL_CHAR}{{4}}){{0,{(room - 4) // 4}}}"
+            f"(?:{_BASE64URL_CHAR}{{2,3}})?")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _LAST_INSTANT = datetime.max.replace(tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -131,8 +141,13 @@ class SortKey:
 
     @property
     def pattern(self) -> str:
-        """Every cursor this list reads, as a regular expression (empty: the first page)."""
-        return "^(?:" + r"\.".join(_FIELD[kind] for kind in self.kinds) + ")?$"
+        """Every cursor this list reads, as a regular expression (empty: the first page).
+        Its length is bounded by the pattern itself: at most ``MAX_QUERY_VALUE``, however
+        long the whole numbers before a text are."""
+        room = limits.MAX_QUERY_VALUE - len(self.kinds) + 1 \
+            - sum(_LONGEST.get(kind, 0) for kind in self.kinds)
+        return "^(?:" + r"\.".join(_text_field(room) if kind is CursorKind.TEXT
+                                    else _FIELD[kind] for kind in self.kinds) + ")?$"
 
     def encode(self, values: list[Any]) -> str:
         return ".".join(map(_write_field, values, self.kinds))
@@ -143,7 +158,10 @@ class SortKey:
 
     def read(self, request: web.Request, name: str = "cursor") -> list[Any] | None:
         """The query parameter ``name`` as this key's values, or None on the first page."""
-        text = request.query.get(name)
+        return self.parse(request.query.get(name), name)
+
+    def parse(self, text: str | None, name: str = "cursor") -> list[Any] | None:
+        """``text`` as this key's values (None: the first page), or a 400 naming ``name``."""
         if not text:
             return None
         if re.fullmatch(self.pattern, text):

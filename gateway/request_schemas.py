@@ -230,8 +230,10 @@ def as_read(schema: dict[str, Any], where: str = "body") -> dict[str, Any]:
     if not kinds and not read.keys() & {"enum", "const", "properties", "required", "not",
                                         *_COMBINATIONS}:
         read["allOf"] = [_ANY]  # any JSON (a kid sent beside a public_jwk, unread)
-    if "string" in kinds and not read.keys() & {"enum", "format"}:  # a format is bounded
-        read.setdefault("pattern", NO_NUL)
+    # Free text: a pattern, a format or an enum already says which text (none holds NUL),
+    # and the document's description gives the limits of length everywhere.
+    if "string" in kinds and not read.keys() & {"enum", "format", "pattern"}:
+        read["pattern"] = NO_NUL
         if where != "path":
             read.setdefault("maxLength", MAX_QUERY_VALUE if where == "query" else MAX_JSON_STRING)
     if kinds & {"integer", "number"}:

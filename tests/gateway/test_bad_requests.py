@@ -418,3 +418,20 @@ async def test_every_path_answers_a_method_it_does_not_take_with_405_and_allow(
             assert {m.strip() for m in response.headers["Allow"].split(",")} == allowed, \
                 (method, path, response.headers["Allow"])
             assert method in problem["detail"] and path.split("{")[0] in problem["detail"]
+
+
+@pytest.mark.parametrize("body", [{"status": None}, {"status": " "}, {"status": "paid"},
+                                  {"open_amount": None}, {"open_amount": ""},
+                                  {"open_amount": "  "}, {"open_amount": 1.5}])
+async def test_a_patch_naming_nothing_is_refused_and_changes_nothing(
+        api: Api, body: dict[str, Any]) -> None:
+    """In a record a null or blank field is absent (all of it open, status open); a PATCH
+    saying so would reopen a cancelled invoice or reset what was paid: it is a 400."""
+    crm = api.auth(Role.CRM)
+    await api.client.put("/v1/invoices", json=[{**INVOICE, "status": "cancelled",
+                                                 "open_amount": "100.00"}], headers=crm)
+    problem = await problem_of(await api.client.patch("/v1/invoices/INV-1", json=body,
+                                                      headers=crm), 400)
+    assert next(iter(body)) in problem["detail"]
+    invoice = await (await api.client.get("/v1/invoices/INV-1", headers=crm)).json()
+    assert (invoice["status"], invoice["open_amount"]) == ("cancelled", "100.00")
