@@ -19,7 +19,7 @@ from gateway.openapi import page_of, page_parameters
 from gateway.params import CursorKind, date_param, limit_of, sort_key
 from gateway.problems import BadRequest, Conflict, NotFound, Unprocessable
 from gateway.reconcile import reconcile_after_change
-from gateway.request_schemas import DATE, DECIMAL_PATTERN, json_body, query_text
+from gateway.request_schemas import AMOUNT, DATE, json_body, query_text
 from gateway.routes import Principal, current_principal, route
 from gateway.store import invoices as store
 from matching.invoices import RecordError, read_customer, read_invoice, read_invoices
@@ -196,9 +196,8 @@ async def get_invoice(request: web.Request) -> web.Response:
        summary="Change an invoice's open amount, or cancel it",
        requestBody=json_body({
            "type": "object", "additionalProperties": False, "minProperties": 1, "properties": {
-               "open_amount": {"type": ["string", "integer"], "pattern": DECIMAL_PATTERN,
-                               "description": "from 0 to the amount, in the invoice's "
-                               "currency (else 422)"},
+               "open_amount": {**AMOUNT, "description": "from 0 to the amount; "
+                               + AMOUNT["description"]},
                "status": {"enum": ["open", "cancelled"]}}}),
        links={"get_invoice": {"invoice_id": "$response.body#/invoice_id"}},
        responses={"200": {"description": "the updated invoice", "content": {

@@ -64,8 +64,15 @@ def query_text(description: str) -> dict[str, Any]:
 
 # --- amounts, dates, times ---------------------------------------------------------------
 
-# parsers.money.parse_decimal: a sign, ASCII digits with at most one point, around spaces.
-DECIMAL_PATTERN = rf"^{_SPACE}*[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+){_SPACE}*$"
+# parsers.money.parse_decimal: a sign, ASCII digits with at most one point, spaces around;
+# and limits.amount_problem: below 10^15 (leading zeros aside, at most 15 digits before it).
+_BELOW_10_15 = 10**15 - 1
+AMOUNT: dict[str, Any] = {
+    "type": ["string", "integer"],
+    "pattern": rf"^{_SPACE}*[+-]?0*(?:[0-9]{{1,15}}(?:\.[0-9]*)?|\.[0-9]+){_SPACE}*$",
+    "minimum": -_BELOW_10_15, "maximum": _BELOW_10_15,
+    "description": "a decimal string (or a whole JSON number) below 10^15, with no more "
+                   "decimals than the currency has (else 422)"}
 _FRACTION_NOT_ZERO = "|".join("0" * zeros + "[1-9]" + (f"[0-9]{{0,{5 - zeros}}}" if zeros < 5
                                                         else "") for zeros in range(6))
 # api_matches.manual_match: greater than zero, below 10^15, at most six decimals.
@@ -83,10 +90,7 @@ INSTANT = {"type": "string", "format": "date-time",
 
 _RECORD_ID = {"type": "string", "maxLength": MAX_IDENTIFIER,
               "pattern": f"^{_NO_CONTROL}*{_EDGE}{_NO_CONTROL}*$", "description": _ID_NOTE}
-_AMOUNT_NOTE = ("a decimal string (or a whole JSON number): no more decimals than the "
-                "currency has, below 10^15")
-_RECORD_AMOUNT: dict[str, Any] = {"type": ["string", "integer"], "pattern": DECIMAL_PATTERN,
-                                  "description": _AMOUNT_NOTE}
+_RECORD_AMOUNT = AMOUNT
 _RECORD_DATE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
 _RECORD_TEXT = {"type": ["string", "null"], "maxLength": 500}
 
@@ -105,7 +109,7 @@ INVOICE_RECORD: dict[str, Any] = {
         "invoice_id": _RECORD_ID, "customer_id": _RECORD_ID,
         "currency": {**_one_of_words(*sorted(ISO_4217), optional=False),
                      "description": "ISO 4217"},
-        "amount": {**_RECORD_AMOUNT, "description": _AMOUNT_NOTE
+        "amount": {**_RECORD_AMOUNT, "description": AMOUNT["description"]
                    + "; greater than zero (a credit note is kind credit_note)"},
         "open_amount": {**_nullable(_RECORD_AMOUNT), "description": "what is still to "
                         "pay, from 0 to amount; absent: all of it"},
