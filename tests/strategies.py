@@ -9,9 +9,12 @@ statement's currency; balances add up (opening + booked entries = closing).
 
 from __future__ import annotations
 
+import functools
 import string
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from hypothesis import strategies as st
 
@@ -57,6 +60,7 @@ IBANS = ("DE89370400440532013000", "NL91ABNA0417164300", "GB29NWBK60161331926819
 BICS = ("DEUTDEFF", "ABNANL2A", "NWBKGB2LXXX", "UBSWCHZH80A")
 
 
+@functools.cache
 def words(alphabet: str | st.SearchStrategy[str], *, max_size: int = 30) -> st.SearchStrategy[str]:
     """Non-blank text without leading or trailing spaces and without double spaces."""
     chars = alphabet if isinstance(alphabet, st.SearchStrategy) else st.sampled_from(alphabet)
@@ -67,88 +71,100 @@ def words(alphabet: str | st.SearchStrategy[str], *, max_size: int = 30) -> st.S
     )
 
 
-@st.composite
-def money(draw: st.DrawFn, currency: str, *, max_units: int = 10**9, signed: bool = True) -> Money:
-    exponent = minor_units(currency)
-    units = draw(st.integers(-max_units if signed else 1, max_units))
-    quantum = Decimal(1).scaleb(-exponent)
-    return Money((Decimal(units) * quantum).quantize(quantum), currency)
+@functools.cache
+def money(currency: str, *, max_units: int = 10**9,
+          signed: bool = True) -> st.SearchStrategy[Money]:
+    """Amounts in ``currency``'s minor units, up to ``max_units`` of them."""
+    quantum = Decimal(1).scaleb(-minor_units(currency))
+    return st.integers(-max_units if signed else 1, max_units).map(
+        lambda units: Money((Decimal(units) * quantum).quantize(quantum), currency))
 
 
-@st.composite
-def entries(
-    draw: st.DrawFn,
-    currency: str,
-    day: date,
-    *,
-    fields: frozenset[str],
-    text: str | st.SearchStrategy[str],
-) -> Entry:
-    maybe = lambda name, strategy: draw(st.none() | strategy) if name in fields else None  # noqa: E731
-    amount = draw(money(currency).filter(lambda m: m.amount != 0))
-    reversal = draw(st.booleans()) if "reversal" in fields else False
-    status = (draw(st.sampled_from((EntryStatus.BOOKED, EntryStatus.PENDING)))
-              if "status" in fields else EntryStatus.BOOKED)
-    code = None
-    if "bank_transaction_code" in fields:
-        code = draw(st.none() | st.builds(
-            BankTransactionCode,
-            domain=st.just("PMNT"),
-            family=st.sampled_from(("RCDT", "ICDT", "IDDT")),
-            subfamily=st.sampled_from(("ESCT", "DMCT", "ESDD")),
-        ))
-    fx = None
-    if "fx" in fields and draw(st.booleans()):
-        source = draw(st.sampled_from([c for c in CURRENCIES if c != currency]))
-        fx = FxDetails(
-            instructed_amount=draw(money(source, signed=False)),
-            rate=Decimal(draw(st.integers(1, 10**6))).scaleb(-4),
-            source_currency=source,
-            target_currency=currency,
-        )
-    charges: tuple[Charge, ...] = ()
-    if "charges" in fields:
-        charges = tuple(draw(st.lists(
-            st.builds(Charge, amount=money(currency, max_units=10**4, signed=False),
-                      included=st.booleans()),
-            max_size=2,
-        )))
-    transactions: tuple[Transaction, ...] = ()
-    if "transactions" in fields and draw(st.booleans()):
-        transactions = tuple(draw(st.lists(
-            st.builds(
-                Transaction,
-                amount=money(currency, signed=False),
-                end_to_end_id=st.none() | words(string.ascii_uppercase + string.digits),
-                counterparty_name=st.none() | words(text),
-                remittance=st.none() | words(text, max_size=60),
-            ),
-            min_size=2, max_size=4,
-        )))
-    return Entry(
-        amount=amount,
-        booking_date=day,
-        value_date=maybe("value_date", st.dates(day - timedelta(days=3), day + timedelta(days=3))),
-        status=status,
-        reversal=reversal,
-        bank_reference=maybe("bank_reference", words(string.ascii_uppercase + string.digits,
-                                                      max_size=16)),
-        customer_reference=maybe("customer_reference",
-                                 words(string.ascii_uppercase + string.digits, max_size=16)),
-        bank_transaction_code=code,
-        counterparty_name=maybe("counterparty_name", words(text)),
-        counterparty_account=maybe("counterparty_account", st.sampled_from(IBANS)),
-        counterparty_bic=maybe("counterparty_bic", st.sampled_from(BICS)),
-        end_to_end_id=maybe("end_to_end_id", words(string.ascii_uppercase + string.digits)),
-        mandate_id=maybe("mandate_id", words(string.ascii_uppercase + string.digits)),
-        remittance=maybe("remittance", words(text, max_size=100)),
-        creditor_reference=maybe("creditor_reference", st.sampled_from(
-            ("RF18539007547034", "RF712348231"))),
-        fx=fx,
-        charges=charges,
-        transactions=transactions,
-        additional_info=maybe("additional_info", words(text, max_size=60)),
+@functools.cache
+def _entries(currency: str, fields: frozenset[str],
+             text: str | st.SearchStrategy[str]) -> st.SearchStrategy[Callable[[date], Entry]]:
+    """Entries in ``currency`` with ``fields``, each waiting for its booking day.
+
+    Built once for each set of arguments (and so cached): Hypothesis checks every new
+    strategy before drawing from it, which took most of the round-trip tests' time when
+    every entry built its own.
+    """
+    def maybe(name: str, strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+        return st.none() | strategy if name in fields else st.none()
+
+    codes = st.none() | st.builds(
+        BankTransactionCode,
+        domain=st.just("PMNT"),
+        family=st.sampled_from(("RCDT", "ICDT", "IDDT")),
+        subfamily=st.sampled_from(("ESCT", "DMCT", "ESDD")),
     )
+    rates = st.integers(1, 10**6).map(lambda n: Decimal(n).scaleb(-4))
+    conversions = {source: st.builds(
+        FxDetails, instructed_amount=money(source, signed=False), rate=rates,
+        source_currency=st.just(source), target_currency=st.just(currency),
+    ) for source in CURRENCIES if source != currency}
+    fx = st.sampled_from(sorted(conversions)).flatmap(conversions.__getitem__)
+    charges = st.lists(
+        st.builds(Charge, amount=money(currency, max_units=10**4, signed=False),
+                  included=st.booleans()),
+        max_size=2,
+    ).map(tuple) if "charges" in fields else st.just(())
+    transactions = st.lists(
+        st.builds(
+            Transaction,
+            amount=money(currency, signed=False),
+            end_to_end_id=st.none() | words(string.ascii_uppercase + string.digits),
+            counterparty_name=st.none() | words(text),
+            remittance=st.none() | words(text, max_size=60),
+        ),
+        min_size=2, max_size=4,
+    ).map(tuple)
+    references = words(string.ascii_uppercase + string.digits, max_size=16)
+    ids = words(string.ascii_uppercase + string.digits)
+    optional = {  # the optional fields drawn the same way, in this order
+        "bank_reference": maybe("bank_reference", references),
+        "customer_reference": maybe("customer_reference", references),
+        "counterparty_name": maybe("counterparty_name", words(text)),
+        "counterparty_account": maybe("counterparty_account", st.sampled_from(IBANS)),
+        "counterparty_bic": maybe("counterparty_bic", st.sampled_from(BICS)),
+        "end_to_end_id": maybe("end_to_end_id", ids),
+        "mandate_id": maybe("mandate_id", ids),
+        "remittance": maybe("remittance", words(text, max_size=100)),
+        "creditor_reference": maybe("creditor_reference", st.sampled_from(
+            ("RF18539007547034", "RF712348231"))),
+        "additional_info": maybe("additional_info", words(text, max_size=60)),
+    }
+    amounts = money(currency).filter(lambda m: m.amount != 0)
+    statuses = st.sampled_from((EntryStatus.BOOKED, EntryStatus.PENDING))
+    value_shifts = maybe("value_date", st.integers(-3, 3))  # days from the booking day
+
+    @st.composite
+    def entry(draw: st.DrawFn) -> Callable[[date], Entry]:
+        amount = draw(amounts)
+        reversal = draw(st.booleans()) if "reversal" in fields else False
+        status = draw(statuses) if "status" in fields else EntryStatus.BOOKED
+        code = draw(codes) if "bank_transaction_code" in fields else None
+        foreign = draw(fx) if "fx" in fields and draw(st.booleans()) else None
+        charged = draw(charges)
+        parts = (draw(transactions) if "transactions" in fields and draw(st.booleans())
+                 else ())
+        shift = draw(value_shifts)
+        drawn = {name: draw(strategy) for name, strategy in optional.items()}
+        return lambda day: Entry(
+            amount=amount, booking_date=day,
+            value_date=None if shift is None else day + timedelta(days=shift),
+            status=status, reversal=reversal, bank_transaction_code=code, fx=foreign,
+            charges=charged, transactions=parts, **drawn)
+
+    return entry()
+
+
+@functools.cache
+def _lines(currency: str, days: int, fields: frozenset[str], text: str | st.SearchStrategy[str],
+           max_entries: int) -> st.SearchStrategy[list[tuple[int, Callable[[date], Entry]]]]:
+    """Up to ``max_entries`` entries, each with its day of the period (0 to ``days``)."""
+    return st.lists(st.tuples(st.integers(0, days), _entries(currency, fields, text)),
+                    max_size=max_entries)
 
 
 @st.composite
@@ -168,12 +184,8 @@ def statements(
     start = draw(st.dates(date(2000, 1, 1), date(2090, 12, 1)))
     days = draw(st.integers(0, 20))
     end = start + timedelta(days=days)
-    lines = draw(st.lists(
-        st.integers(0, days).flatmap(
-            lambda d: entries(currency, start + timedelta(days=d), fields=entry_fields, text=text)
-        ),
-        max_size=max_entries,
-    ))
+    lines = [make(start + timedelta(days=d)) for d, make in draw(
+        _lines(currency, days, entry_fields, text, max_entries))]
     lines.sort(key=lambda e: e.booking_date or start)
     opening = closing = None
     if has("opening_balance"):
