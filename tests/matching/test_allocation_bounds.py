@@ -137,30 +137,43 @@ def _amount(currency: str, units: int) -> Decimal:
     return Decimal(units).scaleb(-minor_units(currency))
 
 
+# Strategies built once: Hypothesis checks every new strategy before it draws from it, and
+# building them inside each draw took most of the property's time.
+COUNTS = st.integers(1, 10)
+CURRENCY = st.sampled_from(CURRENCIES)
+CUSTOMER = st.sampled_from(CUSTOMERS)
+ISSUE_DAY = st.integers(1, 30)
+SHARE = st.sampled_from((Decimal(1), Decimal("0.5"), Decimal("0.97"), Decimal("1.03"),
+                         Decimal("0.333")))
+PAYER = st.one_of(st.none(), st.sampled_from([c.name for c in CUSTOMERS]))
+INSTRUCTED_SHARE = st.sampled_from((Decimal(1), Decimal("0.99"), Decimal("0.5")))
+
+
 @st.composite
 def invoice_sets(draw: st.DrawFn) -> list[Invoice]:
     found = []
-    for n in range(draw(st.integers(1, 10))):
-        currency = draw(st.sampled_from(CURRENCIES))
+    for n in range(draw(COUNTS)):
+        currency = draw(CURRENCY)
         units = draw(st.integers(1, 200_000))
         open_units = draw(st.one_of(st.just(units), st.integers(1, units)))
-        customer = draw(st.sampled_from(CUSTOMERS))
+        customer = draw(CUSTOMER)
         found.append(invoice(f"INV-{n:04}", str(_amount(currency, units)), currency=currency,
                              open_amount=str(_amount(currency, open_units)),
                              customer=customer.customer_id, name=customer.name,
-                             issued=date(2026, 9, draw(st.integers(1, 30)))))
+                             issued=date(2026, 9, draw(ISSUE_DAY))))
     return found
 
 
 @st.composite
 def payment_sets(draw: st.DrawFn, invoices: list[Invoice]) -> list[Payment]:
     found = []
-    for n in range(draw(st.integers(1, 10))):
-        target = draw(st.sampled_from(invoices))
-        currency = draw(st.sampled_from(CURRENCIES))
+    targets = st.sampled_from(invoices)
+    quotes = st.lists(st.sampled_from([i.invoice_id for i in invoices]), max_size=2)
+    for n in range(draw(COUNTS)):
+        target = draw(targets)
+        currency = draw(CURRENCY)
         # Near an invoice's open amount (whole, a part, a little short or over) or anything.
-        share = draw(st.sampled_from((Decimal(1), Decimal("0.5"), Decimal("0.97"),
-                                      Decimal("1.03"), Decimal("0.333"))))
+        share = draw(SHARE)
         near = RATES.convert(Money(target.open_amount.amount * share, target.currency),
                              currency, BOOKED)
         units = draw(st.integers(1, 300_000))
@@ -168,12 +181,11 @@ def payment_sets(draw: st.DrawFn, invoices: list[Invoice]) -> list[Payment]:
             else _amount(currency, units)
         quantum = Decimal(1).scaleb(-minor_units(currency))
         amount = max(amount.quantize(quantum), quantum)
-        quoted = draw(st.lists(st.sampled_from([i.invoice_id for i in invoices]), max_size=2))
-        payer = draw(st.one_of(st.none(), st.sampled_from([c.name for c in CUSTOMERS])))
+        quoted = draw(quotes)
+        payer = draw(PAYER)
         fx = None
         if currency != target.currency and draw(st.booleans()):
-            instructed = target.open_amount.amount * draw(st.sampled_from(
-                (Decimal(1), Decimal("0.99"), Decimal("0.5"))))
+            instructed = target.open_amount.amount * draw(INSTRUCTED_SHARE)
             instructed = instructed.quantize(Decimal(1).scaleb(-minor_units(target.currency)))
             fx = FxDetails(Money(instructed, target.currency), None, target.currency, currency)
         charges: tuple[Charge, ...] = ()
