@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -27,6 +28,18 @@ def cli(*args: str, env: dict[str, str] | None = None,
     return subprocess.run([sys.executable, "-m", "gateway.cli", *args], capture_output=True,
                           text=True, timeout=timeout, check=False,
                           env={**os.environ, **(env or {})})
+
+
+def command(*args: str) -> subprocess.CompletedProcess[str]:
+    """``cli``'s twin in this process (``gateway.cli.main`` with its own output streams), for
+    claims about what a command does rather than about processes: a child process spends
+    over a second importing the gateway before it starts."""
+    from gateway.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(args), out=out, err=err)
+    return subprocess.CompletedProcess(["recon-gateway", *args], code, out.getvalue(),
+                                       err.getvalue())
 
 
 class Server:

@@ -22,7 +22,7 @@ from parsers.money import Money
 from security.roles import Role
 from tests.gateway.conftest import AiohttpClient, Api, another_key, make_api
 from tests.gateway.migration_support import add_api_keys, add_invoices, migrate_before
-from tests.gateway.processes import cli
+from tests.gateway.processes import command
 from tests.paths import DEMO_CAMT
 
 INVOICE = {"invoice_id": "INV-A1", "customer_id": "CUST-A", "customer_name": "Globex",
@@ -255,7 +255,7 @@ def test_the_import_command_hands_unowned_invoices_to_a_named_crm_key(
     url = ["--database-url", database_url]
 
     def run(*args: str) -> Any:
-        return cli("invoices", "import", str(csv), *args, *url)
+        return command("invoices", "import", str(csv), *args, *url)
 
     def owner() -> Any:
         async def read() -> Any:
@@ -270,7 +270,7 @@ def test_the_import_command_hands_unowned_invoices_to_a_named_crm_key(
     assert run().returncode == 0  # as an admin: no crm key owns it
     assert owner() is None
     for name in ("crm-a", "crm-b"):
-        made = cli("keys", "create", "--role", "crm", "--name", name, *url)
+        made = command("keys", "create", "--role", "crm", "--name", name, *url)
         assert made.returncode == 0, made.stderr
     claimed = run("--key", "crm-a")
     assert claimed.returncode == 0, claimed.stderr
@@ -281,7 +281,7 @@ def test_the_import_command_hands_unowned_invoices_to_a_named_crm_key(
     assert f"{csv}: line 2 (A-1): invoice_id: belongs to another API key" in refused.stderr
     assert owner() == crm_a
     assert run("--key", "nobody").returncode == 1
-    assert cli("keys", "revoke", "crm-a", *url).returncode == 0
+    assert command("keys", "revoke", "crm-a", *url).returncode == 0
     # A revoked key's invoices: only an operator hands them on.
     handed = run("--key", "crm-b")
     assert handed.returncode == 0, handed.stderr

@@ -1,5 +1,7 @@
 """Claims about processes, tested with real processes: serve on the embedded database,
-keys from the command line, two servers on one database, graceful shutdown."""
+keys from the command line, two servers on one database, graceful shutdown. What the import
+commands print and store is checked in this process (``command``): a child process costs
+over a second of imports each time."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.gateway.processes import Server, cli
+from tests.gateway.processes import Server, cli, command
 from tests.paths import DEMO_CAMT
 
 CAMT = DEMO_CAMT.read_bytes()
@@ -177,15 +179,15 @@ def test_invoices_import_from_csv_and_its_errors(database_url: str, tmp_path: Pa
         "due_date,reference\n"
         "A-1,C1,Alpha GmbH,EUR,100.00,100.00,2026-11-01,2026-11-30,A-1\n"
         "A-2,C1,Alpha GmbH,EUR,50.00,,2026-11-02,,\n")
-    done = cli("invoices", "import", str(good), "--database-url", database_url)
+    done = command("invoices", "import", str(good), "--database-url", database_url)
     assert (done.returncode, done.stdout.strip()) == (
         0, f"{good}: 2 invoices, 2 created, 0 updated")
-    again = cli("invoices", "import", str(good), "--database-url", database_url)
+    again = command("invoices", "import", str(good), "--database-url", database_url)
     assert again.stdout.strip().endswith("0 created, 0 updated")
 
     bad = tmp_path / "bad.csv"
     bad.write_text(good.read_text().replace("EUR,50.00", "EURO,-50.00"))
-    refused = cli("invoices", "import", str(bad), "--database-url", database_url)
+    refused = command("invoices", "import", str(bad), "--database-url", database_url)
     assert refused.returncode == 1
     assert f"{bad}: line 3 (A-2): currency: must be an ISO 4217 code" in refused.stderr
     assert f"{bad}: line 3 (A-2): amount: must be greater than zero" in refused.stderr
@@ -196,7 +198,7 @@ def test_invoices_import_from_csv_and_its_errors(database_url: str, tmp_path: Pa
     hidden = tmp_path / "hidden.csv"
     hidden.write_text(good.read_text().replace("A-1,C1", "A\u200b-1,C1")
                       .replace("2026-11-02", "2026-W45-1").replace("50.00", "1" + "0" * 30))
-    screened = cli("invoices", "import", str(hidden), "--database-url", database_url)
+    screened = command("invoices", "import", str(hidden), "--database-url", database_url)
     assert screened.returncode == 1
     assert f"{hidden}: line 2 (A\u200b-1): invoice_id: contains the invisible" \
         in screened.stderr
@@ -209,10 +211,10 @@ def test_import_command_stores_good_files_and_lists_bad_ones(database_url: str,
                                                             tmp_path: Path) -> None:
     bad = tmp_path / "bad.xml"
     bad.write_bytes(DEMO_CAMT.read_bytes()[:500])
-    done = cli("import", str(DEMO_CAMT), str(bad), "--database-url", database_url)
+    done = command("import", str(DEMO_CAMT), str(bad), "--database-url", database_url)
     assert done.returncode == 1
     assert f"{DEMO_CAMT}: 1 statement(s), 3 new entries, 0 known" in done.stdout
     assert done.stderr.splitlines()[1].startswith(f"error: {bad}: ")  # after "using ..."
-    again = cli("import", str(DEMO_CAMT), "--database-url", database_url)
+    again = command("import", str(DEMO_CAMT), "--database-url", database_url)
     assert again.returncode == 0
     assert "0 new entries, 3 known (document already imported)" in again.stdout
