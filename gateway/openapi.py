@@ -259,7 +259,10 @@ _DESCRIPTION = (
     "body over this service's limit, max_body_bytes) or 422 "
     "(well-formed, but what it says cannot be accepted: the problem document says why); "
     "the one exception is a webhook URL whose host is refused when it is resolved (400 "
-    "naming the field). Every 405 lists the path's methods in Allow.")
+    "naming the field). Every 405 lists the path's methods in Allow.\n\n"
+    "Everywhere: text holds no NUL; a string in a JSON body is at most 10,000 characters, "
+    "a query value 1,000, a URL 8,192; whole numbers fit in 64 bits; a JSON body is at "
+    "most 32 levels deep.")
 
 
 def _links(declared: Route) -> dict[str, Any]:
