@@ -185,14 +185,36 @@ def _subfields(text: str, separator: str, details: Details, currency: str) -> No
     _remittance_keys(remittance, details, currency)
 
 
+SUBFIELD_WIDTH = 27
+
+
+def join_subfields(subfields: list[str]) -> tuple[str, list[int]]:
+    """The remittance subfields as one text, and where each subfield starts in it.
+
+    A subfield filled to its full 27 characters was cut by the bank wherever the width ran
+    out, often mid-word, so the next one follows it directly; a shorter one ended where
+    its writer ended it (``PARTNERKEY 0123`` then ``SPENDE``), so a blank goes between
+    them, unless one of the two already has it. Nothing else is added or removed.
+    """
+    starts = []
+    pieces: list[str] = []
+    offset = 0
+    previous = ""
+    for value in subfields:
+        if (pieces and len(previous) < SUBFIELD_WIDTH and previous[-1:] != " "
+                and value[:1] != " " and value):
+            pieces.append(" ")
+            offset += 1
+        starts.append(offset)
+        pieces.append(value)
+        offset += len(value)
+        previous = value or previous
+    return "".join(pieces), starts
+
+
 def _remittance_keys(subfields: list[str], details: Details, currency: str) -> None:
     """The ``?2x``/``?6x`` remittance: joined, then split at the SEPA keys."""
-    starts = []
-    offset = 0
-    for value in subfields:
-        starts.append(offset)
-        offset += len(value)
-    text = "".join(subfields)
+    text, starts = join_subfields(subfields)
     loose = []
     for key, value in _sepa_keys(text, starts):
         if key == "":
@@ -339,6 +361,7 @@ __all__ = [
     "find_creditor_reference",
     "is_structured",
     "is_valid_creditor_reference",
+    "join_subfields",
     "read_details",
     "supplementary_details",
 ]
