@@ -42,14 +42,20 @@ def version() -> str:
 def _parse_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     files, problems = input_files(args.paths)
     missing = len(problems)
+    partly_bad = 0
     first_csv = True
     # On a terminal the output itself shows the work going on; progress is for output
     # going to a file or a pipe while a person watches standard error.
     with Progress(err, enabled=is_terminal(err) and not is_terminal(out)) as progress:
         for done, path in enumerate(files):
             progress.update(f"parse: {done} of {len(files)} files done, reading {path}")
-            try:
-                statements = parsers.parse_path(path, strict=args.strict)
+            try:  # a bad statement is reported; the good ones of its file are still shown
+                results = parsers.parse_each(parsers.read_path(path), source=str(path),
+                                             strict=args.strict)
+                bad = [str(r) for r in results if isinstance(r, parsers.ParseError)]
+                problems.extend(bad)
+                partly_bad += max(len(bad) - 1, 0)  # one input, counted once below
+                statements = tuple(r for r in results if not isinstance(r, parsers.ParseError))
             except parsers.ParseError as exc:
                 problems.append(str(exc))
                 continue
@@ -72,7 +78,7 @@ def _parse_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         err.write(f"error: {problem}\n")
     if problems:
         total = len(files) + missing
-        err.write(f"{len(problems)} of {total} input(s) failed\n")
+        err.write(f"{len(problems) - partly_bad} of {total} input(s) failed\n")
     return 1 if problems else 0
 
 

@@ -3,7 +3,9 @@
 Each family of formats is one module with ``FAMILY`` (its name: ``mt940``, ``camt``,
 ``ofx``), ``FORMAT_NAMES`` (what its statements' ``format`` may be: ``camt.052``,
 ``camt.053``, ``camt.054``), ``sniff(head: bytes) -> bool`` and
-``parse(data: bytes, *, source: str) -> tuple[Statement, ...]``, listed in ``FORMATS``.
+``parse(data: bytes, *, source: str) -> tuple[Statement, ...]``, listed in ``FORMATS``;
+a family that can read each statement of a document apart (MT940) also has ``parse_each``,
+which returns a bad statement's ``ParseError`` in its place.
 A format is named by its statements' ``format`` (``parsers.model.FORMAT_NAMES``), never by
 the family: a camt file holds camt.052, camt.053 or camt.054 statements.
 Formats are recognised from the content, never the file name; two formats claiming one
@@ -31,7 +33,9 @@ __all__ = [
     "UnknownFormatError",
     "detect",
     "parse",
+    "parse_each",
     "parse_path",
+    "read_path",
 ]
 
 FORMATS: tuple[ModuleType, ...] = (mt940, camt, ofx)
@@ -76,10 +80,31 @@ def parse(
     return tuple(check_statement(s, strict=strict) for s in statements)
 
 
-def parse_path(
-    path: Path, *, strict: bool = False, max_bytes: int = DEFAULT_MAX_BYTES
-) -> tuple[Statement, ...]:
-    """Read and parse one file, refusing files over ``max_bytes`` before reading them."""
+def parse_each(
+    data: bytes, *, source: str, strict: bool = False, fmt: ModuleType | None = None
+) -> tuple[Statement | ParseError, ...]:
+    """Like ``parse``, but a bad statement of a multi-statement document is its
+    ``ParseError`` in its place instead of failing the others (for showing a file; storing
+    one stays all or nothing through ``parse``). Formats that cannot read a statement apart
+    from its document fail as a whole: then the one result is that error.
+    """
+    fmt = fmt or detect(data, source=source)
+    each: Callable[..., tuple[Statement | ParseError, ...]] | None = getattr(
+        fmt, "parse_each", None)
+    if each is None:
+        return parse(data, source=source, strict=strict, fmt=fmt)
+    results: list[Statement | ParseError] = []
+    for result in each(data, source=source):
+        try:
+            results.append(result if isinstance(result, ParseError)
+                           else check_statement(result, strict=strict))
+        except ParseError as exc:
+            results.append(exc)
+    return tuple(results)
+
+
+def read_path(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+    """The bytes of one file, refusing files over ``max_bytes`` before reading them."""
     source = str(path)
     try:
         size = path.stat().st_size
@@ -94,4 +119,11 @@ def parse_path(
         raise ParseError(f"cannot read the file: {exc.strerror or exc}", source=source) from exc
     if len(data) > max_bytes:  # grew while we read it
         raise TooLargeError(f"the file is over the limit of {max_bytes} bytes", source=source)
-    return parse(data, source=source, strict=strict)
+    return data
+
+
+def parse_path(
+    path: Path, *, strict: bool = False, max_bytes: int = DEFAULT_MAX_BYTES
+) -> tuple[Statement, ...]:
+    """Read and parse one file, refusing files over ``max_bytes`` before reading them."""
+    return parse(read_path(path, max_bytes=max_bytes), source=str(path), strict=strict)

@@ -2,6 +2,10 @@
 
 The balance check: opening booked balance + booked entries = closing booked balance.
 A mismatch is a flag on the statement; with ``strict`` it is a ``ParseError``.
+
+A statement in a currency withdrawn from ISO 4217 (DEM, FRF, ITL, ...: a historic
+statement) is read as it is and flagged ``withdrawn_currency`` with the codes named; that
+flag is information, not a failure, so ``strict`` does not refuse it.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import dataclasses
 
 from parsers.errors import ParseError
 from parsers.model import EntryStatus, Flag, Statement
+from parsers.money import is_withdrawn_currency
 
 
 def balance_flags(statement: Statement) -> tuple[Flag, ...]:
@@ -52,15 +57,31 @@ def balance_flags(statement: Statement) -> tuple[Flag, ...]:
     return tuple(flags)
 
 
+def currency_flags(statement: Statement) -> tuple[Flag, ...]:
+    """A ``withdrawn_currency`` flag naming the withdrawn ISO 4217 codes ``statement`` uses."""
+    used = {statement.currency or ""}
+    used.update(b.amount.currency for b in (statement.opening_balance,
+                                             statement.closing_balance) if b is not None)
+    used.update(b.amount.currency for b in statement.available_balances)
+    used.update(e.amount.currency for e in statement.entries)
+    withdrawn = sorted(c for c in used if is_withdrawn_currency(c))
+    if not withdrawn:
+        return ()
+    return (Flag("withdrawn_currency",
+                 f"amounts in {', '.join(withdrawn)}, withdrawn from ISO 4217: a historic "
+                 "statement, read with the minor units the currency had"),)
+
+
 def check_statement(statement: Statement, *, strict: bool) -> Statement:
-    """Return ``statement`` with its balance flags added; raise on a mismatch if strict."""
+    """Return ``statement`` with its check flags added; raise on a mismatch if strict."""
     flags = balance_flags(statement)
-    if not flags:
-        return statement
-    if strict:
+    if flags and strict:
         raise ParseError(
             "; ".join(f.message for f in flags),
             source=statement.source,
             field=f"statement {statement.statement_id or ''}".strip(),
         )
+    flags += currency_flags(statement)
+    if not flags:
+        return statement
     return dataclasses.replace(statement, flags=statement.flags + flags)

@@ -32,6 +32,18 @@ _MINOR_UNITS_NOT_TWO = {
 }
 
 
+# ISO 4217 list three: codes withdrawn from use, which historic statements still carry (the
+# euro's predecessors above all), with the minor units they had. A statement in one of them
+# is read, not refused, and flagged ``withdrawn_currency`` (``parsers.checks``); they are
+# not in ``ISO_4217``, so nothing new (an invoice, an API request) can be made in them.
+WITHDRAWN_4217 = {
+    **dict.fromkeys(
+        "ATS CYP DEM EEK FIM FRF HRK IEP LTL LVL MTL NLG SIT SKK XEU "
+        "BGL ROL CSK DDM YUM ZWD ZMK VEB GHC SDD AZM MZM TMM STD MRO BYR".split(), 2),
+    **dict.fromkeys("BEF ESP GRD ITL LUF PTE TRL ADP ECS".split(), 0),
+}
+
+
 class MoneyError(ValueError):
     """An amount or currency that is not valid money."""
 
@@ -41,8 +53,20 @@ def is_currency(code: str) -> bool:
     return code in ISO_4217
 
 
+def is_withdrawn_currency(code: str) -> bool:
+    """True if ``code`` is an ISO 4217 code withdrawn from use (DEM, FRF, ITL, ...)."""
+    return code in WITHDRAWN_4217 and code not in ISO_4217
+
+
+def is_statement_currency(code: str) -> bool:
+    """True if a statement may carry ``code``: an active ISO 4217 code or a withdrawn one."""
+    return code in ISO_4217 or code in WITHDRAWN_4217
+
+
 def minor_units(currency: str) -> int:
-    """Number of decimal places of ``currency`` (JPY 0, EUR 2, BHD 3)."""
+    """Number of decimal places of ``currency`` (JPY 0, EUR 2, BHD 3; ITL 0, DEM 2)."""
+    if currency in WITHDRAWN_4217 and currency not in ISO_4217:
+        return WITHDRAWN_4217[currency]
     return _MINOR_UNITS_NOT_TWO.get(currency, 2)
 
 
@@ -74,7 +98,7 @@ class Money:
     def __post_init__(self) -> None:
         if not isinstance(self.amount, Decimal) or not self.amount.is_finite():
             raise MoneyError(f"amount must be a finite Decimal, got {self.amount!r}")
-        if not is_currency(self.currency):
+        if not is_statement_currency(self.currency):
             raise MoneyError(f"not an ISO 4217 currency code: {self.currency!r}")
 
     def __str__(self) -> str:

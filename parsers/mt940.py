@@ -121,6 +121,20 @@ def sniff(head: bytes) -> bool:
 
 def parse(data: bytes, *, source: str) -> tuple[Statement, ...]:
     """Every statement (MT940) or report (MT942) in ``data``, whole, or a ``ParseError``."""
+    statements = []
+    for result in parse_each(data, source=source):
+        if isinstance(result, ParseError):
+            raise result
+        statements.append(result)
+    return tuple(statements)
+
+
+def parse_each(data: bytes, *, source: str) -> tuple[Statement | ParseError, ...]:
+    """Every statement in ``data``, each read on its own: a bad one is its ``ParseError``,
+    in its place, naming it (``statement 2 of 3, :20: REF``), so that the good ones of a
+    multi-statement file can still be shown. A file that cannot be cut into statements at
+    all still raises.
+    """
     text, file_flags = decode(data)
     flags = list(file_flags)
     if "\ufffd" in text:
@@ -133,7 +147,22 @@ def parse(data: bytes, *, source: str) -> tuple[Statement, ...]:
         raise ParseError("no statement found: expected a :20: field (MT940/MT942)",
                          source=source, line=1, field=":20:")
     lines = split_lines(text)
-    return tuple(_Reader(message, lines, source, tuple(flags)).statement() for message in messages)
+    results: list[Statement | ParseError] = []
+    for number, message in enumerate(messages, 1):
+        try:
+            results.append(_Reader(message, lines, source, tuple(flags)).statement())
+        except ParseError as exc:
+            results.append(_naming(exc, number, len(messages), message) if len(messages) > 1
+                           else exc)
+    return tuple(results)
+
+
+def _naming(error: ParseError, number: int, count: int, message: Message) -> ParseError:
+    """``error`` with the statement it is in named first."""
+    reference = next((f.lines[0].strip() for f in message.fields if f.tag == "20"), "")
+    name = f"statement {number} of {count}" + (f", :20: {reference}" if reference else "")
+    return ParseError(f"{name}: {error.message}", source=error.source, line=error.line,
+                      path=error.path, field=error.field)
 
 
 @dataclass(slots=True)

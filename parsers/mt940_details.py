@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from parsers.iban import normalize_iban
 from parsers.model import Charge
-from parsers.money import Money, MoneyError, is_currency, parse_decimal
+from parsers.money import Money, MoneyError, is_statement_currency, parse_decimal
 
 _SUBFIELDS_START = re.compile(r"(?P<gvc>\d{3})(?P<sep>[?+~^])\d{2}")
 _BIC = re.compile(r"[A-Z]{6}[A-Z0-9]{2}(?:[A-Z0-9]{3})?")
@@ -101,7 +101,7 @@ def find_creditor_reference(text: str | None) -> str | None:
 def _money(text: str) -> Money | None:
     """``EUR11,85`` as money; None if it is not that."""
     match = _CURRENCY_AMOUNT.fullmatch(text.strip())
-    if not match or not is_currency(match["currency"]):
+    if not match or not is_statement_currency(match["currency"]):
         return None
     try:
         return Money(parse_decimal(match["amount"].replace(",", ".")), match["currency"])

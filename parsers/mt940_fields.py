@@ -22,7 +22,7 @@ from mt940.tags import Tags as PackageTags
 from parsers.errors import ParseError
 from parsers.iban import normalize_iban
 from parsers.model import Account, Flag
-from parsers.money import MoneyError, is_currency, parse_decimal
+from parsers.money import MoneyError, is_statement_currency, parse_decimal
 
 # Debit/credit marks of :61: and what they mean: (sign, reversal, expected).
 # RC reverses a credit, so money leaves the account; RD reverses a debit, money comes back.
@@ -158,7 +158,7 @@ def parse_amount(text: str, where: Where, log: FlagLog, *, what: str = "amount")
 
 
 def _currency(text: str, where: Where) -> str:
-    if not is_currency(text):
+    if not is_statement_currency(text):
         raise where.error(f"expected an ISO 4217 currency code, found {text!r}")
     return text
 
@@ -283,11 +283,11 @@ def parse_account(value: str, where: Where, log: FlagLog) -> AccountValue:
         raise where.error("the account identification is empty")
     currency = None
     parts = text.split("/")
-    if len(parts) == 3 and is_currency(parts[2]):
+    if len(parts) == 3 and is_statement_currency(parts[2]):
         currency, text, parts = parts[2], "/".join(parts[:2]), parts[:2]
     elif normalize_iban(text) is None:
         found = re.fullmatch(r"(?P<body>.*?[0-9.]) ?(?P<ccy>[A-Z]{3})", text)
-        if found and is_currency(found.group("ccy")):
+        if found and is_statement_currency(found.group("ccy")):
             currency, text = found.group("ccy"), found.group("body")
             parts = text.split("/")
     if len(parts) == 2 and parts[0] and parts[1]:

@@ -62,7 +62,7 @@ from parsers.model import (
     FxDetails,
     Statement,
 )
-from parsers.money import Money, is_currency
+from parsers.money import Money, is_statement_currency
 from parsers.ofx_clean import clean_document, clean_statement
 from parsers.ofx_reference import StatementReading, cross_check
 from parsers.ofx_tree import Element, Repairs, parse_tree, serialize
@@ -124,7 +124,7 @@ class _Context:
         child = parent.first(tag)
         if child is None or not child.text:
             return None
-        if not is_currency(child.text.upper()):
+        if not is_statement_currency(child.text.upper()):
             raise self.fail(child, f"expected an ISO 4217 currency code, got {child.text!r}")
         return child.text.upper()
 

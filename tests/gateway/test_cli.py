@@ -356,3 +356,19 @@ def test_csv_never_loses_an_entry_s_text(texts: dict[str, str]) -> None:
             assert cells[name] == "'" + text
         else:
             assert cells[name] == text
+
+
+def test_a_bad_statement_is_reported_and_the_good_ones_of_its_file_printed(
+        tmp_path: Path) -> None:
+    good = [":20:GOOD", ":25:37040044/0532013000", ":28C:1", ":60F:C981130DEM1,00",
+            ":62F:C981130DEM1,00", "-"]
+    cut = [":20:CUT", ":25:37040044/0532013000", ":28C:2", ":60F:C981130DEM1,00", "-"]
+    path = tmp_path / "three.sta"
+    path.write_bytes("".join(f"{line}\r\n" for line in good + cut + good).encode())
+    code, out, err = run("parse", str(path))
+    assert code == 1
+    assert [json.loads(line)["statement_id"] for line in out.splitlines()] == ["GOOD", "GOOD"]
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert errors == [f"error: {path}: line 10, field :62F:: statement 2 of 3, :20: CUT: "
+                      "the statement ends without a closing balance :62F:/:62M: (cut off?)"]
+    assert "1 of 1 input(s) failed" in err

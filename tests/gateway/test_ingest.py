@@ -73,6 +73,23 @@ async def test_a_bad_file_stores_nothing(db: asyncpg.Connection) -> None:
         == [0, 0, 0]
 
 
+async def test_one_bad_statement_refuses_the_whole_file(db: asyncpg.Connection) -> None:
+    cut = b":20:CUT\r\n:25:NL91ABNA0417164300\r\n:28C:102/1\r\n:60F:C261124EUR1,00\r\n-\r\n"
+    with pytest.raises(ParseError, match=r"statement 2 of 2, :20: CUT: "):
+        await ingest(db, MONDAY + cut, source="two.sta")
+    assert [await count(db, t) for t in ("raw_documents", "statements", "transactions")] \
+        == [0, 0, 0]
+
+
+async def test_a_historic_statement_in_a_withdrawn_currency_is_stored(
+        db: asyncpg.Connection) -> None:
+    dem = MONDAY.replace(b"EUR", b"DEM").replace(b"261123", b"981123")
+    result = await ingest(db, dem, source="dem.sta")
+    assert result.entries_new == 2
+    assert [f["code"] for f in result.statements[0].flags] == ["withdrawn_currency"]
+    assert await db.fetchval("SELECT currency FROM bank_accounts") == "DEM"
+
+
 async def test_continuity_breaks_are_recorded(db: asyncpg.Connection) -> None:
     await ingest(db, MONDAY, source="monday.sta")
     # Next day's statement opens at 125.00 though Monday closed at 130.00, and skips a number.
