@@ -5,7 +5,11 @@ What this layer removes, and what it says about it:
 - transport bytes SOH (0x01), ETX (0x03) and SUB (Ctrl-Z, 0x1A), wherever they are: silently,
   they carry no bank data;
 - SWIFT FIN envelopes ``{1:...}{2:...}{3:...}{4:`` ... ``-}{5:...}``, also several on one line:
-  silently; the application header ``{2:I940...}`` tells MT940 from MT942;
+  silently; the application header ``{2:I940...}`` tells MT940 from MT942. A block 2 that
+  names no bank (anonymised: ``{2:I940XXXXXXXXXXXXN}``, zeros, blanks) or is unbalanced
+  (``{2:I940...N{4:``, ``{2:...}}{4:``) around a valid text block is read with an
+  ``envelope_header_anonymised`` or ``envelope_header_unbalanced`` flag: the statement is
+  in block 4, the header only says who sent it;
 - the non-SWIFT headers banks put in front of each message (``ABNANL2A`` / ``940`` /
   ``ABNANL2A``, ``:940:``, ``0000 01FVLBNL22AXXX00042`` and ``940 00``) and message
   terminators (``-``, ``-XXX``): silently;
@@ -79,11 +83,18 @@ class _Line:
     number: int
     text: str
     message_type: str | None = None  # set on the line where an envelope header was removed
+    flags: tuple[Flag, ...] = ()  # what was odd about the envelope removed from this line
 
 
 def split_lines(text: str) -> list[str]:
     """Physical lines, whatever the line ends (CRLF, LF or CR alone)."""
     return _LINE_END.split(text)
+
+
+# Block 2, the application header: I (input) or O (output), the message type (3!n).
+_APPLICATION_HEADER = re.compile(r"\{2:[IO](\d{3})")
+# A logical terminal address inside it: a BIC (4!a2!a2!c), a terminal code, a branch.
+_BIC_ADDRESS = re.compile(r"(?!X{6})[A-Z]{6}[A-Z0-9]{2}[A-Z0-9][A-Z0-9X]{3}")
 
 
 def _skip_block(text: str, start: int, *, source: str, line: int) -> int:
@@ -109,6 +120,7 @@ class _Envelope:
         self.source = source
         self.opened_at: int | None = None  # line of an open "{4:" text block
         self.previous = ""  # the line before, as read
+        self.flags: list[Flag] = []  # what was odd about the last line's envelope
 
     def strip(self, text: str, line: int) -> tuple[str, str | None]:
         """The line without envelope blocks, and the message type its header names."""
@@ -117,6 +129,7 @@ class _Envelope:
             self.opened_at = None  # "-}" cut over two lines
             return "", None
         message_type = None
+        self.flags = []
         index = 0
         while index < len(text):
             rest = text[index:]
@@ -125,11 +138,15 @@ class _Envelope:
             if re.match(r"\{[1235]:", stripped):
                 if stripped.startswith("{1:"):
                     self.check_closed(line)
-                end = _skip_block(text, index + skip, source=self.source, line=line)
-                found = re.match(r"\{2:[IO](\d{3})", text[index + skip : end])
-                if found:
-                    message_type = found.group(1)
+                end = self._block_end(text, index + skip, line)
+                block = text[index + skip : end]
+                if block.startswith("{2:"):
+                    message_type = self._application_header(block, line)
                 index = end
+            elif stripped.startswith("}{") and self.opened_at is None and index > 0:
+                self._odd("envelope_header_unbalanced", "a '}' too many between the SWIFT "
+                          "envelope blocks was ignored", line)
+                index += skip + 1
             elif stripped.startswith("{4:"):
                 self.check_closed(line)
                 self.opened_at = line
@@ -140,6 +157,36 @@ class _Envelope:
             else:
                 return rest, message_type
         return "", message_type
+
+    def _block_end(self, text: str, start: int, line: int) -> int:
+        """Where the ``{n:`` block at ``start`` ends: at its closing brace, or, for a header
+        block left open, right before the ``{4:`` text block that follows it (flagged)."""
+        text_block = text.find("{4:", start)
+        try:
+            end = _skip_block(text, start, source=self.source, line=line)
+        except ParseError:
+            if text_block < 0:
+                raise
+            end = len(text) + 1
+        if 0 <= text_block < end:
+            self._odd("envelope_header_unbalanced", "the SWIFT envelope block '"
+                      + text[start : start + 3] + "' is not closed before the text block "
+                      "'{4:'; read up to there", line)
+            return text_block
+        return end
+
+    def _application_header(self, block: str, line: int) -> str | None:
+        """The message type of a ``{2:`` block; a flag if it names no sender or receiver."""
+        found = _APPLICATION_HEADER.match(block)
+        if found is None or not _BIC_ADDRESS.search(block[7:]):
+            shown = block if len(block) <= 40 else block[:37] + "..."
+            self._odd("envelope_header_anonymised", f"the SWIFT application header {shown} "
+                      "names no bank (anonymised or blanked): only the message text is read",
+                      line)
+        return found.group(1) if found else None
+
+    def _odd(self, code: str, message: str, line: int) -> None:
+        self.flags.append(Flag(code, message, f"line {line}"))
 
     def check_closed(self, line: int) -> None:
         if self.opened_at is not None:
@@ -162,7 +209,7 @@ def _clean_lines(text: str, *, source: str) -> list[_Line]:
                 "statement, or a damaged one", source=source, line=number,
             )
         content, message_type = envelope.strip(raw, number)
-        lines.append(_Line(number, content, message_type))
+        lines.append(_Line(number, content, message_type, tuple(envelope.flags)))
     envelope.check_closed(len(physical))
     return lines
 
@@ -271,9 +318,11 @@ def read_messages(text: str, *, source: str) -> tuple[Message, ...]:
                 return j
         return None
 
+    envelope_flags: list[Flag] = []
     for i, line in enumerate(lines):
         if line.message_type:
             envelope_type = line.message_type
+        envelope_flags.extend(line.flags)
         content = line.text
         stripped = content.strip()
         tag = _tag_of(content)
@@ -284,7 +333,8 @@ def read_messages(text: str, *, source: str) -> tuple[Message, ...]:
             build.lines = [content[4:]]
             build.first_line = build.last_line = line.number
             build.message_type = envelope_type
-            envelope_type = None
+            build.pending_flags.extend(envelope_flags)
+            envelope_type, envelope_flags = None, []
             continue
         if not build.in_message:
             if not stripped or i in headers or _TERMINATOR.fullmatch(stripped):

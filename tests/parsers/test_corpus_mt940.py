@@ -161,3 +161,20 @@ def test_known_gaps_are_corpus_files() -> None:
     if not (CORPUS / "FACTS.tsv").exists():
         pytest.skip("the shared corpus is not here")
     assert set(KNOWN_GAPS) <= set(facts())
+
+
+# Files whose SWIFT application header ({2:...}) names no bank: read, with a flag.
+ANONYMISED_HEADERS = {
+    "mt940/jejik-mt940__postfinance.txt",  # {2:I940XXXXXXXXXXXXN}
+    "mt940/jejik-mt940__sns.txt",  # {2:O94000000000...N}
+    "mt940/oca-l10n-ro__test_alpha_940.txt",  # {2:I940            U3003}
+}
+
+
+@pytest.mark.parametrize("name", corpus_files("mt940"))
+def test_corpus_envelope_headers(name: str) -> None:
+    if name in KNOWN_GAPS and name != "mt940/oca-l10n-ro__test_brd_940.txt":
+        pytest.skip("checked in KNOWN_GAPS")
+    statements = parsers.parse((CORPUS / name).read_bytes(), source=name)
+    flagged = [any(f.code == "envelope_header_anonymised" for f in s.flags) for s in statements]
+    assert all(flagged) if name in ANONYMISED_HEADERS else not any(flagged)

@@ -136,3 +136,33 @@ def test_parse_each_checks_balances_per_statement() -> None:
     assert isinstance(results[0], Statement) and isinstance(results[1], ParseError)
     loose = parsers.parse_each(mt(*GOOD, *off), source="two.sta")
     assert all(isinstance(r, Statement) for r in loose)
+
+
+BODY = (":20:ENV", ":25:123", ":28C:1", ":60F:C261127EUR1,00", ":62F:C261127EUR1,00")
+
+
+@pytest.mark.parametrize(("header", "flag"), [
+    ("{1:F01BANKDEFFAXXX0000000000}{2:I940BANKDEFFXXXXN}{4:", None),
+    ("{1:F01SNSBNL2AXXXX0000000000}{2:O940SNSBNL2AXXXXN}{3:}{4:", None),
+    ("{1:F01XXXXXXXXAXXX0000000000}{2:O94000000000000000000000000000000000N}{3:}{4:",
+     "envelope_header_anonymised"),
+    ("{1:F01POFICHBEAXXX0000000000}{2:I940XXXXXXXXXXXXN}{4:", "envelope_header_anonymised"),
+    (" {1:F02BUCUROBUAXXX0833510237}{2:I940            U3003}{4:",
+     "envelope_header_anonymised"),
+    ("{1:F01BANKDEFFAXXX0000000000}{2:REDACTED}{4:", "envelope_header_anonymised"),
+    ("{1:F01BANKDEFFAXXX0000000000}{2:I940BANKDEFFXXXXN{4:", "envelope_header_unbalanced"),
+    ("{1:F01BANKDEFFAXXX0000000000}{2:I940BANKDEFFXXXXN}}{4:", "envelope_header_unbalanced"),
+])
+def test_a_damaged_application_header_around_a_valid_text_block(
+        header: str, flag: str | None) -> None:
+    (statement,) = parsers.parse(mt(header, *BODY, "-}{5:}"), source="env.sta")
+    assert statement.statement_id == "ENV"
+    assert statement.closing_balance is not None
+    assert [f.code for f in statement.flags] == ([flag] if flag else [])
+    if flag:
+        assert statement.flags[0].location == "line 1"
+
+
+def test_a_text_block_left_open_is_still_refused() -> None:
+    with pytest.raises(ParseError, match="not closed with '-}'"):
+        parsers.parse(mt("{1:F01BANKDEFFAXXX0}{2:I940BANKDEFFXXXXN{4:", *BODY), source="x")
