@@ -245,9 +245,15 @@ def transaction(scope: Scope, tree: Subtree, at: str, entry_credit: bool,
         amount_node = get(under + "AmtDtls/TxAmt/Amt")
     money = signed_amount(scope, amount_node, credit) if amount_node is not None else None
     end_to_end = stripped(get(under + "Refs/EndToEndId"))
-    # The parties of a reversal are those of the payment reversed.
+    # The parties of a reversal are those of the payment reversed. Banks differ on which
+    # side they report a returned payment's party under: where a reversal has nothing on
+    # the expected side, the original debtor (or creditor) is on the other one.
     side, agent = ("Dbtr", "DbtrAgt") if credit != reversal else ("Cdtr", "CdtrAgt")
     parties = under + "RltdPties/"
+    if reversal and not _has_party(tree, parties + side):
+        other = "Cdtr" if side == "Dbtr" else "Dbtr"
+        if _has_party(tree, parties + other):
+            side, agent = other, other + "Agt"
     remittance, creditor_reference = _remittance(tree, under + "RmtInf")
     return Transaction(
         amount=money,
@@ -264,6 +270,11 @@ def transaction(scope: Scope, tree: Subtree, at: str, entry_credit: bool,
         fx=fx_details(scope, tree, under + "AmtDtls"),
         charges=charges(scope, tree, under),
     )
+
+
+def _has_party(tree: Subtree, at: str) -> bool:
+    """True if the related party at ``at`` (``.../Dbtr``) has a name or an account."""
+    return bool(_party_name(tree, at) or _account_id(tree, at + "Acct"))
 
 
 def _batch_size(scope: Scope, tree: Subtree, at: str) -> int | None:

@@ -97,11 +97,12 @@ def test_corpus_reversal_and_batches() -> None:
         pytest.skip("the shared corpus is not here")
     (statement,) = _parse(name)
     (reversal,) = [e for e in statement.entries if e.reversal]
-    # CRDT with RvslInd: by ISO 20022 the original was a debit. The sign stays as written,
-    # and the counterparty of a debit is its creditor, which this sample does not name
-    # (it names only the debtors): none is guessed.
+    # CRDT with RvslInd: returned direct debits. The sign stays as written; the sample
+    # names only the debtors, the payers of the returned payments, and they are the
+    # counterparties (the creditor is the account holder itself).
     assert reversal.amount.amount == Decimal("100.00")
-    assert [t.counterparty_name for t in reversal.transactions] == [None, None]
+    assert [t.counterparty_name for t in reversal.transactions] == [
+        "PAYERS NAME3", "PAYERS NAME4"]
     assert [t.creditor_reference for t in reversal.transactions] == ["2345678917",
                                                                      "1234567897"]
     # Every TxDtls of a batch is a transaction: 2+2+2+3+2+2 (none folded).
