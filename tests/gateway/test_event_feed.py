@@ -150,8 +150,8 @@ async def polling_subscription(api: Api) -> str:
 
 
 @pytest.fixture
-async def hooks(database_url: str, aiohttp_client: AiohttpClient) -> Api:
-    return await make_api(database_url, aiohttp_client, **FAST)
+async def hooks(migrated_database_url: str, aiohttp_client: AiohttpClient) -> Api:
+    return await make_api(migrated_database_url, aiohttp_client, **FAST)
 
 
 async def test_every_event_is_listed_once_in_order_across_a_power_of_ten(hooks: Api) -> None:
