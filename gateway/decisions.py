@@ -10,6 +10,12 @@ a manual allocation of more than an invoice's open amount (to one already paid, 
 the acceptance of a proposal made when the invoice had more open than it has now (paid
 meanwhile), is refused with ``OverpaymentError`` and nothing is stored. The check is made
 on the invoice row as updated, so it holds against decisions taken at the same moment.
+
+Locks are taken in the order every writer takes them (``gateway.reconcile`` lists it): the
+payment (a manual allocation), the allocation decided or the payment's proposals, the
+invoices in id order, their event lanes. A reconcile pass locks the payments it stores
+before any invoice and checks them again under its locks, so a pass and a decision wait
+for each other, never in a cycle, and the later one sees what the earlier one committed.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from typing import Any
 import asyncpg
 
 from gateway import events, outbox
-from gateway.reconcile import invoice_event
+from gateway.reconcile_apply import invoice_event
 from gateway.store import allocations as store
 from gateway.store import failures as failure_store
 from gateway.store import invoices as invoice_store

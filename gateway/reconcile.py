@@ -1,10 +1,34 @@
-"""Reconciliation in the service: the engine run over what is stored, and people's decisions.
+"""Reconciliation in the service: the engine run over what is stored.
 
 ``reconcile`` runs after each import and each invoice change: every incoming line with no
 proposed or applied allocation is matched against the tenant's invoices. Automatic
 allocations are applied at once (the invoice's settled amount grows, so its open amount
 and status follow); reviews wait in the queue. One run at a time per tenant (an advisory
-lock), so two processes never allocate the same invoice twice.
+lock).
+
+A pass never allocates beyond what is open, whatever people (or the CRM) decide while it
+runs: it matches without locks, then locks what storing changes, looks again and stores
+only what still holds (``gateway.reconcile_apply``). A payment whose invoices changed
+meanwhile is matched again against them as they are now, within the pass, for up to
+three rounds; one still not stored then stays unallocated for the next pass (``deferred``,
+logged). A payment a person allocated meanwhile is left to that decision (``taken``).
+
+Lock order, the same for passes, people's decisions (``gateway.decisions``) and CRM
+changes, so that none of them deadlock:
+
+1. the tenant's reconcile lock (passes only: one at a time);
+2. payments (``transactions`` rows), in (account, entry) order: a decision locks its one
+   payment; a pass locks all of its payments at once, before any invoice
+   (``store.allocations.lock_payments``);
+3. allocations: a decision locks the one it decides, or the proposals of its payment; a
+   pass only inserts new ones;
+4. invoices, in id order (code point order): a decision and a CRM batch update theirs in
+   that order; a pass locks all of a round's invoices in one statement
+   (``store.invoices.lock_for_settling``). Later rounds of a pass wait for no invoice
+   (they skip one someone holds), so they cannot close a cycle;
+5. event lanes, in sorted order (``gateway.outbox``): an invoice's lane only by whoever
+   holds the invoice; a pass emits all its events at its end, in one call;
+6. the payment's row in ``reconcile_failures``.
 
 One bad payment never stops the others: results are stored under savepoints (a chunk of
 payments under one; a chunk that fails is stored again payment by payment), and an engine
@@ -24,13 +48,13 @@ import logging
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 import asyncpg
 
-from gateway import events, outbox
+from gateway import outbox
 from gateway.metrics import Metrics
+from gateway.reconcile_apply import PassLog, claim, fitting, store_all
 from gateway.store import allocations as store
 from gateway.store import failures as failure_store
 from gateway.store import invoices as invoice_store
@@ -38,15 +62,13 @@ from gateway.store import learned as learned_store
 from gateway.store import transactions
 from matching.engine import Engine
 from matching.invoices import Customer, Invoice
-from matching.model import Allocation, Decision, Payment, Settlement
+from matching.model import Allocation, Decision, Payment
 
 logger = logging.getLogger(__name__)
 
-ENGINE = "engine"
-
-# Payments stored under one savepoint; only a chunk that fails is redone one by one (a
-# savepoint per payment would make a large pass thousands of subtransactions).
-_CHUNK = 100
+# Rounds of matching in a pass: a payment whose invoices changed while the engine matched
+# it is matched again, at most this many times in all.
+_ROUNDS = 3
 
 EngineFactory = Callable[[Sequence[Invoice], Sequence[Customer]], Engine]
 
@@ -75,6 +97,8 @@ class ReconcileResult:
     failed: int = 0
     held: int = 0         # failed before, unchanged since, backoff running: not tried
     failures: tuple[Failure, ...] = field(default=())
+    taken: int = 0        # allocated by a person while the pass ran: left to them
+    deferred: int = 0     # their invoices kept changing: left for the next pass
 
     def public(self) -> dict[str, Any]:
         return {"payments": self.payments, "auto": self.auto, "review": self.review,
@@ -85,16 +109,6 @@ class ReconcileResult:
 def _lock_key(tenant: str) -> int:
     digest = hashlib.sha256(f"reconcile:{tenant}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
-
-
-def _settles(amount: Decimal, allocation: Allocation) -> Decimal:
-    """What an allocation of ``amount`` takes off the invoice's open amount: with a
-    shortfall written off, or with the surplus of an overpayment (the invoice then shows as
-    overpaid)."""
-    if allocation.settlement in (Settlement.SHORT, Settlement.OVERPAID) \
-            and allocation.difference is not None:
-        return amount + allocation.difference.amount
-    return amount
 
 
 def describe(exc: BaseException) -> str:
@@ -163,77 +177,62 @@ async def reconcile(conn: asyncpg.Connection, tenant: str, *, metrics: Metrics |
             payments.append(payment)
         if not payments:
             return ReconcileResult(0, 0, 0, 0, held=waiting)
-        customers = learned_store.with_learned(
-            await invoice_store.load_customers(conn, tenant),
-            await learned_store.of_customers(conn, tenant))
-        matcher = engine(await invoice_store.load_all(conn, tenant), customers)
-        if progress is not None:
-            progress(0, len(payments))
-        results, broken = _run_engine(
-            matcher, payments, frozenset(await store.rejected_pairs(conn, tenant)),
-            frozenset(await store.undone_pairs(conn, tenant)))
-        by_payment: dict[str, list[Allocation]] = {}
-        for allocation in results:
-            by_payment.setdefault(allocation.payment_key, []).append(allocation)
-        failed = [((accounts[p.key], p.entry_id), p, "engine", broken[p.key])
-                  for p in payments if p.key in broken]
-        done: list[failure_store.Key] = []
-        counted = dict.fromkeys(Decision, 0)
-        healthy = [p for p in payments if p.key not in broken]
-        for start in range(0, len(healthy), _CHUNK):
-            chunk = healthy[start:start + _CHUNK]
-            try:  # a savepoint for the chunk: the usual case, few subtransactions
-                async with conn.transaction():
-                    for payment in chunk:
-                        await _store_result(conn, tenant, accounts[payment.key], payment,
-                                            by_payment.get(payment.key, []))
-            except (asyncpg.InterfaceError, OSError):
-                raise  # the connection is gone: no payment's fault
-            except Exception:  # the chunk was rolled back: payment by payment, below
-                stored = await _store_each(conn, tenant, chunk, accounts, by_payment, failed)
-            else:
-                stored = chunk
-            for payment in stored:
-                done.append((accounts[payment.key], payment.entry_id))
-                allocations = by_payment.get(payment.key, [])
-                counted[allocations[0].decision if allocations else Decision.UNMATCHED] += 1
-            if progress is not None:
-                progress(min(start + _CHUNK, len(healthy)), len(payments))
+        done = PassLog(tenant, accounts, len(payments), progress)
+        todo = payments
+        for round_ in range(_ROUNDS):
+            todo = await _round(conn, done, todo, engine, first=round_ == 0)
+            if not todo:
+                break
+        await outbox.emit(conn, tenant, done.events)
         # The basis of a failure is the state this pass leaves (its own allocations
         # included): the next pass retries it only if something changed after.
-        stamp = await failure_store.basis_stamp(conn, tenant) if failed else ""
+        stamp = await failure_store.basis_stamp(conn, tenant) if done.failed else ""
         failures = [await _record_failure(conn, tenant, *case, stamp, metrics)
-                    for case in failed]
-        await failure_store.resolve(conn, tenant, done)
+                    for case in done.failed]
+        await failure_store.resolve(conn, tenant, done.stored)
+    counted = done.counted
     result = ReconcileResult(len(payments), counted[Decision.AUTO], counted[Decision.REVIEW],
                              counted[Decision.UNMATCHED], len(failures), waiting,
-                             tuple(failures))
+                             tuple(failures), taken=done.taken, deferred=len(todo))
     logger.info("reconciled %d payments: %d auto, %d review, %d unmatched, %d failed, "
-                "%d held back", result.payments, result.auto, result.review, result.unmatched,
-                result.failed, result.held)
+                "%d held back, %d allocated by people meanwhile, %d deferred to the next "
+                "pass", result.payments, result.auto, result.review, result.unmatched,
+                result.failed, result.held, result.taken, result.deferred)
     return result
 
 
-async def _store_each(conn: asyncpg.Connection, tenant: str, chunk: list[Payment],
-                      accounts: dict[str, int], by_payment: dict[str, list[Allocation]],
-                      failed: list[tuple[failure_store.Key, Payment, str, BaseException]]
-                      ) -> list[Payment]:
-    """Store a chunk's payments each in a savepoint of its own; the ones that fail are
-    added to ``failed``. Returns those stored."""
-    stored = []
-    for payment in chunk:
-        key = (accounts[payment.key], payment.entry_id)
-        try:
-            async with conn.transaction():  # a savepoint: this payment alone
-                await _store_result(conn, tenant, key[0], payment,
-                                    by_payment.get(payment.key, []))
-        except (asyncpg.InterfaceError, OSError):
-            raise
-        except Exception as exc:  # isolated, recorded by the caller
-            failed.append((key, payment, "apply", exc))
-        else:
-            stored.append(payment)
-    return stored
+async def _round(conn: asyncpg.Connection, done: PassLog, payments: list[Payment],
+                 engine: EngineFactory, *, first: bool) -> list[Payment]:
+    """Match ``payments`` against the invoices as they are now, lock what storing the
+    results changes, and store what still holds; return the payments to match again.
+
+    The first round waits for its locks; it takes every lock on payments the pass takes,
+    so later rounds find their payments as they left them, and skip an invoice someone
+    else holds rather than wait for it.
+    """
+    tenant = done.tenant
+    customers = learned_store.with_learned(
+        await invoice_store.load_customers(conn, tenant),
+        await learned_store.of_customers(conn, tenant))
+    matcher = engine(await invoice_store.load_all(conn, tenant), customers)
+    if first and done.progress is not None:
+        done.progress(0, done.size)
+    rejected = frozenset(await store.rejected_pairs(conn, tenant))
+    undone = frozenset(await store.undone_pairs(conn, tenant))
+    results, broken = _run_engine(matcher, payments, rejected, undone)
+    done.failed += [(done.key(p), p, "engine", broken[p.key]) for p in payments
+                    if p.key in broken]
+    by_payment: dict[str, list[Allocation]] = {}
+    for allocation in results:
+        by_payment.setdefault(allocation.payment_key, []).append(allocation)
+    healthy = [p for p in payments if p.key not in broken]
+    changed: list[Payment] = []
+    if first:
+        healthy, changed = await claim(conn, done, healthy, rejected, undone)
+    storing = await fitting(conn, tenant, healthy, by_payment, wait=first)
+    await store_all(conn, done, storing, by_payment)
+    again = {p.key for p in changed} | ({p.key for p in healthy} - {p.key for p in storing})
+    return [p for p in payments if p.key in again]
 
 
 async def _record_failure(conn: asyncpg.Connection, tenant: str, key: failure_store.Key,
@@ -247,52 +246,6 @@ async def _record_failure(conn: asyncpg.Connection, tenant: str, key: failure_st
     if metrics is not None:
         metrics.reconcile_failures.labels(stage).inc()
     return Failure(key[0], key[1], stage, error, attempts)
-
-
-async def _store_result(conn: asyncpg.Connection, tenant: str, account_id: int,
-                        payment: Payment, allocations: list[Allocation]) -> None:
-    """Store one payment's allocations, apply the automatic ones and report them."""
-    matched = [(a, a.invoice_id, a.amount) for a in allocations
-               if a.invoice_id is not None and a.amount is not None]
-    if not matched:
-        found = await transactions.payments(conn, tenant, [(account_id, payment.entry_id)])
-        await outbox.emit(conn, tenant, [outbox.NewEvent(
-            "payment.unmatched", events.account_lane(row["account_id"]),
-            events.payment_fields(row),
-            dedup_key=f"payment.unmatched:{row['account_id']}:{row['entry_id']}")
-            for row in found])
-        return
-    shares = _payment_shares(payment.amount.amount, [amount.amount for _, _, amount in matched])
-    news = []
-    for (allocation, invoice_id, amount), share in zip(matched, shares, strict=True):
-        applied = allocation.decision is Decision.AUTO
-        settles = _settles(amount.amount, allocation)
-        row = store.NewAllocation(
-            account_id=account_id, entry_id=payment.entry_id,
-            payment_key=payment.bank_reference or payment.entry_id,
-            invoice_id=invoice_id, amount=amount.amount,
-            currency=amount.currency, payment_amount=share, settles=settles,
-            confidence=allocation.confidence, decision=allocation.decision.value,
-            status="applied" if applied else "proposed",
-            settlement=allocation.settlement.value if allocation.settlement else None,
-            difference=allocation.difference.amount if allocation.difference else None,
-            fx_rate=allocation.fx_rate,
-            reasons=[{"code": r.code, "weight": r.weight, "detail": r.detail}
-                     for r in allocation.reasons],
-            created_by=ENGINE,
-        )
-        [allocation_id] = await store.insert(conn, tenant, [row])
-        if not applied:
-            continue
-        invoice = await invoice_store.add_settled(conn, tenant, invoice_id, settles)
-        if invoice is not None:
-            news.append(invoice_event(
-                invoice, {"allocation_id": allocation_id, "amount": row.amount,
-                          "currency": row.currency, "decision": row.decision},
-                {"account_id": account_id, "entry_id": payment.entry_id,
-                 "amount": payment.amount.amount, "currency": payment.amount.currency,
-                 "booking_date": payment.booking_date}))
-    await outbox.emit(conn, tenant, [n for n in news if n is not None])
 
 
 async def reconcile_after_change(conn: asyncpg.Connection, tenant: str, *,
@@ -312,32 +265,3 @@ async def reconcile_after_change(conn: asyncpg.Connection, tenant: str, *,
     return result.public()
 
 
-def _payment_shares(paid: Decimal, amounts: list[Decimal]) -> list[Decimal]:
-    """The part of the payment (in its own currency and minor units) each allocation uses,
-    in proportion to the allocated amounts and adding up to the payment exactly: shares
-    rounded down, the minor units left over to the largest remainders."""
-    if len(amounts) == 1:
-        return [paid]
-    quantum = Decimal(1).scaleb(paid.as_tuple().exponent)  # type: ignore[arg-type]
-    total = sum(amounts, Decimal(0))
-    exact = [paid * a / total for a in amounts]
-    shares = [e.quantize(quantum, rounding=ROUND_FLOOR) for e in exact]
-    left = int((paid - sum(shares, Decimal(0))) / quantum)
-    for n in sorted(range(len(amounts)), key=lambda n: (shares[n] - exact[n], n))[:left]:
-        shares[n] += quantum
-    for n in range(len(shares)):  # each uses some of the payment, where it has enough units
-        largest = max(range(len(shares)), key=lambda k: (shares[k], -k))
-        if shares[n] == 0 and shares[largest] > quantum:
-            shares[n], shares[largest] = quantum, shares[largest] - quantum
-    return shares
-
-
-def invoice_event(invoice: asyncpg.Record, allocation: Any,
-                  payment: Any) -> outbox.NewEvent | None:
-    """invoice.paid, .partially_paid or .overpaid, after an allocation was applied."""
-    kind = events.invoice_event_type(invoice["status"])
-    if kind is None:
-        return None
-    return outbox.NewEvent(kind, events.invoice_lane(invoice["invoice_id"]), {
-        **events.invoice_fields(invoice),
-        "allocation": events.allocation_fields(allocation, payment)})

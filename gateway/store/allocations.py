@@ -37,24 +37,45 @@ class NewAllocation:
 
 async def insert(conn: asyncpg.Connection, tenant: str,
                  rows: Sequence[NewAllocation]) -> list[int]:
-    ids: list[int] = []
-    for row in rows:
-        ids.append(await conn.fetchval(
-            """
+    """Store the rows in one statement; return their ids, in the order of ``rows``.
+
+    The rows are inserted in that order (``ORDER BY`` the position), and an identity takes
+    its values from a sequence in the order the rows are inserted, increasing within a
+    session: the ids, sorted, are the rows' in order.
+    """
+    if not rows:
+        return []
+    ids = sorted(await conn.fetchval(
+        """
+        WITH made AS (
             INSERT INTO allocations (tenant_id, account_id, entry_id, payment_key, invoice_id,
                 amount, currency, payment_amount, settles, confidence, decision, status,
                 settlement, difference, fx_rate, reasons, created_by, decided_at, decided_by)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-                    $16::jsonb, $17,
-                    CASE WHEN $12 = 'applied' THEN now() END,
-                    CASE WHEN $12 = 'applied' THEN $17 END)
+            SELECT $1, r.account_id, r.entry_id, r.payment_key, r.invoice_id, r.amount,
+                   r.currency, r.payment_amount, r.settles, r.confidence, r.decision,
+                   r.status, r.settlement, r.difference, r.fx_rate, r.reasons, r.created_by,
+                   CASE WHEN r.status = 'applied' THEN now() END,
+                   CASE WHEN r.status = 'applied' THEN r.created_by END
+            FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::numeric[],
+                        $7::text[], $8::numeric[], $9::numeric[], $10::float8[], $11::text[],
+                        $12::text[], $13::text[], $14::numeric[], $15::numeric[],
+                        $16::jsonb[], $17::text[])
+                 WITH ORDINALITY AS r(account_id, entry_id, payment_key, invoice_id, amount,
+                     currency, payment_amount, settles, confidence, decision, status,
+                     settlement, difference, fx_rate, reasons, created_by, position)
+            ORDER BY r.position
             RETURNING allocation_id
-            """,
-            tenant, row.account_id, row.entry_id, row.payment_key, row.invoice_id, row.amount,
-            row.currency, row.payment_amount, row.settles, row.confidence, row.decision,
-            row.status, row.settlement, row.difference, row.fx_rate, json.dumps(row.reasons),
-            row.created_by,
-        ))
+        )
+        SELECT array_agg(allocation_id) FROM made
+        """,
+        tenant, *(list(column) for column in zip(*(
+            (row.account_id, row.entry_id, row.payment_key, row.invoice_id, row.amount,
+             row.currency, row.payment_amount, row.settles, row.confidence, row.decision,
+             row.status, row.settlement, row.difference, row.fx_rate, json.dumps(row.reasons),
+             row.created_by) for row in rows), strict=True)),
+    ))
+    if len(ids) != len(rows):
+        raise RuntimeError(f"stored {len(ids)} allocations of {len(rows)}")
     return ids
 
 
@@ -97,6 +118,44 @@ async def active_for_entry(conn: asyncpg.Connection, tenant: str, account_id: in
         tenant, account_id, entry_id, list(ACTIVE),
     )
     return rows
+
+
+PaymentKey = tuple[int, str]   # (account_id, entry_id)
+
+
+async def lock_payments(conn: asyncpg.Connection, tenant: str, keys: Sequence[PaymentKey]
+                        ) -> dict[PaymentKey, list[tuple[str, str]]]:
+    """Lock these payments against people's decisions until the transaction ends, and
+    return the allocations each has now, as (invoice id, status), for those with any.
+
+    The lock is the one storing an allocation of a payment takes on it anyway (its
+    foreign key's ``FOR KEY SHARE``), taken at once for all, in (account, entry) order:
+    a person's manual allocation (``FOR UPDATE`` of the payment) waits for it, and it
+    waits for one made first. The allocations are read in a statement of their own, after
+    the locks, so they include those a decision committed while the lock waited for it.
+    """
+    if not keys:
+        return {}
+    accounts, entries = zip(*sorted(set(keys)), strict=True)
+    await conn.execute(
+        """
+        SELECT 1 FROM transactions
+        WHERE tenant_id = $1
+          AND (account_id, entry_id) IN (SELECT * FROM unnest($2::bigint[], $3::text[]))
+        ORDER BY account_id, entry_id COLLATE "C"
+        FOR KEY SHARE
+        """,
+        tenant, list(accounts), list(entries))
+    rows = await conn.fetch(
+        "SELECT account_id, entry_id, invoice_id, status FROM allocations WHERE tenant_id = $1"
+        " AND (account_id, entry_id) IN (SELECT * FROM unnest($2::bigint[], $3::text[]))"
+        " ORDER BY allocation_id",
+        tenant, list(accounts), list(entries))
+    found: dict[PaymentKey, list[tuple[str, str]]] = {}
+    for row in rows:
+        found.setdefault((row["account_id"], row["entry_id"]), []).append(
+            (row["invoice_id"], row["status"]))
+    return found
 
 
 async def rejected_pairs(conn: asyncpg.Connection, tenant: str) -> set[tuple[str, str]]:

@@ -266,3 +266,51 @@ async def add_settled(conn: asyncpg.Connection, tenant: str, invoice_id: str,
         tenant, invoice_id, delta,
     )
     return row
+
+
+_LOCK_WAITING = ("SELECT * FROM invoices WHERE tenant_id = $1 AND invoice_id = ANY($2::text[])"
+                 ' ORDER BY invoice_id COLLATE "C" FOR NO KEY UPDATE')
+_LOCK_SKIPPING = _LOCK_WAITING + " SKIP LOCKED"
+
+
+async def lock_for_settling(conn: asyncpg.Connection, tenant: str, invoice_ids: Sequence[str],
+                            *, wait: bool = True) -> dict[str, asyncpg.Record]:
+    """These invoices as they are now, their rows locked as counting a settlement on them
+    locks them (``FOR NO KEY UPDATE``) until the transaction ends; by id.
+
+    Locked in invoice id order (code point order, ``COLLATE "C"``: Python's ``sorted``,
+    the order people's decisions update invoices in), so the two never deadlock. With
+    ``wait`` false an invoice another transaction holds is left out rather than waited for.
+    """
+    if not invoice_ids:
+        return {}
+    rows = await conn.fetch(_LOCK_WAITING if wait else _LOCK_SKIPPING, tenant,
+                            sorted(set(invoice_ids)))
+    return {r["invoice_id"]: r for r in rows}
+
+
+async def settle(conn: asyncpg.Connection, tenant: str,
+                 changes: Sequence[tuple[str, str, Decimal, Decimal]]) -> dict[str, asyncpg.Record]:
+    """Count each change (invoice id, currency, needed, settled) as settled by allocations,
+    each invoice at most once per call, where the invoice still takes it: not cancelled,
+    in that currency, with ``needed`` or more open. Returns the invoices changed as they
+    are now, by id; one that no longer takes its change is left as it was, and out.
+
+    The guard is what the engine decided against; a caller holding the rows' locks
+    (``lock_for_settling``) has checked it already, and finds every invoice changed.
+    """
+    if not changes:
+        return {}
+    ids, currencies, needed, settled = (list(c) for c in zip(*changes, strict=True))
+    rows = await conn.fetch(
+        """
+        UPDATE invoices i SET settled_amount = i.settled_amount + c.settled,
+                              updated_at = now()
+        FROM unnest($2::text[], $3::text[], $4::numeric[], $5::numeric[])
+             AS c(invoice_id, currency, needed, settled)
+        WHERE i.tenant_id = $1 AND i.invoice_id = c.invoice_id AND i.currency = c.currency
+          AND NOT i.cancelled AND i.open_amount >= c.needed
+        RETURNING i.*
+        """,
+        tenant, ids, currencies, needed, settled)
+    return {r["invoice_id"]: r for r in rows}

@@ -7,7 +7,7 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.reconcile import _payment_shares
+from gateway.reconcile_apply import payment_shares as _payment_shares
 
 
 @given(st.integers(1, 10**9), st.sampled_from([0, 2, 3]),
