@@ -180,6 +180,9 @@ async def allocate_manually(conn: asyncpg.Connection, tenant: str, *, account_id
                 f"the allocation asks for {wanted}")
         rows = []
         for invoice_id, amount in parts:
+            if amount <= 0:
+                raise DecisionError(f"the amount for invoice {invoice_id} must be more than "
+                                    f"zero, got {amount}")
             invoice = await invoice_store.get(conn, tenant, invoice_id)
             if invoice is None:
                 raise DecisionError(f"no invoice {invoice_id!r}")
@@ -197,6 +200,8 @@ async def allocate_manually(conn: asyncpg.Connection, tenant: str, *, account_id
                 reasons=[{"code": "manual", "weight": 0, "detail": note or "allocated by hand"}],
                 created_by=by))
         ids = await store.insert(conn, tenant, rows)
+        if note is not None:
+            await store.annotate(conn, tenant, ids, note)
         made = [await _locked(conn, tenant, i, expect="applied") for i in ids]
         after: dict[str, asyncpg.Record] = {}
         # Invoices in id order, whatever the order sent: two splits naming the same

@@ -79,6 +79,14 @@ async def insert(conn: asyncpg.Connection, tenant: str,
     return ids
 
 
+async def annotate(conn: asyncpg.Connection, tenant: str, ids: Sequence[int],
+                   note: str) -> None:
+    """The person's note on allocations they made (a manual allocation's ``note``)."""
+    await conn.execute(
+        "UPDATE allocations SET note = $3 WHERE tenant_id = $1 AND allocation_id = ANY($2)",
+        tenant, list(ids), note)
+
+
 async def get(conn: asyncpg.Connection, tenant: str, allocation_id: int, *,
               lock: bool = False) -> asyncpg.Record | None:
     row: asyncpg.Record | None = await conn.fetchrow(

@@ -142,8 +142,10 @@ async def test_a_manual_split_over_two_invoices(api: Api) -> None:
     status, problem = await post(api, "/v1/matches", body)
     assert status == 422 and "left" in problem["detail"]
     body["allocations"][1]["amount"] = "40.00"
+    body["note"] = "two invoices, one transfer: 分两张发票"
     status, made = await post(api, "/v1/matches", body)
     assert status == 201 and [m["decision"] for m in made["items"]] == ["manual", "manual"]
+    assert [m["note"] for m in made["items"]] == [body["note"]] * 2
     for invoice_id in ("INV-21", "INV-22"):
         assert (await get(api, f"/v1/invoices/{invoice_id}"))["status"] == "paid"
 

@@ -229,3 +229,25 @@ async def test_two_allocations_at_once_that_together_overpay_store_one(
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT settled_amount FROM invoices WHERE tenant_id = $1",
                                    tenant) == Decimal("70.00")
+
+
+@pytest.mark.parametrize("amount", ["0", "0.00", "-10.00"])
+async def test_a_manual_part_of_nothing_or_less_is_refused_before_anything_is_stored(
+        pool: asyncpg.Pool, amount: str) -> None:
+    """The API refuses such parts first; the decision refuses them for every other caller."""
+    tenant = uuid.uuid4().hex
+    async with pool.acquire() as conn:
+        await invoice_store.upsert(conn, tenant, [Invoice(
+            invoice_id="I1", customer_id="C1", amount=Money(Decimal("100.00"), "EUR"),
+            open_amount=Money(Decimal("100.00"), "EUR"), issue_date=date(2026, 11, 1),
+            due_date=None, customer_name="Globex")])
+        await ingest(conn, _statement(), source="payments.xml", tenant=tenant)
+        entry = await conn.fetchrow("SELECT account_id, entry_id FROM transactions"
+                                    " WHERE tenant_id = $1 AND amount > 0 LIMIT 1", tenant)
+        with pytest.raises(DecisionError, match="more than zero"):
+            await allocate_manually(conn, tenant, account_id=entry["account_id"],
+                                    entry_id=entry["entry_id"],
+                                    parts=[("I1", Decimal("50.00")), ("I1", Decimal(amount))],
+                                    by="test", note=None)
+        assert await conn.fetchval("SELECT count(*) FROM allocations WHERE tenant_id = $1",
+                                   tenant) == 0
