@@ -57,6 +57,7 @@ from parsers.model import (
 )
 from parsers.money import Money
 from parsers.mt940_details import Details, read_details, supplementary_details
+from parsers.mt940_dialects import bank_of
 from parsers.mt940_fields import (
     MARKS,
     AccountValue,
@@ -329,7 +330,8 @@ class _Reader:
         ):
             extra.append(line.supplementary)
         if raw.details:
-            read_details(raw.details, currency, details)
+            bank = bank_of(self.account.account) if self.account else None
+            read_details(raw.details, currency, details, bank)
             if not details.complete:
                 extra.append(_raw_text(raw.details))
         if raw.non_swift:

@@ -10,6 +10,7 @@
   ``/EREF/.../NAME/.../REMI/...``; ING's ``/CNTP/account/BIC/name/city/`` and
   ``/REMI/USTD//text/`` or ``/REMI/STRD/CUR/reference/``. Lines are joined without separator
   (the field is cut every 65 characters, also mid-value).
+- **Bank layouts** of free text (ING old format, ABN AMRO, ...): ``mt940_dialects``.
 - **Free text**: anything else. It stays whole in ``additional_info``; nothing is guessed
   from it but a valid ISO 11649 creditor reference (``RF..``, check digits verified).
 
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from parsers.iban import normalize_iban
 from parsers.model import Charge
 from parsers.money import Money, MoneyError, is_statement_currency, parse_decimal
+from parsers.mt940_dialects import split_dialect
 
 _SUBFIELDS_START = re.compile(r"(?P<gvc>\d{3})(?P<sep>[?+~^])\d{2}")
 _BIC = re.compile(r"[A-Z]{6}[A-Z0-9]{2}(?:[A-Z0-9]{3})?")
@@ -334,14 +336,24 @@ def supplementary_details(text: str, details: Details) -> bool:
     return whole
 
 
-def read_details(lines: list[str], currency: str, details: Details) -> None:
-    """Read the lines of one entry's :86: field(s) into ``details``."""
+def read_details(lines: list[str], currency: str, details: Details,
+                 bank: str | None = None) -> None:
+    """Read the lines of one entry's :86: field(s) into ``details``.
+
+    ``bank`` (the statement account's bank, see ``mt940_dialects``) helps tell the free-text
+    layouts of some banks apart.
+    """
     joined = "".join(lines)
     start = _SUBFIELDS_START.match(joined)
     if start:
         _subfields(joined, start["sep"], details, currency)
     elif _CODE.match(joined.lstrip()):
         _codes(joined.lstrip(), details)
+    elif (split := split_dialect(lines, bank)) is not None:
+        for name in ("counterparty_name", "counterparty_account", "counterparty_bic",
+                     "remittance"):
+            details.put(name, getattr(split, name))
+        details.complete = details.complete and split.complete
     else:
         details.complete = False
         details.put("creditor_reference", find_creditor_reference(" ".join(lines)))

@@ -1,0 +1,129 @@
+"""Field ``:86:`` in the free-text layouts of banks that use neither ``?nn`` subfields nor
+``/CODE/`` values, split into counterparty name, account and remittance.
+
+Each layout is recognised from the text itself (and, where the text alone is ambiguous, from
+the bank of the statement's account), and only when its whole shape is there: anything else
+stays whole in ``additional_info`` as before. A recognised text loses no character: what has
+no field of its own (the terminal and time of a card payment, a column heading) stays inside
+the remittance, and blanks are the only thing dropped (runs of them, from the column padding
+these banks use, become one).
+
+- **ING (old format, before 2014)**: the first line is the counterparty's 10-digit account
+  (``P`` and up to 9 digits for a Postbank giro account), one blank and its name; the lines
+  after it are the remittance. A single line holds no name boundary: after the account it
+  is all remittance.
+- **ABN AMRO (old format)**: two columns of 32 characters. ``GIRO`` and a giro number, or a
+  bank account (``12.34.56.789`` or 9-10 digits), then the name, padded; what follows is the
+  remittance. Card lines: ``BEA``/``GEA`` (payment terminal, cash machine), ``NR:`` the
+  terminal, the date and time, the merchant, ``,PAS`` and the card number; the newer form
+  ``BEA, Betaalpas  merchant,PAS123 NR:..., date/time  place``. The merchant is the
+  counterparty; the whole line is the remittance.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from parsers.model import Account
+
+
+@dataclass(slots=True)
+class Split:
+    """What one bank's free-text ``:86:`` says, by model field."""
+
+    dialect: str
+    counterparty_name: str | None = None
+    counterparty_account: str | None = None
+    counterparty_bic: str | None = None
+    remittance: str | None = None
+    complete: bool = True
+
+
+def _blanks(text: str) -> str:
+    """Runs of blanks (column padding, tabs) as one blank; nothing else changes."""
+    return " ".join(text.split())
+
+
+def _text(lines: list[str]) -> str:
+    return _blanks(" ".join(lines))
+
+
+_ING_OLD_FIRST = re.compile(r"(?P<account>\d{10}|P\d{1,9}) (?P<rest>\S.*)")
+
+
+def _ing_old(lines: list[str], bank: str | None) -> Split | None:
+    match = _ING_OLD_FIRST.fullmatch(lines[0].rstrip())
+    if match is None:
+        return None
+    after = [line for line in lines[1:] if line.strip()]
+    if not after:
+        return Split("ing-old", counterparty_account=match["account"],
+                     remittance=_blanks(match["rest"]))
+    return Split("ing-old", counterparty_account=match["account"],
+                 counterparty_name=_blanks(match["rest"]), remittance=_text(after))
+
+
+_ABN_ACCOUNT_FIRST = (
+    re.compile(r"GIRO +(?P<account>\d{1,9}) +(?P<name>\S.*?)(?: {2,}(?P<rest>\S.*))?"),
+    re.compile(r"(?P<account>\d\d\.\d\d\.\d\d\.\d{3}|\d{9,10}) {2,}(?P<name>\S.*?)"
+               r"(?: {2,}(?P<rest>\S.*))?"),
+)
+_ABN_CARD = re.compile(
+    r"(?P<kind>BEA|GEA) +NR:(?P<terminal>\S+) +(?P<when>\d\d\.\d\d\.\d\d/\d\d[.:]\d\d)"
+    r" +(?P<merchant>\S.*?) *,PAS ?(?P<card>\d+)")
+_ABN_CARD_NEW = re.compile(
+    r"(?P<kind>BEA|GEA|ECOM), (?P<means>[A-Za-z][A-Za-z ]*?) +(?P<merchant>\S.*?) *,PAS ?"
+    r"(?P<card>\d+) +NR:(?P<terminal>[^,\s]+), *(?P<when>\d\d\.\d\d\.\d\d/\d\d[.:]\d\d)"
+    r"(?: +(?P<place>\S.*))?")
+
+
+def _abn_amro(lines: list[str], bank: str | None) -> Split | None:
+    text = _text(lines)
+    card = _ABN_CARD.fullmatch(text) or _ABN_CARD_NEW.fullmatch(text)
+    if card is not None:
+        return Split("abn-amro-card", counterparty_name=card["merchant"], remittance=text)
+    first = lines[0].rstrip()
+    match = _ABN_ACCOUNT_FIRST[0].fullmatch(first) or _ABN_ACCOUNT_FIRST[1].fullmatch(first)
+    if match is None:
+        return None
+    remittance = _text([match["rest"] or "", *lines[1:]])
+    return Split("abn-amro", counterparty_account=match["account"],
+                 counterparty_name=_blanks(match["name"]), remittance=remittance or None)
+
+
+Reader = Callable[[list[str], "str | None"], "Split | None"]
+
+# Most specific first: the ABN AMRO account line needs two blanks, ING's one.
+_READERS: tuple[Reader, ...] = (_abn_amro, _ing_old)
+
+
+_IBAN_SHAPE = re.compile(r"[A-Z]{2}\d{2}[A-Z0-9]{4}")
+
+
+def bank_of(account: Account) -> str | None:
+    """The account's bank as four characters: its BIC's bank code, or the IBAN's (or an
+    IBAN-shaped number's) first four after the check digits (``INGB``, ``TRIO``)."""
+    if account.bic:
+        return account.bic[:4].upper()
+    ident = (account.iban or account.number or "").replace(" ", "").upper()
+    return ident[4:8] if _IBAN_SHAPE.match(ident) else None
+
+
+def split_dialect(lines: list[str], bank: str | None = None) -> Split | None:
+    """The ``:86:`` ``lines`` split by the first bank layout they have, or None.
+
+    ``bank`` is the statement account's bank, as the first four letters of its BIC or the
+    bank code of its IBAN (``DABA``, ``TRIO``), when known.
+    """
+    if not lines or not lines[0].strip():
+        return None
+    for reader in _READERS:
+        split = reader(lines, bank)
+        if split is not None:
+            return split
+    return None
+
+
+__all__ = ["Split", "bank_of", "split_dialect"]

@@ -1,0 +1,197 @@
+"""The free-text ``:86:`` layouts of banks (``parsers.mt940_dialects``): what each puts into
+the counterparty name, account and remittance, that nothing of the text is lost, and that a
+text of no known layout stays whole in ``additional_info``. Fixtures are written here in each
+bank's shape, with invented names, accounts and texts."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import parsers
+from parsers import mt940_details
+from parsers.model import Account
+from parsers.mt940_dialects import bank_of, split_dialect
+from tests.corpus import CORPUS
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "mt940"
+
+
+def details(*lines: str, bank: str | None = None) -> mt940_details.Details:
+    result = mt940_details.Details()
+    mt940_details.read_details(list(lines), "EUR", result, bank)
+    return result
+
+
+def fields(got: mt940_details.Details) -> tuple[str | None, str | None, str | None]:
+    return got.counterparty_name, got.counterparty_account, got.remittance
+
+
+def non_blank(text: str) -> Counter[str]:
+    return Counter(c for c in text if not c.isspace())
+
+
+def loses_nothing(lines: list[str], got: mt940_details.Details, marker: str = "") -> bool:
+    """Every non-blank character of the :86: lines is in some field, as often as there;
+    but the layout's own ``marker`` (ABN AMRO's ``GIRO``), which the fields replace."""
+    kept = "".join(v or "" for v in (got.counterparty_name, got.counterparty_account,
+                                     got.counterparty_bic, got.remittance))
+    return non_blank("".join(lines)) <= non_blank(kept) + non_blank(marker)
+
+
+# -- ING, old format ---------------------------------------------------------------------
+
+def test_ing_old_account_and_name_then_remittance_lines() -> None:
+    got = details("0456789012 Bakkerij De Korenschoof", "UTRECHT Factuur 2013-118",
+                  "maart levering")
+    assert fields(got) == ("Bakkerij De Korenschoof", "0456789012",
+                           "UTRECHT Factuur 2013-118 maart levering")
+    assert got.complete
+
+
+def test_ing_old_postbank_giro_account() -> None:
+    got = details("P1234567 Stichting Groene Daken", "Donatie maart")
+    assert fields(got) == ("Stichting Groene Daken", "P1234567", "Donatie maart")
+
+
+def test_ing_old_single_line_has_no_name_boundary() -> None:
+    got = details("0456789012 Retour statiegeld 2013-119")
+    assert fields(got) == (None, "0456789012", "Retour statiegeld 2013-119")
+    assert got.complete
+
+
+@pytest.mark.parametrize("lines", [
+    (" RC AFREKENING BETALINGSVERKEER", "ING Bank N.V. tarifering"),  # leading blank
+    ("045678901 short account",),  # 9 digits and one blank: neither ING nor ABN AMRO
+    ("Factuur 0456789012 betaald",),
+])
+def test_texts_of_no_layout_stay_whole(lines: tuple[str, ...]) -> None:
+    got = details(*lines)
+    assert fields(got) == (None, None, None)
+    assert not got.complete
+
+
+_WORD = st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp", "Zs")),
+                min_size=1, max_size=12)
+_LINE = st.lists(_WORD, min_size=1, max_size=5).map(" ".join)
+
+
+@settings(max_examples=60, deadline=None)
+@given(account=st.from_regex(r"\d{10}|P\d{1,9}", fullmatch=True), name=_LINE,
+       after=st.lists(_LINE, max_size=3))
+def test_ing_old_loses_no_character(account: str, name: str, after: list[str]) -> None:
+    lines = [f"{account} {name}", *after]
+    got = details(*lines)
+    assert got.complete and got.counterparty_account == account
+    assert loses_nothing(lines, got)
+
+
+def test_ing_old_golden_fixture_reads_every_layout() -> None:
+    statement, = parsers.parse((DATA / "nl-ing-old-format.sta").read_bytes(), source="ing")
+    assert [(e.counterparty_name, e.counterparty_account) for e in statement.entries] == [
+        ("Bakkerij De Korenschoof", "0456789012"), ("Stichting Groene Daken", "P1234567"),
+        (None, "0456789012"), (None, None)]
+    assert statement.entries[3].additional_info == (
+        " RC AFREKENING BETALINGSVERKEER\nING Bank N.V. tarifering")
+
+
+def test_bank_of_the_statement_account() -> None:
+    assert bank_of(Account(iban="NL20INGB0001234567")) == "INGB"
+    assert bank_of(Account(number="1234567890", bic="DABADKKK")) == "DABA"
+    assert bank_of(Account(number="0001234567")) is None
+
+
+def test_no_lines_no_layout() -> None:
+    assert split_dialect([]) is None
+    assert split_dialect(["", "0456789012 Naam"]) is None
+
+
+# -- the real files of the corpus (skipped without it) -----------------------------------
+
+def corpus_entries(name: str) -> list[parsers.model.Entry]:
+    path = CORPUS / "mt940" / name
+    if not path.exists():
+        pytest.skip("the corpus is not here")
+    return [e for s in parsers.parse(path.read_bytes(), source=name) for e in s.entries]
+
+
+def test_corpus_ing_old_format_now_names_accounts() -> None:
+    entries = corpus_entries("jejik-mt940__ing-dos.txt")
+    read = [e for e in entries if e.counterparty_account]
+    assert len(read) == 5 and all(e.additional_info is None for e in read)
+    assert sum(1 for e in read if e.counterparty_name) == 1  # one has a second line
+    # the bank's own charge and a line opening with a blank stay whole, as before
+    assert sum(1 for e in entries if e.additional_info) == 2
+
+
+# -- ABN AMRO, old format ----------------------------------------------------------------
+
+def test_abn_amro_giro_column_layout() -> None:
+    got = details("GIRO   7654321 VERENIGING DE ZWALUW    BETALINGSKENM.  000000012345678",
+                  "0123456789                       CONTRIBUTIE 2012 LID 88",
+                  "INCL. 0,00 BTW")
+    assert fields(got) == ("VERENIGING DE ZWALUW", "7654321",
+                           "BETALINGSKENM. 000000012345678 0123456789 CONTRIBUTIE 2012 LID 88 "
+                           "INCL. 0,00 BTW")
+    assert got.complete
+
+
+def test_abn_amro_bank_account_with_points() -> None:
+    got = details("41.23.45.678                    GARAGE VAN DIJK")
+    assert fields(got) == ("GARAGE VAN DIJK", "41.23.45.678", None)
+
+
+def test_abn_amro_card_line_old() -> None:
+    got = details("BEA   NR:AB12CD   03.04.12/17.45 BOEKHANDEL HET BLAUWE HUIS,PAS042")
+    assert fields(got) == ("BOEKHANDEL HET BLAUWE HUIS", None,
+                           "BEA NR:AB12CD 03.04.12/17.45 BOEKHANDEL HET BLAUWE HUIS,PAS042")
+
+
+def test_abn_amro_card_line_new() -> None:
+    got = details("BEA, Betaalpas                   Fietsenmaker Oost,PAS117",
+                  "NR:7QX2AB, 14.02.19/08:31        ZWOLLE")
+    assert got.counterparty_name == "Fietsenmaker Oost"
+    assert got.remittance == ("BEA, Betaalpas Fietsenmaker Oost,PAS117 NR:7QX2AB, "
+                              "14.02.19/08:31 ZWOLLE")
+
+
+def test_abn_amro_storno_text_stays_whole() -> None:
+    got = details("STORNO GIRO   428428 TERUGBOEKING")
+    assert fields(got) == (None, None, None) and not got.complete
+
+
+_CAPS = st.text(st.sampled_from("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-/&'"), min_size=1,
+                max_size=10)
+
+
+@settings(max_examples=60, deadline=None)
+@given(merchant=st.lists(_CAPS, min_size=1, max_size=4).map(" ".join),
+       terminal=st.from_regex(r"[A-Z0-9]{4,8}", fullmatch=True),
+       card=st.from_regex(r"\d{1,4}", fullmatch=True), kind=st.sampled_from(["BEA", "GEA"]))
+def test_abn_amro_card_line_loses_no_character(merchant: str, terminal: str, card: str,
+                                                kind: str) -> None:
+    lines = [f"{kind}   NR:{terminal}   01.02.13/10.20 {merchant},PAS{card}"]
+    got = details(*lines)
+    assert got.complete and got.counterparty_name == merchant
+    assert loses_nothing(lines, got)
+
+
+@settings(max_examples=60, deadline=None)
+@given(giro=st.from_regex(r"\d{1,7}", fullmatch=True),
+       name=st.lists(_CAPS, min_size=1, max_size=3).map(" ".join),
+       after=st.lists(_LINE, max_size=3))
+def test_abn_amro_giro_loses_no_character(giro: str, name: str, after: list[str]) -> None:
+    lines = [f"GIRO   {giro} {name}", *after]
+    got = details(*lines)
+    assert got.complete and (got.counterparty_account, got.counterparty_name) == (giro, name)
+    assert loses_nothing(lines, got, marker="GIRO")
+
+
+def test_corpus_abn_amro_card_and_account_lines() -> None:
+    entries = corpus_entries("jejik-mt940__abnamro.txt")
+    assert all(e.counterparty_name and e.additional_info is None for e in entries)
+    assert sum(1 for e in entries if e.counterparty_account) == 2  # a giro, an account
