@@ -180,7 +180,7 @@ class MigratedDatabases:
         self.made: set[str] = set()
         self.digest: str | None = None  # of a database just migrated, on this server
         self.tables: list[str] = []  # every table but schema_migrations
-        self.sizes: tuple[list[str], list[int], list[float], list[int]] | None = None
+        self.sizes: tuple[list[str], list[int], list[float], list[int]] = ([], [], [], [])
 
     async def lend(self) -> str:
         """The name of a migrated, empty database for one test to use."""
@@ -198,7 +198,8 @@ class MigratedDatabases:
             if self.digest is None:
                 self.digest = digest
                 self.tables = await conn.fetchval(f"SELECT array({TABLES})")
-                self.sizes = tuple(await conn.fetchrow(SIZES))  # type: ignore[assignment]
+                names, pages, rows, visible = await conn.fetchrow(SIZES)
+                self.sizes = (names, pages, rows, visible)
             elif digest != self.digest:  # a migration that is not deterministic
                 raise AssertionError(f"two migrated databases differ: {digest} {self.digest}")
         finally:
