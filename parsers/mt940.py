@@ -57,7 +57,6 @@ from parsers.model import (
 )
 from parsers.money import Money
 from parsers.mt940_details import Details, read_details, supplementary_details
-from parsers.mt940_dialects import bank_of
 from parsers.mt940_fields import (
     MARKS,
     AccountValue,
@@ -330,8 +329,8 @@ class _Reader:
         ):
             extra.append(line.supplementary)
         if raw.details:
-            bank = bank_of(self.account.account) if self.account else None
-            read_details(raw.details, currency, details, bank)
+            read_details(raw.details, currency, details,
+                         self.account.account if self.account else None)
             if not details.complete:
                 extra.append(_raw_text(raw.details))
         if raw.non_swift:

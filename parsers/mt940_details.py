@@ -23,10 +23,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from parsers import mt940_dialects
 from parsers.iban import normalize_iban
-from parsers.model import Charge
+from parsers.model import Account, Charge
 from parsers.money import Money, MoneyError, is_statement_currency, parse_decimal
-from parsers.mt940_dialects import split_dialect
 
 _SUBFIELDS_START = re.compile(r"(?P<gvc>\d{3})(?P<sep>[?+~^])\d{2}")
 _BIC = re.compile(r"[A-Z]{6}[A-Z0-9]{2}(?:[A-Z0-9]{3})?")
@@ -337,11 +337,10 @@ def supplementary_details(text: str, details: Details) -> bool:
 
 
 def read_details(lines: list[str], currency: str, details: Details,
-                 bank: str | None = None) -> None:
+                 account: Account | None = None) -> None:
     """Read the lines of one entry's :86: field(s) into ``details``.
 
-    ``bank`` (the statement account's bank, see ``mt940_dialects``) helps tell the free-text
-    layouts of some banks apart.
+    ``account`` (the statement's own) helps ``mt940_dialects`` read some banks' layouts.
     """
     joined = "".join(lines)
     start = _SUBFIELDS_START.match(joined)
@@ -349,8 +348,8 @@ def read_details(lines: list[str], currency: str, details: Details,
         _subfields(joined, start["sep"], details, currency)
     elif _CODE.match(joined.lstrip()):
         _codes(joined.lstrip(), details)
-    elif (split := split_dialect(lines, bank)) is not None:
-        for name in ("counterparty_name", "counterparty_account", "counterparty_bic",
+    elif (split := mt940_dialects.split_dialect(lines, account)) is not None:
+        for name in ("gvc", "counterparty_name", "counterparty_account", "counterparty_bic",
                      "remittance"):
             details.put(name, getattr(split, name))
         details.complete = details.complete and split.complete

@@ -18,6 +18,12 @@ these banks use, become one).
   terminal, the date and time, the merchant, ``,PAS`` and the card number; the newer form
   ``BEA, Betaalpas  merchant,PAS123 NR:..., date/time  place``. The merchant is the
   counterparty; the whole line is the remittance.
+- **Triodos**: German-like subfields with ``>``: a 3-digit code, ``>10`` transaction number
+  (zeros: none), ``>20``-``>29`` description in 27-character subfields cut mid-word, ``>31``
+  an account (often the statement's own, repeated), ``>32``/``>33`` a name. A transfer's
+  description opens with the counterparty's BIC and IBAN, then its name and the remittance
+  with nothing between them: they stay together in the remittance. A card payment's
+  (``merchant - TERMINAL id - date time - PASNR. ...``) merchant is the counterparty.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from parsers import mt940_details
+from parsers.iban import normalize_iban
 from parsers.model import Account
 
 
@@ -34,6 +42,7 @@ class Split:
     """What one bank's free-text ``:86:`` says, by model field."""
 
     dialect: str
+    gvc: str | None = None
     counterparty_name: str | None = None
     counterparty_account: str | None = None
     counterparty_bic: str | None = None
@@ -53,7 +62,7 @@ def _text(lines: list[str]) -> str:
 _ING_OLD_FIRST = re.compile(r"(?P<account>\d{10}|P\d{1,9}) (?P<rest>\S.*)")
 
 
-def _ing_old(lines: list[str], bank: str | None) -> Split | None:
+def _ing_old(lines: list[str], account: Account | None) -> Split | None:
     match = _ING_OLD_FIRST.fullmatch(lines[0].rstrip())
     if match is None:
         return None
@@ -79,7 +88,7 @@ _ABN_CARD_NEW = re.compile(
     r"(?: +(?P<place>\S.*))?")
 
 
-def _abn_amro(lines: list[str], bank: str | None) -> Split | None:
+def _abn_amro(lines: list[str], account: Account | None) -> Split | None:
     text = _text(lines)
     card = _ABN_CARD.fullmatch(text) or _ABN_CARD_NEW.fullmatch(text)
     if card is not None:
@@ -93,10 +102,63 @@ def _abn_amro(lines: list[str], bank: str | None) -> Split | None:
                  counterparty_name=_blanks(match["name"]), remittance=remittance or None)
 
 
-Reader = Callable[[list[str], "str | None"], "Split | None"]
+_TRIODOS_START = re.compile(r"(?P<gvc>\d{3})>\d{2}")
+_TRIODOS_TAG = re.compile(r">(\d{2})")
+_TRIODOS_CARD = re.compile(r"(?P<merchant>\S.*?) - TERMINAL \S+ - \d\d-\d\d-\d{4} \d\d:\d\d"
+                           r" - PASNR\. .*")
+_BIC = re.compile(r"[A-Z]{6}[A-Z0-9]{2}(?:[A-Z0-9]{3})?")
+
+
+def _is_own(value: str, account: Account | None) -> bool:
+    """``>31`` naming the statement's own account (Triodos repeats it there)."""
+    digits = value.strip().lstrip("0")
+    own = [(account.iban or ""), (account.number or "")] if account else []
+    return bool(digits) and any(o.replace(" ", "").endswith(digits) for o in own if o)
+
+
+def _triodos(lines: list[str], account: Account | None) -> Split | None:
+    text = "".join(lines).rstrip()
+    start = _TRIODOS_START.match(text)
+    if start is None:
+        return None
+    parts = _TRIODOS_TAG.split(text[3:])
+    split = Split("triodos", gvc=start["gvc"])
+    description: list[str] = []
+    names: list[str] = []
+    for code, value in zip(parts[1::2], parts[2::2], strict=True):
+        number = int(code)
+        if 20 <= number <= 29:
+            description.append(value)
+        elif number == 31 and not _is_own(value, account):
+            split.counterparty_account = _blanks(value) or None
+        elif number in (32, 33):
+            names.append(value)
+        elif number == 31:
+            pass  # the statement's own account, as in :25:
+        elif number == 10 and not value.strip("0 "):
+            pass  # no transaction number: zeros
+        elif value.strip():
+            split.complete = False  # a transaction number, a subfield of no known use
+    if (len(description) >= 2 and _BIC.fullmatch(description[0].strip())
+            and (iban := normalize_iban(description[1])) is not None):
+        split.counterparty_bic = description[0].strip()
+        split.counterparty_account = split.counterparty_account or iban
+        if split.counterparty_account != iban:
+            split.complete = False
+        description = description[2:]  # the name, then the remittance, unmarked between
+    flow = _blanks(mt940_details.join_subfields(description)[0])
+    split.remittance = flow or None
+    if names:
+        split.counterparty_name = _blanks("".join(names))
+    elif card := _TRIODOS_CARD.fullmatch(flow):
+        split.counterparty_name = card["merchant"]
+    return split
+
+
+Reader = Callable[[list[str], "Account | None"], "Split | None"]
 
 # Most specific first: the ABN AMRO account line needs two blanks, ING's one.
-_READERS: tuple[Reader, ...] = (_abn_amro, _ing_old)
+_READERS: tuple[Reader, ...] = (_triodos, _abn_amro, _ing_old)
 
 
 _IBAN_SHAPE = re.compile(r"[A-Z]{2}\d{2}[A-Z0-9]{4}")
@@ -111,16 +173,16 @@ def bank_of(account: Account) -> str | None:
     return ident[4:8] if _IBAN_SHAPE.match(ident) else None
 
 
-def split_dialect(lines: list[str], bank: str | None = None) -> Split | None:
+def split_dialect(lines: list[str], account: Account | None = None) -> Split | None:
     """The ``:86:`` ``lines`` split by the first bank layout they have, or None.
 
-    ``bank`` is the statement account's bank, as the first four letters of its BIC or the
-    bank code of its IBAN (``DABA``, ``TRIO``), when known.
+    ``account`` is the statement's own account, when known: some layouts repeat it, and
+    some are told apart by its bank (``bank_of``).
     """
     if not lines or not lines[0].strip():
         return None
     for reader in _READERS:
-        split = reader(lines, bank)
+        split = reader(lines, account)
         if split is not None:
             return split
     return None

@@ -21,9 +21,9 @@ from tests.corpus import CORPUS
 DATA = Path(__file__).resolve().parents[1] / "data" / "mt940"
 
 
-def details(*lines: str, bank: str | None = None) -> mt940_details.Details:
+def details(*lines: str, account: Account | None = None) -> mt940_details.Details:
     result = mt940_details.Details()
-    mt940_details.read_details(list(lines), "EUR", result, bank)
+    mt940_details.read_details(list(lines), "EUR", result, account)
     return result
 
 
@@ -195,3 +195,75 @@ def test_corpus_abn_amro_card_and_account_lines() -> None:
     entries = corpus_entries("jejik-mt940__abnamro.txt")
     assert all(e.counterparty_name and e.additional_info is None for e in entries)
     assert sum(1 for e in entries if e.counterparty_account) == 2  # a giro, an account
+
+
+# -- Triodos (">" subfields) -------------------------------------------------------------
+
+TRIODOS = Account(number="0398765432", bic="TRIODOSBANK")
+
+
+def triodos(*lines: str) -> mt940_details.Details:
+    return details(*lines, account=TRIODOS)
+
+
+def test_triodos_transfer_bic_and_iban_then_name_and_remittance() -> None:
+    got = triodos("000>100000000000", ">20RABONL2U", ">21NL44RABO0123456789",
+                  ">22J. DE VRIES BUURTMOESTUIN>23 BIJDRAGE JUNI", ">310398765432")
+    assert (got.counterparty_bic, got.counterparty_account) == ("RABONL2U",
+                                                                "NL44RABO0123456789")
+    # the name and the remittance follow each other with nothing between: both stay there
+    assert got.remittance == "J. DE VRIES BUURTMOESTUIN BIJDRAGE JUNI"
+    assert got.counterparty_name is None and got.complete and got.gvc == "000"
+
+
+def test_triodos_card_payment_names_the_merchant() -> None:
+    got = triodos("000>100000000000",
+                  ">20NATUURWINKEL KLAVER - DEVEN>21TER - TERMINAL 7KQ2ZP - 01-",
+                  ">2206-2025 16:41 - PASNR. *004>232 - CONTACTLOOS", ">310398765432")
+    assert got.counterparty_name == "NATUURWINKEL KLAVER - DEVENTER"
+    assert got.remittance == ("NATUURWINKEL KLAVER - DEVENTER - TERMINAL 7KQ2ZP - "
+                              "01-06-2025 16:41 - PASNR. *0042 - CONTACTLOOS")
+
+
+def test_triodos_counter_account_and_name_subfields() -> None:
+    got = triodos("000>100000000000>20CONTRIBUTIE SCHAAKCLUB>310212345678",
+                  ">32SCHAAKCLUB DE PION")
+    assert fields(got) == ("SCHAAKCLUB DE PION", "0212345678", "CONTRIBUTIE SCHAAKCLUB")
+    assert got.complete
+
+
+def test_triodos_transaction_number_has_no_field() -> None:
+    got = triodos("000>104711>20HUUR JULI>310212345678")
+    assert fields(got) == (None, "0212345678", "HUUR JULI") and not got.complete
+
+
+def test_triodos_golden_fixture() -> None:
+    statement, = parsers.parse((DATA / "nl-triodos-subfields.sta").read_bytes(), source="t")
+    assert [e.counterparty_name for e in statement.entries] == [
+        "NATUURWINKEL KLAVER - DEVENTER", None, "SCHAAKCLUB DE PION", None]
+    assert statement.entries[3].additional_info == "Kosten betalingsverkeer juni"
+
+
+_SUBFIELD_TEXT = st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp"),
+                                       blacklist_characters=">"), min_size=1, max_size=27)
+
+
+@settings(max_examples=60, deadline=None)
+@given(description=st.lists(_SUBFIELD_TEXT, min_size=1, max_size=8),
+       counter=st.none() | st.from_regex(r"[1-9]\d{9}", fullmatch=True),
+       name=st.none() | _SUBFIELD_TEXT)
+def test_triodos_loses_no_character(description: list[str], counter: str | None,
+                                    name: str | None) -> None:
+    subfields = "".join(f">{20 + i}{text}" for i, text in enumerate(description))
+    lines = ["000>100000000000", subfields, ">310398765432"]
+    if counter:
+        lines.append(f">31{counter}")
+    if name:
+        lines.append(f">32{name}")
+    got = triodos(*lines)
+    assert got.complete
+    # the subfield tags, the zeros of no transaction number and the own account are layout
+    layout = "000>100000000000>310398765432" + "".join(
+        f">{20 + i}" for i in range(len(description))) + (">31" if counter else "") + (
+        ">32" if name else "")
+    assert loses_nothing(lines, got, marker=layout)
