@@ -362,8 +362,9 @@ def read_details(lines: list[str], currency: str, details: Details,
 
 
 def is_structured(text: str) -> bool:
-    """True if ``text`` would be read as one of the structured dialects."""
-    return bool(_SUBFIELDS_START.match(text) or _CODE.match(text.lstrip()))
+    """True if ``text`` would be read as one of the structured dialects or bank layouts."""
+    return bool(_SUBFIELDS_START.match(text) or _CODE.match(text.lstrip())
+                or mt940_dialects.split_dialect(text.splitlines()) is not None)
 
 
 __all__ = [

@@ -12,6 +12,10 @@ these banks use, become one).
   (``P`` and up to 9 digits for a Postbank giro account), one blank and its name; the lines
   after it are the remittance. A single line holds no name boundary: after the account it
   is all remittance.
+- **ASN, SNS, RegioBank**: the first line is the counterparty's IBAN (valid check digits),
+  one blank and its name; the remittance follows in lines of 65 characters, cut mid-word
+  where the width ran out (a full line joins the next directly, a shorter one with a blank).
+  ING's old lines are joined the same way.
 - **ABN AMRO (old format)**: two columns of 32 characters. ``GIRO`` and a giro number, or a
   bank account (``12.34.56.789`` or 9-10 digits), then the name, padded; what follows is the
   remittance. Card lines: ``BEA``/``GEA`` (payment terminal, cash machine), ``NR:`` the
@@ -59,19 +63,39 @@ def _text(lines: list[str]) -> str:
     return _blanks(" ".join(lines))
 
 
-_ING_OLD_FIRST = re.compile(r"(?P<account>\d{10}|P\d{1,9}) (?P<rest>\S.*)")
+_ACCOUNT_FIRST = re.compile(r"(?P<account>\d{10}|P\d{1,9}|[A-Z]{2}\d{2}[A-Z0-9]{11,30}) "
+                            r"(?P<rest>\S.*)")
+LINE_WIDTH = 65
 
 
-def _ing_old(lines: list[str], account: Account | None) -> Split | None:
-    match = _ING_OLD_FIRST.fullmatch(lines[0].rstrip())
+def _lines(lines: list[str]) -> str:
+    """Lines of a fixed-width field joined: directly after a line that reaches the full 65
+    characters (cut where the width ran out), with a blank after a shorter one."""
+    pieces: list[str] = []
+    full = False
+    for line in (line.rstrip() for line in lines):
+        if line and pieces and not full:
+            pieces.append(" ")
+        pieces.append(line)
+        full = len(line) >= LINE_WIDTH
+    return _blanks("".join(pieces))
+
+
+def _account_then_name(lines: list[str], account: Account | None) -> Split | None:
+    match = _ACCOUNT_FIRST.fullmatch(lines[0].rstrip())
     if match is None:
         return None
-    after = [line for line in lines[1:] if line.strip()]
-    if not after:
-        return Split("ing-old", counterparty_account=match["account"],
-                     remittance=_blanks(match["rest"]))
-    return Split("ing-old", counterparty_account=match["account"],
-                 counterparty_name=_blanks(match["rest"]), remittance=_text(after))
+    number = match["account"]
+    iban = normalize_iban(number) if number[:2].isalpha() else None
+    if number[:2].isalpha() and iban is None:
+        return None  # IBAN-shaped, wrong check digits: not this layout's account
+    after = lines[1:] if any(line.strip() for line in lines[1:]) else []
+    dialect = "account-name"  # ING before 2014; ASN, SNS, RegioBank
+    if not after and iban is None:
+        # ING's single line: no name boundary, all of it is the remittance
+        return Split(dialect, counterparty_account=number, remittance=_blanks(match["rest"]))
+    return Split(dialect, counterparty_account=iban or number,
+                 counterparty_name=_blanks(match["rest"]), remittance=_lines(after) or None)
 
 
 _ABN_ACCOUNT_FIRST = (
@@ -158,7 +182,7 @@ def _triodos(lines: list[str], account: Account | None) -> Split | None:
 Reader = Callable[[list[str], "Account | None"], "Split | None"]
 
 # Most specific first: the ABN AMRO account line needs two blanks, ING's one.
-_READERS: tuple[Reader, ...] = (_triodos, _abn_amro, _ing_old)
+_READERS: tuple[Reader, ...] = (_triodos, _abn_amro, _account_then_name)
 
 
 _IBAN_SHAPE = re.compile(r"[A-Z]{2}\d{2}[A-Z0-9]{4}")
