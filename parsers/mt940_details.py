@@ -349,8 +349,8 @@ def read_details(lines: list[str], currency: str, details: Details,
     elif _CODE.match(joined.lstrip()):
         _codes(joined.lstrip(), details)
     elif (split := mt940_dialects.split_dialect(lines, account)) is not None:
-        for name in ("gvc", "counterparty_name", "counterparty_account", "counterparty_bic",
-                     "remittance"):
+        for name in ("gvc", "proprietary_code", "counterparty_name", "counterparty_account",
+                     "counterparty_bic", "remittance"):
             details.put(name, getattr(split, name))
         details.complete = details.complete and split.complete
     else:

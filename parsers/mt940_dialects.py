@@ -22,6 +22,11 @@ these banks use, become one).
   terminal, the date and time, the merchant, ``,PAS`` and the card number; the newer form
   ``BEA, Betaalpas  merchant,PAS123 NR:..., date/time  place``. The merchant is the
   counterparty; the whole line is the remittance.
+- **mBank** (PL): a 3-digit transaction code and kind, then ``; KEY: value`` parts: ``Z RACH.``
+  / ``NA RACH.`` the account money came from / went to (26-digit NRB, written here as its
+  ``PL`` IBAN), ``OD`` / ``DO`` / ``DLA`` the name (and address: not marked apart),
+  ``TYT.`` the title (remittance); ``ID IPH`` and ``TNR`` have no field, so the text is also
+  kept in ``additional_info``. Lines join as ASN's.
 - **Triodos**: German-like subfields with ``>``: a 3-digit code, ``>10`` transaction number
   (zeros: none), ``>20``-``>29`` description in 27-character subfields cut mid-word, ``>31``
   an account (often the statement's own, repeated), ``>32``/``>33`` a name. A transfer's
@@ -47,6 +52,7 @@ class Split:
 
     dialect: str
     gvc: str | None = None
+    proprietary_code: str | None = None
     counterparty_name: str | None = None
     counterparty_account: str | None = None
     counterparty_bic: str | None = None
@@ -179,10 +185,40 @@ def _triodos(lines: list[str], account: Account | None) -> Split | None:
     return split
 
 
+_MBANK_HEAD = re.compile(r"(?P<code>\d{3}) (?P<head>[^;]*)")
+_MBANK_KEY = re.compile(r" ?(?P<key>ID IPH|Z RACH\.|NA RACH\.|OD|DO|DLA|TYT\.|TNR): ?(?P<value>.*)",
+                        re.DOTALL)
+_MBANK_FIELDS = {"Z RACH.": "counterparty_account", "NA RACH.": "counterparty_account",
+                 "OD": "counterparty_name", "DO": "counterparty_name",
+                 "DLA": "counterparty_name", "TYT.": "remittance"}
+
+
+def _mbank(lines: list[str], account: Account | None) -> Split | None:
+    text = _lines(lines)
+    head, *segments = text.split(";")
+    start = _MBANK_HEAD.fullmatch(head)
+    found = [_MBANK_KEY.fullmatch(segment) for segment in segments if segment.strip()]
+    keyed = [match for match in found if match is not None]
+    if start is None or not keyed or len(keyed) != len(found):
+        return None
+    split = Split("mbank", proprietary_code=start["code"])
+    # the transaction's kind (TRANSAKCJA COLLECT), its IPH id and TNR have no field
+    split.complete = not start["head"].strip()
+    for match in keyed:
+        name, value = _MBANK_FIELDS.get(match["key"]), _blanks(match["value"])
+        if name is None or getattr(split, name) is not None:
+            split.complete = split.complete and not value
+            continue
+        if name == "counterparty_account" and re.fullmatch(r"\d{26}", value):
+            value = normalize_iban("PL" + value) or value  # NRB: the IBAN less "PL"
+        setattr(split, name, value or None)
+    return split
+
+
 Reader = Callable[[list[str], "Account | None"], "Split | None"]
 
 # Most specific first: the ABN AMRO account line needs two blanks, ING's one.
-_READERS: tuple[Reader, ...] = (_triodos, _abn_amro, _account_then_name)
+_READERS: tuple[Reader, ...] = (_triodos, _abn_amro, _mbank, _account_then_name)
 
 
 _IBAN_SHAPE = re.compile(r"[A-Z]{2}\d{2}[A-Z0-9]{4}")

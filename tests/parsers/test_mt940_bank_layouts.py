@@ -318,3 +318,65 @@ def test_corpus_sns_iban_and_name_lines() -> None:
     # the third statement is cut off (no :62F:); of the first two, the three transfers are
     # read (their name and IBAN also stand in :61:); the card lines stay whole
     assert len(read) == 3 and all(e.additional_info is None for e in read)
+
+
+# -- mBank (PL): "; KEY: value" parts ----------------------------------------------------
+
+def test_mbank_collect_account_name_and_title() -> None:
+    got = details("911 TRANSAKCJA COLLECT; ID IPH: XX000000004711; Z RACH.: ",
+                  "64114020040000001234567890; OD: ZOFIA WÓJCIK  ",
+                  "UL. KWIATOWA 7 90-001 ŁÓDŹ; TYT.: FAKTURA FV/2025/08/17   ; ",
+                  "TNR: 190000000000001.000001")
+    assert fields(got) == ("ZOFIA WÓJCIK UL. KWIATOWA 7 90-001 ŁÓDŹ",
+                           "PL64114020040000001234567890", "FAKTURA FV/2025/08/17")
+    assert got.proprietary_code == "911"
+    assert not got.complete  # IPH id, TNR and the kind have no field: the text stays too
+
+
+def test_mbank_outgoing_without_unplaced_parts_is_complete() -> None:
+    got = details("222 ; NA RACH.: 60102010260000042270201111; DLA: SPÓŁDZIELNIA ZACISZE; "
+                  "TYT.: CZYNSZ SIERPIEŃ")
+    assert fields(got) == ("SPÓŁDZIELNIA ZACISZE", "PL60102010260000042270201111",
+                           "CZYNSZ SIERPIEŃ")
+    assert got.complete
+
+
+def test_mbank_unknown_part_is_not_this_layout() -> None:
+    got = details("222 PRZELEW; NA RACH.: 60102010260000042270201111; UWAGI: cokolwiek")
+    assert fields(got) == (None, None, None) and not got.complete
+
+
+def test_mbank_golden_fixture() -> None:
+    statement, = parsers.parse((DATA / "pl-mbank-collect.sta").read_bytes(), source="mb")
+    collect, outgoing, fee = statement.entries
+    assert collect.counterparty_account == "PL64114020040000001234567890"
+    assert outgoing.remittance == "CZYNSZ SIERPIEŃ"
+    assert fee.counterparty_name is None and fee.additional_info is not None
+
+
+_PL = st.text(st.sampled_from("ABCĆDEĘFGHIJKLŁMNŃOÓPRSŚTUWYZŹŻ0123456789 ./-"), min_size=1,
+              max_size=30).filter(lambda t: t.strip() != "")
+
+
+@settings(max_examples=60, deadline=None)
+@given(code=st.from_regex(r"\d{3}", fullmatch=True), head=st.sampled_from(["", "PRZELEW"]),
+       nrb=st.sampled_from(["64114020040000001234567890", "12345"]), name=_PL, title=_PL,
+       tnr=st.none() | st.from_regex(r"\d{15}\.\d{6}", fullmatch=True))
+def test_mbank_loses_no_character(code: str, head: str, nrb: str, name: str, title: str,
+                                  tnr: str | None) -> None:
+    text = f"{code} {head}; Z RACH.: {nrb}; OD: {name}; TYT.: {title}" + (
+        f"; TNR: {tnr}" if tnr else "")
+    lines = [text[i:i + 65] for i in range(0, len(text), 65)]
+    got = details(*lines)
+    assert got.proprietary_code == code
+    assert got.complete == (not head and not tnr)  # else the text is kept whole as well
+    placed = (got.counterparty_name or "") + (got.counterparty_account or "") + (
+        got.remittance or "") + code + head + (tnr or "")
+    assert non_blank(text) <= non_blank(placed) + non_blank("; Z RACH.: ; OD: ; TYT.: ; TNR:")
+
+
+def test_corpus_mbank_collect_lines() -> None:
+    entries = corpus_entries("wolph-mt940__mBank-mt940.sta")
+    assert all(e.counterparty_account and e.counterparty_account.startswith("PL")
+               and e.counterparty_name and e.remittance for e in entries)
+    assert all(e.additional_info for e in entries)  # IPH id and TNR: kept in the raw text
