@@ -27,6 +27,9 @@ these banks use, become one).
   ``PL`` IBAN), ``OD`` / ``DO`` / ``DLA`` the name (and address: not marked apart),
   ``TYT.`` the title (remittance); ``ID IPH`` and ``TNR`` have no field, so the text is also
   kept in ``additional_info``. Lines join as ASN's.
+- **Danske Bank** (accounts whose BIC is ``DABA...``): the first line is the posting text
+  (the remittance); after it either the counterparty's registration and account number
+  (``4200 1234567890``) or its name, then its address (no field: the text stays too).
 - **Triodos**: German-like subfields with ``>``: a 3-digit code, ``>10`` transaction number
   (zeros: none), ``>20``-``>29`` description in 27-character subfields cut mid-word, ``>31``
   an account (often the statement's own, repeated), ``>32``/``>33`` a name. A transfer's
@@ -215,10 +218,30 @@ def _mbank(lines: list[str], account: Account | None) -> Split | None:
     return split
 
 
+_DANSKE_ACCOUNT = re.compile(r"\d{4} \d{6,11}")  # registration number and account
+
+
+def _danske(lines: list[str], account: Account | None) -> Split | None:
+    if account is None or bank_of(account) != "DABA":
+        return None
+    kept = [_blanks(line) for line in lines if line.strip()]
+    if len(kept) == 1 and _DANSKE_ACCOUNT.fullmatch(kept[0]):
+        return Split("danske", counterparty_account=kept[0])
+    split = Split("danske", remittance=kept[0])
+    rest = kept[1:]
+    if len(rest) == 1 and _DANSKE_ACCOUNT.fullmatch(rest[0]):
+        split.counterparty_account = rest[0]
+    elif rest:
+        split.counterparty_name = rest[0]
+        split.complete = len(rest) == 1  # the address after the name has no field
+    return split
+
+
 Reader = Callable[[list[str], "Account | None"], "Split | None"]
 
-# Most specific first: the ABN AMRO account line needs two blanks, ING's one.
-_READERS: tuple[Reader, ...] = (_triodos, _abn_amro, _mbank, _account_then_name)
+# Most specific first: a layout told by the account's bank, then the ABN AMRO account line
+# (two blanks) before ING's (one).
+_READERS: tuple[Reader, ...] = (_danske, _triodos, _abn_amro, _mbank, _account_then_name)
 
 
 _IBAN_SHAPE = re.compile(r"[A-Z]{2}\d{2}[A-Z0-9]{4}")

@@ -380,3 +380,53 @@ def test_corpus_mbank_collect_lines() -> None:
     assert all(e.counterparty_account and e.counterparty_account.startswith("PL")
                and e.counterparty_name and e.remittance for e in entries)
     assert all(e.additional_info for e in entries)  # IPH id and TNR: kept in the raw text
+
+
+# -- Danske Bank (told by the statement account's BIC) -----------------------------------
+
+DANSKE = Account(number="7654321098", bic="DABADKKK")
+
+
+def test_danske_text_then_registration_and_account() -> None:
+    got = details("DBT.Husleje sept", "3409 0012345678", account=DANSKE)
+    assert fields(got) == (None, "3409 0012345678", "DBT.Husleje sept") and got.complete
+
+
+def test_danske_text_then_name_then_address() -> None:
+    got = details("Faktura 2025-77", "Møbelsnedker Ærø ApS", "Strandvejen 12",
+                  "5970  Ærøskøbing", account=DANSKE)
+    assert fields(got) == ("Møbelsnedker Ærø ApS", None, "Faktura 2025-77")
+    assert not got.complete  # the address has no field: the text is kept whole as well
+
+
+def test_danske_layout_needs_a_danske_account() -> None:
+    other = Account(number="7654321098", bic="NDEADKKK")
+    assert fields(details("Indbetaling kontant", "Karen Sørensen", account=other)) == (
+        None, None, None)
+    assert fields(details("Indbetaling kontant", "Karen Sørensen")) == (None, None, None)
+
+
+def test_danske_golden_fixture() -> None:
+    statement, = parsers.parse((DATA / "dk-danske-text-name.sta").read_bytes(), source="d")
+    assert [(e.counterparty_name, e.counterparty_account) for e in statement.entries] == [
+        (None, "3409 0012345678"), ("Møbelsnedker Ærø ApS", None), (None, None),
+        ("Karen Sørensen", None)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(text=_LINE, name=st.none() | _LINE,
+       account=st.none() | st.from_regex(r"\d{4} \d{6,11}", fullmatch=True))
+def test_danske_loses_no_character(text: str, name: str | None, account: str | None) -> None:
+    lines = [text, *([account] if account else []), *([name] if name and not account else [])]
+    got = details(*lines, account=DANSKE)
+    assert got.complete
+    assert loses_nothing(lines, got)
+
+
+def test_corpus_danske_texts_names_and_accounts() -> None:
+    entries = corpus_entries("mt940-rs__MT940_DK_Example.sta")
+    assert sum(1 for e in entries if e.counterparty_account) >= 3
+    assert sum(1 for e in entries if e.counterparty_name) >= 4
+    # only entries with an address after the name keep their raw text
+    assert all(e.additional_info is None or e.additional_info.count("\n") >= 2
+               for e in entries)
