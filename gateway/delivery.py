@@ -47,6 +47,12 @@ from security.webhooks import SubscriberKeyError, ed25519_signer, envelope, sign
 
 logger = logging.getLogger(__name__)
 
+# What a database call of the dispatcher may raise when the server goes away or a
+# connection breaks mid-query (InternalClientError: a connection released while its query
+# was still running); the loop logs it and goes on, it never ends the dispatcher.
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError)
+
 EXCERPT = 1024        # bytes of a subscriber's answer kept in the attempt log
 PER_LANE = 16         # events of one lane taken at a claim, sent one after another
 MAX_RETRY_AFTER = 86400.0
@@ -243,7 +249,7 @@ class Dispatcher:
         try:
             listener = await self.pool.acquire()
             await listener.add_listener(CHANNEL, self._notified)
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+        except DATABASE_ERRORS:
             logger.warning("dispatcher %s cannot listen for notifications; polling",
                            self.name)
             return None
@@ -252,10 +258,10 @@ class Dispatcher:
     async def _unlisten(self, listener: asyncpg.Connection) -> None:
         try:
             await listener.remove_listener(CHANNEL, self._notified)
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+        except DATABASE_ERRORS:
             pass  # the connection is gone, and its listener with it
         finally:
-            with contextlib.suppress(asyncpg.InterfaceError):
+            with contextlib.suppress(asyncpg.InterfaceError, asyncpg.InternalClientError):
                 await self.pool.release(listener)
 
     async def _until_next_due(self) -> float:
@@ -263,7 +269,7 @@ class Dispatcher:
         try:
             async with self.pool.acquire() as conn:
                 seconds = await store.seconds_to_next_due(conn)
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+        except DATABASE_ERRORS:
             return self.poll_interval
         return self.poll_interval if seconds is None else min(self.poll_interval,
                                                                   max(seconds, 0.005))
@@ -277,7 +283,7 @@ class Dispatcher:
                 for _ in range(20):  # at most 100,000 events a tenant an hour
                     if await store.prune(conn, before=before) == 0:
                         break
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        except DATABASE_ERRORS as exc:
             logger.warning("pruning old events failed (%s); next hour again",
                            type(exc).__name__)
 
@@ -292,7 +298,7 @@ class Dispatcher:
     async def _claim_safely(self, limit: int) -> list[Head]:
         try:
             return await self.claim(limit)
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        except DATABASE_ERRORS as exc:
             logger.warning("claiming deliveries failed (%s); trying again shortly",
                            type(exc).__name__)
         except Exception:  # a bug must not stop delivery for good: log it, go on

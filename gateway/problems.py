@@ -44,6 +44,7 @@ DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (
     TimeoutError,
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
+    asyncpg.InternalClientError,  # a connection broken mid-query
     asyncpg.CannotConnectNowError,
     asyncpg.OperatorInterventionError,
     asyncpg.ObjectNotInPrerequisiteStateError,

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime
+from typing import cast
 
+import asyncpg
 import pytest
 
-from gateway.delivery import Policy, next_delay, retry_after_seconds
+from gateway.delivery import Dispatcher, Policy, next_delay, retry_after_seconds
 from gateway.settings import Settings, SettingsError
 
 DEFAULT = Policy.of(Settings())
@@ -64,3 +66,29 @@ def test_bad_delivery_settings_are_refused_at_start(settings: dict[str, object],
                                                      words: str) -> None:
     with pytest.raises(SettingsError, match=words):
         Policy.of(Settings(**settings))  # type: ignore[arg-type]
+
+
+class _BrokenConnectionPool:
+    """A pool whose connection breaks as asyncpg's does when a connection is released
+    while its query still runs (the database went away under it)."""
+
+    def acquire(self) -> _BrokenConnectionPool:
+        return self
+
+    async def __aenter__(self) -> object:
+        raise asyncpg.InternalClientError(
+            "cannot switch to state 15; another operation (2) is in progress")
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+async def test_a_connection_broken_mid_query_never_ends_the_dispatcher(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Pruning (and every other database call of the loop) logs the broken connection and
+    goes on: before, asyncpg's InternalClientError escaped and ended the dispatcher."""
+    dispatcher = Dispatcher(cast(asyncpg.Pool, _BrokenConnectionPool()),
+                            Policy.of(Settings()))
+    await dispatcher._prune()
+    assert "pruning old events failed (InternalClientError)" in caplog.text
+    assert await dispatcher._claim_safely(4) == []
