@@ -122,11 +122,15 @@ _ABN_CARD_NEW = re.compile(
 
 
 def _abn_amro(lines: list[str], account: Account | None) -> Split | None:
-    text = _text(lines)
-    card = _ABN_CARD.fullmatch(text) or _ABN_CARD_NEW.fullmatch(text)
-    if card is not None:
-        return Split("abn-amro-card", counterparty_name=card["merchant"], remittance=text)
     first = lines[0].rstrip()
+    if first.startswith(("BEA", "GEA", "ECOM")):
+        text = _text(lines)
+        card = _ABN_CARD.fullmatch(text) or _ABN_CARD_NEW.fullmatch(text)
+        if card is None:
+            return None
+        return Split("abn-amro-card", counterparty_name=card["merchant"], remittance=text)
+    if not (first[:1].isdigit() or first.startswith("GIRO")):
+        return None  # checked first: most free text is neither
     match = _ABN_ACCOUNT_FIRST[0].fullmatch(first) or _ABN_ACCOUNT_FIRST[1].fullmatch(first)
     if match is None:
         return None
@@ -197,6 +201,8 @@ _MBANK_FIELDS = {"Z RACH.": "counterparty_account", "NA RACH.": "counterparty_ac
 
 
 def _mbank(lines: list[str], account: Account | None) -> Split | None:
+    if not (lines[0][:3].isdigit() and lines[0][3:4] == " "):
+        return None
     text = _lines(lines)
     head, *segments = text.split(";")
     start = _MBANK_HEAD.fullmatch(head)
