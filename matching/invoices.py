@@ -145,12 +145,12 @@ class _Reader:
             self.fail(name, "must be a decimal string such as \"12.50\", not a JSON number "
                       "with a fraction (floats lose cents)")
             return None
-        if isinstance(raw, int) and not isinstance(raw, bool):
-            raw = str(raw)
-        if raw is not None and not isinstance(raw, str):
+        if (raw is not None and not isinstance(raw, str | int)) or isinstance(raw, bool):
             self.fail(name, f"must be a decimal string, got {type(raw).__name__}")
             return None
-        value = self.text(name, required=required, limit=40)
+        # A whole JSON number is its digits (it was read as text again, and refused).
+        value = str(raw) if isinstance(raw, int) else self.text(name, required=required,
+                                                                  limit=40)
         if value is None:
             return None
         try:

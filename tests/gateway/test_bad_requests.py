@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import base64
 import json
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from aiohttp import web
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gateway.app import MAX_URL
+from gateway.body import _number
 from gateway.limits import MAX_JSON_DEPTH, MAX_JSON_STRING
 from gateway.routes import ROUTES
 from security.roles import Role
@@ -217,6 +221,41 @@ async def test_the_largest_amount_below_the_cap_is_taken(api: Api) -> None:
     big = {**INVOICE, "amount": "999999999999999.99", "open_amount": "999999999999999.99"}
     response = await api.client.put("/v1/invoices", json=[big], headers=api.auth(Role.CRM))
     assert response.status == 200, await response.text()
+
+
+async def test_a_whole_number_is_taken_however_json_spells_it(api: Api) -> None:
+    """107.0 and 1.07e2 are the integer 107 to JSON Schema, so to us; 107.5 is a float,
+    and amounts refuse floats (found by schemathesis: PATCH open_amount 107.0 was a 400)."""
+    for spelling, stored_as in (("107.0", 107), ("1.07e2", 107), ("2E0", 2)):
+        body = f'{{"amount": {spelling}, "open_amount": {spelling}}}'
+        response = await api.client.put(
+            "/v1/invoices", data=f'[{json.dumps(INVOICE)[:-1]}, {body[1:]}]',
+            headers={**api.auth(Role.CRM), "Content-Type": "application/json"})
+        assert response.status == 200, await response.text()
+        invoice = await (await api.client.get(f"/v1/invoices/{INVOICE['invoice_id']}",
+                                              headers=api.auth(Role.ADMIN))).json()
+        assert Decimal(invoice["amount"]) == Decimal(invoice["open_amount"]) == stored_as
+        response = await api.client.patch(
+            f"/v1/invoices/{INVOICE['invoice_id']}", data=f'{{"open_amount": {spelling}}}',
+            headers={**api.auth(Role.CRM), "Content-Type": "application/json"})
+        assert response.status == 200, await response.text()
+    response = await api.client.patch(
+        f"/v1/invoices/{INVOICE['invoice_id']}", data='{"open_amount": 107.5}',
+        headers={**api.auth(Role.CRM), "Content-Type": "application/json"})
+    assert response.status in (400, 422), await response.text()
+
+
+@given(st.decimals(allow_nan=False, allow_infinity=False, places=None,
+                   min_value=-10**18, max_value=10**18))
+def test_a_json_number_reads_as_int_exactly_when_its_value_is_whole(value: Decimal) -> None:
+    for text in (str(value), f"{value:e}", f"{value:f}"):
+        if "." not in text and "e" not in text.lower():
+            continue  # json reads plain digits as an int already
+        read = _number(text)
+        if value == value.to_integral_value():
+            assert type(read) is int and read == value
+        else:
+            assert type(read) is float
 
 
 async def test_dates_are_only_yyyy_mm_dd(api: Api) -> None:
