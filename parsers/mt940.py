@@ -13,7 +13,9 @@ opening balance (MT942: of ``:34F:`` or ``:90D:``/``:90C:``). Each ``:61:`` is o
 C/D signed +/-, RC negative and RD positive with ``reversal``, EC/ED pending; the type
 (``NTRF``) is ``bank_transaction_code.swift``; ``NONREF`` is no reference.
 ``:86:`` is read by ``mt940_details`` (German ``?nn`` subfields with SEPA keys, Romanian
-variants, ``/CODE/`` dialects); free text is not guessed at and sets no remittance. A ``:61:``
+variants, ``/CODE/`` dialects) and, for the free-text layouts of some banks (ING old
+format, ABN AMRO, ASN/SNS, Triodos, mBank, Danske), ``mt940_dialects``; other free text is
+not guessed at and sets no remittance. A ``:61:``
 reference ``KREF+`` points to the ``:86:`` ``KREF+`` value, which is taken instead.
 ``Entry.additional_info`` keeps, verbatim, whatever the bank wrote about an entry that did
 not all go into fields: the ``:61:`` supplementary details, the ``:86:`` text, ``:NS:``.
