@@ -4,9 +4,12 @@
 Each layout is recognised from the text itself (and, where the text alone is ambiguous, from
 the bank of the statement's account), and only when its whole shape is there: anything else
 stays whole in ``additional_info`` as before. A recognised text loses no character: what has
-no field of its own (the terminal and time of a card payment, a column heading) stays inside
-the remittance, and blanks are the only thing dropped (runs of them, from the column padding
-these banks use, become one).
+no field of its own inside a line (the terminal and time of a card payment) stays in the
+remittance; a part with no field at all (mBank's ``TNR``, a Danske address, a Triodos
+transaction number) leaves ``complete`` False, so the whole text is kept in
+``additional_info`` as well. Dropped are only runs of blanks (column padding, made one) and
+what the layout is made of: subfield tags, ABN AMRO's word ``GIRO``, a Triodos transaction
+number of zeros, and the statement's own account where Triodos repeats it.
 
 - **ING (old format, before 2014)**: the first line is the counterparty's 10-digit account
   (``P`` and up to 9 digits for a Postbank giro account), one blank and its name; the lines
