@@ -53,8 +53,9 @@ async def _api(database_url: str, aiohttp_client: AiohttpClient, **settings: Any
 
 
 @pytest.fixture
-async def hooks(database_url: str, aiohttp_client: AiohttpClient) -> Api:
-    return await _api(database_url, aiohttp_client)
+async def hooks(migrated_database_url: str, aiohttp_client: AiohttpClient) -> Api:
+    """The service on a migrated database lent for this test (tests/databases.py)."""
+    return await _api(migrated_database_url, aiohttp_client)
 
 
 @pytest.fixture
