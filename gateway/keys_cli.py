@@ -17,7 +17,6 @@ from typing import Any, TextIO
 import asyncpg
 
 from gateway.options import (
-    DATA_DIR,
     add_database_options,
     connected,
     settings_of,
@@ -115,7 +114,7 @@ def register(commands: Any) -> None:
         "create", help="create a key and print it (once)",
         description="Create an API key and print it, alone, on standard output: it is "
         "shown only this once (only its hash is stored).")
-    add_database_options(create, data_dir=DATA_DIR)
+    add_database_options(create)
     create.add_argument("--role", required=True, choices=[r.value for r in Role])
     create.add_argument("--name", required=True,
                         help="who or what the key is for; unique among the active keys")

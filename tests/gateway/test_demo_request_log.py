@@ -4,13 +4,11 @@ whatever a client puts in a path or a query."""
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import logging
 import os
 import re
-from collections.abc import Iterator
 
 import pytest
 from hypothesis import given
@@ -22,6 +20,7 @@ from gateway.routes import ROUTES, Route
 from gateway.settings import SettingsError
 from security.roles import Role
 from tests.gateway.conftest import Api
+from tests.gateway.test_demo import captured_log
 
 _UPPER, _DIGITS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "0123456789"
 IBAN = st.builds(lambda country, check, rest: country + check + rest,
@@ -106,29 +105,11 @@ def test_auto_is_text_on_a_terminal_and_json_elsewhere() -> None:
         logs.formatter_for("yaml", io.StringIO())
 
 
-@contextlib.contextmanager
-def _captured() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logs.TextFormatter())
-    root, aiohttp_access = logging.getLogger(), logging.getLogger("aiohttp.access")
-    levels = root.level, aiohttp_access.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    aiohttp_access.setLevel(logging.WARNING)  # as logs.configure does: we log requests
-    try:
-        yield stream
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(levels[0])
-        aiohttp_access.setLevel(levels[1])
-
-
 @pytest.mark.parametrize("server_url", ["embedded"], indirect=True)
 async def test_what_clients_send_in_paths_and_queries_stays_out_of_the_log(api: Api) -> None:
     iban, name = "DE89370400440532013000", "Müller"
     key = api.keys[Role.ADMIN]
-    with _captured() as log:
+    with captured_log("text") as log:
         asked = [
             ("GET", f"/v1/transactions?account={iban}&limit=3", {400, 404}),
             ("GET", f"/v1/accounts/{iban}", {404, 405}),

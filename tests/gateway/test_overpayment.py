@@ -200,16 +200,21 @@ async def test_no_manual_allocation_ever_overpays_an_invoice_or_a_payment(
                 assert used[n] <= Decimal(brought)
 
 
+async def _invoice_and_payments(conn: asyncpg.Connection, tenant: str) -> None:
+    """Invoice I1 of 100.00 EUR open, and the payments of ``_statement()`` stored."""
+    await invoice_store.upsert(conn, tenant, [Invoice(
+        invoice_id="I1", customer_id="C1", amount=Money(Decimal("100.00"), "EUR"),
+        open_amount=Money(Decimal("100.00"), "EUR"), issue_date=date(2026, 11, 1),
+        due_date=None, customer_name="Globex")])
+    await ingest(conn, _statement(), source="payments.xml", tenant=tenant)
+
+
 async def test_two_allocations_at_once_that_together_overpay_store_one(
         pool: asyncpg.Pool) -> None:
     """Each fits alone; the second to reach the invoice row sees the first and is refused."""
     tenant = uuid.uuid4().hex
     async with pool.acquire() as conn:
-        await invoice_store.upsert(conn, tenant, [Invoice(
-            invoice_id="I1", customer_id="C1", amount=Money(Decimal("100.00"), "EUR"),
-            open_amount=Money(Decimal("100.00"), "EUR"), issue_date=date(2026, 11, 1),
-            due_date=None, customer_name="Globex")])
-        await ingest(conn, _statement(), source="payments.xml", tenant=tenant)
+        await _invoice_and_payments(conn, tenant)
         entries = await conn.fetch("SELECT account_id, entry_id FROM transactions"
                                    " WHERE tenant_id = $1 AND amount >= 75", tenant)
 
@@ -237,11 +242,7 @@ async def test_a_manual_part_of_nothing_or_less_is_refused_before_anything_is_st
     """The API refuses such parts first; the decision refuses them for every other caller."""
     tenant = uuid.uuid4().hex
     async with pool.acquire() as conn:
-        await invoice_store.upsert(conn, tenant, [Invoice(
-            invoice_id="I1", customer_id="C1", amount=Money(Decimal("100.00"), "EUR"),
-            open_amount=Money(Decimal("100.00"), "EUR"), issue_date=date(2026, 11, 1),
-            due_date=None, customer_name="Globex")])
-        await ingest(conn, _statement(), source="payments.xml", tenant=tenant)
+        await _invoice_and_payments(conn, tenant)
         entry = await conn.fetchrow("SELECT account_id, entry_id FROM transactions"
                                     " WHERE tenant_id = $1 AND amount > 0 LIMIT 1", tenant)
         with pytest.raises(DecisionError, match="more than zero"):
