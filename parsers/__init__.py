@@ -10,18 +10,38 @@ A format is named by its statements' ``format`` (``parsers.model.FORMAT_NAMES``)
 the family: a camt file holds camt.052, camt.053 or camt.054 statements.
 Formats are recognised from the content, never the file name; two formats claiming one
 document is an error, not a guess.
+
+``stream(file, *, source, strict=False)`` reads an open binary file as a stream of parts
+(``parsers.stream``: ``StatementStart``, each ``Entry``, ``StatementEnd``, and
+``StatementFailed`` for a bad statement the reader could step over), so that a file of any
+size is read in flat memory. The format is detected from the file's first 64 KiB; a format
+module with its own ``stream(file, *, source)`` reads as it goes, any other is read whole
+(``parse_each``, else ``parse``) and its statements streamed. Each statement is checked as
+``parse`` checks it, as it streams (``parsers.checks.StreamCheck``): the flags are on the
+``StatementEnd``'s statement; with ``strict`` a statement that does not add up is followed
+by a ``StatementFailed`` naming the mismatch instead of its ``StatementEnd``. ``parse`` and
+``parse_each`` give whole statements, as before.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import io
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import BinaryIO
 
 from parsers import camt, mt940, ofx
-from parsers.checks import check_statement
+from parsers.checks import StreamCheck, check_statement
 from parsers.errors import GatewayError, ParseError, TooLargeError, UnknownFormatError
-from parsers.model import Statement
+from parsers.model import Entry, Statement
+from parsers.stream import (
+    Part,
+    StatementEnd,
+    StatementFailed,
+    StatementStart,
+    from_statements,
+)
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -36,6 +56,7 @@ __all__ = [
     "parse_each",
     "parse_path",
     "read_path",
+    "stream",
 ]
 
 FORMATS: tuple[ModuleType, ...] = (mt940, camt, ofx)
@@ -101,6 +122,65 @@ def parse_each(
         except ParseError as exc:
             results.append(exc)
     return tuple(results)
+
+
+def _peek(file: BinaryIO) -> bytes:
+    """The first bytes of ``file`` from where it stands, leaving it there."""
+    where = file.tell()
+    head = file.read(_SNIFF_BYTES)
+    file.seek(where)
+    return head
+
+
+def stream(
+    file: BinaryIO, *, source: str, strict: bool = False, fmt: ModuleType | None = None
+) -> Iterator[Part]:
+    """The statements of an open binary ``file`` as a stream of parts, checked as ``parse``
+    checks them (see the module docstring). ``file`` need not be seekable (one that is not
+    is read whole first). Raises ``ParseError`` for what the reader cannot go on after.
+    """
+    if not file.seekable():
+        file = io.BytesIO(file.read())
+    if fmt is None:
+        fmt = detect(_peek(file), source=source)
+    own: Callable[..., Iterator[Part]] | None = getattr(fmt, "stream", None)
+    if own is not None:
+        parts: Iterable[Part] = own(file, source=source)
+    else:
+        parts = _whole(file.read(), source, fmt)
+    return _checked(parts, strict=strict)
+
+
+def _whole(data: bytes, source: str, fmt: ModuleType) -> Iterator[Part]:
+    """The parts of a document read whole by a format that does not stream."""
+    each: Callable[..., tuple[Statement | ParseError, ...]] | None = getattr(
+        fmt, "parse_each", None)
+    parse_format: Callable[..., tuple[Statement | ParseError, ...]] = each or fmt.parse
+    for result in parse_format(data, source=source):
+        if isinstance(result, ParseError):
+            yield StatementFailed(result)
+        else:
+            yield from from_statements((result,))
+
+
+def _checked(parts: Iterable[Part], *, strict: bool) -> Iterator[Part]:
+    """``parts`` with each statement's check flags on its end (``StreamCheck``)."""
+    check = StreamCheck()
+    for part in parts:
+        if isinstance(part, Entry):
+            check.add(part)
+            yield part
+        elif isinstance(part, StatementEnd):
+            try:
+                checked = check.finish(part.statement, strict=strict)
+            except ParseError as exc:
+                yield StatementFailed(exc)
+            else:
+                yield part if checked is part.statement else StatementEnd(checked, part.entries)
+        else:
+            if isinstance(part, StatementStart):
+                check = StreamCheck()
+            yield part
 
 
 def read_path(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
