@@ -4,18 +4,25 @@
         [--concurrency 64] [--key ec|rsa] [--dispatchers 1] [--rate 200] [--seconds 10]
         [--analyze] [--timeout 120] [--database-url URL]
 
-Three measurements in one run, against one receiver on loopback:
+Four measurements in one run, against one receiver on loopback:
 
-1. **Floor.** Plain HTTP POSTs, neither signed nor encrypted, of bodies as large as our
-   deliveries, from an aiohttp client in this process with the dispatchers' concurrency
-   (``--concurrency`` times ``--dispatchers``). What the HTTP stack and the receiver cost.
-2. **Ours.** ``--events`` events are written to the outbox with ``gateway.outbox.emit`` in
+1. **Signed floor** (the floor issue 11's goal names). An aiohttp client in this process, no
+   database, with the dispatchers' concurrency (``--concurrency`` times ``--dispatchers``):
+   for each event it does the per-delivery work that no dispatcher can skip, as ours does it
+   (the event's JSON, JWE to the subscription's key with the same loaded key, the Standard
+   Webhooks HMAC with the subscription's secret and the ed25519 ``v1a`` signature with the
+   tenant's key, the same envelope and headers) and POSTs it. The events are built before
+   it starts (a client that signs has its events at hand).
+2. **Plain floor.** Plain HTTP POSTs, neither signed nor encrypted, of bodies as large as our
+   deliveries, same client and concurrency: what the HTTP stack and the receiver cost.
+   Both floors run before and after ours; the faster of each counts.
+3. **Ours.** ``--events`` events are written to the outbox with ``gateway.outbox.emit`` in
    transactions of ``--batch`` events, spread over ``--lanes`` invoice lanes, for one
    subscription (its own EC P-256 or RSA-2048 key); then ``recon-gateway dispatch`` runs in
    ``--dispatchers`` processes and drains the backlog: claim lanes, encrypt each event (JWE),
    sign it (Standard Webhooks HMAC and ed25519), POST it, record the outcomes. Deliveries
-   per second from the first delivery received to the last, and the ratio to the floor.
-3. **Latency.** With the dispatchers running and idle, one event per transaction at
+   per second from the first delivery received to the last, and the ratio to each floor.
+4. **Latency.** With the dispatchers running and idle, one event per transaction at
    ``--rate`` a second for ``--seconds``; the wall clock right after each commit, keyed by
    the event id ``emit`` returns, against the receiver's wall clock at receipt, keyed by the
    ``webhook-id`` header. Percentiles in milliseconds.
@@ -23,7 +30,7 @@ Three measurements in one run, against one receiver on loopback:
 The receiver is a separate process (this script with ``--receiver``): an aiohttp server that
 answers 204 at once and keeps (webhook-id, time.time(), body size) in memory. It does not
 verify signatures or decrypt: that is the subscriber's cost, not ours. Rates are taken from
-the receiver's clock for both the floor and ours. Dispatchers, receiver, PostgreSQL and this
+the receiver's clock for the floors and ours. Dispatchers, receiver, PostgreSQL and this
 process share the machine's cores.
 
 ``--analyze`` runs ANALYZE on the outbox tables right after writing the backlog. Without it
@@ -60,6 +67,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwcrypto import jwk
 from scratch import drop_database, fresh_database  # bench/scratch.py, beside this script
 
@@ -67,10 +75,17 @@ from gateway import events as event_types
 from gateway import outbox
 from gateway.embedded import start_embedded
 from gateway.migrate import migrate
-from gateway.store import api_keys, subscriptions
+from gateway.store import api_keys, signing_keys, subscriptions
 from security import apikeys
 from security.roles import Role
-from security.webhooks import envelope, new_secret, recipient_key
+from security.webhooks import (
+    RecipientKey,
+    ed25519_signer,
+    envelope,
+    new_secret,
+    recipient_key,
+    sign,
+)
 
 TENANT = "default"
 HOOK_PATH = "/hook"
@@ -229,11 +244,12 @@ def _sample_body_size(public_jwk: dict[str, Any]) -> int:
 
 # --- the three measurements ------------------------------------------------------------------
 
-async def floor(receiver: Receiver, events: int, size: int, concurrency: int) -> dict[str, Any]:
-    """Plain POSTs of ``size``-byte bodies, ``concurrency`` at once."""
+async def _post_all(receiver: Receiver, events: int, concurrency: int,
+                    request: Callable[[int], tuple[str, bytes, dict[str, str]]]
+                    ) -> dict[str, Any]:
+    """POST ``events`` requests made by ``request(i)`` (webhook-id, body, headers) with
+    ``concurrency`` in flight, from one aiohttp client; rates on the receiver's clock."""
     await receiver.call("POST", "/reset")
-    filler = "x" * (size - len(json.dumps({"id": "floor_00000000", "jwe": ""},
-                                           separators=(",", ":"))))
     errors = 0
     numbers = iter(range(events))
     connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency)
@@ -241,10 +257,8 @@ async def floor(receiver: Receiver, events: int, size: int, concurrency: int) ->
     async def worker(http: aiohttp.ClientSession) -> None:
         nonlocal errors
         for i in numbers:
-            event_id = f"floor_{i:08d}"
-            body = f'{{"id":"{event_id}","jwe":"{filler}"}}'.encode()
-            async with http.post(receiver.url, data=body, headers={
-                    "webhook-id": event_id, "Content-Type": "application/json"}) as response:
+            _, body, headers = request(i)
+            async with http.post(receiver.url, data=body, headers=headers) as response:
                 await response.read()
                 errors += response.status != 204
 
@@ -253,6 +267,66 @@ async def floor(receiver: Receiver, events: int, size: int, concurrency: int) ->
     records = await receiver.records()
     return {"rate": _rate([r[1] for r in records]), "received": len(records),
             "bytes": sum(r[2] for r in records) / len(records), "errors": errors}
+
+
+async def floor(receiver: Receiver, events: int, size: int, concurrency: int) -> dict[str, Any]:
+    """Plain POSTs of ``size``-byte bodies, ``concurrency`` at once."""
+    filler = "x" * (size - len(json.dumps({"id": "floor_00000000", "jwe": ""},
+                                           separators=(",", ":"))))
+
+    def request(i: int) -> tuple[str, bytes, dict[str, str]]:
+        event_id = f"floor_{i:08d}"
+        return event_id, f'{{"id":"{event_id}","jwe":"{filler}"}}'.encode(), {
+            "webhook-id": event_id, "Content-Type": "application/json"}
+
+    return await _post_all(receiver, events, concurrency, request)
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    """What a delivery to the bench's subscription is signed and encrypted with."""
+
+    key: RecipientKey          # the subscriber's public key, loaded once
+    secret: str                # the subscription's Standard Webhooks secret
+    signer: Ed25519PrivateKey  # our ed25519 signing key, loaded once
+
+
+def _floor_documents(events: int, lanes: int) -> list[dict[str, Any]]:
+    """The events as the dispatcher reads them (data already JSON-decoded), built before
+    the floor starts: a client that signs and encrypts has its events at hand."""
+    created = datetime.now(UTC)
+    previous: dict[str, str] = {}
+    rows = []
+    for i in range(events):
+        lane, event_id = f"invoice:INV-{i % lanes}", outbox.new_event_id()
+        rows.append(event_types.document({
+            "event_id": event_id, "type": "invoice.partially_paid", "version": 1,
+            "created_at": created, "lane": lane, "sequence": i // lanes + 1,
+            "previous_event_id": previous.get(lane),
+            "data": _event_data(i, f"INV-{i % lanes}")}))
+        previous[lane] = event_id
+    return rows
+
+
+async def signed_floor(receiver: Receiver, events: int, lanes: int, concurrency: int,
+                       subscriber: Subscriber) -> dict[str, Any]:
+    """The issue's floor: per event, the cryptographic work a delivery needs (the event's
+    JSON, JWE to the subscriber's key, the Standard Webhooks HMAC and ed25519 signatures,
+    the envelope) and a POST with our headers, ``concurrency`` at once; no database."""
+    documents = _floor_documents(events, lanes)
+
+    def request(i: int) -> tuple[str, bytes, dict[str, str]]:
+        document = documents[i]
+        event_id: str = document["id"]
+        body = envelope(event_id, subscriber.key.encrypt(event_types.plaintext(document)))
+        timestamp = int(time.time())
+        return event_id, body, {
+            "webhook-id": event_id, "webhook-timestamp": str(timestamp),
+            "webhook-signature": sign([subscriber.secret], event_id, timestamp, body,
+                                      subscriber.signer),
+            "Content-Type": "application/json"}
+
+    return await _post_all(receiver, events, concurrency, request)
 
 
 async def emit_backlog(url: str, events: int, lanes: int, batch: int, analyze: bool) -> float:
@@ -403,17 +477,22 @@ async def run(args: argparse.Namespace, server_url: str, folder: Path) -> dict[s
                 # only those of the invoices it pushed).
                 admin = apikeys.generate()
                 await api_keys.create(conn, TENANT, key=admin, role=Role.ADMIN, name="bench")
+                secret = new_secret()
                 await subscriptions.create(
                     conn, TENANT, owner=admin.key_id, url=receiver.url, event_types=["*"],
                     public_jwk=public_jwk, jwks_url=None, kid=public_jwk["kid"],
-                    secret=new_secret())
+                    secret=secret)
+                _, seed = await signing_keys.current(conn, TENANT)  # the dispatcher's key
             finally:
                 await conn.close()
+            subscriber = Subscriber(recipient_key(public_jwk), secret, ed25519_signer(seed))
             size = _sample_body_size(public_jwk)
             floor_concurrency = args.concurrency * args.dispatchers
             result: dict[str, Any] = {"body_size": size, "latency": None}
-            # The floor before and after ours: the machine's noise falls on both sides.
+            # The floors before and after ours: the machine's noise falls on both sides.
             floors = [await floor(receiver, args.events, size, floor_concurrency)]
+            signed = [await signed_floor(receiver, args.events, args.lanes, floor_concurrency,
+                                         subscriber)]
             result["emit_seconds"] = await emit_backlog(url, args.events, args.lanes,
                                                         args.batch, args.analyze)
             result["ours"] = await ours(receiver, url, dispatchers, start, args.dispatchers,
@@ -423,8 +502,10 @@ async def run(args: argparse.Namespace, server_url: str, folder: Path) -> dict[s
                                                   args.seconds, first=args.events)
             for process in dispatchers:
                 _stop(process)
+            signed.append(await signed_floor(receiver, args.events, args.lanes,
+                                             floor_concurrency, subscriber))
             floors.append(await floor(receiver, args.events, size, floor_concurrency))
-            result["floors"] = floors
+            result["floors"], result["signed_floors"] = floors, signed
             return result
     finally:
         for process in dispatchers:
@@ -450,7 +531,9 @@ def _command(args: argparse.Namespace) -> str:
 def _report(args: argparse.Namespace, result: dict[str, Any], server: str,
             load: float) -> None:
     floors, ours_, lat = result["floors"], result["ours"], result["latency"]
+    signed = result["signed_floors"]
     best = max(f["rate"] for f in floors)
+    best_signed = max(f["rate"] for f in signed)
     key = "RSA-2048" if args.key == "rsa" else "EC P-256"
     print(f"command: {_command(args)}")
     print(f"machine: {os.cpu_count()} cores, Python {platform.python_version()}, {server}, "
@@ -459,16 +542,23 @@ def _report(args: argparse.Namespace, result: dict[str, Any], server: str,
     print("receiver: a separate aiohttp process answering 204 at once; it does not verify "
           "signatures or decrypt (the subscriber's cost, not ours)")
     print()
-    print("| events | lanes | concurrency | key | dispatchers | floor/s | ours/s | ours/floor "
-          "| p50 ms | p95 ms | p99 ms |")
-    print("| ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| events | lanes | concurrency | key | dispatchers | signed floor/s | ours/s "
+          "| ours/signed floor | plain floor/s | ours/plain | p50 ms | p95 ms | p99 ms |")
+    print("| ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+          "| ---: |")
     latency_cells = (f"{lat['p50']:.1f} | {lat['p95']:.1f} | {lat['p99']:.1f}" if lat
                      else "- | - | -")
     print(f"| {args.events:,} | {args.lanes:,} | {args.concurrency} | {key} | "
-          f"{args.dispatchers} | {best:,.0f} | {ours_['rate']:,.0f} | "
-          f"{ours_['rate'] / best:.0%} | {latency_cells} |")
+          f"{args.dispatchers} | {best_signed:,.0f} | {ours_['rate']:,.0f} | "
+          f"{ours_['rate'] / best_signed:.2f} | {best:,.0f} | {ours_['rate'] / best:.2f} | "
+          f"{latency_cells} |")
     print()
-    print(f"- floor: {floors[0]['received']:,} plain POSTs of {floors[0]['bytes']:.0f} bytes, "
+    print(f"- signed floor: {signed[0]['received']:,} signed and encrypted POSTs of "
+          f"{signed[0]['bytes']:.0f} bytes, {args.concurrency * args.dispatchers} at once, "
+          f"no database: " + " before ours, ".join(f"{f['rate']:,.0f}/s" for f in signed)
+          + f" after (the best counts); {sum(f['errors'] for f in signed)} not answered 204")
+    print(f"- plain floor: {floors[0]['received']:,} plain POSTs of "
+          f"{floors[0]['bytes']:.0f} bytes, "
           f"{args.concurrency * args.dispatchers} at once: "
           + " before ours, ".join(f"{f['rate']:,.0f}/s" for f in floors) + " after (the best "
           f"counts); {sum(f['errors'] for f in floors)} not answered 204")
