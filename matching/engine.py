@@ -27,11 +27,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from matching.book import Change, InvoiceBook
 from matching.fx import RateTable
-from matching.invoices import Customer, Invoice, InvoiceKind, InvoiceStatus
+from matching.invoices import Customer, Invoice
 from matching.model import Allocation, Decision, MatchConfig, Payment, Reason, Settlement
-from matching.payers import PayerIndex, PayerMatch
-from matching.references import HIT_STRENGTH, HitKind, ReferenceHit, ReferenceIndex
+from matching.payers import PayerMatch
+from matching.references import HIT_STRENGTH, HitKind, ReferenceHit
 from matching.scoring import (
     AMOUNT_EXACT,
     AMOUNT_OLDEST_OF_EQUAL,
@@ -102,7 +103,8 @@ class _State:
 
 
 class Engine:
-    """Matches payments against a fixed set of invoices, customers and rates."""
+    """Matches payments against invoices, customers and rates; the invoices and customers
+    can be changed between runs (``put_invoices`` and the like), at the cost of the change."""
 
     def __init__(self, invoices: Sequence[Invoice], customers: Sequence[Customer] = (),
                  rates: RateTable | None = None, config: MatchConfig | None = None) -> None:
@@ -110,28 +112,33 @@ class Engine:
         self._auto_logit = math.log(self.config.auto_threshold
                                     / (1 - self.config.auto_threshold))
         self.rates = rates or RateTable()
-        self.invoices = {i.invoice_id: i for i in invoices}
-        self.references = ReferenceIndex(invoices)
-        known = {c.customer_id: c for c in customers}
-        for invoice in invoices:  # every customer an invoice names, by that name at least
-            if invoice.customer_id not in known:
-                known[invoice.customer_id] = Customer(invoice.customer_id,
-                                                      invoice.customer_name or "")
-            elif invoice.customer_name and invoice.customer_name != known[
-                    invoice.customer_id].name:
-                c = known[invoice.customer_id]
-                known[c.customer_id] = Customer(c.customer_id, c.name, c.ibans,
-                                                (*c.aliases, invoice.customer_name))
-        self.payers = PayerIndex(known.values())
-        self._open_ids = sorted(i.invoice_id for i in invoices if _is_open(i))
-        self._by_customer: dict[str, list[str]] = defaultdict(list)
-        amounts: dict[str, list[tuple[Decimal, str]]] = defaultdict(list)
-        for invoice_id in self._open_ids:
-            invoice = self.invoices[invoice_id]
-            self._by_customer[invoice.customer_id].append(invoice_id)
-            amounts[invoice.currency].append((invoice.open_amount.amount, invoice_id))
-        self._amounts = {c: sorted(v) for c, v in amounts.items()}
-        self._amount_keys = {c: [a for a, _ in v] for c, v in self._amounts.items()}
+        self.book = InvoiceBook(invoices, customers)
+        # The book's indexes, read directly; the book updates them in place.
+        self.invoices = self.book.invoices
+        self.references = self.book.references
+        self.payers = self.book.payers
+        self._open_ids = self.book.open_ids
+        self._by_customer = self.book.by_customer
+        self._amounts = self.book.amounts
+        self._amount_keys = self.book.amount_keys
+
+    # -- changes ------------------------------------------------------------------------
+
+    def put_invoices(self, invoices: Iterable[Invoice]) -> Change:
+        """Add invoices or replace those of the same id (``InvoiceBook.put_invoices``)."""
+        return self.book.put_invoices(invoices)
+
+    def remove_invoices(self, invoice_ids: Iterable[str]) -> Change:
+        """Forget invoices by id (``InvoiceBook.remove_invoices``)."""
+        return self.book.remove_invoices(invoice_ids)
+
+    def put_customers(self, customers: Iterable[Customer]) -> Change:
+        """Add customers or replace those of the same id (``InvoiceBook.put_customers``)."""
+        return self.book.put_customers(customers)
+
+    def remove_customers(self, customer_ids: Iterable[str]) -> Change:
+        """Forget the CRM's records of customers (``InvoiceBook.remove_customers``)."""
+        return self.book.remove_customers(customer_ids)
 
     # -- the pipeline -------------------------------------------------------------------
 
@@ -151,8 +158,8 @@ class Engine:
         self._evidence_of: dict[str, tuple[list[ReferenceHit], list[PayerMatch]]] = {}
         self._conversions: dict[tuple[str, str], _Conversion | None] = {}
         self._windows: dict[tuple[str, str], tuple[Decimal, Decimal]] = {}
-        open_ids = set(self._open_ids)
-        state = _State({i: self.invoices[i].open_amount.amount for i in self._open_ids},
+        open_ids = self._open_ids
+        state = _State({i: self.invoices[i].open_amount.amount for i in open_ids},
                        {i for i in self.invoices if i not in open_ids}, excluded)
         for invoice_id in self._open_ids:
             invoice = self.invoices[invoice_id]
@@ -540,11 +547,6 @@ def _subsets(amounts: list[tuple[int, str]], low: int, high: int, *, max_size: i
 
     extend(0, 0)
     return found
-
-
-def _is_open(invoice: Invoice) -> bool:
-    return invoice.kind is InvoiceKind.INVOICE and invoice.status in (
-        InvoiceStatus.OPEN, InvoiceStatus.PARTIALLY_PAID) and invoice.open_amount.amount > 0
 
 
 def reconcile(payments: Iterable[Payment], invoices: Sequence[Invoice],

@@ -38,16 +38,34 @@ class PayerIndex:
         self._by_iban: dict[str, set[str]] = defaultdict(set)
         self._names: dict[str, list[tuple[tuple[str, ...], str]]] = defaultdict(list)
         self._by_prefix: dict[str, set[str]] = defaultdict(set)
+        self._customers: dict[str, Customer] = {}
         for customer in customers:
-            for iban in customer.ibans:
-                self._by_iban[compact(iban)].add(customer.customer_id)
-            for how, name in [("name", customer.name)] + [("alias", a) for a in customer.aliases]:
-                tokens = name_tokens(name)
-                if not tokens:
-                    continue
-                self._names[customer.customer_id].append((tokens, how))
-                for token in tokens:
-                    self._by_prefix[token[:_PREFIX]].add(customer.customer_id)
+            self.put(customer)
+
+    def put(self, customer: Customer) -> None:
+        """Index a customer, in place of what was indexed under its id before."""
+        self.remove(customer.customer_id)
+        self._customers[customer.customer_id] = customer
+        for iban in customer.ibans:
+            self._by_iban[compact(iban)].add(customer.customer_id)
+        for how, name in [("name", customer.name)] + [("alias", a) for a in customer.aliases]:
+            tokens = name_tokens(name)
+            if not tokens:
+                continue
+            self._names[customer.customer_id].append((tokens, how))
+            for token in tokens:
+                self._by_prefix[token[:_PREFIX]].add(customer.customer_id)
+
+    def remove(self, customer_id: str) -> None:
+        """Forget a customer (nothing if it is not indexed): the time its names take."""
+        customer = self._customers.pop(customer_id, None)
+        if customer is None:
+            return
+        for iban in customer.ibans:
+            _discard(self._by_iban, compact(iban), customer_id)
+        for tokens, _ in self._names.pop(customer_id, ()):
+            for token in tokens:
+                _discard(self._by_prefix, token[:_PREFIX], customer_id)
 
     def customers_of_iban(self, iban: str | None) -> set[str]:
         return set(self._by_iban.get(compact(iban), ())) if iban else set()
@@ -75,12 +93,20 @@ class PayerIndex:
                 if customer_id in found:
                     continue
                 score, how = max(((_similarity(tokens, known), how)
-                                  for known, how in self._names[customer_id]),
+                                  for known, how in self._names.get(customer_id, ())),
                                  default=(0.0, "name"))
                 if score >= _MIN_SCORE:
                     found[customer_id] = PayerMatch(customer_id, score, how,
                                                     f"payer name {name!r} ~ {score:.0f}%")
         return sorted(found.values(), key=lambda m: (-m.score, m.customer_id))[:8]
+
+
+def _discard(index: dict[str, set[str]], key: str, customer_id: str) -> None:
+    owners = index.get(key)
+    if owners is not None:
+        owners.discard(customer_id)
+        if not owners:
+            del index[key]
 
 
 def _similarity(payer: tuple[str, ...], known: tuple[str, ...]) -> float:

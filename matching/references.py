@@ -69,26 +69,63 @@ class ReferenceIndex:
         self._written: dict[str, set[str]] = defaultdict(set)  # numbers as the CRM writes them
         self._found: dict[tuple[str | None, ...], list[ReferenceHit]] = {}
         self._hits_seen: dict[tuple[str, str], list[ReferenceHit]] = {}
-        self._typo_lengths: set[int] = set()   # digit counts a mistyped number can have
+        # Digit counts a mistyped number can have, with how many invoices have each.
+        self._typo_lengths: dict[int, int] = defaultdict(int)
         for invoice in invoices:
-            for text in {invoice.invoice_id, invoice.reference or ""}:
-                key = compact(text)
-                if len(key) < MIN_DIGITS:
-                    continue
-                if is_valid_rf(key):
-                    self._rf[key].add(invoice.invoice_id)
-                    continue
-                self._compact[key].add(invoice.invoice_id)
-                self._unpadded[unpadded(key)].add(invoice.invoice_id)
-                self._letters[invoice.invoice_id].add(letters(key))
-                self._written[text.strip().upper()].add(invoice.invoice_id)
-                core = digits(key)
-                if len(core) >= MIN_DIGITS:
-                    self._digits[core].add(invoice.invoice_id)
-                if len(core) >= MIN_TYPO_DIGITS:
-                    self._typo_lengths.add(len(core))
-                    for blanked in _blank_each(core):
-                        self._blanked[blanked].add(invoice.invoice_id)
+            self.add(invoice)
+
+    def add(self, invoice: Invoice) -> None:
+        """Index one more invoice's number and reference (``remove`` it first to replace)."""
+        self._forget_found()
+        lengths = set()
+        for index, key, text in _keys_of(invoice):
+            if index == "rf":
+                self._rf[key].add(invoice.invoice_id)
+                continue
+            self._compact[key].add(invoice.invoice_id)
+            self._unpadded[unpadded(key)].add(invoice.invoice_id)
+            self._letters[invoice.invoice_id].add(letters(key))
+            self._written[text.strip().upper()].add(invoice.invoice_id)
+            core = digits(key)
+            if len(core) >= MIN_DIGITS:
+                self._digits[core].add(invoice.invoice_id)
+            if len(core) >= MIN_TYPO_DIGITS:
+                lengths.add(len(core))
+                for blanked in _blank_each(core):
+                    self._blanked[blanked].add(invoice.invoice_id)
+        for length in lengths:
+            self._typo_lengths[length] += 1
+
+    def remove(self, invoice: Invoice) -> None:
+        """Take an invoice out of the index, as it was added: the time its keys take."""
+        self._forget_found()
+        invoice_id = invoice.invoice_id
+        lengths = set()
+        for index, key, text in _keys_of(invoice):
+            if index == "rf":
+                _discard(self._rf, key, invoice_id)
+                continue
+            _discard(self._compact, key, invoice_id)
+            _discard(self._unpadded, unpadded(key), invoice_id)
+            _discard(self._written, text.strip().upper(), invoice_id)
+            core = digits(key)
+            if len(core) >= MIN_DIGITS:
+                _discard(self._digits, core, invoice_id)
+            if len(core) >= MIN_TYPO_DIGITS:
+                lengths.add(len(core))
+                for blanked in _blank_each(core):
+                    _discard(self._blanked, blanked, invoice_id)
+        self._letters.pop(invoice_id, None)
+        for length in lengths:
+            self._typo_lengths[length] -= 1
+            if not self._typo_lengths[length]:
+                del self._typo_lengths[length]
+
+    def _forget_found(self) -> None:
+        """What payments' texts were found to name is stale once the index changes."""
+        if self._found or self._hits_seen:
+            self._found = {}
+            self._hits_seen = {}
 
     def find(self, *, remittance: str | None, end_to_end_id: str | None,
              creditor_reference: str | None) -> list[ReferenceHit]:
@@ -166,7 +203,24 @@ class ReferenceIndex:
         """The digits alone, or with the letters the invoice's number has: ``ZV20260831``
         (a bank's id with a date in it) is no reformatting of invoice ``2026/0831``."""
         written = letters(candidate)
-        return not written or written in self._letters[invoice_id]
+        return not written or written in self._letters.get(invoice_id, ())
+
+
+def _keys_of(invoice: Invoice) -> Iterable[tuple[str, str, str]]:
+    """("rf" or "number", compact key, text as written) for an invoice's number and
+    reference: the keys it is indexed under."""
+    for text in {invoice.invoice_id, invoice.reference or ""}:
+        key = compact(text)
+        if len(key) >= MIN_DIGITS:
+            yield ("rf" if is_valid_rf(key) else "number"), key, text
+
+
+def _discard(index: dict[str, set[str]], key: str, invoice_id: str) -> None:
+    owners = index.get(key)
+    if owners is not None:
+        owners.discard(invoice_id)
+        if not owners:  # an empty set would still count as a key (``core in _digits``)
+            del index[key]
 
 
 def _candidates(text: str) -> list[tuple[str, str]]:
