@@ -6,8 +6,8 @@ the bank of the statement's account), and only when its whole shape is there: an
 stays whole in ``additional_info`` as before. A recognised text loses no character: what has
 no field of its own inside a line (the terminal and time of a card payment) stays in the
 remittance; a part with no field at all (mBank's ``TNR``, a Danske address, a Triodos
-transaction number) leaves ``complete`` False, so the whole text is kept in
-``additional_info`` as well. Dropped are only runs of blanks (column padding, made one) and
+transaction number, Westpac's serial number) leaves ``complete`` False, so the whole text is
+kept in ``additional_info`` as well. Dropped are only runs of blanks (column padding, made one) and
 what the layout is made of: subfield tags, ABN AMRO's word ``GIRO``, a Triodos transaction
 number of zeros, and the statement's own account where Triodos repeats it.
 
@@ -18,7 +18,10 @@ number of zeros, and the statement's own account where Triodos repeats it.
 - **ASN, SNS, RegioBank**: the first line is the counterparty's IBAN (valid check digits),
   one blank and its name; the remittance follows in lines of 65 characters, cut mid-word
   where the width ran out (a full line joins the next directly, a shorter one with a blank).
-  ING's old lines are joined the same way.
+  ING's old lines are joined the same way. A card payment leaves the first line empty; the
+  remittance is then ``merchant (padded) >PLACE dd.mm.yyyy HHUMM terminal id MCC:nnnn``
+  (often ``Contactloze betaling``): the merchant is the counterparty, the whole line the
+  remittance. Other texts opening with an empty line (fees, notices) stay whole.
 - **ABN AMRO (old format)**: two columns of 32 characters. ``GIRO`` and a giro number, or a
   bank account (``12.34.56.789`` or 9-10 digits), then the name, padded; what follows is the
   remittance. Card lines: ``BEA``/``GEA`` (payment terminal, cash machine), ``NR:`` the
@@ -39,6 +42,14 @@ number of zeros, and the statement's own account where Triodos repeats it.
   description opens with the counterparty's BIC and IBAN, then its name and the remittance
   with nothing between them: they stay together in the remittance. A card payment's
   (``merchant - TERMINAL id - date time - PASNR. ...``) merchant is the counterparty.
+- **Westpac** (AU; statement account of a Westpac BSB, ``03``/``73``, or BIC ``WPAC``): the
+  first line is the transaction's kind (``DEPOSIT``, ``WITHDRAWAL-OSKO PAYMENT``, ...) and its
+  7-digit serial number, the next its narrative: the payer's or payee's name and the
+  description, with nothing between them. Read from one public sample of Westpac's BankRec
+  MT940 (no bank guide describing the field was found), so only that shape: the narrative
+  is the remittance; the kind and serial have no field (the text stays too). Returns and
+  reversals (``DEPOSIT-PAYMENT RETURN``, then the original serial, date and ISO reason code)
+  stay whole.
 """
 
 from __future__ import annotations
@@ -246,11 +257,44 @@ def _danske(lines: list[str], account: Account | None) -> Split | None:
     return split
 
 
+_SNS_CARD = re.compile(r"(?P<merchant>[^>]*[^>\s]) ?>(?P<place>[^>]*?\S) \d\d\.\d\d\.\d{4}"
+                       r" \d\dU\d\d(?: \S.*)?")
+
+
+def _sns_card(lines: list[str], account: Account | None) -> Split | None:
+    """ASN, SNS, RegioBank card payment: the counterparty line empty, then the card line."""
+    if lines[0].strip() or not any(line.strip() for line in lines):
+        return None
+    text = _lines(lines)
+    card = _SNS_CARD.fullmatch(text)
+    if card is None:
+        return None  # a fee, a notice: no layout
+    return Split("sns-card", counterparty_name=card["merchant"], remittance=text)
+
+
+_WESTPAC_FIRST = re.compile(r"(?:DEPOSIT|WITHDRAWAL)(?:[- ][A-Z]+(?: [A-Z]+)*)? +\d{7}")
+_WESTPAC_ACCOUNT = re.compile(r"(?:03|73)\d{10}")  # BSB (6 digits) and account number
+
+
+def _westpac(lines: list[str], account: Account | None) -> Split | None:
+    if not lines[0].startswith(("DEPOSIT", "WITHDRAWAL")) or account is None:
+        return None
+    if not (bank_of(account) == "WPAC"
+            or _WESTPAC_ACCOUNT.fullmatch((account.number or "").replace(" ", ""))):
+        return None
+    rest = [line for line in lines[1:] if line.strip()]
+    if not rest or _WESTPAC_FIRST.fullmatch(lines[0].rstrip()) is None:
+        return None
+    # the kind and the serial number have no field: the whole text is kept as well
+    return Split("westpac", remittance=_text(rest), complete=False)
+
+
 Reader = Callable[[list[str], "Account | None"], "Split | None"]
 
-# Most specific first: a layout told by the account's bank, then the ABN AMRO account line
-# (two blanks) before ING's (one).
-_READERS: tuple[Reader, ...] = (_danske, _triodos, _abn_amro, _mbank, _account_then_name)
+# Most specific first: the layouts told by the account's bank, then the ABN AMRO account
+# line (two blanks) before ING's (one).
+_READERS: tuple[Reader, ...] = (_danske, _westpac, _triodos, _abn_amro, _mbank,
+                                _account_then_name)
 
 
 _IBAN_SHAPE = re.compile(r"[A-Z]{2}\d{2}[A-Z0-9]{4}")
@@ -271,8 +315,10 @@ def split_dialect(lines: list[str], account: Account | None = None) -> Split | N
     ``account`` is the statement's own account, when known: some layouts repeat it, and
     some are told apart by its bank (``bank_of``).
     """
-    if not lines or not lines[0].strip():
+    if not lines:
         return None
+    if not lines[0].strip():
+        return _sns_card(lines, account)  # the only layout opening with an empty line
     for reader in _READERS:
         split = reader(lines, account)
         if split is not None:
