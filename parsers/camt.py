@@ -8,46 +8,41 @@ per ``Stmt``/``Rpt``/``Ntfctn`` (``parsers.camt_statement``); entries are read b
 
 Safety: a DOCTYPE (and so any entity declaration) is refused before parsing, and again if
 lxml sees one; lxml parses with entity resolution, DTD loading and network access off,
-without ``huge_tree`` (so libxml2's depth and text-size limits hold). The document is
-streamed: each child of a statement is converted once it has ended and then freed, so the
-XML tree never holds more than one entry at a time.
+without ``huge_tree`` (so libxml2's depth and text-size limits hold).
 
-Two readers: ``_FastReader`` hears from lxml only of statements, entries, balances and
-accounts ending, and reads the other children of a statement in order when a later one
-ends (or the statement does). It is for whole, good documents; at the first sign of a
-problem ``parse`` reads the document again with ``_ExactReader``, which follows every
-element's start and end and so raises the first problem in document order. Both convert
-with the same code, so they give the same statements.
+``stream(file, *, source)`` reads from an open file as it goes, in flat memory: each child
+of a statement is converted once it has ended and then freed, so the XML tree never holds
+more than one entry at a time, and each entry is handed on as it is read (the parts of
+``parsers.stream``). ``parse`` and ``parse_each`` are built on it. A good document is read
+once, by the fast reader; at its first sign of a problem it is read again from the start
+by the exact reader, which names the first problem in document order
+(``parsers.camt_readers``). A problem inside one statement of a well-formed document fails
+that statement only.
 """
 
 from __future__ import annotations
 
 import io
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from lxml import etree
 
-from parsers.camt_statement import StatementReader, split_balances
-from parsers.camt_xml import REPEATABLE, Element, local
+from parsers.camt_readers import NAMESPACE, FastReader, read_exactly
+from parsers.camt_statement import split_balances
 from parsers.errors import ParseError
 from parsers.model import Statement
+from parsers.stream import Part, collect
 
 # The parser family (its folder of golden files). A statement's format is its message type,
 # "camt.052", "camt.053" or "camt.054", never the family's name.
 FAMILY = "camt"
 FORMAT_NAMES = ("camt.052", "camt.053", "camt.054")
 
-__all__ = ["FAMILY", "FORMAT_NAMES", "parse", "sniff", "split_balances"]
+__all__ = ["FAMILY", "FORMAT_NAMES", "parse", "parse_each", "sniff", "split_balances", "stream"]
 
-# message element -> (message type, name of its statement element)
-MESSAGES = {
-    "BkToCstmrAcctRpt": ("052", "Rpt"),
-    "BkToCstmrStmt": ("053", "Stmt"),
-    "BkToCstmrDbtCdtNtfctn": ("054", "Ntfctn"),
-}
-_MESSAGE_NAME = re.compile(r"(BkToCstmrAcctRpt|BkToCstmrStmt|BkToCstmrDbtCdtNtfctn)(?:V(\d\d))?")
-_NAMESPACE = re.compile(r"camt\.(05[234])\.001\.(\d\d)")
 _MESSAGE_TAG = re.compile(r"<(?:[\w.\-]+:)?BkToCstmr(?:Stmt|AcctRpt|DbtCdtNtfctn)(?:V\d+)?[\s>/]")
 
 # The prolog: declaration, processing instructions, comments and a DOCTYPE, then the root.
@@ -92,289 +87,96 @@ def sniff(head: bytes) -> bool:
     prolog = _prolog(text_head)
     if prolog.root is None:
         return False
-    if prolog.root == "Document" and _NAMESPACE.search(prolog.root_attributes):
+    if prolog.root == "Document" and NAMESPACE.search(prolog.root_attributes):
         return True
     return _MESSAGE_TAG.search(text_head) is not None
 
 
-@dataclass(frozen=True, slots=True)
-class _Message:
-    """What a message element says: its statement elements' name, the type and version."""
-
-    statement_name: str
-    format: str  # "052", "053" or "054"
-    version: str | None
-    path: str
-
-
-def _check_root(node: Element, name: str, path: str, source: str) -> tuple[str, str] | None:
-    """Refuse a DOCTYPE or a root that is not ``Document``; the (type, version) of its
-    namespace (``camt.053.001.08`` -> ("053", "08")), if it names one."""
-    info = node.getroottree().docinfo
-    doctype: str = info.doctype  # type: ignore[attr-defined]  # missing from lxml-stubs
-    if doctype or info.internalDTD is not None:
-        raise ParseError("a DOCTYPE is not allowed in camt (it could declare entities)",
-                         source=source, line=1)
-    if name != "Document":
-        raise ParseError(f"expected a camt Document root element, found {name}",
-                         source=source, path=path, field=name)
-    match = _NAMESPACE.search(etree.QName(node).namespace or "")
-    return (match[1], match[2]) if match else None
-
-
-def _message(name: str, path: str, namespace_version: tuple[str, str] | None,
-             source: str) -> _Message:
-    match = _MESSAGE_NAME.fullmatch(name)
-    if match is None:
-        raise ParseError(
-            "expected a camt message: BkToCstmrStmt, BkToCstmrAcctRpt or "
-            f"BkToCstmrDbtCdtNtfctn, found {name}", source=source, path=path, field=name)
-    message_type, statement_name = MESSAGES[match[1]]
-    number = match[2]
-    if namespace_version is not None:
-        ns_type, number = namespace_version
-        if ns_type != message_type:
-            raise ParseError(
-                f"the namespace is camt.{ns_type} but the message is {name} "
-                f"(camt.{message_type})", source=source, path=path, field=name)
-    version = f"camt.{message_type}.001.{number}" if number else None
-    return _Message(statement_name, message_type, version, path)
-
-
-def _no_statement(name: str | None, path: str, source: str) -> ParseError:
-    return ParseError(f"expected at least one {name or 'Stmt'} element, found none",
-                      source=source, path=path)
-
-
-def _free(node: Element) -> None:
-    """Drop what ``node`` holds and the elements before it: they have been read."""
-    node.clear()
-    parent = node.getparent()
-    while parent is not None and node.getprevious() is not None:
-        del parent[0]
-
-
-def _events(data: bytes, events: tuple[str, ...], tag: list[str] | None = None) -> etree.iterparse:
-    return etree.iterparse(
-        io.BytesIO(data), events=events, tag=tag, resolve_entities=False, no_network=True,
-        load_dtd=False, huge_tree=False, remove_comments=True, remove_pis=True,
-    )
-
-
-# The fast reader hears only of these elements ending: statements and their main children.
-_FAST_TAGS = [f"{{*}}{name}" for name in ("Ntry", "Bal", "Acct", "Stmt", "Rpt", "Ntfctn")]
-
-
-class _OpenStatement:
-    """A statement element being read: its children are read in order, then freed."""
-
-    __slots__ = ("children", "last_read", "node", "reader")
-
-    def __init__(self, node: Element, reader: StatementReader) -> None:
-        self.node = node
-        self.reader = reader
-        self.children: dict[str, int] = {}  # children so far, by name
-        self.last_read: Element | None = None  # still in the tree (it may be the last)
-
-    def read_children(self, until: Element | None) -> None:
-        """Read the children not read yet, up to ``until`` (else all)."""
-        statement, reader, counts = self.node, self.reader, self.children
-        while len(statement):
-            node = statement[0]
-            if node is not self.last_read:
-                name = local(node.tag)
-                count = counts[name] = counts.get(name, 0) + 1
-                step = f"{name}[{count}]" if name in REPEATABLE else name
-                reader.add(node, name, f"{reader.path}/{step}")
-                node.clear()
-            if node is until:
-                self.last_read = node
-                return
-            del statement[0]
-
-
-class _FastReader:
-    """Reads a whole, good document, seeing only the ends of ``_FAST_TAGS`` elements.
-
-    The other children of a statement are read in document order when a later one ends,
-    or the statement does; the root and the messages are checked from the tree. Any
-    problem is a ``ParseError`` or an lxml error, with no promise about which problem or
-    where: ``parse`` then reads the document again with the exact reader.
-    """
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.root_checked = False
-        self.namespace_version: tuple[str, str] | None = None
-        self.message_node: Element | None = None
-        self.message: _Message | None = None
-        self.statement_counts: dict[str, int] = {}  # statements so far in this message
-        self.statement: _OpenStatement | None = None
-        self.statements: list[Statement] = []
-
-    def read(self, data: bytes) -> tuple[Statement, ...]:
-        events = _events(data, ("end",), _FAST_TAGS)
-        for _, node in events:
-            parent = node.getparent()
-            statement = self.statement
-            if statement is not None and parent is statement.node:
-                statement.read_children(node)  # the usual case: an entry
-            else:
-                self._elsewhere(node, parent)
-        root: Element = events.root
-        self._check_root(root)
-        for message in root:
-            self._message(message)
-        if not self.statements:
-            raise _no_statement(None, "/Document", self.source)
-        return tuple(self.statements)
-
-    def _check_root(self, root: Element) -> None:
-        if not self.root_checked:
-            name = local(root.tag)
-            self.namespace_version = _check_root(root, name, f"/{name}", self.source)
-            self.root_checked = True
-
-    def _message(self, node: Element) -> _Message:
-        if node is not self.message_node or self.message is None:
-            name = local(node.tag)
-            self.message = _message(name, f"/Document/{name}", self.namespace_version,
-                                    self.source)
-            self.message_node = node
-            self.statement_counts = {}
-        return self.message
-
-    def _elsewhere(self, node: Element, parent: Element | None) -> None:
-        if not self.root_checked:
-            self._check_root(node.getroottree().getroot())
-        grandparent = parent.getparent() if parent is not None else None
-        if parent is None or grandparent is None:
-            return  # the root or a message: checked at the end
-        above = grandparent.getparent()
-        if above is None:  # node is an element of the message parent
-            statement = self.statement  # if open, it is node: siblings end one by one
-            if statement is None and local(node.tag) == self._message(parent).statement_name:
-                statement = self._start(node, parent)  # none of its children was heard of
-            if statement is not None:
-                statement.read_children(None)
-                self.statements.append(statement.reader.finish())
-                self.statement = None
-            _free(node)
-        elif above.getparent() is None:  # node is a child of parent, in the message
-            if local(parent.tag) == self._message(grandparent).statement_name:
-                self._start(parent, grandparent).read_children(node)
-            else:
-                _free(node)
-        # Deeper elements are read with the child of a statement they belong to.
-
-    def _start(self, node: Element, message_node: Element) -> _OpenStatement:
-        message = self._message(message_node)
-        name = message.statement_name
-        count = self.statement_counts[name] = self.statement_counts.get(name, 0) + 1
-        reader = StatementReader(self.source, f"{message.path}/{name}[{count}]",
-                                 f"camt.{message.format}", message.version)
-        self.statement = _OpenStatement(node, reader)
-        return self.statement
-
-
-class _ExactReader:
-    """Follows every start and end event of a document, keeping element paths to depth 3:
-    the first problem in document order is the one raised."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.depth = 0
-        self.steps: list[str] = []  # path steps of the open elements, depth 0 to 3
-        self.counts: list[dict[str, int]] = [{} for _ in range(5)]  # sibling counts by depth
-        self.message: _Message | None = None
-        self.namespace_version: tuple[str, str] | None = None
-        self.current: StatementReader | None = None
-        self.statements: list[Statement] = []
-
-    def path(self) -> str:
-        return "/" + "/".join(self.steps)
-
-    def start(self, node: Element) -> None:
-        depth = self.depth
-        self.depth += 1
-        if depth > 3:
-            return
-        name = local(node.tag)
-        counts = self.counts[depth]
-        counts[name] = counts.get(name, 0) + 1
-        self.counts[depth + 1] = {}
-        self.steps.append(f"{name}[{counts[name]}]" if name in REPEATABLE else name)
-        if depth == 0:
-            self.namespace_version = _check_root(node, name, self.path(), self.source)
-        elif depth == 1:
-            self.message = _message(name, self.path(), self.namespace_version, self.source)
-        elif depth == 2 and self.message is not None and name == self.message.statement_name:
-            self.current = StatementReader(self.source, self.path(),
-                                           f"camt.{self.message.format}", self.message.version)
-
-    def end(self, node: Element) -> None:
-        self.depth -= 1
-        depth = self.depth
-        if depth > 3:
-            return
-        if depth == 3 and self.current is not None:
-            self.current.add(node, local(node.tag), self.path())
-        elif depth == 2 and self.current is not None:
-            self.statements.append(self.current.finish())
-            self.current = None
-        if depth >= 2:  # converted or not needed: free it and what came before it
-            _free(node)
-        self.steps.pop()
-
-    def finish(self) -> tuple[Statement, ...]:
-        if not self.statements:
-            if self.message is None:
-                raise _no_statement(None, "/Document", self.source)
-            raise _no_statement(self.message.statement_name, self.message.path, self.source)
-        return tuple(self.statements)
-
-
-_XML_POSITION = re.compile(r",? line \d+, column \d+.*$")
-
-
 def _read_fast(data: bytes, source: str) -> tuple[Statement, ...] | None:
+    """The statements of a whole, good document by the fast reader alone; None if it
+    meets a problem."""
     try:
-        return _FastReader(source).read(data)
+        return tuple(s for s in collect(FastReader(source).read(io.BytesIO(data)))
+                     if isinstance(s, Statement))
     except (ParseError, etree.LxmlError):
         return None
 
 
 def _read_exactly(data: bytes, source: str) -> tuple[Statement, ...]:
-    reader = _ExactReader(source)
+    """The statements of a document by the exact reader alone; the first problem raised."""
+    return _whole(read_exactly(io.BytesIO(data), source))
+
+
+def _whole(parts: Iterator[Part]) -> tuple[Statement, ...]:
+    statements = []
+    for result in collect(parts):
+        if isinstance(result, ParseError):
+            raise result
+        statements.append(result)
+    return tuple(statements)
+
+
+def _is_blank(file: BinaryIO, head: bytes) -> bool:
+    """True if the document (whose first bytes are ``head``) is empty or only blanks."""
+    if head and not head.isspace():
+        return False
+    if len(head) < _HEAD_BYTES:
+        return True
+    where = file.tell()
     try:
-        for event, node in _events(data, ("start", "end")):
-            if event == "start":
-                reader.start(node)
-            else:
-                reader.end(node)
-    except etree.XMLSyntaxError as exc:
-        message = _XML_POSITION.sub("", str(exc.msg or exc)).strip()
-        if "encoding" in message.lower():
-            message += " (expected UTF-8, or the encoding the XML declaration names)"
-        raise ParseError(f"not well-formed XML: {message}", source=source,
-                         line=exc.lineno or None) from exc
-    except etree.LxmlError as exc:
-        raise ParseError(f"the XML could not be read: {exc}", source=source) from exc
-    return reader.finish()
+        while chunk := file.read(1 << 20):
+            if not chunk.isspace():
+                return False
+        return True
+    finally:
+        file.seek(where)
+
+
+def stream(file: BinaryIO, *, source: str) -> Iterator[Part]:
+    """The statements of a camt.052/053/054 document read from ``file`` (binary, seekable,
+    from where it stands) as a stream of parts (``parsers.stream``), in flat memory.
+
+    A problem inside one statement of a well-formed document is a ``StatementFailed`` in
+    its place, and the next statement is read; anything else (not well-formed XML, not a
+    camt document) raises ``ParseError``. A good document is read once, by the fast
+    reader; at its first sign of a problem the document is read again from the start by
+    the exact reader, which names the first problem in document order (the parts already
+    handed on are not repeated).
+    """
+    start = file.tell()
+    head = file.read(_HEAD_BYTES)
+    file.seek(start)
+    if _is_blank(file, head):  # (strip() would copy the whole document)
+        raise ParseError("the document is empty", source=source)
+    prolog = _prolog(_head_text(head))
+    if prolog.doctype_line is not None:
+        raise ParseError("a DOCTYPE is not allowed in camt (it could declare entities): "
+                         "the document was refused unread", source=source,
+                         line=prolog.doctype_line)
+    handed_on = 0
+    try:
+        for part in FastReader(source).read(file):
+            yield part
+            handed_on += 1
+        return
+    except (ParseError, etree.LxmlError):
+        pass
+    file.seek(start)
+    for number, part in enumerate(read_exactly(file, source)):
+        if number >= handed_on:
+            yield part
 
 
 def parse(data: bytes, *, source: str) -> tuple[Statement, ...]:
     """Parse a camt.052/053/054 document into one ``Statement`` per statement element.
 
-    Raises ``ParseError`` for anything that is not a whole, well-formed camt document.
+    Raises ``ParseError`` for anything that is not a whole, well-formed camt document:
+    the first problem in document order.
     """
-    if not data or data.isspace():  # (strip() would copy the whole document)
-        raise ParseError("the document is empty", source=source)
-    prolog = _prolog(_head_text(data))
-    if prolog.doctype_line is not None:
-        raise ParseError("a DOCTYPE is not allowed in camt (it could declare entities): "
-                         "the document was refused unread", source=source,
-                         line=prolog.doctype_line)
-    # A good document is read fast; for a bad one, the exact reader names its first problem.
-    statements = _read_fast(data, source)
-    return statements if statements is not None else _read_exactly(data, source)
+    return _whole(stream(io.BytesIO(data), source=source))
+
+
+def parse_each(data: bytes, *, source: str) -> tuple[Statement | ParseError, ...]:
+    """Like ``parse``, but a bad statement of a well-formed document is its
+    ``ParseError`` in its place and the others are still read."""
+    return tuple(collect(stream(io.BytesIO(data), source=source)))

@@ -1,7 +1,9 @@
 """One camt statement element (``Stmt``, ``Rpt`` or ``Ntfctn``): header, account, balances.
 
 ``StatementReader`` is given the statement's children one by one as the document streams
-past, and builds the ``Statement`` at the end.
+past: it hands back each entry as it is read (keeping only their number and currencies),
+tells what is known of the statement before its first entry (``head``), and builds the
+``Statement``, without its entries, at the end (``finish``).
 
 Balances: our model keeps only booked balances as opening and closing (``split_balances``):
 opening is OPBD, else PRCD, else the first of two or more ITBD; closing is CLBD, else the
@@ -42,7 +44,7 @@ from parsers.camt_xml import (
     text,
 )
 from parsers.errors import ParseError
-from parsers.model import Account, Balance, BalanceKind, Entry, Statement
+from parsers.model import Account, Balance, BalanceKind, Entry, Flag, Statement
 
 
 def split_balances(
@@ -134,15 +136,20 @@ class StatementReader:
     period: tuple[date | None, date | None] = (None, None)
     account: Account | None = None
     balances: list[Balance] = field(default_factory=list)
-    entries: list[Entry] = field(default_factory=list)
+    entries: int = 0  # how many were read
+    entry_currencies: set[str] = field(default_factory=set)
     shapes: Shapes = field(default_factory=Shapes)
 
-    def add(self, node: Element, name: str, node_path: str) -> None:
-        """Take in the child ``node`` (local name ``name``) of the statement element."""
+    def add(self, node: Element, name: str, node_path: str) -> Entry | None:
+        """Take in the child ``node`` (local name ``name``) of the statement element; the
+        entry, if it is one."""
         scope = Scope(self.source, node, node_path)
         if name == "Ntry":
-            self.entries.append(camt_entries.entry(scope, self.shapes.subtree(node), self.notes))
-        elif name == "Bal":
+            entry = camt_entries.entry(scope, self.shapes.subtree(node), self.notes)
+            self.entries += 1
+            self.entry_currencies.add(entry.amount.currency)
+            return entry
+        if name == "Bal":
             balance = _balance(scope, node, self.notes)
             if balance is not None:
                 self.balances.append(balance)
@@ -165,6 +172,7 @@ class StatementReader:
                                node_path)
         elif name == "FrToDt":
             self.period = (self._period_end(scope, node, "Fr"), self._period_end(scope, node, "To"))
+        return None
 
     @staticmethod
     def _period_end(scope: Scope, node: Element, side: str) -> date | None:
@@ -174,7 +182,34 @@ class StatementReader:
         day = child(node, f"{side}Dt")
         return None if day is None else iso_date(scope, day)
 
+    def head(self) -> Statement:
+        """The statement as far as it is read, without entries (an account not read yet
+        is an empty one): what a stream says before the first entry."""
+        opening, closing, others = split_balances(self.balances)
+        return self._statement(self.account or Account(), opening, closing, others,
+                               self.notes.flags())
+
+    def _statement(self, account: Account, opening: Balance | None, closing: Balance | None,
+                   others: tuple[Balance, ...], flags: tuple[Flag, ...]) -> Statement:
+        return Statement(
+            source=self.source,
+            format=self.format,
+            account=account,
+            entries=(),
+            format_version=self.format_version,
+            statement_id=self.statement_id,
+            sequence=self.sequences.get("ElctrncSeqNb") or self.sequences.get("LglSeqNb"),
+            created_at=self.created_at,
+            period_start=self.period[0],
+            period_end=self.period[1],
+            opening_balance=opening,
+            closing_balance=closing,
+            available_balances=others,
+            flags=flags,
+        )
+
     def finish(self) -> Statement:
+        """The whole statement but its entries (``entries`` says how many were read)."""
         if self.account is None:
             raise ParseError("expected an account (Acct) in the statement, found none",
                              source=self.source, path=f"{self.path}/Acct", field="Acct")
@@ -187,30 +222,14 @@ class StatementReader:
         account = self.account
         if account.currency is None:
             account = self._infer_currency(account, opening, closing, others)
-        return Statement(
-            source=self.source,
-            format=self.format,
-            account=account,
-            entries=tuple(self.entries),
-            format_version=self.format_version,
-            statement_id=self.statement_id,
-            sequence=self.sequences.get("ElctrncSeqNb") or self.sequences.get("LglSeqNb"),
-            created_at=self.created_at,
-            period_start=self.period[0],
-            period_end=self.period[1],
-            opening_balance=opening,
-            closing_balance=closing,
-            available_balances=others,
-            flags=self.notes.flags(),
-        )
+        return self._statement(account, opening, closing, others, self.notes.flags())
 
     def _infer_currency(self, account: Account, opening: Balance | None,
                         closing: Balance | None, others: tuple[Balance, ...]) -> Account:
         candidates = [(b.amount.currency, f"{b.kind.value} balance")
                       for b in (closing, opening, *others[:1]) if b is not None]
-        entry_currencies = {e.amount.currency for e in self.entries}
-        if len(entry_currencies) == 1:
-            candidates.append((entry_currencies.pop(), "entries"))
+        if len(self.entry_currencies) == 1:
+            candidates.append((next(iter(self.entry_currencies)), "entries"))
         if not candidates:
             return account
         currency, what = candidates[0]
