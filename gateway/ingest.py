@@ -13,24 +13,27 @@ checked and recorded as flags on the new statement and as a ``statement.gap`` ev
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 
 import parsers
-from gateway import events, limits, outbox
-from gateway.store import accounts, documents, statements, transactions
-from parsers import overlap
+from gateway import events, ingest_decide, outbox
+from gateway.ingest_stage import StagedStatement, stage
+from gateway.store import accounts, documents, staging, statements, transactions
 from parsers.jsonl import decimal_text
 from parsers.model import Balance, Flag, Statement
-from parsers.overlap import PROVISIONAL_FORMATS, Outcome
+from parsers.overlap import PROVISIONAL_FORMATS, reference_scheme
+from parsers.stream import Part, from_statements
 
 logger = logging.getLogger(__name__)
 
 _ANALYZE_AFTER = 5_000  # new lines in one import that make its statistics stale
+_EVENT_BATCH = 10_000  # payment.received events written per statement
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,45 +117,108 @@ def _sequence_number(sequence: str | None) -> int | None:
     return int(head) if head.isdigit() else None
 
 
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A document to store: its SHA-256, name, size, and how to get its bytes (read only
+    when it is stored, and only if its hash was not known)."""
+
+    sha256: bytes
+    source: str
+    size: int
+    content: Callable[[], bytes]
+
+
+async def known_document(conn: asyncpg.Connection, tenant: str,
+                         sha256: bytes) -> IngestResult | None:
+    """The stored result of the document with this SHA-256, or None if it is new."""
+    if await documents.find(conn, tenant, sha256) is None:
+        return None
+    return await _known_document(conn, tenant, sha256)
+
+
 async def ingest(conn: asyncpg.Connection, data: bytes, *, source: str, tenant: str = "default",
                  strict: bool = False,
                  progress: Callable[[str], None] | None = None) -> IngestResult:
     """Parse and store one document; raise ``ParseError`` with nothing stored if it is bad.
-    ``progress`` hears the step begun once parsing is done (the command line's progress)."""
-    module = parsers.detect(data, source=source)
-    parsed = parsers.parse(data, source=source, strict=strict, fmt=module)
-    limits.check_statements(parsed, source=source)  # never stored cut, nor half
-    if progress is not None:
-        progress(f"storing {sum(len(s.entries) for s in parsed):,} lines")
-    return await store_document(conn, tenant, data=data, source=source, statements=parsed)
+
+    A document whose bytes are already stored is answered from what was stored, unparsed.
+    ``progress`` hears the step begun once parsing is done (the command line's progress).
+    """
+    sha256 = hashlib.sha256(data).digest()
+    known = await known_document(conn, tenant, sha256)
+    if known is not None:
+        return known
+    parts = parsers.stream(io.BytesIO(data), source=source, strict=strict)
+    document = Document(sha256, source, len(data), lambda: data)
+    return await ingest_parts(conn, tenant, parts, document=document, progress=progress)
 
 
 async def store_document(conn: asyncpg.Connection, tenant: str, *, data: bytes, source: str,
                          statements: Sequence[Statement]) -> IngestResult:
-    """Store a parsed document in one transaction: all of it, or (already known) nothing.
+    """Store a document already parsed into ``statements`` (all of it, or, already known,
+    nothing), as ``ingest`` stores what it parses."""
+    sha256 = hashlib.sha256(data).digest()
+    known = await known_document(conn, tenant, sha256)
+    if known is not None:
+        return known
+    document = Document(sha256, source, len(data), lambda: data)
+    return await ingest_parts(conn, tenant, iter(from_statements(statements)),
+                              document=document)
+
+
+async def ingest_parts(conn: asyncpg.Connection, tenant: str, parts: Iterator[Part], *,
+                       document: Document,
+                       progress: Callable[[str], None] | None = None) -> IngestResult:
+    """Stage a document's parts (read in a worker thread, copied in batches, outside any
+    transaction of ours), then store them in one short transaction: all of it, or, when
+    the same bytes were stored meanwhile, nothing. Staged lines are dropped whatever
+    happens."""
+    try:
+        staged = await stage(conn, parts, source=document.source)
+        for statement in staged:
+            ledger = statement.ledger()
+            if ledger is not None:
+                await staging.rank(conn, statement_no=statement.number, start=ledger.opening,
+                                   newest_first=statement.newest_first)
+        if progress is not None:
+            progress(f"storing {sum(s.entries for s in staged):,} lines")
+        return await _store(conn, tenant, document, staged)
+    finally:
+        try:
+            await staging.clear(conn)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            # The connection is gone or its transaction failed: the error that did that
+            # is the one the caller hears; the session's staged lines go with it.
+            logger.debug("staged lines not cleared: %s", type(exc).__name__)
+
+
+async def _store(conn: asyncpg.Connection, tenant: str, document: Document,
+                 staged: Sequence[StagedStatement]) -> IngestResult:
+    """Store a staged document in one transaction.
 
     The accounts it is about are registered and locked in one order (two imports touching
     the same accounts never deadlock); while an account is locked, no other import decides
     about its lines, so each line is judged against everything stored before it.
     """
-    sha256 = hashlib.sha256(data).digest()
     async with conn.transaction():
         # The document's formats, in the order its statements come (one, but for a SWIFT
         # file mixing MT940 and MT942 messages): names of ``parsers.model.FORMAT_NAMES``.
-        formats = ",".join(dict.fromkeys(s.format for s in statements))
-        document_id = await documents.insert(conn, tenant, sha256=sha256, source=source,
-                                             format=formats, content=data)
+        formats = ",".join(dict.fromkeys(s.statement.format for s in staged))
+        document_id = await documents.insert(conn, tenant, sha256=document.sha256,
+                                             source=document.source, format=formats,
+                                             content=document.content())
         if document_id is None:
-            return await _known_document(conn, tenant, sha256)
+            return await _known_document(conn, tenant, document.sha256)
         account_ids = {}
-        for key, account in sorted({s.account.key: s.account for s in statements}.items()):
+        for key, account in sorted({s.statement.account.key: s.statement.account
+                                    for s in staged}.items()):
             account_ids[key] = await accounts.register(conn, tenant, account)
         for account_id in sorted(account_ids.values()):
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _ingest_lock(tenant, account_id))
-        stored = [await _store_statement(conn, tenant, statement, ordinal=ordinal,
-                                         account_id=account_ids[statement.account.key],
+        stored = [await _store_statement(conn, tenant, statement,
+                                         account_id=account_ids[statement.statement.account.key],
                                          document_id=document_id)
-                  for ordinal, statement in enumerate(statements)]
+                  for statement in staged]
     result = IngestResult(document_id=document_id, document_known=False,
                           statements=tuple(stored))
     if result.entries_new >= _ANALYZE_AFTER:
@@ -169,21 +235,19 @@ def _ingest_lock(tenant: str, account_id: int) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-async def _store_statement(conn: asyncpg.Connection, tenant: str, statement: Statement, *,
-                           ordinal: int, account_id: int, document_id: int) -> StoredStatement:
-    """One statement: decide line by line what the account has (``parsers.overlap``), then
-    store the statement, its new lines, the provisional lines it confirms, and its events."""
-    days = [e.booking_date or e.value_date for e in statement.entries]
-    dated = [d for d in days if d is not None]
-    known_statements = await statements.ledgers(
-        conn, tenant, account_id=account_id, first=min(dated), last=max(dated)) if dated else []
-    known_lines = await transactions.on_days(conn, tenant, account_id=account_id, days=days)
-    placement, decisions = overlap.decide(statement, known_statements, known_lines)
-    outcomes = statements.Outcomes(
-        new=sum(d.outcome is Outcome.NEW for d in decisions),
-        known=sum(d.outcome is Outcome.KNOWN for d in decisions),
-        superseded=sum(d.outcome is Outcome.SUPERSEDES for d in decisions),
-        possible_duplicates=sum(d.possible_duplicate for d in decisions))
+async def _store_statement(conn: asyncpg.Connection, tenant: str, staged: StagedStatement, *,
+                           account_id: int, document_id: int) -> StoredStatement:
+    """One staged statement: decide what the account has (``parsers.overlap``, day by day
+    where it has lines), then store the statement, its new lines, the provisional lines it
+    confirms, and its events, set-based."""
+    statement = staged.statement
+    placement, windows = await ingest_decide.place(conn, tenant, account_id=account_id,
+                                                   staged=staged, ledger=staged.ledger())
+    await ingest_decide.decide_days(conn, tenant, account_id=account_id, staged=staged,
+                                    placement=placement, windows=windows)
+    known, superseded, doubts = await staging.decided_counts(conn, statement_no=staged.number)
+    outcomes = statements.Outcomes(new=staged.entries - known - superseded, known=known,
+                                   superseded=superseded, possible_duplicates=doubts)
     previous, opening = None, statement.opening_balance
     if opening is not None and statement.format not in PROVISIONAL_FORMATS:
         previous = await statements.previous(
@@ -196,14 +260,21 @@ async def _store_statement(conn: asyncpg.Connection, tenant: str, statement: Sta
                        "like each is already stored on the same date, and the balances do "
                        "not prove them different: check them"),)
     statement_pk = await statements.insert(
-        conn, tenant, account_id=account_id, document_id=document_id, ordinal=ordinal,
-        statement=statement, flags=flags, ledger=placement.ledger, outcomes=outcomes)
-    booked_now = await transactions.store(
-        conn, tenant, account_id=account_id, statement_pk=statement_pk, statement=statement,
-        decisions=decisions, stored=known_lines)
+        conn, tenant, account_id=account_id, document_id=document_id, ordinal=staged.number,
+        statement=statement, flags=flags, ledger=placement.ledger, outcomes=outcomes,
+        span=statements.Span(staged.entries, staged.first, staged.last), staged=staged.number)
+    scheme = reference_scheme(statement.format)
+    added = await transactions.move_staged(conn, tenant, account_id=account_id,
+                                           statement_pk=statement_pk,
+                                           statement_no=staged.number, scheme=scheme)
+    if added != outcomes.new:  # pragma: no cover - the decisions and the move disagree
+        raise RuntimeError(f"{added} lines stored where {outcomes.new} were decided new")
+    await transactions.confirm_staged(conn, tenant, account_id=account_id,
+                                      statement_pk=statement_pk, statement_no=staged.number,
+                                      scheme=scheme, expected=superseded)
     new_events = [_statement_imported(
         account_id=account_id, statement_pk=statement_pk, document_id=document_id,
-        statement=statement, flags=flags, outcomes=outcomes)]
+        statement=statement, entries=staged.entries, flags=flags, outcomes=outcomes)]
     if previous is not None and opening is not None \
             and any(f.code == "continuity_mismatch" for f in flags):
         new_events.append(_statement_gap(account_id, statement_pk, statement, opening,
@@ -211,20 +282,38 @@ async def _store_statement(conn: asyncpg.Connection, tenant: str, statement: Sta
     if outcomes.known or outcomes.possible_duplicates:
         new_events.append(outbox.NewEvent("statement.overlap", events.account_lane(account_id), {
             "account_id": account_id, "statement_pk": statement_pk,
-            "statement_id": statement.statement_id, "entries": len(statement.entries),
+            "statement_id": statement.statement_id, "entries": staged.entries,
             "entries_known": outcomes.known, "entries_new": outcomes.new,
             "entries_superseded": outcomes.superseded,
             "possible_duplicates": outcomes.possible_duplicates}))
     await outbox.emit(conn, tenant, new_events)
-    if booked_now:
-        await outbox.emit_new_payments(conn, tenant, account_id=account_id, entry_ids=booked_now)
+    booked = await _payments_received(conn, tenant, account_id=account_id,
+                                      statement_pk=statement_pk)
     return StoredStatement(
         statement_pk=statement_pk, account_id=account_id, account_key=statement.account.key,
         statement_id=statement.statement_id, format=statement.format,
-        entries=len(statement.entries), entries_new=outcomes.new,
+        entries=staged.entries, entries_new=outcomes.new,
         flags=tuple({"code": f.code, "message": f.message, "location": f.location}
                     for f in flags),
-        entries_booked=len(booked_now))
+        entries_booked=booked)
+
+
+async def _payments_received(conn: asyncpg.Connection, tenant: str, *, account_id: int,
+                             statement_pk: int) -> int:
+    """``payment.received`` for the incoming lines a statement made booked, a batch at a
+    time in arrival order (the events of one call follow those of the call before on the
+    account's lane); returns how many lines it made booked (incoming or not)."""
+    booked, batch = 0, []
+    async for row in transactions.booked_by(conn, tenant, account_id=account_id,
+                                            statement_pk=statement_pk):
+        batch.append(row["entry_id"])
+        if len(batch) >= _EVENT_BATCH:
+            await outbox.emit_new_payments(conn, tenant, account_id=account_id,
+                                           entry_ids=batch)
+            booked, batch = booked + len(batch), []
+    if batch:
+        await outbox.emit_new_payments(conn, tenant, account_id=account_id, entry_ids=batch)
+    return booked + len(batch)
 
 
 def _statement_gap(account_id: int, statement_pk: int, statement: Statement, opening: Balance,
@@ -241,14 +330,14 @@ def _statement_gap(account_id: int, statement_pk: int, statement: Statement, ope
 
 
 def _statement_imported(*, account_id: int, statement_pk: int, document_id: int,
-                        statement: Statement, flags: tuple[Flag, ...],
+                        statement: Statement, entries: int, flags: tuple[Flag, ...],
                         outcomes: statements.Outcomes) -> outbox.NewEvent:
     opening, closing = statement.opening_balance, statement.closing_balance
     return outbox.NewEvent("statement.imported", events.account_lane(account_id), {
         "account_id": account_id, "statement_pk": statement_pk,
         "statement_id": statement.statement_id, "document_id": document_id,
         "format": statement.format,
-        "entries": len(statement.entries), "entries_new": outcomes.new,
+        "entries": entries, "entries_new": outcomes.new,
         "entries_known": outcomes.known, "entries_superseded": outcomes.superseded,
         "possible_duplicates": outcomes.possible_duplicates,
         "opening_balance": events.balance_fields(

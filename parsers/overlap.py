@@ -50,11 +50,12 @@ import dataclasses
 import functools
 import re
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
+from typing import NamedTuple
 
 from parsers.identity import is_real_reference
 from parsers.model import Entry, EntryStatus, Statement
@@ -72,7 +73,11 @@ def reference_scheme(fmt: str) -> str:
 
 
 def is_provisional(statement: Statement, entry: Entry) -> bool:
-    return statement.format in PROVISIONAL_FORMATS or entry.status is not EntryStatus.BOOKED
+    return _is_provisional(statement.format, entry)
+
+
+def _is_provisional(fmt: str, entry: Entry) -> bool:
+    return fmt in PROVISIONAL_FORMATS or entry.status is not EntryStatus.BOOKED
 
 
 class Outcome(StrEnum):
@@ -105,15 +110,32 @@ class Ledger:
         closing balance (``(start, end]``). Where a balance is reached more than once, the
         wider window is taken; a statement stored without its balances line by line (before
         they were kept) is taken whole."""
-        start, end = -1, len(self.afters) - 1
-        if not self.afters:
-            return -1, 2**31
-        if other.opening != self.opening:
-            start = next((i for i, a in enumerate(self.afters) if a == other.opening), -1)
-        if other.closing != self.closing:
-            end = next((i for i in range(len(self.afters) - 1, -1, -1)
-                        if self.afters[i] == other.closing), end)
-        return start, end
+        afters = self.afters
+        return window_of(
+            self.opening, self.closing, len(afters), other.opening, other.closing,
+            first_at=lambda balance: next(
+                (i for i, a in enumerate(afters) if a == balance), None),
+            last_at=lambda balance: next(
+                (i for i in range(len(afters) - 1, -1, -1) if afters[i] == balance), None))
+
+
+def window_of(opening: Decimal, closing: Decimal, count: int, other_opening: Decimal,
+              other_closing: Decimal, *, first_at: Callable[[Decimal], int | None],
+              last_at: Callable[[Decimal], int | None]) -> tuple[int, int]:
+    """``Ledger.window`` from what it needs of the statement: its balances, how many lines
+    it ranks (``count``), and where a balance is first and last reached after a line
+    (``first_at``, ``last_at``: a rank, or None). For a caller that finds those where the
+    balances are kept (a database) rather than holding them all."""
+    if not count:
+        return -1, 2**31
+    start, end = -1, count - 1
+    if other_opening != opening:
+        found = first_at(other_opening)
+        start = -1 if found is None else found
+    if other_closing != closing:
+        found = last_at(other_closing)
+        end = end if found is None else found
+    return start, end
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,12 +224,15 @@ def ledger_order(statement: Statement) -> list[int]:
     return sorted(booked, key=lambda i: (_day(statement.entries[i]) or date.min, i))
 
 
-def place(ledger: Ledger | None, stored: Iterable[StoredStatement]) -> Placement:
+def place(ledger: Ledger | None, stored: Iterable[StoredStatement],
+          shares: Callable[[StoredStatement], bool] | None = None) -> Placement:
     """How each stored statement lies relative to one at ``ledger``.
 
     A copy has the same opening and closing balance. Before and after are found by walking
     balances that join, transitively. A stored statement sharing a balance with this one
     (its opening, closing or one reached after a line) overlaps it. The rest are unrelated.
+    ``shares`` says whether a stored statement shares a balance with this one, for a
+    caller that finds that where the balances are kept (default: their ``marks`` meet).
     """
     if ledger is None:
         return Placement()
@@ -225,7 +250,13 @@ def place(ledger: Ledger | None, stored: Iterable[StoredStatement]) -> Placement
         # Found on both sides means the balances repeat: nothing is proven of it.
         disjoint = frozenset(before ^ after)
     rest = [s for s in same if s.statement_pk not in copies | disjoint]
-    overlapping = frozenset(s.statement_pk for s in rest if s.ledger.marks & ledger.marks)
+    if shares is None:
+        marks = ledger.marks
+
+        def shares(s: StoredStatement) -> bool:
+            return bool(s.ledger.marks & marks)
+
+    overlapping = frozenset(s.statement_pk for s in rest if shares(s))
     return Placement(copies, disjoint, overlapping,
                      frozenset(s.statement_pk for s in rest) - overlapping)
 
@@ -249,19 +280,62 @@ def _walk(ledger: Ledger, stored: list[StoredStatement], *, backwards: bool) -> 
     return found
 
 
+class IncomingLine(NamedTuple):
+    """A line of the incoming statement as ``decide_lines`` takes it: its position in the
+    statement, the entry, and its rank and balance after it in the statement's ledger
+    order (None for provisional lines and statements without a ledger)."""
+
+    position: int
+    entry: Entry
+    rank: int | None
+    balance_after: Decimal | None
+
+
 def decide(statement: Statement, stored_statements: Sequence[StoredStatement],
            stored_lines: Sequence[StoredLine]) -> tuple[Placement, list[Decision]]:
     """One decision per entry of ``statement``, in entry order."""
     ledger = ledger_of(statement)
     placement = dataclasses.replace(place(ledger, stored_statements), ledger=ledger)
-    scheme = reference_scheme(statement.format)
-    booked = [line for line in stored_lines if not line.provisional]
     ranks: list[int | None] = [None] * len(statement.entries)
     afters: list[Decimal | None] = [None] * len(statement.entries)
     if ledger is not None:
         for rank, position in enumerate(ledger_order(statement)):
             ranks[position], afters[position] = rank, ledger.afters[rank]
-    fits = _fits(ledger, placement, stored_statements, ranks)
+    windows = windows_of(ledger, placement, stored_statements)
+    lines = [IncomingLine(i, e, ranks[i], afters[i]) for i, e in enumerate(statement.entries)]
+    return placement, decide_lines(statement.format, placement, windows, lines, stored_lines)
+
+
+Windows = Mapping[int, tuple[tuple[int, int], tuple[int, int]]]
+
+
+def windows_of(ledger: Ledger | None, placement: Placement,
+               stored_statements: Sequence[StoredStatement]) -> Windows:
+    """For each overlapping stored statement, the ranks of its lines inside the incoming
+    statement (``ledger``) and of the incoming lines inside it: ``(theirs, ours)``, each
+    ``(start, end]`` (``Ledger.window``). Empty for a copy or without a ledger: then every
+    line fits anywhere."""
+    if ledger is None or placement.copies:
+        return {}
+    return {s.statement_pk: (s.ledger.window(ledger), ledger.window(s.ledger))
+            for s in stored_statements if s.statement_pk in placement.overlapping}
+
+
+def decide_lines(fmt: str, placement: Placement, windows: Windows,
+                 lines: Sequence[IncomingLine],
+                 stored_lines: Sequence[StoredLine]) -> list[Decision]:
+    """The decisions of ``decide`` for some lines of a statement in format ``fmt`` placed
+    at ``placement``, one per line in the order given, against ``stored_lines``.
+
+    Lines are only ever paired on the same day (booking date, else value date), so the
+    lines of one day decided against the stored lines of that day get the decisions the
+    whole statement would: a caller may go day by day, holding one day in memory.
+    """
+    scheme = reference_scheme(fmt)
+    booked = [line for line in stored_lines if not line.provisional]
+    ranks = {line.position: line.rank for line in lines}
+    afters = {line.position: line.balance_after for line in lines}
+    fits = _fits(windows, ranks)
     if placement.copies:
         same = [line for line in booked if line.statements & placement.copies]
     else:
@@ -274,8 +348,8 @@ def decide(statement: Statement, stored_statements: Sequence[StoredStatement],
     # of them is marked: nothing proves it is not the same.
     doubtful = [line for line in booked if line.statements & placement.unrelated]
     provisional_pool = [line for line in stored_lines if line.provisional]
-    entries = list(enumerate(statement.entries))
-    provisional = [is_provisional(statement, e) for e in statement.entries]
+    entries = [(line.position, line.entry) for line in lines]
+    provisional = {i: _is_provisional(fmt, e) for i, e in entries}
     booked_entries = [(i, e) for i, e in entries if not provisional[i]]
     taken: set[str] = set()
     known = _pair(booked_entries, scheme, afters, same, taken, fits,
@@ -312,20 +386,17 @@ def decide(statement: Statement, stored_statements: Sequence[StoredStatement],
                 or cores[id(pool)][core] > 0
             decisions.append(Decision(Outcome.NEW, None, possible_duplicate=doubt,
                                       balance_after=after, rank=ranks[i]))
-    return placement, decisions
+    return decisions
 
 
-def _fits(ledger: Ledger | None, placement: Placement,
-          stored_statements: Sequence[StoredStatement],
-          ranks: list[int | None]) -> Callable[[int, StoredLine], bool]:
+def _fits(windows: Windows,
+          ranks: Mapping[int, int | None]) -> Callable[[int, StoredLine], bool]:
     """Whether entry ``i`` may be a stored line, by where both statements put it: a line an
     overlapping statement reported must lie inside this statement's balances (as that
     statement reached them), and this statement's line inside that one's (as this one
     reaches them). A monday-and-tuesday statement and Tuesday's share only Tuesday."""
-    if ledger is None or placement.copies:
+    if not windows:
         return lambda i, line: True
-    windows = {s.statement_pk: (s.ledger.window(ledger), ledger.window(s.ledger))
-               for s in stored_statements if s.statement_pk in placement.overlapping}
 
     def fits(i: int, line: StoredLine) -> bool:
         reported = [(pk, rank) for pk, rank in line.reports if pk in windows]
@@ -344,7 +415,7 @@ Core = tuple[date | None, Decimal, str]
 Signature = tuple[str, str, str, str]
 
 
-def _pair(entries: list[tuple[int, Entry]], scheme: str, afters: list[Decimal | None],
+def _pair(entries: list[tuple[int, Entry]], scheme: str, afters: Mapping[int, Decimal | None],
           pool: Sequence[StoredLine], taken: set[str],
           fits: Callable[[int, StoredLine], bool] = lambda i, line: True,
           copy: bool = False) -> dict[int, str]:

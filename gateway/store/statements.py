@@ -29,11 +29,28 @@ class Outcomes:
     possible_duplicates: int
 
 
+@dataclass(frozen=True, slots=True)
+class Span:
+    """What a statement's lines say of it besides their outcomes: how many, and the first
+    and last day they fall on (None without dated lines)."""
+
+    entries: int
+    first: date | None
+    last: date | None
+
+
 async def insert(conn: asyncpg.Connection, tenant: str, *, account_id: int, document_id: int,
                  ordinal: int, statement: Statement, flags: tuple[Flag, ...],
-                 ledger: Ledger | None, outcomes: Outcomes) -> int:
+                 ledger: Ledger | None, outcomes: Outcomes, span: Span | None = None,
+                 staged: int | None = None) -> int:
+    """One statement row. ``span`` stands for ``statement.entries`` when those are not held
+    (a streamed statement); then ``staged`` is its number among the staged statements
+    (``gateway.store.staging``), whose ranked balances are its ledger's."""
     opening, closing = statement.opening_balance, statement.closing_balance
-    days = [d for d in (e.booking_date or e.value_date for e in statement.entries) if d]
+    if span is None:
+        days = [d for d in (e.booking_date or e.value_date for e in statement.entries) if d]
+        span = Span(len(statement.entries), min(days, default=None), max(days, default=None))
+    afters = list(ledger.afters) if ledger is not None and staged is None else None
     statement_pk: int = await conn.fetchval(
         """
         INSERT INTO statements (
@@ -46,7 +63,11 @@ async def insert(conn: asyncpg.Connection, tenant: str, *, account_id: int, docu
             possible_duplicates, ledger_afters)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
                 $15, $16, $17, $18, $19::jsonb, $20, $21, $22, $23, $24, $25, $26, $27,
-                $28, $29, $30)
+                $28, $29,
+                CASE WHEN $31::integer IS NULL THEN $30::numeric[]
+                     ELSE coalesce((SELECT array_agg(balance_after ORDER BY rank)
+                                    FROM ingest_ledger WHERE statement_no = $31),
+                                   '{}') END)
         RETURNING statement_pk
         """,
         tenant, account_id, document_id, ordinal, statement.format, statement.format_version,
@@ -58,27 +79,30 @@ async def insert(conn: asyncpg.Connection, tenant: str, *, account_id: int, docu
         closing.amount.amount if closing else None,
         closing.amount.currency if closing else None,
         closing.date if closing else None,
-        len(statement.entries), flags_json(flags),
+        span.entries, flags_json(flags),
         statement.format in PROVISIONAL_FORMATS,
         ledger.opening if ledger else None, ledger.closing if ledger else None,
         ledger.currency if ledger else None,
-        min(days, default=statement.period_start), max(days, default=statement.period_end),
+        span.first or statement.period_start, span.last or statement.period_end,
         outcomes.new, outcomes.known, outcomes.superseded, outcomes.possible_duplicates,
-        list(ledger.afters) if ledger else None,
+        afters, staged if ledger is not None else None,
     )
     return statement_pk
 
 
 async def ledgers(conn: asyncpg.Connection, tenant: str, *, account_id: int, first: date,
-                  last: date) -> list[StoredStatement]:
-    """The account's stored booked statements with lines between ``first`` and ``last``."""
+                  last: date, afters: bool = True) -> list[StoredStatement]:
+    """The account's stored booked statements with lines between ``first`` and ``last``;
+    without ``afters``, their ledgers without the balances line by line (those stay in the
+    database: ``gateway.store.staging`` compares them there)."""
     rows = await conn.fetch(
-        """
-        SELECT statement_pk, ledger_opening, ledger_closing, ledger_currency, ledger_afters
+        f"""
+        SELECT statement_pk, ledger_opening, ledger_closing, ledger_currency,
+               {"ledger_afters" if afters else "NULL::numeric[] AS ledger_afters"}
         FROM statements
         WHERE tenant_id = $1 AND account_id = $2 AND NOT provisional
           AND ledger_opening IS NOT NULL AND last_date >= $3 AND first_date <= $4
-        """,
+        """,  # noqa: S608 - one of two constant columns
         tenant, account_id, first, last)
     return [StoredStatement(r["statement_pk"], Ledger(
         r["ledger_opening"], r["ledger_closing"], r["ledger_currency"],

@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 
 from matching.model import Payment
-from parsers.identity import entry_ids, fresh_ids
+from parsers.identity import entry_ids
 from parsers.jsonl import decimal_text, entry_details
 from parsers.model import Charge, Entry, FxDetails, Statement
 from parsers.money import Money
@@ -90,79 +90,122 @@ async def on_days(conn: asyncpg.Connection, tenant: str, *, account_id: int,
     ) for r in rows]
 
 
-async def store(conn: asyncpg.Connection, tenant: str, *, account_id: int, statement_pk: int,
-                statement: Statement, decisions: list[Decision],
-                stored: list[StoredLine]) -> list[str]:
-    """Store what ``decisions`` say of the statement's lines: copy the new ones in, turn the
-    provisional lines that booked ones confirm into those booked lines, and record every
-    line of the statement in the bank's order. Returns the ids of the lines that are now
-    booked and were not before (new or confirmed), for ``payment.received``.
-
-    The caller holds the account's ingest lock, so the ids chosen here are free.
-    """
-    scheme = reference_scheme(statement.format)
-    new = [i for i, d in enumerate(decisions) if d.outcome is Outcome.NEW]
-    ids = dict(zip(new, fresh_ids(statement, new, taken={line.entry_id for line in stored}),
-                   strict=True))
-    rows = [_row(statement, position, tenant=tenant, account_id=account_id,
-                 statement_pk=statement_pk, entry_id=ids[position], decision=decisions[position])
-            for position in sorted(new, key=lambda i: ids[i])]  # one lock order for all
-    if rows:
-        await conn.copy_records_to_table("transactions", records=rows, columns=COLUMNS)
-    confirmed = await _confirm(conn, tenant, account_id=account_id, statement_pk=statement_pk,
-                               statement=statement, decisions=decisions, scheme=scheme)
-    lines = [(tenant, account_id, statement_pk, position,
-              ids.get(position) or decision.entry_id, decision.outcome.value, decision.rank)
-             for position, decision in enumerate(decisions)]
-    if lines:
-        await conn.copy_records_to_table("statement_lines", records=lines,
-                                          columns=_LINE_COLUMNS)
-    newly_booked = [ids[i] for i in new if not is_provisional(statement, statement.entries[i])]
-    return newly_booked + confirmed
-
-
-async def _confirm(conn: asyncpg.Connection, tenant: str, *, account_id: int, statement_pk: int,
-                   statement: Statement, decisions: list[Decision], scheme: str) -> list[str]:
-    """Provisional lines become the booked lines that supersede them (their ids stay, so
-    what was allocated to them stays allocated). Returns their ids."""
-    targets = [(d.entry_id, statement.entries[i], d.balance_after)
-               for i, d in enumerate(decisions)
-               if d.outcome is Outcome.SUPERSEDES and d.entry_id]
-    if not targets:
-        return []
+async def stored_days(conn: asyncpg.Connection, tenant: str, *, account_id: int,
+                      days: list[date | None]) -> list[date | None]:
+    """Which of ``days`` the account has lines on (None: lines without any date)."""
+    dated = sorted({d for d in days if d is not None})
     rows = await conn.fetch(
         """
-        UPDATE transactions t SET
-            booking_date = u.booking_date, value_date = u.value_date, status = 'booked',
-            reversal = u.reversal, bank_reference = u.bank_reference,
-            counterparty_name = coalesce(u.counterparty_name, t.counterparty_name),
-            counterparty_account = coalesce(u.counterparty_account, t.counterparty_account),
-            end_to_end_id = coalesce(u.end_to_end_id, t.end_to_end_id),
-            remittance = coalesce(u.remittance, t.remittance),
-            creditor_reference = coalesce(u.creditor_reference, t.creditor_reference),
-            details = t.details || u.details::jsonb, provisional = false,
-            reference_scheme = $3, confirmed_statement_pk = $4,
-            balance_after = u.balance_after
-        FROM unnest($5::text[], $6::date[], $7::date[], $8::boolean[], $9::text[],
-                    $10::text[], $11::text[], $12::text[], $13::text[], $14::text[],
-                    $15::text[], $16::numeric[])
-             AS u(entry_id, booking_date, value_date, reversal, bank_reference,
-                  counterparty_name, counterparty_account, end_to_end_id, remittance,
-                  creditor_reference, details, balance_after)
-        WHERE t.tenant_id = $1 AND t.account_id = $2 AND t.entry_id = u.entry_id
-          AND t.provisional
-        RETURNING t.entry_id
+        SELECT DISTINCT coalesce(t.booking_date, t.value_date) AS day
+        FROM transactions t
+        WHERE t.tenant_id = $1 AND t.account_id = $2
+          AND (coalesce(t.booking_date, t.value_date) = ANY($3::date[])
+               OR ($4 AND t.booking_date IS NULL AND t.value_date IS NULL))
         """,
-        tenant, account_id, scheme, statement_pk,
-        [t[0] for t in targets], [t[1].booking_date for t in targets],
-        [t[1].value_date for t in targets], [t[1].reversal for t in targets],
-        [t[1].bank_reference for t in targets], [t[1].counterparty_name for t in targets],
-        [t[1].counterparty_account for t in targets], [t[1].end_to_end_id for t in targets],
-        [t[1].remittance for t in targets], [t[1].creditor_reference for t in targets],
-        [_details(t[1]) for t in targets], [t[2] for t in targets])
-    if len(rows) != len(targets):
+        tenant, account_id, dated, None in days)
+    return [r["day"] for r in rows]
+
+
+# The staged lines of one statement ($5) with their ids: a decided line's own, else (a day
+# the account had no lines on, where every line is new) the id ``parsers.identity`` gives:
+# the SHA-256 of ``id_key`` and the line's occurrence among the statement's lines alike.
+_STAGED_IDS = """
+    SELECT s.*, l.rank, l.balance_after, coalesce(d.outcome, 'new') AS outcome,
+           coalesce(d.possible_duplicate, false) AS possible_duplicate,
+           coalesce(d.entry_id, left(encode(sha256(convert_to(
+               s.id_key || (row_number() OVER (PARTITION BY s.id_key ORDER BY s.position)
+                            - 1)::text, 'UTF8')), 'hex'), 32)) AS entry_id
+    FROM ingest_stage s
+    LEFT JOIN ingest_ledger l USING (statement_no, position)
+    LEFT JOIN ingest_decided d USING (statement_no, position)
+    WHERE s.statement_no = $5
+"""
+
+
+async def move_staged(conn: asyncpg.Connection, tenant: str, *, account_id: int,
+                      statement_pk: int, statement_no: int, scheme: str) -> int:
+    """Store a staged statement's new lines (in the bank's order) and record every line of
+    it in ``statement_lines``, in one statement; returns how many lines are new.
+
+    The caller holds the account's ingest lock and has decided (``ingest_decided``) the
+    lines of every day the account had lines on, so the ids chosen here are free.
+    """
+    inserted: int = await conn.fetchval(
+        f"""
+        WITH staged AS ({_STAGED_IDS}),
+        lines AS (
+            INSERT INTO statement_lines (tenant_id, account_id, statement_pk, position,
+                                         entry_id, outcome, rank)
+            SELECT $1, $2, $3, position, entry_id, outcome, rank FROM staged
+        ),
+        added AS (
+            INSERT INTO transactions ({", ".join(COLUMNS)})
+            SELECT $1, $2, entry_id, $3, booking_date, value_date, amount, currency, status,
+                   reversal, bank_reference, counterparty_name, counterparty_account,
+                   end_to_end_id, remittance, creditor_reference, details::jsonb,
+                   provisional, possible_duplicate, $4, position, balance_after
+            FROM staged WHERE outcome = 'new' ORDER BY position
+            RETURNING 1
+        )
+        SELECT count(*) FROM added
+        """,  # noqa: S608 - constant SQL
+        tenant, account_id, statement_pk, scheme, statement_no)
+    return inserted
+
+
+async def confirm_staged(conn: asyncpg.Connection, tenant: str, *, account_id: int,
+                         statement_pk: int, statement_no: int, scheme: str,
+                         expected: int) -> None:
+    """Provisional lines become the staged booked lines that supersede them (their ids
+    stay, so what was allocated to them stays allocated)."""
+    if not expected:
+        return
+    confirmed = await conn.fetchval(
+        """
+        WITH confirmed AS (
+            UPDATE transactions t SET
+                booking_date = u.booking_date, value_date = u.value_date, status = 'booked',
+                reversal = u.reversal, bank_reference = u.bank_reference,
+                counterparty_name = coalesce(u.counterparty_name, t.counterparty_name),
+                counterparty_account = coalesce(u.counterparty_account,
+                                                t.counterparty_account),
+                end_to_end_id = coalesce(u.end_to_end_id, t.end_to_end_id),
+                remittance = coalesce(u.remittance, t.remittance),
+                creditor_reference = coalesce(u.creditor_reference, t.creditor_reference),
+                details = t.details || u.details::jsonb, provisional = false,
+                reference_scheme = $3, confirmed_statement_pk = $4,
+                balance_after = u.balance_after
+            FROM (SELECT d.entry_id, s.*, l.balance_after
+                  FROM ingest_decided d
+                  JOIN ingest_stage s USING (statement_no, position)
+                  LEFT JOIN ingest_ledger l USING (statement_no, position)
+                  WHERE d.statement_no = $5 AND d.outcome = 'supersedes') u
+            WHERE t.tenant_id = $1 AND t.account_id = $2 AND t.entry_id = u.entry_id
+              AND t.provisional
+            RETURNING 1
+        )
+        SELECT count(*) FROM confirmed
+        """,
+        tenant, account_id, scheme, statement_pk, statement_no)
+    if confirmed != expected:
         raise RuntimeError("a provisional line changed while its account was locked")
-    return [r["entry_id"] for r in rows]
+
+
+def booked_by(conn: asyncpg.Connection, tenant: str, *, account_id: int,
+              statement_pk: int) -> asyncpg.cursor.CursorFactory:
+    """The ids of the lines a statement made booked (new booked lines, and provisional ones
+    it confirmed), in arrival order: a cursor (inside a transaction)."""
+    return conn.cursor(
+        """
+        SELECT t.entry_id
+        FROM statement_lines l
+        JOIN transactions t ON t.tenant_id = l.tenant_id AND t.account_id = l.account_id
+                           AND t.entry_id = l.entry_id
+        WHERE l.tenant_id = $1 AND l.account_id = $2 AND l.statement_pk = $3
+          AND l.outcome IN ('new', 'supersedes') AND NOT t.provisional
+        ORDER BY t.seq
+        """,
+        tenant, account_id, statement_pk, prefetch=10_000)
 
 
 # What a line is, as the API shows it: the normalized fields (those of ``parse`` output),
