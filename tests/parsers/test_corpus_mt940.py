@@ -173,8 +173,10 @@ def _anonymised_accounts(name: str, data: bytes) -> None:
     for mark, column in (("C", "sum_credit"), ("D", "sum_debit")):
         assert sum((Decimal(m.group(2).replace(",", ".")) for m in amounts
                     if m and m.group(1) == mark), Decimal(0)) == Decimal(row[column])
-    assert [_raw_balance(v) for v in _raw_lines(data, "62F")] == [
-        Decimal(v) for v in row["closing"].split(";")]
+    assert len(_raw_lines(data, "20")) == int(row["statements"]) == len(statements) == 31
+    for tag, column in (("60F", "opening"), ("62F", "closing")):
+        assert [_raw_balance(v) for v in _raw_lines(data, tag)] == [
+            Decimal(v) for v in row[column].split(";")]
     assert all(s.account.iban is None and [f.code for f in s.flags] == ["account_not_iban"]
                for s in statements)
     texts = re.findall(r"^:86:(.*?)(?=^:\d\d[A-Z]?:|^-\})", _raw(data), re.MULTILINE | re.DOTALL)
