@@ -5,11 +5,16 @@ what the bank says of it: account, booking date, amount, currency, counterparty 
 remittance, and an occurrence number that tells apart lines the bank reports identically.
 Whether a line is new at all is decided elsewhere (``parsers.overlap``): the id only has
 to be unique within the account.
+
+``entry_ids`` gives the ids of a whole statement; ``IdMaker`` gives the same ids one entry
+at a time, for a statement read as a stream, remembering of each id given only its first
+64 bits in a flat table (8 to 16 bytes an entry, not a string each).
 """
 
 from __future__ import annotations
 
 import hashlib
+from array import array
 from collections.abc import Iterable
 
 from parsers.model import Entry, Statement
@@ -75,3 +80,61 @@ def fresh_ids(statement: Statement, positions: Iterable[int], *, taken: set[str]
         taken.add(entry_id)
         ids.append(entry_id)
     return ids
+
+
+class _Taken:
+    """A set of nonzero 64-bit numbers in one flat table (open addressing, linear
+    probing, at most half full): 8 to 16 bytes a number, where a Python set of ints
+    takes about 70."""
+
+    __slots__ = ("_mask", "_size", "_table")
+
+    def __init__(self) -> None:
+        self._table = array("Q", bytes(8 * 1024))
+        self._mask = 1023
+        self._size = 0
+
+    def add(self, number: int) -> bool:
+        """Add ``number``; False if it was there already."""
+        table, mask = self._table, self._mask
+        slot = number & mask
+        while (there := table[slot]) != 0:
+            if there == number:
+                return False
+            slot = (slot + 1) & mask
+        table[slot] = number
+        self._size += 1
+        if 2 * self._size > mask:
+            self._grow()
+        return True
+
+    def _grow(self) -> None:
+        old = self._table
+        self._table = array("Q", bytes(16 * len(old)))
+        self._mask = 2 * len(old) - 1
+        self._size = 0
+        for number in old:
+            if number:
+                self.add(number)
+
+
+class IdMaker:
+    """The ids of one statement's entries, given one entry at a time in entry order: the
+    ids ``entry_ids`` gives the whole statement (two ids that differ but share their
+    first 64 bits would be taken for one, as ``fresh_ids`` does not: a chance of about 3 in
+    10^8 for a million lines, and then only an occurrence number differs)."""
+
+    __slots__ = ("_account", "_taken")
+
+    def __init__(self, account_key: str) -> None:
+        self._account = account_key
+        self._taken = _Taken()
+
+    def __call__(self, entry: Entry) -> str:
+        prefix = "\x1f".join((self._account, *_natural_key(entry)))
+        occurrence = 0
+        while True:
+            digest = hashlib.sha256(f"{prefix}\x1f{occurrence}".encode()).digest()
+            if self._taken.add(int.from_bytes(digest[:8]) or 1):
+                return digest[:16].hex()
+            occurrence += 1
