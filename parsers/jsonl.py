@@ -2,11 +2,17 @@
 
 Others rely on it (docs/parse-output.md). Amounts are signed decimal strings exactly as
 the bank wrote them (credit positive), dates ISO 8601, absent values ``null``.
+
+A statement read as a stream is written without holding its entries: ``statement_line``
+gives the text of its line before and after the entries, ``entry_json`` each entry's text,
+and the line is ``head + ", ".join(entries) + tail``, the same text as ``json.dumps`` of
+``statement_to_dict`` (``ensure_ascii=False``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
@@ -14,7 +20,7 @@ from functools import cache
 from typing import Any
 
 from parsers.identity import entry_ids
-from parsers.model import Balance, Entry, Statement
+from parsers.model import Balance, BankTransactionCode, Entry, Statement
 from parsers.money import Money
 
 
@@ -61,7 +67,46 @@ def _balance(balance: Balance | None) -> dict[str, str] | None:
     }
 
 
+def _code(code: BankTransactionCode | None) -> dict[str, str | None] | None:
+    if code is None:
+        return None
+    return {"swift": code.swift, "gvc": code.gvc, "domain": code.domain,
+            "family": code.family, "subfamily": code.subfamily,
+            "proprietary": code.proprietary, "issuer": code.issuer}
+
+
 def entry_to_dict(entry: Entry, entry_id: str) -> dict[str, Any]:
+    """One entry as the documented JSON object (its fields written out one by one, for
+    speed: a test holds it to ``generic_entry_to_dict``, which follows the dataclass)."""
+    booked, valued = entry.booking_date, entry.value_date
+    fx, charges, transactions = entry.fx, entry.charges, entry.transactions
+    return {
+        "id": entry_id,
+        "amount": format(entry.amount.amount, "f"),
+        "currency": entry.amount.currency,
+        "booking_date": None if booked is None else booked.isoformat(),
+        "value_date": None if valued is None else valued.isoformat(),
+        "status": entry.status.value,
+        "reversal": entry.reversal,
+        "bank_reference": entry.bank_reference,
+        "customer_reference": entry.customer_reference,
+        "bank_transaction_code": _code(entry.bank_transaction_code),
+        "counterparty_name": entry.counterparty_name,
+        "counterparty_account": entry.counterparty_account,
+        "counterparty_bic": entry.counterparty_bic,
+        "end_to_end_id": entry.end_to_end_id,
+        "mandate_id": entry.mandate_id,
+        "remittance": entry.remittance,
+        "creditor_reference": entry.creditor_reference,
+        "fx": None if fx is None else _plain(fx),
+        "charges": [_plain(c) for c in charges] if charges else [],
+        "transactions": [_plain(t) for t in transactions] if transactions else [],
+        "additional_info": entry.additional_info,
+    }
+
+
+def generic_entry_to_dict(entry: Entry, entry_id: str) -> dict[str, Any]:
+    """``entry_to_dict`` as the dataclass's fields give it: every field, in order."""
     out: dict[str, Any] = {"id": entry_id}
     for name in _field_names(Entry):
         value = getattr(entry, name)
@@ -124,3 +169,23 @@ def statement_to_dict(statement: Statement) -> dict[str, Any]:
         "entries": [entry_to_dict(e, i) for e, i in zip(statement.entries, ids, strict=True)],
         "flags": [_plain(f) for f in statement.flags],
     }
+
+
+# json.dumps(value, ensure_ascii=False) makes an encoder at each call; this one is kept.
+_ENCODER = json.JSONEncoder(ensure_ascii=False)
+
+
+def entry_json(entry: Entry, entry_id: str) -> str:
+    """One entry's JSON text, as it stands inside its statement's line."""
+    return _ENCODER.encode(entry_to_dict(entry, entry_id))
+
+
+def statement_line(statement: Statement) -> tuple[str, str]:
+    """The text of ``statement``'s JSON line before its entries and after them (with the
+    newline): the line is ``head + ", ".join(entry_json(...)) + tail``. The statement's
+    own entries are not looked at."""
+    whole = statement_to_dict(dataclasses.replace(statement, entries=()))
+    flags = whole.pop("flags")
+    del whole["entries"]
+    head = _ENCODER.encode(whole)
+    return head[:-1] + ', "entries": [', '], "flags": ' + _ENCODER.encode(flags) + "}\n"
