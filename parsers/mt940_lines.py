@@ -1,6 +1,9 @@
 """MT940/MT942 text in, tagged fields grouped into messages out: the layer under the fields.
 
-What this layer removes, and what it says about it:
+The lines are read one at a time as they come (a string is cut into its lines first), with
+a look at most a few lines ahead, and a message is handed on in pieces of at most
+``PIECE_FIELDS`` fields, so no more than that is ever held. What this layer (with
+``mt940_clean`` under it, line by line) removes, and what it says about it:
 
 - transport bytes SOH (0x01), ETX (0x03) and SUB (Ctrl-Z, 0x1A), wherever they are: silently,
   they carry no bank data;
@@ -26,10 +29,13 @@ stay text. A lone ``-`` line ends the message, except inside the free text of ``
 from __future__ import annotations
 
 import re
+from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from parsers.errors import ParseError
 from parsers.model import Flag
+from parsers.mt940_clean import Clean, clean_lines
 
 # Tags we know, MT940 and MT942 (SWIFT and the common national variants). A line that starts
 # with one of these opens a field; anything else tag-like is text of the open field.
@@ -39,9 +45,6 @@ KNOWN_TAGS = frozenset({
 })
 
 _TAG_LINE = re.compile(r":(?P<tag>\d{2}[A-Z]?|NS):")
-_TRANSPORT_BYTES = str.maketrans("", "", "\x01\x03\x1a")
-# Control characters no bank text contains; TAB, LF and CR are handled as text and line ends.
-_GARBAGE = re.compile(r"[\x00\x02\x04-\x08\x0b\x0c\x0e-\x19\x1b-\x1f\x7f]")
 _LINE_END = re.compile(r"\r\n|\r|\n")
 
 _BIC_LINE = re.compile(r"[A-Z]{6}[A-Z0-9]{2}(?:[A-Z0-9]{3})?")
@@ -51,7 +54,6 @@ _HEADER_LINES = (
     re.compile(r"\d{4} \d{2}[A-Z]{6}[A-Z0-9]{6}\d{5}"),  # Van Lanschot: "0000 01FVLBNL22AXXX00042"
     re.compile(r"94[02] \d{2}"),  # Van Lanschot: "940 00"
 )
-_TERMINATOR = re.compile(r"-(?:XXX)?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,21 +71,19 @@ class Field:
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """The fields of one statement (one ``:20:`` to the next), in file order."""
+    """The fields of one statement (one ``:20:`` to the next), in file order; or a piece of
+    them (``more``: the statement goes on in the next piece; see ``read_messages``).
+
+    ``last_line`` is the last line read so far; ``flags`` are on the first piece, and the
+    flag of text after the last message on the last piece.
+    """
 
     fields: tuple[Field, ...]
     first_line: int
     last_line: int
     message_type: str | None  # "940" or "942" from a SWIFT application header, if any
     flags: tuple[Flag, ...]
-
-
-@dataclass(slots=True)
-class _Line:
-    number: int
-    text: str
-    message_type: str | None = None  # set on the line where an envelope header was removed
-    flags: tuple[Flag, ...] = ()  # what was odd about the envelope removed from this line
+    more: bool = False
 
 
 def split_lines(text: str) -> list[str]:
@@ -91,147 +91,33 @@ def split_lines(text: str) -> list[str]:
     return _LINE_END.split(text)
 
 
-# Block 2, the application header: I (input) or O (output), the message type (3!n).
-_APPLICATION_HEADER = re.compile(r"\{2:[IO](\d{3})")
-# A logical terminal address inside it: a BIC (4!a2!a2!c), a terminal code, a branch.
-_BIC_ADDRESS = re.compile(r"(?!X{6})[A-Z]{6}[A-Z0-9]{2}[A-Z0-9][A-Z0-9X]{3}")
-
-
-def _skip_block(text: str, start: int, *, source: str, line: int) -> int:
-    """Index just past the ``{n:...}`` block at ``start``, nested braces included."""
-    depth = 0
-    for index in range(start, len(text)):
-        if text[index] == "{":
-            depth += 1
-        elif text[index] == "}":
-            depth -= 1
-            if depth == 0:
-                return index + 1
-    raise ParseError(
-        "a SWIFT envelope block '{" + text[start + 1 : start + 3] + "' is not closed with '}' "
-        "on its line", source=source, line=line,
+def _is_header(before2: str | None, before: str | None, text: str, after: str | None,
+               after2: str | None) -> bool:
+    """Whether ``text`` is a known non-SWIFT header line, given its neighbours (None: there
+    is no such line). Judged for lines outside messages only."""
+    stripped = text.strip()
+    if any(pattern.fullmatch(stripped) for pattern in _HEADER_LINES):
+        return True
+    if _MESSAGE_TYPE_LINE.fullmatch(stripped):  # ABN AMRO, bunq: BIC / 940 / BIC
+        return (before is not None and after is not None
+                and _BIC_LINE.fullmatch(before.strip()) is not None
+                and _BIC_LINE.fullmatch(after.strip()) is not None)
+    if not _BIC_LINE.fullmatch(stripped):
+        return False
+    return (
+        after is not None and after2 is not None
+        and _MESSAGE_TYPE_LINE.fullmatch(after.strip()) is not None
+        and _BIC_LINE.fullmatch(after2.strip()) is not None
+    ) or (
+        before is not None and before2 is not None
+        and _MESSAGE_TYPE_LINE.fullmatch(before.strip()) is not None
+        and _BIC_LINE.fullmatch(before2.strip()) is not None
     )
 
 
-class _Envelope:
-    """Removes SWIFT envelope blocks line by line, and checks that each text block closes."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.opened_at: int | None = None  # line of an open "{4:" text block
-        self.previous = ""  # the line before, as read
-        self.flags: list[Flag] = []  # what was odd about the last line's envelope
-
-    def strip(self, text: str, line: int) -> tuple[str, str | None]:
-        """The line without envelope blocks, and the message type its header names."""
-        previous, self.previous = self.previous, text.strip()
-        if text.strip() == "}" and previous == "-" and self.opened_at is not None:
-            self.opened_at = None  # "-}" cut over two lines
-            return "", None
-        message_type = None
-        self.flags = []
-        index = 0
-        while index < len(text):
-            rest = text[index:]
-            stripped = rest.lstrip(" ")
-            skip = len(rest) - len(stripped)
-            if re.match(r"\{[1235]:", stripped):
-                if stripped.startswith("{1:"):
-                    self.check_closed(line)
-                end = self._block_end(text, index + skip, line)
-                block = text[index + skip : end]
-                if block.startswith("{2:"):
-                    message_type = self._application_header(block, line)
-                index = end
-            elif stripped.startswith("}{") and self.opened_at is None and index > 0:
-                self._odd("envelope_header_unbalanced", "a '}' too many between the SWIFT "
-                          "envelope blocks was ignored", line)
-                index += skip + 1
-            elif stripped.startswith("{4:"):
-                self.check_closed(line)
-                self.opened_at = line
-                index += skip + 3
-            elif stripped.startswith("-}") and self.opened_at is not None:
-                self.opened_at = None
-                index += skip + 2
-            else:
-                return rest, message_type
-        return "", message_type
-
-    def _block_end(self, text: str, start: int, line: int) -> int:
-        """Where the ``{n:`` block at ``start`` ends: at its closing brace, or, for a header
-        block left open, right before the ``{4:`` text block that follows it (flagged)."""
-        text_block = text.find("{4:", start)
-        try:
-            end = _skip_block(text, start, source=self.source, line=line)
-        except ParseError:
-            if text_block < 0:
-                raise
-            end = len(text) + 1
-        if 0 <= text_block < end:
-            self._odd("envelope_header_unbalanced", "the SWIFT envelope block '"
-                      + text[start : start + 3] + "' is not closed before the text block "
-                      "'{4:'; read up to there", line)
-            return text_block
-        return end
-
-    def _application_header(self, block: str, line: int) -> str | None:
-        """The message type of a ``{2:`` block; a flag if it names no sender or receiver."""
-        found = _APPLICATION_HEADER.match(block)
-        if found is None or not _BIC_ADDRESS.search(block[7:]):
-            shown = block if len(block) <= 40 else block[:37] + "..."
-            self._odd("envelope_header_anonymised", f"the SWIFT application header {shown} "
-                      "names no bank (anonymised or blanked): only the message text is read",
-                      line)
-        return found.group(1) if found else None
-
-    def _odd(self, code: str, message: str, line: int) -> None:
-        self.flags.append(Flag(code, message, f"line {line}"))
-
-    def check_closed(self, line: int) -> None:
-        if self.opened_at is not None:
-            raise ParseError(
-                f"the SWIFT message text opened with '{{4:' at line {self.opened_at} is not "
-                "closed with '-}': the message is cut off", source=self.source, line=line,
-            )
-
-
-def _clean_lines(text: str, *, source: str) -> list[_Line]:
-    lines = []
-    envelope = _Envelope(source)
-    physical = split_lines(text)
-    for number, raw in enumerate(physical, start=1):
-        raw = raw.translate(_TRANSPORT_BYTES)
-        bad = _GARBAGE.search(raw)
-        if bad:
-            raise ParseError(
-                f"control character U+{ord(bad.group()):04X} in the text: not an MT940 "
-                "statement, or a damaged one", source=source, line=number,
-            )
-        content, message_type = envelope.strip(raw, number)
-        lines.append(_Line(number, content, message_type, tuple(envelope.flags)))
-    envelope.check_closed(len(physical))
-    return lines
-
-
-def _header_lines(lines: list[_Line]) -> set[int]:
-    """Indexes of lines that are known non-SWIFT headers (judged outside messages only)."""
-    found = set()
-    for i, line in enumerate(lines):
-        text = line.text.strip()
-        if any(pattern.fullmatch(text) for pattern in _HEADER_LINES):
-            found.add(i)
-        elif (
-            _MESSAGE_TYPE_LINE.fullmatch(text)
-            and 0 < i < len(lines) - 1
-            and _BIC_LINE.fullmatch(lines[i - 1].text.strip())
-            and _BIC_LINE.fullmatch(lines[i + 1].text.strip())
-        ):  # ABN AMRO, bunq: BIC / 940 / BIC
-            found.update((i - 1, i, i + 1))
-    return found
-
-
 def _tag_of(text: str) -> str | None:
+    if text[:1] != ":":
+        return None
     match = _TAG_LINE.match(text)
     if match and match.group("tag") in KNOWN_TAGS:
         return match.group("tag")
@@ -252,11 +138,47 @@ def _ranges(numbers: list[int]) -> str:
     return ", ".join(parts)
 
 
+# A statement of more fields than this is handed on in pieces of this many fields, so that
+# no statement is held whole, however many entries it has.
+PIECE_FIELDS = 256
+
+_TERMINATORS = frozenset({"-", "-XXX"})
+
+
+class _Ahead:
+    """The cleaned lines, with a look at the ones coming next."""
+
+    __slots__ = ("_buffer", "_lines")
+
+    def __init__(self, lines: Iterator[Clean]) -> None:
+        self._lines = lines
+        self._buffer: deque[Clean] = deque()
+
+    def next(self) -> Clean | None:
+        if self._buffer:
+            return self._buffer.popleft()
+        return next(self._lines, None)
+
+    def peek(self, offset: int) -> Clean | None:
+        """The line ``offset`` after the next one (0: the next one); None past the end."""
+        while len(self._buffer) <= offset:
+            line = next(self._lines, None)
+            if line is None:
+                return None
+            self._buffer.append(line)
+        return self._buffer[offset]
+
+    def text(self, offset: int) -> str | None:
+        """The text of ``peek(offset)``."""
+        line = self.peek(offset)
+        return line[1] if line is not None else None
+
+
 class _Builder:
     """Collects fields into messages while the lines go by."""
 
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
+    def __init__(self, piece: int) -> None:
+        self.piece = piece
         self.fields: list[Field] = []
         self.lines: list[str] = []
         self.tag: str | None = None
@@ -266,26 +188,42 @@ class _Builder:
         self.message_type: str | None = None
         self.dropped: list[int] = []
         self.pending_flags: list[Flag] = []
+        self.handed_on = False  # a piece of the open message went out already
+        self.held: Message | None = None  # a closed message, until it is known to be last
 
     @property
     def in_message(self) -> bool:
         return self.tag is not None
 
-    def close_field(self) -> None:
+    def close_field(self) -> Message | None:
+        """Close the open field; a piece of the message if enough fields are waiting."""
         if self.tag is not None:
             self.fields.append(Field(self.tag, tuple(self.lines), self.tag_line))
         self.lines = []
+        if len(self.fields) >= self.piece:
+            return self._piece(more=True)
+        return None
 
-    def close_message(self) -> None:
-        self.close_field()
-        if self.fields:
-            self.messages.append(Message(
-                tuple(self.fields), self.first_line, self.last_line, self.message_type,
-                tuple(self.pending_flags),
-            ))
+    def _piece(self, *, more: bool) -> Message:
+        flags = () if self.handed_on else tuple(self.pending_flags)
+        piece = Message(tuple(self.fields), self.first_line, self.last_line,
+                        self.message_type, flags, more)
+        self.handed_on = more
         self.fields = []
+        return piece
+
+    def close_message(self) -> Message | None:
+        """Close the open message and hold it back (the last message of a file takes the
+        flag of text after it); return the message held before, now known not to be last."""
+        if self.tag is not None:
+            self.fields.append(Field(self.tag, tuple(self.lines), self.tag_line))
+        self.lines = []
+        before, self.held = self.held, None
+        if self.fields or self.handed_on:
+            self.held = self._piece(more=False)
         self.pending_flags = []
         self.tag = None
+        return before
 
     def drop(self, number: int) -> None:
         self.dropped.append(number)
@@ -301,98 +239,108 @@ class _Builder:
             self.dropped = []
 
 
-def read_messages(text: str, *, source: str) -> tuple[Message, ...]:
-    """Cut decoded MT940/MT942 text into messages of tagged fields.
+def read_messages(text: str | Iterable[str], *, source: str) -> Iterator[Message]:
+    """Cut decoded MT940/MT942 text (a string, or its physical lines as they are read) into
+    messages of tagged fields, as the lines go by.
 
-    Raises ``ParseError`` for control characters, unclosed envelope blocks, and fields that
-    stand outside any message; returns an empty tuple when there is no ``:20:`` at all.
+    A message of more than ``PIECE_FIELDS`` fields comes in pieces: every piece but the
+    last has ``more`` set. Raises ``ParseError`` for control characters, unclosed envelope
+    blocks, and fields that stand outside any message, when the reading gets there; gives
+    nothing when there is no ``:20:`` at all.
     """
-    lines = _clean_lines(text, source=source)
-    headers = _header_lines(lines)
-    build = _Builder()
+    physical = split_lines(text) if isinstance(text, str) else text
+    return _messages(_Ahead(clean_lines(physical, source=source)), source)
+
+
+def _messages(lines: _Ahead, source: str) -> Iterator[Message]:
+    build = _Builder(PIECE_FIELDS)
     envelope_type: str | None = None
-
-    def next_content(i: int) -> int | None:
-        for j in range(i + 1, len(lines)):
-            if lines[j].text.strip():
-                return j
-        return None
-
     envelope_flags: list[Flag] = []
-    for i, line in enumerate(lines):
-        if line.message_type:
-            envelope_type = line.message_type
-        envelope_flags.extend(line.flags)
-        content = line.text
-        stripped = content.strip()
+    before2: str | None = None
+    before: str | None = None
+    text: str | None = None
+
+    while (line := lines.next()) is not None:
+        number, content, message_type, line_flags = line
+        before2, before, text = before, text, content
+        if message_type:
+            envelope_type = message_type
+        if line_flags:
+            envelope_flags.extend(line_flags)
         tag = _tag_of(content)
         if tag == "20":
-            build.close_message()
+            done = build.close_message()
+            if done is not None:  # closed before, with text between: not the last
+                yield done
+            if build.held is not None:
+                yield build.held
+                build.held = None
             build.flush_dropped()
-            build.tag, build.tag_line = "20", line.number
+            build.tag, build.tag_line = "20", number
             build.lines = [content[4:]]
-            build.first_line = build.last_line = line.number
+            build.first_line = build.last_line = number
             build.message_type = envelope_type
             build.pending_flags.extend(envelope_flags)
             envelope_type, envelope_flags = None, []
             continue
         if not build.in_message:
-            if not stripped or i in headers or _TERMINATOR.fullmatch(stripped):
+            stripped = content.strip()
+            if not stripped or stripped in _TERMINATORS:
+                continue
+            if _is_header(before2, before, content, lines.text(0), lines.text(1)):
                 continue
             if tag is not None:
                 raise ParseError(
                     f"field :{tag}: stands outside a statement: expected :20: first",
-                    source=source, line=line.number, field=f":{tag}:",
+                    source=source, line=number, field=f":{tag}:",
                 )
             if stripped.startswith(":"):
                 raise ParseError(
                     f"{stripped[:10]!r} outside a statement looks like a field cut off or "
-                    "unknown: expected :20:", source=source, line=line.number,
+                    "unknown: expected :20:", source=source, line=number,
                 )
-            build.drop(line.number)
+            build.drop(number)
             continue
         if tag is not None:
-            build.close_field()
-            build.tag, build.tag_line = tag, line.number
+            piece = build.close_field()
+            if piece is not None:
+                yield piece
+            build.tag, build.tag_line = tag, number
             build.lines = [content[len(tag) + 2 :]]
-            build.last_line = line.number
+            build.last_line = number
             continue
-        if _TERMINATOR.fullmatch(stripped):
-            after = next_content(i)
-            if (
-                build.tag not in ("86", "NS")
-                or after is None
-                or _tag_of(lines[after].text) == "20"
-                or after in headers
-                or lines[after].message_type is not None
-            ):
-                build.close_message()
-                continue
+        stripped = content.strip()
+        if stripped in _TERMINATORS and (
+                build.tag not in ("86", "NS") or _ends_message(lines, content, before)):
+            build.close_message()  # nothing was held: this message was open
+            continue
         if not stripped:
             if build.tag in ("86", "NS"):
                 build.lines.append(content)  # blank lines inside free text are text
             continue
         build.lines.append(content)
-        build.last_line = line.number
-    build.close_message()
-    if build.dropped and build.messages:
-        build.flush_dropped()
-        last = build.messages[-1]
-        build.messages[-1] = Message(
-            last.fields, last.first_line, last.last_line, last.message_type,
-            last.flags + tuple(build.pending_flags),
-        )
-    return tuple(build.messages)
+        build.last_line = number
+    if build.in_message:
+        build.close_message()
+    last = build.held
+    if last is not None:
+        if build.dropped:
+            build.flush_dropped()
+            last = Message(last.fields, last.first_line, last.last_line, last.message_type,
+                           last.flags + tuple(build.pending_flags), last.more)
+        yield last
 
 
-def count_statement_lines(lines: list[str], first_line: int, last_line: int) -> list[int]:
-    """Line numbers of the raw ``lines`` in ``first_line..last_line`` that start a ``:61:``.
-
-    Counted on the decoded lines directly, independently of the field reader, so that the
-    number of entries can be checked against it.
-    """
-    return [
-        number
-        for number in range(first_line, last_line + 1)
-        if lines[number - 1].translate(_TRANSPORT_BYTES).startswith(":61:")
-    ]
+def _ends_message(lines: _Ahead, current: str, before: str | None) -> bool:
+    """Whether a lone ``-`` inside free text ends the message: when what follows it (after
+    blank lines) is the next message (a ``:20:``, a header line, an envelope) or nothing."""
+    offset = 0
+    behind, behind2 = current, before
+    while (after := lines.peek(offset)) is not None and not after[1].strip():
+        behind, behind2 = after[1], behind
+        offset += 1
+    if after is None:
+        return True
+    return (_tag_of(after[1]) == "20" or after[2] is not None
+            or _is_header(behind2, behind, after[1], lines.text(offset + 1),
+                          lines.text(offset + 2)))
