@@ -48,8 +48,15 @@ from matching.scoring import (
 from parsers.money import Money, minor_units
 
 _AMOUNT_NEIGHBOURS = 6       # invoices looked at around a payment's amount, by amount alone
-_AMBIGUITY_MARGIN = 1.5      # log-odds: a runner-up this close makes the best uncertain
+AMBIGUITY_MARGIN = 1.5      # log-odds: a runner-up this close makes the best uncertain
 _PAYER_FOR_CUSTOMER = 80.0   # name similarity that brings a customer's invoices in
+_PAYER_KNOWN = 95.0          # ... and that makes the amount alone no reason to look further
+
+
+def is_known_payer(payers: list[PayerMatch]) -> bool:
+    """The payer is known well enough (an IBAN, or a name this alike) that only its own
+    customers' invoices are weighed by amount, not every invoice of a near amount."""
+    return any(p.how == "iban" or p.score >= _PAYER_KNOWN for p in payers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,7 +257,7 @@ class Engine:
         settled_in_full = [p for p in proposals if p.settlement in (Settlement.FULL,
                                                                     Settlement.SHORT)]
         if len({h.invoice_id for h in hits}) > 1 or not settled_in_full or max(
-                p.logit for p in settled_in_full) < auto_logit + _AMBIGUITY_MARGIN:
+                p.logit for p in settled_in_full) < auto_logit + AMBIGUITY_MARGIN:
             proposals += self._combinations(payment, hits, payers, state)
         if not proposals:
             return None
@@ -260,7 +267,7 @@ class Engine:
         best = proposals[0]
         runner_up = next((p for p in proposals[1:]
                           if not set(p.invoice_ids) & set(best.invoice_ids)), None)
-        if runner_up is not None and best.logit - runner_up.logit < _AMBIGUITY_MARGIN \
+        if runner_up is not None and best.logit - runner_up.logit < AMBIGUITY_MARGIN \
                 and best.logit >= auto_logit:
             best.reasons.append(Reason(
                 "ambiguous", auto_logit - 0.01 - best.logit,
@@ -288,7 +295,7 @@ class Engine:
         found: set[str] = {h.invoice_id for h in hits}
         currency = payment.amount.currency
         keys = self._amount_keys.get(currency)
-        known_payer = any(p.how == "iban" or p.score >= 95.0 for p in payers)
+        known_payer = is_known_payer(payers)
         if keys and not known_payer:  # a known payer's own invoices are looked at below
             low_amount, high_amount = self._window(payment, currency)
             low = bisect.bisect_left(keys, low_amount)
@@ -319,10 +326,33 @@ class Engine:
             window = self._windows[key] = self._window_of(payment, currency)
         return window
 
+    def values_of(self, payment: Payment) -> dict[str, tuple[Decimal, Decimal, Decimal]]:
+        """Per currency the payment can be valued in (its own, the instructed amount's, those
+        the rate table converts it to): (its value there, the lowest and the highest open
+        amount it could settle there without a reference). ``matching.pending`` indexes
+        payments by these."""
+        found = {}
+        for currency in self.payment_currencies(payment):
+            conversion = self._conversion(payment, currency)
+            if conversion is not None:
+                low, high = self._window_for(conversion)
+                found[currency] = (conversion.amount.amount, low, high)
+        return found
+
+    def payment_currencies(self, payment: Payment) -> set[str]:
+        """The currencies an invoice may be in for the payment to be weighed against it."""
+        found = {payment.amount.currency} | self.rates.targets(payment.amount.currency)
+        if payment.fx is not None and payment.fx.instructed_amount is not None:
+            found.add(payment.fx.instructed_amount.currency)
+        return found
+
     def _window_of(self, payment: Payment, currency: str) -> tuple[Decimal, Decimal]:
         conversion = self._convert(payment, currency)
         if conversion is None:
             return Decimal(1), Decimal(0)
+        return self._window_for(conversion)
+
+    def _window_for(self, conversion: _Conversion) -> tuple[Decimal, Decimal]:
         paid = conversion.amount.amount
         slack = fee_tolerance(paid, self.config)
         if conversion.converted:

@@ -39,6 +39,10 @@ class RateTable:
         self._days = {pair: sorted(rates) for pair, rates in table.items()}
         self._rates = dict(table)
 
+    def targets(self, source: str) -> set[str]:
+        """The currencies an amount in ``source`` can be converted into (on some day)."""
+        return {target for origin, target in self._days if origin == source}
+
     def rate(self, source: str, target: str, on: date) -> tuple[Decimal, date] | None:
         days = self._days.get((source, target))
         if not days:

@@ -19,7 +19,7 @@ from rapidfuzz import fuzz
 from matching.invoices import Customer
 from matching.normalize import compact, name_tokens
 
-_PREFIX = 4
+NAME_PREFIX = 4
 _MAX_POSTING = 250      # a word shared by more customers than this says nothing
 _MIN_SCORE = 70.0
 _COMPARED = 8           # customers compared in full with one payer name
@@ -54,7 +54,7 @@ class PayerIndex:
                 continue
             self._names[customer.customer_id].append((tokens, how))
             for token in tokens:
-                self._by_prefix[token[:_PREFIX]].add(customer.customer_id)
+                self._by_prefix[token[:NAME_PREFIX]].add(customer.customer_id)
 
     def remove(self, customer_id: str) -> None:
         """Forget a customer (nothing if it is not indexed): the time its names take."""
@@ -65,7 +65,7 @@ class PayerIndex:
             _discard(self._by_iban, compact(iban), customer_id)
         for tokens, _ in self._names.pop(customer_id, ()):
             for token in tokens:
-                _discard(self._by_prefix, token[:_PREFIX], customer_id)
+                _discard(self._by_prefix, token[:NAME_PREFIX], customer_id)
 
     def customers_of_iban(self, iban: str | None) -> set[str]:
         return set(self._by_iban.get(compact(iban), ())) if iban else set()
@@ -83,7 +83,7 @@ class PayerIndex:
             # rarest words counting most: only those are compared in full.
             shared: dict[str, float] = defaultdict(float)
             for token in set(tokens):
-                posting = self._by_prefix.get(token[:_PREFIX], set())
+                posting = self._by_prefix.get(token[:NAME_PREFIX], set())
                 if len(posting) <= _MAX_POSTING:
                     weight = 1.0 / len(posting) if posting else 0.0
                     for customer_id in posting:

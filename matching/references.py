@@ -206,6 +206,42 @@ class ReferenceIndex:
         return not written or written in self._letters.get(invoice_id, ())
 
 
+def text_signatures(text: str) -> set[str]:
+    """Keys of what a payment's text could be taken to name, for ``invoice_signatures``.
+
+    Whenever a text's hits may change because an invoice is added to or removed from the
+    index (an invoice it names, mistypes, or shares digits with, so that a hit becomes
+    ambiguous or a typo no longer is one), the text's signatures and that invoice's share a
+    key. ``matching.pending`` uses them to find the payments an invoice change concerns.
+    """
+    keys = {"R:" + compact(m.group()) for m in _RF_IN_TEXT.finditer(text)}
+    for candidate, shown in _candidates(text):
+        keys.update(("W:" + shown.upper(), "C:" + candidate, "U:" + unpadded(candidate)))
+        core = digits(candidate)
+        if len(core) >= MIN_DIGITS:
+            keys.add("D:" + core)
+        if len(core) >= MIN_TYPO_DIGITS:
+            keys.update("B:" + b for b in _blank_each(core))
+            keys.update("D:" + s for s in _swap_each(core))
+    return keys
+
+
+def invoice_signatures(invoice: Invoice) -> set[str]:
+    """The keys an invoice's number and reference are indexed under (``text_signatures``)."""
+    keys = set()
+    for index, key, text in _keys_of(invoice):
+        if index == "rf":
+            keys.add("R:" + key)
+            continue
+        keys.update(("C:" + key, "U:" + unpadded(key), "W:" + text.strip().upper()))
+        core = digits(key)
+        if len(core) >= MIN_DIGITS:
+            keys.add("D:" + core)
+        if len(core) >= MIN_TYPO_DIGITS:
+            keys.update("B:" + b for b in _blank_each(core))
+    return keys
+
+
 def _keys_of(invoice: Invoice) -> Iterable[tuple[str, str, str]]:
     """("rf" or "number", compact key, text as written) for an invoice's number and
     reference: the keys it is indexed under."""
