@@ -246,13 +246,11 @@ def _remittance_keys(subfields: list[str], details: Details, currency: str) -> N
 
 def _codes(text: str, details: Details) -> None:
     """The ``/CODE/value`` layout."""
-    matches = list(_CODE.finditer(text))
-    if text[: matches[0].start()].strip():
+    parts = _CODE.split(text)  # text before the first code, then code, value, code, ...
+    if parts[0].strip():
         details.complete = False
-    for this, after in zip(matches, [*matches[1:], None], strict=True):
-        value = text[this.end() : after.start() if after else len(text)]
+    for code, value in zip(parts[1::2], parts[2::2], strict=True):
         value = value.removesuffix("/")  # ING ends each value with '/'
-        code = this["code"]
         if code in _CODE_FIELDS:
             details.put(_CODE_FIELDS[code], value)
         elif code == "CNTP":
@@ -292,11 +290,14 @@ def _counterparty(value: str, details: Details) -> None:
         details.complete = False  # the city, or more
 
 
+_STRUCTURED = re.compile(r"STRD/(?P<issuer>[A-Z]*)/(?P<reference>.*)")
+
+
 def _remittance(value: str, details: Details) -> None:
     """``/REMI/text``, ING ``/REMI/USTD//text/`` and ``/REMI/STRD/CUR/reference/``."""
     if value.startswith("USTD//"):
         details.put("remittance", value[6:])
-    elif structured := re.fullmatch(r"STRD/(?P<issuer>[A-Z]*)/(?P<reference>.*)", value):
+    elif structured := _STRUCTURED.fullmatch(value):
         details.put("creditor_reference", structured["reference"])
     else:
         details.put("remittance", value)

@@ -42,15 +42,16 @@ def build_entry(raw: RawEntry, currency: str, account: Account | None) -> Entry:
     ):
         extra.append(line.supplementary)
     if raw.details:
-        read_details(raw.details, currency, details,
-                     account)
+        read_details(raw.details, currency, details, account)
         if not details.complete:
             extra.append(raw_text(raw.details))
     if raw.non_swift:
         extra.append(raw_text(raw.non_swift))
     sign, reversal, expected = MARKS[line.mark]
-    code = BankTransactionCode(swift=line.transaction_type, gvc=details.gvc,
-                               proprietary=details.proprietary_code)
+    code = (BankTransactionCode(swift=line.transaction_type, gvc=details.gvc,
+                                proprietary=details.proprietary_code)
+            if line.transaction_type is not None or details.gvc is not None
+            or details.proprietary_code is not None else None)
     return Entry(
         amount=Money(sign * line.amount, currency),
         booking_date=line.booking_date,
@@ -60,7 +61,7 @@ def build_entry(raw: RawEntry, currency: str, account: Account | None) -> Entry:
         bank_reference=line.bank_reference,
         customer_reference=details.customer_reference
         if line.customer_reference in (None, "KREF+") else line.customer_reference,
-        bank_transaction_code=code if code != BankTransactionCode() else None,
+        bank_transaction_code=code,
         counterparty_name=details.counterparty_name,
         counterparty_account=details.counterparty_account,
         counterparty_bic=details.counterparty_bic,

@@ -61,17 +61,25 @@ _IBAN_SHAPE = re.compile(r"[A-Z]{2}\d{2}[A-Z0-9]{11,30}")
 _REFERENCE_WIDTH = 16
 
 
+_SHOWN_LINES = 10
+
+
 class FlagLog:
-    """Flags of one statement, one per code, each listing every line it applies to."""
+    """Flags of one statement, one per code, each naming the lines it applies to (the
+    first ten, and how many more: a flag on every entry keeps ten numbers, not all)."""
 
     def __init__(self) -> None:
         self._messages: dict[str, str] = {}
-        self._lines: dict[str, list[int]] = {}
+        self._lines: dict[str, list[int]] = {}  # the first lines, as many as are shown
+        self._counts: dict[str, int] = {}
         self._extra: list[Flag] = []
 
     def add(self, code: str, message: str, line: int) -> None:
         self._messages.setdefault(code, message)
-        self._lines.setdefault(code, []).append(line)
+        lines = self._lines.setdefault(code, [])
+        if len(lines) < _SHOWN_LINES:
+            lines.append(line)
+        self._counts[code] = self._counts.get(code, 0) + 1
 
     def extend(self, flags: tuple[Flag, ...] | list[Flag]) -> None:
         self._extra.extend(flags)
@@ -79,10 +87,10 @@ class FlagLog:
     def flags(self) -> tuple[Flag, ...]:
         out = list(self._extra)
         for code, message in self._messages.items():
-            lines = self._lines[code]
-            shown = ", ".join(map(str, lines[:10])) + (f" and {len(lines) - 10} more"
-                                                       if len(lines) > 10 else "")
-            word = "line" if len(lines) == 1 else "lines"
+            lines, count = self._lines[code], self._counts[code]
+            shown = ", ".join(map(str, lines)) + (f" and {count - len(lines)} more"
+                                                  if count > len(lines) else "")
+            word = "line" if count == 1 else "lines"
             out.append(Flag(code, f"{message} ({word} {shown})", f"line {lines[0]}"))
         return tuple(out)
 
@@ -107,9 +115,18 @@ def single_line(lines: tuple[str, ...], where: Where, log: FlagLog) -> str:
     return "".join(part.strip() for part in lines)
 
 
+_DATE = re.compile(r"\d{6}")
+_AMOUNT_COMMA = re.compile(r"\d+,\d*")
+_AMOUNT_POINT = re.compile(r"\d+\.\d*")
+_AMOUNT_WHOLE = re.compile(r"\d+")
+# An entry date this near its value date lies in the value date's year: a year before or
+# after is at least 365 - 182 days away, so never nearer.
+_SAME_YEAR = timedelta(days=182)
+
+
 def parse_date(text: str, where: Where, what: str) -> date:
     """A SWIFT date ``YYMMDD``; years 80-99 are 1980-1999, 00-79 are 2000-2079."""
-    if not re.fullmatch(r"\d{6}", text):
+    if not _DATE.fullmatch(text):
         raise where.error(f"{what}: expected a date YYMMDD, found {text!r}")
     yy, month, day = int(text[:2]), int(text[2:4]), int(text[4:])
     try:
@@ -121,6 +138,13 @@ def parse_date(text: str, where: Where, what: str) -> date:
 def entry_date(mmdd: str, value_date: date, where: Where, log: FlagLog) -> date:
     """The booking date MMDD, in the year that puts it nearest the value date."""
     month, day = int(mmdd[:2]), int(mmdd[2:])
+    try:
+        same_year = date(value_date.year, month, day)
+    except ValueError:
+        pass
+    else:
+        if abs(same_year - value_date) <= _SAME_YEAR:
+            return same_year
     candidates = []
     for year in (value_date.year - 1, value_date.year, value_date.year + 1):
         try:
@@ -139,13 +163,15 @@ def entry_date(mmdd: str, value_date: date, where: Where, log: FlagLog) -> date:
 
 def parse_amount(text: str, where: Where, log: FlagLog, *, what: str = "amount") -> Decimal:
     """A SWIFT amount (``15d``: digits with a decimal comma), exactly as written."""
-    if re.fullmatch(r"\d+,\d*", text):
+    if _AMOUNT_COMMA.fullmatch(text):
+        if text.isascii():  # ASCII digits and a comma: what parse_decimal would check
+            return Decimal(text.replace(",", "."))
         normal = text.replace(",", ".")
-    elif re.fullmatch(r"\d+\.\d*", text):
+    elif _AMOUNT_POINT.fullmatch(text):
         log.add("decimal_point", "amounts are written with '.' for the decimal comma; "
                 "read as a decimal point", where.line)
         normal = text
-    elif re.fullmatch(r"\d+", text):
+    elif _AMOUNT_WHOLE.fullmatch(text):
         log.add("amount_without_decimal_comma", "amounts without the mandatory decimal "
                 "comma were read as whole units", where.line)
         normal = text
@@ -322,6 +348,9 @@ class StatementLine:
     supplementary: str | None  # subfield 9, and text after a padded 16-character reference
 
 
+_NONREF_REST = re.compile(r"EF(?://.*)?")
+
+
 def _reference(text: str) -> str | None:
     text = text.strip()
     return None if not text or text.upper() == "NONREF" else text
@@ -347,7 +376,7 @@ def parse_statement_line(lines: tuple[str, ...], where: Where, log: FlagLog) -> 
                     if booked and booked.strip() else None)
     amount = parse_amount(match["amount"], where, log)
     kind, rest = match["type"], match["rest"]
-    if kind == "NONR" and re.fullmatch(r"EF(?://.*)?", rest):
+    if kind == "NONR" and _NONREF_REST.fullmatch(rest):
         kind, rest = None, "NONREF" + rest[2:]  # "D20,00NONREF": the type is missing
     if kind is None:
         log.add("transaction_type_missing", ":61: lines without the transaction type "

@@ -148,25 +148,20 @@ _TERMINATORS = frozenset({"-", "-XXX"})
 class _Ahead:
     """The cleaned lines, with a look at the ones coming next."""
 
-    __slots__ = ("_buffer", "_lines")
+    __slots__ = ("buffer", "lines")
 
     def __init__(self, lines: Iterator[Clean]) -> None:
-        self._lines = lines
-        self._buffer: deque[Clean] = deque()
-
-    def next(self) -> Clean | None:
-        if self._buffer:
-            return self._buffer.popleft()
-        return next(self._lines, None)
+        self.lines = lines
+        self.buffer: deque[Clean] = deque()  # looked at, not yet taken
 
     def peek(self, offset: int) -> Clean | None:
         """The line ``offset`` after the next one (0: the next one); None past the end."""
-        while len(self._buffer) <= offset:
-            line = next(self._lines, None)
+        while len(self.buffer) <= offset:
+            line = next(self.lines, None)
             if line is None:
                 return None
-            self._buffer.append(line)
-        return self._buffer[offset]
+            self.buffer.append(line)
+        return self.buffer[offset]
 
     def text(self, offset: int) -> str | None:
         """The text of ``peek(offset)``."""
@@ -260,7 +255,8 @@ def _messages(lines: _Ahead, source: str) -> Iterator[Message]:
     before: str | None = None
     text: str | None = None
 
-    while (line := lines.next()) is not None:
+    buffered, following = lines.buffer, lines.lines
+    while (line := buffered.popleft() if buffered else next(following, None)) is not None:
         number, content, message_type, line_flags = line
         before2, before, text = before, text, content
         if message_type:

@@ -55,6 +55,7 @@ _MT942_TAGS = frozenset({"13", "13D", "34F", "90D", "90C"})
 
 
 # A physical line that starts a :61: once transport bytes are removed.
+_RAW_61_FIRST = frozenset(":\x01\x03\x1a")
 _RAW_61 = re.compile(r"[\x01\x03\x1a]*:[\x01\x03\x1a]*6[\x01\x03\x1a]*1[\x01\x03\x1a]*:")
 
 
@@ -70,7 +71,7 @@ class RawStatementLines:
     def tap(self) -> Iterator[str]:
         found, match = self.found, _RAW_61.match
         for number, line in enumerate(self.text.lines(), 1):
-            if match(line):
+            if line[:1] in _RAW_61_FIRST and match(line):
                 found.append(number)
             yield line
 
@@ -132,22 +133,28 @@ class StatementReader:
         """Read the fields of one piece; yield the entries they complete."""
         self.log.extend(piece.flags)
         for f in piece.fields:
-            if f.tag not in ("86", "NS") and self.current is not None:
+            if self.current is not None and f.tag not in ("86", "NS"):
                 done, self.current = self.current, None
-                yield from self._complete(done)
+                if (entry := self._complete(done)) is not None:
+                    if not self.started:
+                        yield self._start()
+                    yield entry
             self.read(f)
         self.raw_lines += self.raw.count(self.first_line, piece.last_line)
 
-    def _complete(self, raw: RawEntry) -> Iterator[Part]:
+    def _complete(self, raw: RawEntry) -> Entry | None:
         """An entry whose text is all read: made now if its currency is certain (the
-        opening balance comes before the entries), else held to the end."""
+        opening balance came before it), else held to the end (None)."""
         if self.opening is None or self.account is None or self.held:
             self.held.append(raw)
-            return
-        if not self.started:
-            yield StatementStart(self._statement(self.opening[0].currency, closed=False))
-            self.started = True
-        yield self._entry(raw, self.opening[0].currency)
+            return None
+        return self._entry(raw, self.opening[0].currency)
+
+    def _start(self) -> StatementStart:
+        if self.opening is None:  # pragma: no cover - entries are made early only after it
+            raise ValueError("an entry made before the opening balance")
+        self.started = True
+        return StatementStart(self._statement(self.opening[0].currency, closed=False))
 
     def _entry(self, raw: RawEntry, currency: str) -> Entry:
         entry = build_entry(raw, currency, self.account.account if self.account else None)
@@ -160,8 +167,19 @@ class StatementReader:
 
     def read(self, f: Field) -> None:
         """Take in one field; one branch per tag, flat on purpose."""
-        where, tag = self.where(f), f.tag
+        tag = f.tag
         self.tags.add(tag)
+        if tag in ("86", "NS"):
+            if self.current is None:
+                text = raw_text(list(f.lines))
+                if text:
+                    self.information.append((f.line, f":{tag}: {text}"))
+            elif tag == "86":
+                self.current.details.extend(f.lines)
+            else:
+                self.current.non_swift.extend(f.lines)
+            return
+        where = self.where(f)
         if tag == "20":
             self.statement_id = single_line(f.lines, where, self.log) or None
         elif tag in ("25", "25P"):
@@ -204,15 +222,6 @@ class StatementReader:
                 raise where.error("an entry (:61:) after the closing balance :62a:")
             self.current = RawEntry(parse_statement_line(f.lines, where, self.log), where)
             self.raw_entries += 1
-        elif tag in ("86", "NS"):
-            if self.current is None:
-                text = raw_text(list(f.lines))
-                if text:
-                    self.information.append((f.line, f":{tag}: {text}"))
-            elif tag == "86":
-                self.current.details.extend(f.lines)
-            else:
-                self.current.non_swift.extend(f.lines)
         # :21: (related reference) has no place in the model and says nothing of the money.
 
     def finish(self, last: Message) -> Iterator[Part]:
@@ -220,7 +229,10 @@ class StatementReader:
         its end."""
         if self.current is not None:
             done, self.current = self.current, None
-            yield from self._complete(done)
+            if (entry := self._complete(done)) is not None:
+                if not self.started:
+                    yield self._start()
+                yield entry
         first = Where(self.source, self.first_line, ":20:")
         if self.account is None:
             raise first.error("the statement has no account identification :25:")
