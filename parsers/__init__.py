@@ -20,7 +20,9 @@ module with its own ``stream(file, *, source)`` reads as it goes, any other is r
 ``parse`` checks it, as it streams (``parsers.checks.StreamCheck``): the flags are on the
 ``StatementEnd``'s statement; with ``strict`` a statement that does not add up is followed
 by a ``StatementFailed`` naming the mismatch instead of its ``StatementEnd``. ``parse`` and
-``parse_each`` give whole statements, as before.
+``parse_each`` give whole statements, as before. ``open_path`` opens a file for ``stream``:
+a streamed document may be up to ``STREAM_MAX_BYTES`` (its size costs no memory), one of a
+format read whole up to ``DEFAULT_MAX_BYTES``, as ``read_path`` allows.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import io
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from parsers import camt, mt940, ofx
 from parsers.checks import StreamCheck, check_statement
@@ -46,12 +48,14 @@ from parsers.stream import (
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "FORMATS",
+    "STREAM_MAX_BYTES",
     "GatewayError",
     "ParseError",
     "Statement",
     "TooLargeError",
     "UnknownFormatError",
     "detect",
+    "open_path",
     "parse",
     "parse_each",
     "parse_path",
@@ -63,6 +67,9 @@ FORMATS: tuple[ModuleType, ...] = (mt940, camt, ofx)
 
 # Real statements run to tens of megabytes; anything past this is refused unread.
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+# A file read as a stream costs no memory by its size: only a sanity limit (a camt.053 of a
+# million entries is about 1 GiB).
+STREAM_MAX_BYTES = 16 * 1024 * 1024 * 1024
 
 _SNIFF_BYTES = 64 * 1024
 
@@ -146,8 +153,12 @@ def stream(
     own: Callable[..., Iterator[Part]] | None = getattr(fmt, "stream", None)
     if own is not None:
         parts: Iterable[Part] = own(file, source=source)
-    else:
-        parts = _whole(file.read(), source, fmt)
+    else:  # read whole: the size limit of whole documents holds
+        data = file.read(DEFAULT_MAX_BYTES + 1)
+        if len(data) > DEFAULT_MAX_BYTES:
+            raise TooLargeError(f"the file is over the limit of {DEFAULT_MAX_BYTES} bytes "
+                                f"for a {fmt.FAMILY} document", source=source)
+        parts = _whole(data, source, fmt)
     return _checked(parts, strict=strict)
 
 
@@ -200,6 +211,54 @@ def read_path(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
     if len(data) > max_bytes:  # grew while we read it
         raise TooLargeError(f"the file is over the limit of {max_bytes} bytes", source=source)
     return data
+
+
+class _Limited(io.RawIOBase):
+    """A file read no further than ``max_bytes``: past them, ``TooLargeError``."""
+
+    def __init__(self, file: io.FileIO, max_bytes: int, source: str) -> None:
+        super().__init__()
+        self._file, self._max, self._source = file, max_bytes, source
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def readinto(self, buffer: Any) -> int:
+        count = self._file.readinto(buffer)
+        if self._file.tell() > self._max:  # grew while we read it
+            raise TooLargeError(f"the file is over the limit of {self._max} bytes",
+                                source=self._source)
+        return int(count or 0)
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+def open_path(path: Path, *, max_bytes: int = STREAM_MAX_BYTES) -> BinaryIO:
+    """One file open for ``stream``, refused before reading when over ``max_bytes`` (and
+    as soon as it is found to have grown past them). Close it after use."""
+    source = str(path)
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise TooLargeError(
+                f"the file is {size} bytes, over the limit of {max_bytes} bytes",
+                source=source,
+            )
+        file = io.FileIO(path, "rb")
+    except OSError as exc:
+        raise ParseError(f"cannot read the file: {exc.strerror or exc}", source=source) from exc
+    return io.BufferedReader(_Limited(file, max_bytes, source), 1 << 16)
 
 
 def parse_path(
