@@ -40,15 +40,30 @@ DELETE is not read as an entry).
 
 Refused with ``ParseError``: an empty or truncated document, malformed amounts and
 dates, an error response (the server's message is quoted), investment statements, and
-any file ofxparse reads differently from this parser.
+any file ofxparse reads differently from this parser. ``parse_each`` (and ``stream``)
+read each statement of a multi-statement file on its own: a bad one (a malformed amount,
+a reading ofxparse disagrees with) is its ``ParseError`` in its place, named
+``statement 2 of 3``, and the others are kept; what concerns the whole document still
+raises.
+
+The ofxparse cross-check reads a sample: the document as cleaned, with the first
+``CROSS_CHECK_TRANSACTIONS`` (200) transactions of each statement. ofxparse (through
+BeautifulSoup) needs about ten times our time per transaction and memory growing with the
+file, so checking every transaction made it most of the time of a large file. What it is
+there to catch is a document read another way (other statements, accounts, balances, a
+shifted or dropped transaction), which shows in the first transactions as well as in all
+of them; every transaction's own values are read and checked by this parser anyway. Files
+up to 200 transactions a statement (nearly all real ones) are still checked whole.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import BinaryIO
 
 from parsers import ofx_header
 from parsers.errors import ParseError
@@ -64,15 +79,18 @@ from parsers.model import (
 )
 from parsers.money import Money, is_statement_currency
 from parsers.ofx_clean import clean_document, clean_statement
-from parsers.ofx_reference import StatementReading, cross_check
+from parsers.ofx_reference import StatementReading, differences
 from parsers.ofx_tree import Element, Repairs, parse_tree, serialize
 from parsers.ofx_values import OfxDateTime, as_iban, parse_amount, parse_datetime
+from parsers.stream import Part, StatementFailed, from_statements
 
 # The parser family (its folder of golden files), and the format its statements say.
 FAMILY = "ofx"
 FORMAT_NAMES = ("ofx",)
 
 _STATEMENTS = ("STMTRS", "CCSTMTRS")
+# ofxparse reads the first this many transactions of each statement (module docstring).
+CROSS_CHECK_TRANSACTIONS = 200
 _ACCOUNT_FROM = {"STMTRS": "BANKACCTFROM", "CCSTMTRS": "CCACCTFROM"}
 
 
@@ -131,6 +149,32 @@ class _Context:
 
 def parse(data: bytes, *, source: str) -> tuple[Statement, ...]:
     """Every bank and credit card statement of an OFX document, in document order."""
+    statements = []
+    for result in parse_each(data, source=source):
+        if isinstance(result, ParseError):
+            raise result
+        statements.append(result)
+    return tuple(statements)
+
+
+def stream(file: BinaryIO, *, source: str) -> Iterator[Part]:
+    """The statements of an open binary file as a stream of parts (``parsers.stream``), a
+    bad one of several a ``StatementFailed``. The document is read whole (see the module
+    docstring): its entries come out once it is read."""
+    for result in parse_each(file.read(), source=source):
+        if isinstance(result, ParseError):
+            yield StatementFailed(result)
+        else:
+            yield from from_statements((result,))
+
+
+def parse_each(data: bytes, *, source: str) -> tuple[Statement | ParseError, ...]:
+    """Every statement of the document, each read on its own: a bad one is its
+    ``ParseError`` in its place (``statement 2 of 3: ...`` when there are several), so that
+    the good ones of a multi-statement file can still be shown. What concerns the whole
+    document (its header and tree, an error response, a transaction outside any
+    statement, ofxparse reading another number of statements) still raises.
+    """
     text = ofx_header.read(data, source=source)
     repairs = Repairs()
     xml = (text.version or "").startswith("2") or text.text.startswith("<?xml", text.body_start)
@@ -139,19 +183,66 @@ def parse(data: bytes, *, source: str) -> tuple[Statement, ...]:
     context = _Context(source)
     created_at = _created_at(root, context)
     found = _statement_aggregates(root, context)
-    statements: list[Statement] = []
-    readings: list[StatementReading] = []
-    for each in found:
-        flags = (*each.flags, *clean_statement(each.aggregate))
-        statement, reading = _statement(each.aggregate, context, flags)
-        statements.append(dataclasses.replace(
+    results: list[Statement | ParseError] = []
+    readings: list[tuple[int, StatementReading]] = []  # of the statements read
+    for number, each in enumerate(found, 1):
+        try:
+            flags = (*each.flags, *clean_statement(each.aggregate))
+            statement, reading = _statement(each.aggregate, context, flags)
+        except ParseError as exc:
+            results.append(_naming(exc, number, len(found)))
+            continue
+        readings.append((len(results), reading))
+        results.append(dataclasses.replace(
             statement, statement_id=each.trnuid, created_at=created_at,
             format_version=f"OFX {text.version}" if text.version else None))
-        readings.append(reading)
-    _check_every_transaction_read(root, readings, context)
-    cross_check(readings, serialize(root), source=source)
+    failed = {id(found[i].aggregate) for i, r in enumerate(results)
+              if isinstance(r, ParseError)}
+    try:
+        _check_every_transaction_read(root, found, context)
+    except ParseError:
+        earlier = next((r for r in results if isinstance(r, ParseError)), None)
+        if earlier is None:
+            raise
+        raise earlier from None  # as parse always said: the first error in the document
+    if readings:
+        sample = serialize(_sample(root, failed, CROSS_CHECK_TRANSACTIONS))
+        ours = [r.first(CROSS_CHECK_TRANSACTIONS) for _, r in readings]
+        for (index, _), problem in zip(readings, differences(ours, sample, source=source),
+                                       strict=True):
+            if problem is not None:
+                results[index] = _naming(problem, index + 1, len(found))
     shared = (*text.flags, *repairs.flags(), *context.flags)
-    return tuple(dataclasses.replace(s, flags=(*shared, *s.flags)) for s in statements)
+    return tuple(r if isinstance(r, ParseError)
+                 else dataclasses.replace(r, flags=(*shared, *r.flags)) for r in results)
+
+
+def _naming(error: ParseError, number: int, count: int) -> ParseError:
+    """``error`` with the statement it is in named first, when there are several."""
+    if count == 1:
+        return error
+    return ParseError(f"statement {number} of {count}: {error.message}", source=error.source,
+                      line=error.line, path=error.path, field=error.field)
+
+
+def _sample(element: Element, dropped: set[int], limit: int,
+            taken: list[int] | None = None) -> Element:
+    """A copy of the tree for ofxparse: without the aggregates in ``dropped`` (statements
+    that failed), and with the first ``limit`` STMTTRN of each statement only."""
+    taken = taken if taken is not None else [0]
+    if element.tag in _STATEMENTS:
+        taken[0] = 0
+    children = []
+    for child in element.children:
+        if id(child) in dropped:
+            continue
+        if child.tag == "STMTTRN" and element.tag == "BANKTRANLIST":
+            if taken[0] >= limit:
+                continue
+            taken[0] += 1
+        children.append(child if child.text is not None
+                        else _sample(child, dropped, limit, taken))
+    return Element(element.tag, element.line, element.text, children, element.path)
 
 
 def _created_at(root: Element, context: _Context) -> dt.datetime | None:
@@ -375,11 +466,11 @@ def _correction(transaction: Element, context: _Context, notes: list[Flag]) -> N
                       f"line {transaction.line}"))
 
 
-def _check_every_transaction_read(root: Element, readings: list[StatementReading],
+def _check_every_transaction_read(root: Element, found: list[_Found],
                                   context: _Context) -> None:
     """Every STMTTRN in the document belongs to a statement's BANKTRANLIST."""
     everywhere = [e for e in root.iter() if e.tag == "STMTTRN"]
-    read = sum(len(r.transactions) for r in readings)
+    read = sum(len(t.all("STMTTRN")) for f in found for t in f.aggregate.all("BANKTRANLIST"))
     if len(everywhere) != read:
         placed = {id(t) for e in root.iter() if e.tag == "BANKTRANLIST"
                   for t in e.all("STMTTRN")}

@@ -49,6 +49,13 @@ class StatementReading:
     line: int | None = None
     path: str | None = None
 
+    def first(self, count: int) -> StatementReading:
+        """The same reading of the first ``count`` transactions only."""
+        if len(self.transactions) <= count:
+            return self
+        return StatementReading(self.kind, self.account_id, self.transactions[:count],
+                                self.ledger_balance, self.line, self.path)
+
 
 @dataclass(frozen=True, slots=True)
 class _Reading:
@@ -94,18 +101,32 @@ def _text(value: Any) -> str | None:
 
 def cross_check(ours: list[StatementReading], document: str, *, source: str) -> None:
     """Refuse the file unless ofxparse reads ``document`` as ``ours`` says it is."""
+    for problem in differences(ours, document, source=source):
+        if problem is not None:
+            raise problem
+
+
+def differences(ours: list[StatementReading], document: str, *,
+                source: str) -> list[ParseError | None]:
+    """For each of ``ours``, in its order, the ``ParseError`` saying how ofxparse reads that
+    statement of ``document`` differently, or None. Raises ``ParseError`` when ofxparse
+    cannot read the document or finds another number of statements."""
     reading = read_with_ofxparse(document, source=source)
     # ofxparse lists bank statements first, then credit card statements.
-    ordered = sorted(ours, key=lambda s: s.kind != "STMTRS")
-    if len(ordered) != len(reading.statements):
+    order = sorted(range(len(ours)), key=lambda i: ours[i].kind != "STMTRS")
+    if len(order) != len(reading.statements):
         raise ParseError(f"ofxparse finds {len(reading.statements)} statements where this "
-                         f"parser finds {len(ordered)}", source=source)
-    for number, (mine, theirs, discarded) in enumerate(
-            zip(ordered, reading.statements, reading.discarded, strict=True), 1):
+                         f"parser finds {len(order)}", source=source)
+    found: list[ParseError | None] = [None] * len(ours)
+    for number, (index, theirs, discarded) in enumerate(
+            zip(order, reading.statements, reading.discarded, strict=True), 1):
+        mine = ours[index]
         problem = _difference(mine, theirs, discarded)
         if problem:
-            raise ParseError(f"ofxparse and this parser read statement {number} differently: "
-                             f"{problem}", source=source, line=mine.line, path=mine.path)
+            found[index] = ParseError(f"ofxparse and this parser read statement {number} "
+                                      f"differently: {problem}", source=source,
+                                      line=mine.line, path=mine.path)
+    return found
 
 
 def _difference(mine: StatementReading, theirs: StatementReading, discarded: int) -> str:
