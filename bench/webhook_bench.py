@@ -262,11 +262,14 @@ async def _post_all(receiver: Receiver, events: int, concurrency: int,
                 await response.read()
                 errors += response.status != 204
 
+    cpu = time.process_time()
     async with aiohttp.ClientSession(connector=connector) as http:
         await asyncio.gather(*(worker(http) for _ in range(concurrency)))
+    cpu = time.process_time() - cpu
     records = await receiver.records()
     return {"rate": _rate([r[1] for r in records]), "received": len(records),
-            "bytes": sum(r[2] for r in records) / len(records), "errors": errors}
+            "bytes": sum(r[2] for r in records) / len(records), "errors": errors,
+            "cpu_us": cpu / max(1, len(records)) * 1e6}
 
 
 async def floor(receiver: Receiver, events: int, size: int, concurrency: int) -> dict[str, Any]:
@@ -407,6 +410,7 @@ async def ours(receiver: Receiver, url: str, dispatchers: list[subprocess.Popen[
             "complete": complete, "span": span, "by_fifth": by_fifth,
             "bytes": sum(r[2] for r in records) / len(records),
             "dispatcher_cpu": cpu / span if span else 0.0,
+            "cpu_us": cpu / max(1, len(times)) * 1e6,
             "receiver_cpu": receiver_cpu / span if span else 0.0,
             "machine_busy": ((busy_after - busy_before) / (total_after - total_before) * cores
                              if total_after > total_before else 0.0),
@@ -556,12 +560,14 @@ def _report(args: argparse.Namespace, result: dict[str, Any], server: str,
     print(f"- signed floor: {signed[0]['received']:,} signed and encrypted POSTs of "
           f"{signed[0]['bytes']:.0f} bytes, {args.concurrency * args.dispatchers} at once, "
           f"no database: " + " before ours, ".join(f"{f['rate']:,.0f}/s" for f in signed)
-          + f" after (the best counts); {sum(f['errors'] for f in signed)} not answered 204")
+          + f" after (the best counts); {sum(f['errors'] for f in signed)} not answered 204; "
+          f"client CPU per POST " + ", ".join(f"{f['cpu_us']:.0f}" for f in signed) + " µs")
     print(f"- plain floor: {floors[0]['received']:,} plain POSTs of "
           f"{floors[0]['bytes']:.0f} bytes, "
           f"{args.concurrency * args.dispatchers} at once: "
           + " before ours, ".join(f"{f['rate']:,.0f}/s" for f in floors) + " after (the best "
-          f"counts); {sum(f['errors'] for f in floors)} not answered 204")
+          f"counts); {sum(f['errors'] for f in floors)} not answered 204; client CPU per POST "
+          + ", ".join(f"{f['cpu_us']:.0f}" for f in floors) + " µs")
     print(f"- outbox: {args.events:,} events written in {result['emit_seconds']:.1f} s "
           f"({args.events / result['emit_seconds']:,.0f}/s, {args.batch} per transaction)"
           + ("; then ANALYZE" if args.analyze else "; no ANALYZE (statistics as autovacuum "
@@ -573,7 +579,8 @@ def _report(args: argparse.Namespace, result: dict[str, Any], server: str,
           f"left pending")
     print("- ours, each fifth of the backlog: "
           + ", ".join(f"{r:,.0f}/s" for r in ours_["by_fifth"]))
-    print(f"- while draining: dispatcher processes {ours_['dispatcher_cpu']:.0%} of a core, "
+    print(f"- while draining: dispatcher processes {ours_['dispatcher_cpu']:.0%} of a core "
+          f"({ours_['cpu_us']:.0f} µs of CPU per delivery), "
           f"receiver {ours_['receiver_cpu']:.0%}, whole machine {ours_['machine_busy']:.0%} "
           f"of a core (of {os.cpu_count()}); {ours_['commits_per_delivery']:.2f} database "
           f"transactions per delivery")

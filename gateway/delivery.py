@@ -42,7 +42,7 @@ from gateway.settings import Settings, SettingsError
 from gateway.store import deliveries as store
 from gateway.store import signing_keys, subscriptions
 from gateway.store.deliveries import CHANNEL
-from gateway.webhook_http import SubscriberKeys, UnsafeTargetError, session, target_problem
+from gateway.webhook_http import SubscriberKeys, TargetChecks, UnsafeTargetError, session
 from security.webhooks import SubscriberKeyError, ed25519_signer, envelope, sign
 
 logger = logging.getLogger(__name__)
@@ -184,11 +184,18 @@ class Dispatcher:
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _http: aiohttp.ClientSession | None = None
     _keys: SubscriberKeys | None = None
+    _targets: TargetChecks = field(init=False)  # each URL's address check, reused a while
+    _timeout: aiohttp.ClientTimeout = field(init=False)  # one for every attempt
     metrics: Metrics | None = None
     _stopping: bool = False
     _full: bool = False
     _next_prune: float = 0.0  # time.monotonic() of the next pruning
     _signers: dict[str, Ed25519PrivateKey] = field(default_factory=dict)  # by tenant
+
+    def __post_init__(self) -> None:
+        self._targets = TargetChecks(allow_private=self.policy.allow_private,
+                                     timeout=self.policy.timeout)
+        self._timeout = aiohttp.ClientTimeout(total=self.policy.timeout)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until ``stop`` is set, then finish what is in flight and return."""
@@ -357,18 +364,17 @@ class Dispatcher:
                 "webhook-signature": sign(secrets_, row["event_id"], timestamp, body, signer),
                 "Content-Type": "application/json",
             }
-            refused = await target_problem(row["url"], allow_private=self.policy.allow_private,
-                                           timeout=self.policy.timeout)
+            refused = await self._targets.problem(row["url"])
             if refused is not None:
                 raise UnsafeTargetError(refused)
-            timeout = aiohttp.ClientTimeout(total=self.policy.timeout)
             async with self._http.post(row["url"], data=body, headers=headers,
-                                       timeout=timeout, allow_redirects=False) as response:
+                                       timeout=self._timeout,
+                                       allow_redirects=False) as response:
                 outcome.status_code = response.status
                 outcome.excerpt = (await response.content.read(EXCERPT)).decode(
                     "utf-8", "replace")
-                outcome.retry_after = retry_after_seconds(
-                    response.headers.get("Retry-After"), datetime.now(UTC))
+                if (retry_after := response.headers.get("Retry-After")) is not None:
+                    outcome.retry_after = retry_after_seconds(retry_after, datetime.now(UTC))
         except TimeoutError:
             outcome.error, outcome.timed_out = "timed out", True
         except SubscriberKeyError as exc:
