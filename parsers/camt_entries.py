@@ -35,6 +35,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from datetime import date
+from typing import cast
 
 from parsers.camt_xml import (
     Notes,
@@ -126,9 +127,21 @@ def bank_transaction_code(tree: Subtree, at: str) -> BankTransactionCode | None:
             return None
         return BankTransactionCode(domain=domain, family=family, subfamily=subfamily)
     issuer = stripped(get(at + "/Prtry/Issr"))
-    swift, gvc = dk_codes(proprietary, issuer)
-    return BankTransactionCode(swift=swift, gvc=gvc, domain=domain, family=family,
-                               subfamily=subfamily, proprietary=proprietary, issuer=issuer)
+    key = (domain, family, subfamily, proprietary, issuer)
+    code = _CODES.get(key)
+    if code is None:
+        swift, gvc = dk_codes(proprietary, issuer)
+        code = BankTransactionCode(swift=swift, gvc=gvc, domain=domain, family=family,
+                                   subfamily=subfamily, proprietary=proprietary,
+                                   issuer=issuer)
+        if len(_CODES) < _CODES_MAX:
+            _CODES[key] = code
+    return code
+
+
+# Codes met so far (a file uses a few): the same immutable object for the same code.
+_CODES: dict[tuple[str | None, ...], BankTransactionCode] = {}
+_CODES_MAX = 4096
 
 
 def _merge_codes(entry: BankTransactionCode | None,
@@ -287,6 +300,22 @@ def _batch_size(scope: Scope, tree: Subtree, at: str) -> int | None:
     return int(raw)
 
 
+def _details(tree: Subtree) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The paths of the entry's ``TxDtls`` and ``Btch``: the same for every entry of one
+    shape, so worked out once a shape."""
+    known = tree.memo.get("details")
+    if known is not None:
+        return cast(tuple[tuple[str, ...], tuple[str, ...]], known)
+    details = list(tree.group("TxDtls"))  # directly in the Ntry in .01
+    batches = list(tree.group("Btch"))
+    for holder in tree.group("NtryDtls"):
+        details.extend(tree.group(holder + "/TxDtls"))
+        batches.extend(tree.group(holder + "/Btch"))
+    found = (tuple(details), tuple(batches))
+    tree.memo["details"] = found
+    return found
+
+
 def entry(scope: Scope, tree: Subtree, notes: Notes) -> Entry:
     """One ``Ntry`` element (complete, with its subtree) as an ``Entry``."""
     get = tree.nodes.get
@@ -298,11 +327,7 @@ def entry(scope: Scope, tree: Subtree, notes: Notes) -> Entry:
         raise scope.missing(tree.root, "CdtDbtInd", "CRDT or DBIT")
     reversal_node = get("RvslInd")
     reversal = boolean(scope, reversal_node) if reversal_node is not None else False
-    details = list(tree.group("TxDtls"))  # directly in the Ntry in .01
-    batches = list(tree.group("Btch"))
-    for holder in tree.group("NtryDtls"):
-        details.extend(tree.group(holder + "/TxDtls"))
-        batches.extend(tree.group(holder + "/Btch"))
+    details, batches = _details(tree)
     money = signed_amount(scope, amount_node, credit)
     booking_date = _date_choice(scope, tree, "BookgDt")
     value_date = _date_choice(scope, tree, "ValDt")

@@ -98,17 +98,21 @@ def _step(node: Element) -> str:
     return f"{name}[{index}]"
 
 
-@dataclass(frozen=True, slots=True)
 class Scope:
     """Where a subtree sits in the document, so errors can name element paths.
 
     ``root`` is an element whose path ``root_path`` is known; paths of elements below it
-    are worked out only when an error is raised.
+    are worked out only when an error is raised. (A plain class with slots, not a frozen
+    dataclass: one is made for every child of a statement, and a frozen dataclass's
+    ``__init__`` costs several times as much.)
     """
 
-    source: str
-    root: Element
-    root_path: str
+    __slots__ = ("root", "root_path", "source")
+
+    def __init__(self, source: str, root: Element, root_path: str) -> None:
+        self.source = source
+        self.root = root
+        self.root_path = root_path
 
     def path(self, node: Element) -> str:
         steps: list[str] = []
@@ -159,11 +163,14 @@ class Subtree:
     (``NtryDtls[1]/TxDtls``).
     """
 
-    __slots__ = ("_groups", "nodes")
+    __slots__ = ("_groups", "memo", "nodes")
 
-    def __init__(self, nodes: dict[str, Element], groups: dict[str, tuple[str, ...]]) -> None:
+    def __init__(self, nodes: dict[str, Element], groups: dict[str, tuple[str, ...]],
+                 memo: dict[str, object] | None = None) -> None:
         self.nodes = nodes
         self._groups = groups
+        # What readers work out from the shape alone, kept with the shape's layout.
+        self.memo: dict[str, object] = {} if memo is None else memo
 
     @property
     def root(self) -> Element:
@@ -181,6 +188,7 @@ class _Layout:
     tags: list[object]  # every node's tag in document order: with the sizes, the shape
     paths: tuple[str, ...]
     groups: dict[str, tuple[str, ...]]
+    memo: dict[str, object] = field(default_factory=dict)
 
     @classmethod
     def of(cls, tags: list[object], sizes: tuple[int, ...]) -> _Layout:
@@ -237,7 +245,7 @@ class Shapes:
             if self._count < self.MAX_SHAPES:
                 self._known[sizes] = [*known, layout]
                 self._count += 1
-        return Subtree(dict(zip(layout.paths, nodes, strict=True)), layout.groups)
+        return Subtree(dict(zip(layout.paths, nodes, strict=True)), layout.groups, layout.memo)
 
 
 _UNSIGNED = re.compile(r"[0-9]+\.?[0-9]*|\.[0-9]+")  # what the checks below let through
