@@ -17,7 +17,8 @@ after ``</OFX>``, nesting deeper than any OFX document has.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -88,6 +89,7 @@ class Element:
     text: str | None = None
     children: list[Element] = field(default_factory=list)
     path: str = ""
+    order: int = 0  # place in document order, from 1 (0: made otherwise)
 
     def first(self, tag: str) -> Element | None:
         return next((c for c in self.children if c.tag == tag), None)
@@ -141,26 +143,32 @@ def _unescape(text: str, line: int, repairs: Repairs) -> str:
     return _ENTITY.sub(entity, text)
 
 
-def tokenize(text: str, start: int, *, source: str, repairs: Repairs) -> list[_Token]:
-    """Tags and text of the body from ``start``; comments, PIs and declarations dropped."""
-    tokens: list[_Token] = []
+def iter_tokens(text: str, start: int, *, source: str, repairs: Repairs) -> Iterator[_Token]:
+    """Tags and text of the body from ``start``, one at a time; comments, PIs and
+    declarations dropped, text next to text joined into one token."""
     pos, line = start, 1 + text.count("\n", 0, start)
+    pending: _Token | None = None  # a text token, until what follows it is known
 
-    def add_text(chunk: str, at_line: int, *, literal: bool = False) -> None:
+    def add_text(chunk: str, at_line: int, *, literal: bool = False) -> _Token | None:
+        """Text into ``pending``; the token it closes, if any (never: text joins text)."""
+        nonlocal pending
         if not chunk:
-            return
+            return None
         at_line += chunk[: len(chunk) - len(chunk.lstrip())].count("\n")
         value = chunk if literal else _unescape(chunk, at_line, repairs)
-        if tokens and tokens[-1].kind is _Kind.TEXT:
-            tokens[-1].value += value
+        if pending is not None:
+            pending.value += value
         else:
-            tokens.append(_Token(_Kind.TEXT, value, at_line))
+            pending = _Token(_Kind.TEXT, value, at_line)
+        return None
 
     while True:
         lt = text.find("<", pos)
         if lt == -1:
             add_text(text[pos:], line)
-            return tokens
+            if pending is not None:
+                yield pending
+            return
         add_text(text[pos:lt], line)
         line += text.count("\n", pos, lt)
         for opener, closer, what in (("<!--", "-->", "comment"), ("<![CDATA[", "]]>", "cdata"),
@@ -183,22 +191,71 @@ def tokenize(text: str, start: int, *, source: str, repairs: Repairs) -> list[_T
                 add_text("<", line, literal=True)
                 pos = lt + 1
                 continue
+            if pending is not None:
+                yield pending
+                pending = None
             closing, name, empty = match.groups()
             kind = _Kind.END if closing else _Kind.START
-            tokens.append(_Token(kind, name.upper(), line, empty=bool(empty) and not closing))
+            yield _Token(kind, name.upper(), line, empty=bool(empty) and not closing)
             pos = match.end()
         line += text.count("\n", lt, pos)
 
 
-def build(tokens: list[_Token], *, source: str, repairs: Repairs, xml: bool) -> Element:
-    """The ``<OFX>`` element of ``tokens``; ``xml`` says whether leaves should be closed."""
-    closed_somewhere = {t.value for t in tokens if t.kind is _Kind.END}
+def tokenize(text: str, start: int, *, source: str, repairs: Repairs) -> list[_Token]:
+    """Tags and text of the body from ``start``; comments, PIs and declarations dropped."""
+    return list(iter_tokens(text, start, source=source, repairs=repairs))
+
+
+class _Tokens:
+    """Tokens with a look at the next few."""
+
+    __slots__ = ("ahead", "tokens")
+
+    def __init__(self, tokens: Iterable[_Token]) -> None:
+        self.tokens = iter(tokens)
+        self.ahead: deque[_Token] = deque()
+
+    def peek(self, offset: int = 0) -> _Token | None:
+        while len(self.ahead) <= offset:
+            token = next(self.tokens, None)
+            if token is None:
+                return None
+            self.ahead.append(token)
+        return self.ahead[offset]
+
+    def take(self) -> _Token | None:
+        return self.ahead.popleft() if self.ahead else next(self.tokens, None)
+
+
+Closed = Callable[[Element, Element], None]
+
+
+def build(tokens: Iterable[_Token], *, source: str, repairs: Repairs, xml: bool,
+          closed_somewhere: set[str] | None = None, on_close: Closed | None = None) -> Element:
+    """The ``<OFX>`` element of ``tokens``; ``xml`` says whether leaves should be closed.
+
+    ``closed_somewhere`` is the set of tags with an end tag anywhere in the document (taken
+    from ``tokens``, a list then, when not given). ``on_close(element, parent)`` is called
+    for every element once it is complete, its children in place (for a reader that takes
+    elements as the document is read; it may remove ``element`` from ``parent``).
+    Elements are numbered in document order (``Element.order``).
+    """
+    if closed_somewhere is None:
+        listed = list(tokens)
+        closed_somewhere = {t.value for t in listed if t.kind is _Kind.END}
+        tokens = listed
+    stream = _Tokens(tokens)
     document = Element("#document", 0)
     stack = [document]
-    count = len(tokens)
-    i = 0
-    while i < count:
-        token = tokens[i]
+    numbered = 0
+    last_line = 1
+
+    def close(element: Element) -> None:
+        if on_close is not None:
+            on_close(element, stack[-1])
+
+    while (token := stream.take()) is not None:
+        last_line = token.line
         top = stack[-1]
         if token.kind is _Kind.TEXT:
             if token.value.strip():
@@ -208,10 +265,8 @@ def build(tokens: list[_Token], *, source: str, repairs: Repairs, xml: bool) -> 
                                      f"{snippet!r}", source=source, line=token.line)
                 raise ParseError(f"unexpected text {snippet!r} inside <{top.tag}>: expected "
                                  "an element", source=source, line=token.line)
-            i += 1
             continue
         if token.kind is _Kind.END:
-            i += 1
             if not any(open_.tag == token.value for open_ in stack[1:]):
                 repairs.add("closing tags that close no open element ignored",
                             f"</{token.value}>", token.line)
@@ -220,16 +275,18 @@ def build(tokens: list[_Token], *, source: str, repairs: Repairs, xml: bool) -> 
                 unclosed = stack.pop()
                 repairs.add("aggregates without a closing tag closed by the enclosing one",
                             f"<{unclosed.tag}>", unclosed.line)
-            stack.pop()
+                close(unclosed)
+            close_ofx = stack.pop()
+            close(close_ofx)
             if token.value == "OFX":
-                _expect_nothing_after(tokens, i, source)
+                _expect_nothing_after(stream, source)
                 return document.children[0]
             continue
         if top is document and (token.value != "OFX" or document.children):
             raise ParseError(f"expected <OFX> as the document element, found <{token.value}>",
                              source=source, line=token.line)
-        element = Element(token.value, token.line)
-        i += 1
+        numbered += 1
+        element = Element(token.value, token.line, order=numbered)
         if token.value in AGGREGATES:
             if any(open_.tag == token.value for open_ in stack[1:]):
                 # An aggregate never contains itself: the previous one lacks its end tag.
@@ -237,22 +294,26 @@ def build(tokens: list[_Token], *, source: str, repairs: Repairs, xml: bool) -> 
                     unclosed = stack.pop()
                     repairs.add("aggregates without a closing tag closed by the next one",
                                 f"<{unclosed.tag}>", unclosed.line)
+                    close(unclosed)
                     if unclosed.tag == token.value:
                         break
             stack[-1].children.append(element)
             if not token.empty:
                 stack.append(element)
+            else:
+                close(element)
         elif token.empty:
             element.text = ""
             top.children.append(element)
-        else:
-            i = _leaf_or_aggregate(element, tokens, i, stack, closed_somewhere,
-                                   repairs=repairs, xml=xml)
+            close(element)
+        elif _leaf_or_aggregate(element, stream, stack, closed_somewhere,
+                                repairs=repairs, xml=xml):
+            close(element)
         if len(stack) > MAX_DEPTH:
             raise ParseError(f"elements nested more than {MAX_DEPTH} deep", source=source,
                              line=token.line)
     if not document.children:
-        raise ParseError("no <OFX> element", source=source, line=tokens[-1].line if tokens else 1)
+        raise ParseError("no <OFX> element", source=source, line=last_line)
     if len(stack) == 1:  # <OFX/>
         return document.children[0]
     innermost = stack[-1]
@@ -261,38 +322,44 @@ def build(tokens: list[_Token], *, source: str, repairs: Repairs, xml: bool) -> 
                      source=source, line=innermost.line, field=innermost.tag)
 
 
-def _leaf_or_aggregate(element: Element, tokens: list[_Token], i: int, stack: list[Element],
-                       closed_somewhere: set[str], *, repairs: Repairs, xml: bool) -> int:
-    """Place ``element`` (not a known aggregate); return the index of the next token."""
-    count = len(tokens)
-    following = tokens[i] if i < count else None
+def _leaf_or_aggregate(element: Element, tokens: _Tokens, stack: list[Element],
+                       closed_somewhere: set[str], *, repairs: Repairs, xml: bool) -> bool:
+    """Place ``element`` (not a known aggregate); True if it is complete (a leaf)."""
+    following = tokens.peek()
     if following is not None and following.kind is _Kind.TEXT and following.value.strip():
         element.text = following.value.strip()
         stack[-1].children.append(element)
-        i += 1
-        if i < count and tokens[i].kind is _Kind.END and tokens[i].value == element.tag:
-            return i + 1
+        tokens.take()
+        after = tokens.peek()
+        if after is not None and after.kind is _Kind.END and after.value == element.tag:
+            tokens.take()
+            return True
         if xml:
             repairs.add("elements without a closing tag in a file declared as XML",
                         f"<{element.tag}>", element.line)
-        return i
+        return True
+    offset = 0
     if following is not None and following.kind is _Kind.TEXT:
-        i += 1  # blank text
-        following = tokens[i] if i < count else None
+        offset = 1  # blank text
+        following = tokens.peek(1)
     if following is not None and following.kind is _Kind.END and following.value == element.tag:
         element.text = ""
         stack[-1].children.append(element)
-        return i + 1
+        for _ in range(offset + 1):
+            tokens.take()
+        return True
+    if offset:
+        tokens.take()
     stack[-1].children.append(element)
     if element.tag not in LEAVES and element.tag in closed_somewhere:
         stack.append(element)
-    else:
-        element.text = ""
-    return i
+        return False
+    element.text = ""
+    return True
 
 
-def _expect_nothing_after(tokens: list[_Token], i: int, source: str) -> None:
-    for token in tokens[i:]:
+def _expect_nothing_after(tokens: _Tokens, source: str) -> None:
+    while (token := tokens.take()) is not None:
         if token.kind is not _Kind.TEXT or token.value.strip():
             raise ParseError("content after </OFX>: expected the end of the document",
                              source=source, line=token.line)
