@@ -153,17 +153,15 @@ def stream(file: BinaryIO, *, source: str) -> Iterator[Part]:
         raise ParseError("a DOCTYPE is not allowed in camt (it could declare entities): "
                          "the document was refused unread", source=source,
                          line=prolog.doctype_line)
-    handed_on = 0
+    fast = FastReader(source)
     try:
-        for part in FastReader(source).read(file):
-            yield part
-            handed_on += 1
+        yield from fast.read(file)
         return
     except (ParseError, etree.LxmlError):
         pass
     file.seek(start)
     for number, part in enumerate(read_exactly(file, source)):
-        if number >= handed_on:
+        if number >= fast.handed_on:
             yield part
 
 

@@ -171,6 +171,7 @@ class FastReader:
         self.statement: _OpenStatement | None = None
         self.statements = 0  # statements read
         self.parts: list[Part] = []  # read, not handed on yet
+        self.handed_on = 0  # parts handed on
 
     def read(self, file: BinaryIO) -> Iterator[Part]:
         events = _events(file, ("end",), _FAST_TAGS)
@@ -184,6 +185,7 @@ class FastReader:
                 self._elsewhere(node, parent)
             if parts:
                 yield from parts
+                self.handed_on += len(parts)
                 parts.clear()
         root: Element = events.root
         self._check_root(root)

@@ -173,11 +173,19 @@ def statement_to_dict(statement: Statement) -> dict[str, Any]:
 
 # json.dumps(value, ensure_ascii=False) makes an encoder at each call; this one is kept.
 _ENCODER = json.JSONEncoder(ensure_ascii=False)
+# Under it, the C encoder json.dumps uses, made once (JSONEncoder.encode makes one a call),
+# without the check for circular references (an entry's dict holds none).
+_C_ENCODER: Any = getattr(json.encoder, "c_make_encoder", None)
+_ENTRY_ENCODER: Any = None if _C_ENCODER is None else _C_ENCODER(
+    None, _ENCODER.default, json.encoder.encode_basestring, None, ": ", ", ", False, False,
+    True)
 
 
 def entry_json(entry: Entry, entry_id: str) -> str:
     """One entry's JSON text, as it stands inside its statement's line."""
-    return _ENCODER.encode(entry_to_dict(entry, entry_id))
+    if _ENTRY_ENCODER is None:
+        return _ENCODER.encode(entry_to_dict(entry, entry_id))
+    return "".join(_ENTRY_ENCODER(entry_to_dict(entry, entry_id), 0))
 
 
 def statement_line(statement: Statement) -> tuple[str, str]:
