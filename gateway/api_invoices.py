@@ -13,12 +13,12 @@ from typing import Any
 from aiohttp import web
 
 from gateway import limits
-from gateway.appkeys import METRICS, POOL
+from gateway.appkeys import POOL
 from gateway.body import read_json, read_object
 from gateway.openapi import page_of, page_parameters
 from gateway.params import CursorKind, date_param, limit_of, sort_key
 from gateway.problems import BadRequest, Conflict, NotFound, Unprocessable
-from gateway.reconcile import reconcile_after_change
+from gateway.reconcile import queued
 from gateway.request_schemas import AMOUNT, DATE, json_body, query_text
 from gateway.routes import Principal, current_principal, route
 from gateway.store import invoices as store
@@ -145,8 +145,7 @@ async def put_invoices(request: web.Request) -> web.Response:
                                                       owner=owner_of(principal))
             except store.NotOwned as refusal:
                 raise _not_owned(refusal) from None
-        reconciliation = await reconcile_after_change(
-            conn, tenant, metrics=request.app[METRICS]) if created or updated else None
+        reconciliation = await queued(conn, tenant) if created or updated else None
     return web.json_response({"received": len(invoices), "created": created,
                               "updated": updated, "unchanged": len(invoices) - created - updated,
                               "reconciliation": reconciliation})
@@ -236,7 +235,7 @@ async def patch_invoice(request: web.Request) -> web.Response:
                 await store.upsert(conn, tenant, [result], owner=owner)
             except store.NotOwned as refusal:
                 raise _not_owned(refusal) from None
-        await reconcile_after_change(conn, tenant, metrics=request.app[METRICS])
+        await queued(conn, tenant)
         row = await store.get_public(conn, tenant, invoice_id)
     return web.json_response(row)
 
@@ -268,8 +267,7 @@ async def put_customers(request: web.Request) -> web.Response:
                                              owner=owner_of(principal))
             except store.NotOwned as refusal:
                 raise _not_owned(refusal) from None
-        reconciliation = await reconcile_after_change(conn, tenant,
-                                                      metrics=request.app[METRICS])
+        reconciliation = await queued(conn, tenant)
     return web.json_response({"received": len(customers), "reconciliation": reconciliation})
 
 

@@ -32,6 +32,7 @@ from gateway.request_schemas import (
 from gateway.routes import READERS, Principal, current_principal, route
 from gateway.store import allocations as store
 from gateway.store import failures as failure_store
+from gateway.store import reconcile_work as work
 from parsers.money import MoneyError, parse_decimal
 from security.roles import Role
 
@@ -240,6 +241,36 @@ _FAILURE = {"type": "object", "required": ["account_id", "entry_id", "stage", "e
                            "error": {"type": "string"}, "attempts": {"type": "integer"},
                            "first_seen": {"type": "string"}, "last_seen": {"type": "string"},
                            "retry_at": {"type": "string"}}}
+
+
+_QUEUE_STATUS = {
+    "type": "object",
+    "required": ["status", "payments_waiting", "changes_waiting", "waiting_since", "failures"],
+    "properties": {
+        "status": {"enum": ["idle", "queued"], "description": "queued: the workers have "
+                   "payments or changed invoices and customers to match"},
+        "payments_waiting": {"type": "integer",
+                             "description": "payments not yet matched (new, or handed back "
+                             "by a reject or undo)"},
+        "changes_waiting": {"type": "integer",
+                            "description": "changed invoices and customers not yet matched "
+                            "against the unallocated payments"},
+        "waiting_since": {"type": ["string", "null"], "format": "date-time",
+                          "description": "when the oldest of them was stored or queued"},
+        "failures": {"type": "integer",
+                     "description": "payments whose reconciliation failed, unresolved "
+                     "(GET /v1/reconcile/failures)"},
+    }}
+
+
+@route("GET", "/v1/reconcile", roles=READERS | {Role.TREASURY},
+       summary="What waits for the reconcile workers",
+       responses={"200": {"description": "the queue of matching work", "content": {
+           "application/json": {"schema": _QUEUE_STATUS}}}})
+async def reconcile_status(request: web.Request) -> web.Response:
+    async with request.app[POOL].acquire() as conn:
+        status = await work.status(conn, current_principal(request).tenant)
+    return web.json_response(status)
 
 
 @route("POST", "/v1/reconcile", roles=DECIDERS,

@@ -13,7 +13,7 @@ from gateway.ingest import ingest
 from gateway.openapi import page_of, page_parameters
 from gateway.params import CursorKind, date_param, limit_of, path_id, sort_key
 from gateway.problems import BadRequest, NotFound, Unprocessable, UnsupportedMedia
-from gateway.reconcile import reconcile_after_change
+from gateway.reconcile import queued
 from gateway.request_schemas import DATE, query_text
 from gateway.routes import READERS, current_principal, route
 from gateway.store import accounts, statements, transactions
@@ -111,8 +111,8 @@ async def post_statement(request: web.Request) -> web.Response:
         except ParseError as exc:
             raise Unprocessable(exc.message, source=exc.source, line=exc.line, path=exc.path,
                                 field=exc.field) from exc
-        reconciliation = await reconcile_after_change(conn, principal.tenant,
-                                                      metrics=request.app[METRICS]) \
+        # Matching is the workers' (gateway.work): they are woken now.
+        reconciliation = await queued(conn, principal.tenant) \
             if result.entries_booked else None
     metrics = request.app[METRICS]
     metrics.entries.labels("new").inc(result.entries_new)

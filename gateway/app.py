@@ -46,6 +46,8 @@ from gateway.routes import (
 from gateway.settings import Settings
 from gateway.store import api_keys
 from gateway.webhook_http import SubscriberKeys, session
+from gateway.work.engines import Engines
+from gateway.work.reconcile import ReconcileWorker
 
 logger = logging.getLogger(__name__)
 
@@ -134,6 +136,20 @@ async def _webhooks(app: web.Application) -> AsyncIterator[None]:
     await http.close()
 
 
+async def _workers(app: web.Application) -> AsyncIterator[None]:
+    """The reconcile workers of this process (setting ``reconcile_workers``)."""
+    settings = app[SETTINGS]
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(ReconcileWorker(
+        app[POOL], batch=settings.reconcile_batch, poll=settings.reconcile_poll,
+        metrics=app[METRICS], engines=engines).run(stop))
+        for engines in [Engines()] for _ in range(settings.reconcile_workers)]
+    yield
+    stop.set()
+    if tasks:
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         client_max_size=settings.max_body_bytes,
@@ -145,5 +161,6 @@ def create_app(settings: Settings) -> web.Application:
     app[METRICS] = Metrics.create()
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_webhooks)
+    app.cleanup_ctx.append(_workers)
     add_routes(app)
     return app

@@ -109,6 +109,39 @@ def dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
+def worker(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Reconcile in the background only (no HTTP API), until SIGTERM or SIGINT; with
+    ``--once``, until nothing waits."""
+    from gateway.work.reconcile import ReconcileWorker
+
+    settings = with_database(settings_of(args), err)
+    logs.configure(settings.log_level, settings.log_format)
+
+    async def run() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        pool = await asyncpg.create_pool(settings.database_url, min_size=1,
+                                         max_size=settings.pool_max_size)
+        try:
+            async with pool.acquire() as conn:
+                await migrate(conn)
+            reconciler = ReconcileWorker(pool, batch=settings.reconcile_batch,
+                                         poll=settings.reconcile_poll)
+            if args.once:
+                rounds = await reconciler.drain()
+                out.write(f"{rounds} round(s) of matching; nothing waits\n")
+            else:
+                logger.info("reconcile worker started")
+                await reconciler.run(stop)
+        finally:
+            await pool.close()
+        return 0
+
+    return asyncio.run(run())
+
+
 def import_files(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """Import statement files (folders: every file under them), each in a transaction of
     its own, then reconcile once. While standard error is a terminal, a progress line there
@@ -238,6 +271,17 @@ def register(commands: Any) -> None:
     add_database_options(dispatch_parser)
     _add_webhook_options(dispatch_parser)
     dispatch_parser.set_defaults(run=dispatch)
+
+    worker_parser = commands.add_parser(
+        "worker", help="match payments and invoices in the background (several may run)",
+        description="Match what imports and invoice changes queued: new payments against "
+        "the open invoices, changed invoices and customers against the unallocated "
+        "payments. serve runs such workers itself (setting reconcile_workers); more may run "
+        "as processes of their own, on one machine or several, sharing the database.")
+    add_database_options(worker_parser)
+    worker_parser.add_argument("--once", action="store_true",
+                               help="match what waits now, then exit")
+    worker_parser.set_defaults(run=worker)
 
     import_parser = commands.add_parser(
         "import", help="import statement files into the database",

@@ -32,6 +32,7 @@ from gateway.store import allocations as store
 from gateway.store import failures as failure_store
 from gateway.store import invoices as invoice_store
 from gateway.store import learned as learned_store
+from gateway.store import reconcile_work as work
 from gateway.store import transactions
 from parsers.iban import normalize_iban
 from parsers.jsonl import decimal_text
@@ -121,8 +122,10 @@ async def accept(conn: asyncpg.Connection, tenant: str, allocation_id: int, *, b
 async def reject(conn: asyncpg.Connection, tenant: str, allocation_id: int, *, by: str,
                  note: str | None) -> dict[str, Any]:
     async with conn.transaction():
-        await _locked(conn, tenant, allocation_id, expect="proposed")
+        row = await _locked(conn, tenant, allocation_id, expect="proposed")
         await store.decide(conn, tenant, allocation_id, status="rejected", by=by, note=note)
+        # Matched again without the rejected invoice, by the workers.
+        await work.hand_back(conn, tenant, [(row["account_id"], row["entry_id"])])
         return await _public(conn, tenant, allocation_id)
 
 
@@ -138,6 +141,8 @@ async def undo(conn: asyncpg.Connection, tenant: str, allocation_id: int, *, by:
         row = await _locked(conn, tenant, allocation_id, expect="applied")
         await store.undo(conn, tenant, allocation_id, by=by, reason=note)
         await learned_store.unlearn(conn, tenant, allocation_id)
+        # Matched again by the workers: never to this invoice automatically.
+        await work.hand_back(conn, tenant, [(row["account_id"], row["entry_id"])])
         invoice = await invoice_store.add_settled(conn, tenant, row["invoice_id"],
                                                   -row["settles"])
         if invoice is not None:

@@ -1,10 +1,14 @@
 """Reconciliation in the service: the engine run over what is stored.
 
-``reconcile`` runs after each import and each invoice change: every incoming line with no
-proposed or applied allocation is matched against the tenant's invoices. Automatic
-allocations are applied at once (the invoice's settled amount grows, so its open amount
-and status follow); reviews wait in the queue. One run at a time per tenant (an advisory
-lock).
+An import or an invoice change commits and answers at once (``queued``); the reconcile
+workers (``gateway.work``) then match what changed: the payments waiting (new lines, and
+those a person's reject or undo handed back) against the open invoices, and the
+unallocated payments that changed invoices and customers could settle
+(``reconcile_changes``; the queue is ``gateway.store.reconcile_work``). ``reconcile``
+matches every unallocated payment at once, for the command line and ``POST
+/v1/reconcile``. Automatic allocations are applied at once (the invoice's settled amount
+grows, so its open amount and status follow); reviews wait in the queue. One pass at a time
+per tenant (an advisory lock), wherever it runs.
 
 A pass never allocates beyond what is open, whatever people (or the CRM) decide while it
 runs: it matches without locks, then locks what storing changes, looks again and stores
@@ -43,10 +47,11 @@ People's decisions (accept, reject, manual allocation and split, undo) are in
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +64,7 @@ from gateway.store import allocations as store
 from gateway.store import failures as failure_store
 from gateway.store import invoices as invoice_store
 from gateway.store import learned as learned_store
+from gateway.store import reconcile_work as work
 from gateway.store import transactions
 from matching.engine import Engine
 from matching.invoices import Customer, Invoice
@@ -71,6 +77,10 @@ logger = logging.getLogger(__name__)
 _ROUNDS = 3
 
 EngineFactory = Callable[[Sequence[Invoice], Sequence[Customer]], Engine]
+# The engine for a tenant's pass, as its invoices and customers are now in the database.
+EngineProvider = Callable[[asyncpg.Connection, str], Awaitable[Engine]]
+# The unallocated payments that changed invoices and customers could settle, from all.
+Affected = Callable[[list[tuple[int, Payment]], list[work.Change]], list[tuple[int, Payment]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +109,7 @@ class ReconcileResult:
     failures: tuple[Failure, ...] = field(default=())
     taken: int = 0        # allocated by a person while the pass ran: left to them
     deferred: int = 0     # their invoices kept changing: left for the next pass
+    changes: int = 0      # changed invoices and customers handled (incremental passes)
 
     def public(self) -> dict[str, Any]:
         return {"payments": self.payments, "auto": self.auto, "review": self.review,
@@ -106,7 +117,8 @@ class ReconcileResult:
                 "failures": [f.public() for f in self.failures]}
 
 
-def _lock_key(tenant: str) -> int:
+def lock_key(tenant: str) -> int:
+    """The tenant's reconcile lock: one pass at a time, wherever it runs."""
     digest = hashlib.sha256(f"reconcile:{tenant}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
 
@@ -159,37 +171,95 @@ def _run_engine(engine: Engine, payments: list[Payment], excluded: frozenset[tup
 async def reconcile(conn: asyncpg.Connection, tenant: str, *, metrics: Metrics | None = None,
                     engine: EngineFactory = Engine,
                     progress: Callable[[int, int], None] | None = None) -> ReconcileResult:
-    """One pass over the tenant's unallocated payments (``engine`` is the seam tests use to
-    put in an engine that fails; ``progress`` hears (payments stored, payments in the pass)
-    before matching and after each chunk, for the command line's progress line)."""
+    """One pass over every unallocated payment of the tenant, now (``engine`` is the seam
+    tests use to put in an engine that fails; ``progress`` hears (payments stored, payments
+    in the pass) before matching and after each chunk, for the command line's progress
+    line). The workers do the same in the background, incrementally
+    (``reconcile_changes``); this is for the command line and ``POST /v1/reconcile``."""
     async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key(tenant))
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", lock_key(tenant))
+        await _as_pass(conn)
+        taken = await work.changes(conn, tenant, limit=1_000_000)
         pending = await transactions.unallocated_payments(conn, tenant)
-        held = await failure_store.held(conn, tenant)
-        stamp = await failure_store.basis_stamp(conn, tenant) if held else ""
-        accounts = {payment.key: account_id for account_id, payment in pending}
-        payments, waiting = [], 0
-        for account_id, payment in pending:
-            before = held.get((account_id, payment.entry_id))
-            if before is not None and before[1] and before[0] == _basis(payment, stamp):
-                waiting += 1
-                continue
-            payments.append(payment)
-        if not payments:
-            return ReconcileResult(0, 0, 0, 0, held=waiting)
-        done = PassLog(tenant, accounts, len(payments), progress)
-        todo = payments
-        for round_ in range(_ROUNDS):
-            todo = await _round(conn, done, todo, engine, first=round_ == 0)
-            if not todo:
-                break
-        await outbox.emit(conn, tenant, done.events)
-        # The basis of a failure is the state this pass leaves (its own allocations
-        # included): the next pass retries it only if something changed after.
-        stamp = await failure_store.basis_stamp(conn, tenant) if done.failed else ""
-        failures = [await _record_failure(conn, tenant, *case, stamp, metrics)
-                    for case in done.failed]
-        await failure_store.resolve(conn, tenant, done.stored)
+        result, looked = await _pass(conn, tenant, pending, built_by(engine), metrics, progress)
+        await work.mark_matched(conn, tenant, looked)
+        await work.done(conn, tenant, taken)
+    return result
+
+
+async def reconcile_changes(conn: asyncpg.Connection, tenant: str, *,
+                            provide: EngineProvider, affected: Affected | None = None,
+                            batch: int = 5_000, metrics: Metrics | None = None
+                            ) -> ReconcileResult | None:
+    """One incremental pass: the payments waiting (at most ``batch``, oldest first), and
+    the unallocated payments that the invoices and customers changed since could settle
+    (``affected`` picks them from all unallocated payments; all of them without it).
+    None when another pass holds the tenant (it will see this work too)."""
+    async with conn.transaction():
+        got = await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", lock_key(tenant))
+        if not got:
+            return None
+        await _as_pass(conn)
+        await work.retry_due(conn, tenant)
+        pending = await work.waiting(conn, tenant, limit=batch)
+        taken = await work.changes(conn, tenant, limit=batch)
+        if taken:
+            seen = {p.key for _, p in pending}
+            pool = [(a, p) for a, p in await work.unmatched(conn, tenant) if p.key not in seen]
+            pending += affected(pool, taken) if affected is not None else pool
+        result, looked = await _pass(conn, tenant, pending, provide, metrics, None)
+        await work.mark_matched(conn, tenant, looked)
+        await work.done(conn, tenant, taken)
+    return dataclasses.replace(result, changes=len(taken))
+
+
+async def _as_pass(conn: asyncpg.Connection) -> None:
+    """The pass's own invoice updates are not changes to match again (migration 0010)."""
+    await conn.execute("SELECT set_config('recon.reconcile_pass', 'on', true)")
+
+
+def built_by(factory: EngineFactory) -> EngineProvider:
+    """An engine provider that loads the tenant's invoices and customers and builds anew."""
+    async def provide(conn: asyncpg.Connection, tenant: str) -> Engine:
+        customers = learned_store.with_learned(
+            await invoice_store.load_customers(conn, tenant),
+            await learned_store.of_customers(conn, tenant))
+        return factory(await invoice_store.load_all(conn, tenant), customers)
+    return provide
+
+
+async def _pass(conn: asyncpg.Connection, tenant: str, pending: list[tuple[int, Payment]],
+                provide: EngineProvider, metrics: Metrics | None,
+                progress: Callable[[int, int], None] | None
+                ) -> tuple[ReconcileResult, list[tuple[int, str]]]:
+    """Match ``pending`` and store what holds, under the tenant's lock; the result and the
+    payments looked at (all but those deferred to the next pass)."""
+    held = await failure_store.held(conn, tenant)
+    stamp = await failure_store.basis_stamp(conn, tenant) if held else ""
+    accounts = {payment.key: account_id for account_id, payment in pending}
+    payments, waiting = [], 0
+    for account_id, payment in pending:
+        before = held.get((account_id, payment.entry_id))
+        if before is not None and before[1] and before[0] == _basis(payment, stamp):
+            waiting += 1
+            continue
+        payments.append(payment)
+    looked = [(accounts[p.key], p.entry_id) for _, p in pending]
+    if not payments:
+        return ReconcileResult(0, 0, 0, 0, held=waiting), looked
+    done = PassLog(tenant, accounts, len(payments), progress)
+    todo = payments
+    for round_ in range(_ROUNDS):
+        todo = await _round(conn, done, todo, provide, first=round_ == 0)
+        if not todo:
+            break
+    await outbox.emit(conn, tenant, done.events)
+    # The basis of a failure is the state this pass leaves (its own allocations
+    # included): the next pass retries it only if something changed after.
+    stamp = await failure_store.basis_stamp(conn, tenant) if done.failed else ""
+    failures = [await _record_failure(conn, tenant, *case, stamp, metrics)
+                for case in done.failed]
+    await failure_store.resolve(conn, tenant, done.stored)
     counted = done.counted
     result = ReconcileResult(len(payments), counted[Decision.AUTO], counted[Decision.REVIEW],
                              counted[Decision.UNMATCHED], len(failures), waiting,
@@ -198,11 +268,13 @@ async def reconcile(conn: asyncpg.Connection, tenant: str, *, metrics: Metrics |
                 "%d held back, %d allocated by people meanwhile, %d deferred to the next "
                 "pass", result.payments, result.auto, result.review, result.unmatched,
                 result.failed, result.held, result.taken, result.deferred)
-    return result
+    deferred = {p.key for p in todo}
+    return result, [key for key, (_, p) in zip(looked, pending, strict=True)
+                    if p.key not in deferred]
 
 
 async def _round(conn: asyncpg.Connection, done: PassLog, payments: list[Payment],
-                 engine: EngineFactory, *, first: bool) -> list[Payment]:
+                 provide: EngineProvider, *, first: bool) -> list[Payment]:
     """Match ``payments`` against the invoices as they are now, lock what storing the
     results changes, and store what still holds; return the payments to match again.
 
@@ -211,10 +283,7 @@ async def _round(conn: asyncpg.Connection, done: PassLog, payments: list[Payment
     else holds rather than wait for it.
     """
     tenant = done.tenant
-    customers = learned_store.with_learned(
-        await invoice_store.load_customers(conn, tenant),
-        await learned_store.of_customers(conn, tenant))
-    matcher = engine(await invoice_store.load_all(conn, tenant), customers)
+    matcher = await provide(conn, tenant)
     if first and done.progress is not None:
         done.progress(0, done.size)
     rejected = frozenset(await store.rejected_pairs(conn, tenant))
@@ -248,20 +317,8 @@ async def _record_failure(conn: asyncpg.Connection, tenant: str, key: failure_st
     return Failure(key[0], key[1], stage, error, attempts)
 
 
-async def reconcile_after_change(conn: asyncpg.Connection, tenant: str, *,
-                                 metrics: Metrics | None = None) -> dict[str, Any]:
-    """Reconcile after an import or an invoice change, for the response of that request.
-
-    The change itself is already committed; a failure of the whole pass (a failure of one
-    payment never is one) is logged and reported, not raised, so the client does not take
-    a stored import for a failed one.
-    """
-    try:
-        result = await reconcile(conn, tenant, metrics=metrics)
-    except Exception as exc:  # the change is stored; the pass is retried
-        logger.exception("reconciliation failed after a change")
-        return {"error": f"reconciliation failed ({type(exc).__name__}); "
-                         f"POST /v1/reconcile retries it"}
-    return result.public()
-
-
+async def queued(conn: asyncpg.Connection, tenant: str) -> dict[str, Any]:
+    """What an import or an invoice change answers about matching: the change is committed
+    and queued for the workers (woken now), with what waits and where to follow it."""
+    await work.notify(conn, tenant)
+    return {**await work.status(conn, tenant), "href": "/v1/reconcile"}

@@ -42,6 +42,13 @@ SETTINGS: tuple[Setting, ...] = (
             "text (one readable line per event), json (one JSON object per line) or auto "
             "(text on a terminal, json otherwise)"),
     Setting("dispatcher", True, "whether serve also delivers webhooks (several processes may)"),
+    Setting("reconcile_workers", 1,
+            "reconcile workers serve runs (0: none, matching is left to `recon-gateway "
+            "worker` processes); several processes may run them"),
+    Setting("reconcile_batch", 5000,
+            "most waiting payments one background pass matches (one transaction)"),
+    Setting("reconcile_poll", 5.0,
+            "seconds a reconcile worker waits for a notification before looking anyway"),
     Setting("allow_private_webhooks", False,
             "allow webhook and JWKS URLs on private, loopback and link-local addresses, "
             "and plain http (for tests and closed networks)"),
@@ -88,6 +95,9 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "auto"
     dispatcher: bool = True
+    reconcile_workers: int = 1
+    reconcile_batch: int = 5000
+    reconcile_poll: float = 5.0
     allow_private_webhooks: bool = False
     webhook_timeout: float = 10.0
     webhook_lease: float = 60.0

@@ -229,23 +229,64 @@ async def list_customers(conn: asyncpg.Connection, tenant: str, *, after: str | 
             for r in rows]
 
 
-async def load_all(conn: asyncpg.Connection, tenant: str) -> list[Invoice]:
-    """Every invoice of the tenant as the engine sees it (its open amount is the effective one)."""
-    rows = await conn.fetch(
-        "SELECT invoice_id, customer_id, kind, currency, amount, open_amount, issue_date,"
-        " due_date, reference, related_invoice_id, cancelled, c.name AS customer_name"
-        " FROM invoices JOIN customers c USING (tenant_id, customer_id)"
-        " WHERE tenant_id = $1 ORDER BY invoice_id",
-        tenant,
-    )
-    return [Invoice(
+_ENGINE_COLUMNS = (
+    "SELECT invoice_id, customer_id, kind, currency, amount, open_amount, issue_date,"
+    " due_date, reference, related_invoice_id, cancelled, c.name AS customer_name"
+    " FROM invoices JOIN customers c USING (tenant_id, customer_id)")
+
+
+def _engine_invoice(r: asyncpg.Record) -> Invoice:
+    return Invoice(
         invoice_id=r["invoice_id"], customer_id=r["customer_id"],
         amount=Money(r["amount"], r["currency"]),
         open_amount=Money(r["open_amount"], r["currency"]),
         issue_date=r["issue_date"], due_date=r["due_date"], customer_name=r["customer_name"],
         reference=r["reference"], kind=InvoiceKind(r["kind"]), cancelled=r["cancelled"],
         related_invoice_id=r["related_invoice_id"],
-    ) for r in rows]
+    )
+
+
+async def load_all(conn: asyncpg.Connection, tenant: str) -> list[Invoice]:
+    """Every invoice of the tenant as the engine sees it (its open amount is the effective one)."""
+    rows = await conn.fetch(_ENGINE_COLUMNS + " WHERE tenant_id = $1 ORDER BY invoice_id",
+                            tenant)
+    return [_engine_invoice(r) for r in rows]
+
+
+async def load_some(conn: asyncpg.Connection, tenant: str,
+                    invoice_ids: Sequence[str]) -> list[Invoice]:
+    """The named invoices as the engine sees them (those that exist), by invoice id."""
+    rows = await conn.fetch(
+        _ENGINE_COLUMNS + " WHERE tenant_id = $1 AND invoice_id = ANY($2::text[])"
+        " ORDER BY invoice_id", tenant, list(invoice_ids))
+    return [_engine_invoice(r) for r in rows]
+
+
+async def versions(conn: asyncpg.Connection, tenant: str) -> dict[str, str]:
+    """Each invoice's version as the engine sees it: it changes whenever the invoice or its
+    customer's row is written (the rows' ``xmin``: the transaction that wrote them)."""
+    rows = await conn.fetch(
+        "SELECT i.invoice_id, i.xmin::text || '/' || c.xmin::text AS version"
+        " FROM invoices i JOIN customers c USING (tenant_id, customer_id)"
+        " WHERE i.tenant_id = $1", tenant)
+    return {r["invoice_id"]: r["version"] for r in rows}
+
+
+async def customers_version(conn: asyncpg.Connection, tenant: str) -> str:
+    """A version of the tenant's customers and what decisions taught about them: it
+    changes whenever any of them is written or removed."""
+    version: str = await conn.fetchval(
+        """
+        SELECT concat_ws('/',
+            (SELECT count(*) || ':' || coalesce(md5(string_agg(
+                customer_id || ':' || xmin::text, ',' ORDER BY customer_id)), '')
+             FROM customers WHERE tenant_id = $1),
+            (SELECT count(*) || ':' || coalesce(md5(string_agg(
+                allocation_id::text || kind || ':' || xmin::text, ','
+                ORDER BY allocation_id, kind)), '')
+             FROM learned_payers WHERE tenant_id = $1))
+        """, tenant)
+    return version
 
 
 async def load_customers(conn: asyncpg.Connection, tenant: str) -> list[Customer]:

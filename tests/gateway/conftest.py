@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +27,19 @@ class Api:
 
     def auth(self, role: Role) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[role]}"}
+
+    async def settled(self, *, within: float = 120.0) -> dict[str, Any]:
+        """Wait until the reconcile workers have matched everything queued (GET
+        /v1/reconcile says idle), polling; fail after ``within`` seconds."""
+        deadline = time.monotonic() + within
+        while True:
+            response = await self.client.get("/v1/reconcile", headers=self.auth(Role.ADMIN))
+            status: dict[str, Any] = await response.json()
+            assert response.status == 200, status
+            if status["status"] == "idle":
+                return status
+            assert time.monotonic() < deadline, f"matching still queued: {status}"
+            await asyncio.sleep(0.02)
 
 
 AiohttpClient = Callable[..., Awaitable[TestClient[Any, Any]]]

@@ -266,6 +266,7 @@ async def test_responses_match_the_schemas_the_openapi_document_gives(api: Api) 
     await api.client.put("/v1/customers", json=[{"customer_id": "C1", "name": "Globex",
                                                  "ibans": [], "aliases": ["GLX"]}],
                          headers=admin)
+    await api.settled()  # the workers' proposals, for /v1/matches
     conn = await asyncpg.connect(api.database_url)
     try:  # a payment whose reconciliation failed, so that their list has one to check
         await conn.execute(

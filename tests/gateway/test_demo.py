@@ -264,7 +264,9 @@ async def test_every_command_the_banner_prints_works_and_is_logged(
             "invoice.paid", "invoice.partially_paid", "allocation.reversed",
             "payment.unmatched"}
         upload = next(v for c, v in answers.items() if "--data-binary @recon-demo/m" in c)
-        assert upload["reconciliation"]["auto"] == 2  # the instalment's rest, ACME's
+        # Two payments (the instalment's rest, ACME's), matched by the workers afterwards.
+        assert (upload["reconciliation"]["status"],
+                upload["reconciliation"]["payments_waiting"]) == ("queued", 2)
         await _until_logged(text, ": 204 in ")
     _check_log(text.getvalue(), as_json.getvalue(), loaded.key, subscription["secret"])
 

@@ -113,6 +113,9 @@ def test_a_crm_receives_every_demo_event_and_survives_its_own_outage(
         status, imported = server.request("POST", "/v1/statements", key=key,
                                           body=extra.read_bytes())
         assert status == 201, imported
+        # Its payments are matched in the background: their events come once that is done.
+        _until(lambda: server.request("GET", "/v1/reconcile", key=key)[1]["status"] == "idle",
+               "matching of the new statement")
         status, page = server.request(
             "GET", f"/v1/events?subscription_id={feed['id']}&limit=1000", key=key)
         everything = {item["id"] for item in page["items"]}

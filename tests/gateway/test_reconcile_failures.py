@@ -19,10 +19,24 @@ from matching.invoices import Customer, Invoice
 from matching.model import Allocation, Payment
 from parsers.money import Money
 from security.roles import Role
-from tests.gateway.conftest import Api
+from tests.gateway.conftest import AiohttpClient, Api, make_api
 from tests.gateway.test_matches import get, invoice, post, statement
 
 GOOD = ("GOOD1", "100.00", "GLOBEX CORPORATION", "Invoice INV-1")
+
+
+@pytest.fixture
+async def api(migrated_database_url: str, aiohttp_client: AiohttpClient) -> Api:
+    """The service without reconcile workers: each test runs its passes with POST
+    /v1/reconcile and reads their results (the workers run the same pass)."""
+    return await make_api(migrated_database_url, aiohttp_client, max_body_bytes=200_000,
+                          reconcile_workers=0)
+
+
+async def _pass(api: Api) -> dict[str, Any]:
+    status, result = await post(api, "/v1/reconcile")
+    assert status == 200, result
+    return dict(result)
 DATA = Path(__file__).resolve().parents[1] / "matching" / "data"
 BAD = ("BAD1", "200.00", "GLOBEX CORPORATION", "Invoice INV-2")
 
@@ -58,8 +72,7 @@ async def _import_with_bad1_refused(api: Api, *more: tuple[str, str]) -> dict[st
     response = await api.client.post("/v1/statements", data=statement(GOOD, BAD),
                                      headers=api.auth(Role.TREASURY))
     assert response.status == 201, await response.text()
-    result: dict[str, Any] = (await response.json())["reconciliation"]
-    return result
+    return await _pass(api)
 
 
 async def test_a_payment_the_database_refuses_fails_alone_and_imports_keep_working(
@@ -86,6 +99,7 @@ async def test_a_payment_the_database_refuses_fails_alone_and_imports_keep_worki
         "/v1/statements", headers=api.auth(Role.TREASURY),
         data=statement(("GOOD3", "300.00", "GLOBEX CORPORATION", "INV-3"), number=2))
     assert response.status == 201, await response.text()
+    assert (await _pass(api))["auto"] == 1
     assert (await get(api, "/v1/invoices/INV-3"))["status"] == "paid"
     assert len((await get(api, "/v1/reconcile/failures"))["items"]) == 1
 
@@ -94,7 +108,7 @@ async def test_a_payment_the_database_refuses_fails_alone_and_imports_keep_worki
     response = await api.client.put("/v1/invoices", headers=api.auth(Role.CRM), json=[
         {**invoice("INV-2", "200.00"), "due_date": "2026-12-31"}])
     assert response.status == 200
-    assert (await response.json())["reconciliation"]["auto"] == 1
+    assert (await _pass(api))["auto"] == 1
     assert (await get(api, "/v1/invoices/INV-2"))["status"] == "paid"
     assert (await get(api, "/v1/reconcile/failures"))["items"] == []
 
@@ -212,7 +226,7 @@ async def test_the_short_set_case_imports_and_reconciles_without_a_failure(api: 
     response = await api.client.post("/v1/statements", headers=api.auth(Role.TREASURY),
                                      data=(DATA / "short-combination.sta").read_bytes())
     assert response.status == 201, await response.text()
-    result = (await response.json())["reconciliation"]
+    result = await _pass(api)
     assert (result["payments"], result["failed"]) == (1, 0)
     status, again = await post(api, "/v1/reconcile")
     assert (status, again["failed"]) == (200, 0)

@@ -88,6 +88,7 @@ async def load_demo(api: Api) -> None:
     for data in (DEMO_CAMT.read_bytes(), DEMO_MT940.read_bytes()):
         response = await api.client.post("/v1/statements", data=data, headers=admin)
         assert response.status == 201, await response.text()
+        await api.settled()  # matched (and its events written) before the next one
 
 
 async def stored_events(api: Api) -> list[asyncpg.Record]:

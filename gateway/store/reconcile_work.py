@@ -1,0 +1,201 @@
+"""What waits for the reconcile workers: payments not yet matched, changed invoices and
+customers (migration 0010), and the queue's state for the API and metrics.
+
+A payment waits while ``transactions.matched_at`` is NULL (new lines, and payments a
+person's reject or undo handed back); an invoice or customer changed by the CRM or by a
+person waits in ``reconcile_work`` (queued by triggers). Workers wake on NOTIFY
+``recon_reconcile`` with the tenant as payload.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from gateway.store.transactions import _charges, _fx, payment_key
+from matching.model import Payment
+from parsers.money import Money
+
+CHANNEL = "recon_reconcile"
+
+# An incoming booked line the engine matches (the same as every pass has always taken).
+_PAYMENT = ("t.amount > 0 AND t.status = 'booked' AND NOT t.reversal AND NOT t.provisional"
+            " AND coalesce(t.booking_date, t.value_date) IS NOT NULL")
+_UNALLOCATED = (
+    "NOT EXISTS (SELECT 1 FROM allocations a WHERE a.tenant_id = t.tenant_id"
+    " AND a.account_id = t.account_id AND a.entry_id = t.entry_id"
+    " AND a.status IN ('proposed', 'applied'))")
+_COLUMNS = ("t.account_id, t.entry_id, t.booking_date, t.value_date, t.amount, t.currency,"
+            " t.bank_reference, t.counterparty_name, t.counterparty_account,"
+            " t.end_to_end_id, t.remittance, t.creditor_reference, t.details")
+
+Key = tuple[int, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """An invoice or customer queued for matching, as it was queued."""
+
+    subject: str            # "invoice" or "customer"
+    subject_id: str
+    queued_at: datetime
+
+
+def _payments(rows: Sequence[asyncpg.Record]) -> list[tuple[int, Payment]]:
+    out = []
+    for row in rows:
+        booked = row["booking_date"] or row["value_date"]
+        if booked is None:
+            continue
+        details: dict[str, Any] = json.loads(row["details"])
+        out.append((row["account_id"], Payment(
+            key=payment_key(row["account_id"], row["entry_id"]),
+            entry_id=row["entry_id"], booking_date=booked,
+            amount=Money(row["amount"], row["currency"]),
+            bank_reference=row["bank_reference"], payer_name=row["counterparty_name"],
+            payer_account=row["counterparty_account"],
+            remittance=row["remittance"] or details.get("additional_info"),
+            end_to_end_id=row["end_to_end_id"], creditor_reference=row["creditor_reference"],
+            fx=_fx(details.get("fx")), charges=_charges(details.get("charges") or []),
+        )))
+    return out
+
+
+async def waiting(conn: asyncpg.Connection, tenant: str, *,
+                  limit: int) -> list[tuple[int, Payment]]:
+    """Payments never matched (or handed back), oldest first, at most ``limit``."""
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM transactions t"  # noqa: S608 - constant fragments only
+        f" WHERE t.tenant_id = $1 AND t.matched_at IS NULL AND {_PAYMENT} AND {_UNALLOCATED}"
+        " ORDER BY t.seq LIMIT $2", tenant, limit)
+    return _payments(rows)
+
+
+async def unmatched(conn: asyncpg.Connection, tenant: str) -> list[tuple[int, Payment]]:
+    """Payments matched before that hold no allocation: what a changed invoice may settle."""
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM transactions t"  # noqa: S608 - constant fragments only
+        f" WHERE t.tenant_id = $1 AND t.matched_at IS NOT NULL AND {_PAYMENT}"
+        f" AND {_UNALLOCATED} ORDER BY t.seq", tenant)
+    return _payments(rows)
+
+
+async def mark_matched(conn: asyncpg.Connection, tenant: str, keys: Sequence[Key]) -> None:
+    """The payments a pass looked at: they wait no more."""
+    if not keys:
+        return
+    await conn.execute(
+        "UPDATE transactions t SET matched_at = now()"
+        " FROM unnest($2::bigint[], $3::text[]) AS k(account_id, entry_id)"
+        " WHERE t.tenant_id = $1 AND t.account_id = k.account_id AND t.entry_id = k.entry_id"
+        " AND t.matched_at IS NULL",
+        tenant, [k[0] for k in keys], [k[1] for k in keys])
+
+
+async def hand_back(conn: asyncpg.Connection, tenant: str, keys: Sequence[Key]) -> None:
+    """Payments to match again (a person rejected or undid their allocation)."""
+    if not keys:
+        return
+    await conn.execute(
+        "UPDATE transactions t SET matched_at = NULL"
+        " FROM unnest($2::bigint[], $3::text[]) AS k(account_id, entry_id)"
+        " WHERE t.tenant_id = $1 AND t.account_id = k.account_id AND t.entry_id = k.entry_id",
+        tenant, [k[0] for k in keys], [k[1] for k in keys])
+    await notify(conn, tenant)
+
+
+async def retry_due(conn: asyncpg.Connection, tenant: str) -> int:
+    """Failed payments whose backoff ran out wait again; how many."""
+    result = await conn.execute(
+        "UPDATE transactions t SET matched_at = NULL FROM reconcile_failures f"
+        " WHERE f.tenant_id = $1 AND f.resolved_at IS NULL AND f.retry_at <= now()"
+        " AND t.tenant_id = f.tenant_id AND t.account_id = f.account_id"
+        " AND t.entry_id = f.entry_id AND t.matched_at IS NOT NULL", tenant)
+    return int(result.split()[-1])
+
+
+async def changes(conn: asyncpg.Connection, tenant: str, *, limit: int) -> list[Change]:
+    rows = await conn.fetch(
+        "SELECT subject, subject_id, queued_at FROM reconcile_work WHERE tenant_id = $1"
+        " ORDER BY queued_at LIMIT $2", tenant, limit)
+    return [Change(r["subject"], r["subject_id"], r["queued_at"]) for r in rows]
+
+
+async def done(conn: asyncpg.Connection, tenant: str, taken: Sequence[Change]) -> None:
+    """Drop the changes a pass handled; one queued again meanwhile (a later time) stays."""
+    if not taken:
+        return
+    await conn.execute(
+        "DELETE FROM reconcile_work w"
+        " USING unnest($2::text[], $3::text[], $4::timestamptz[]) AS k(subject, subject_id, at)"
+        " WHERE w.tenant_id = $1 AND w.subject = k.subject AND w.subject_id = k.subject_id"
+        " AND w.queued_at = k.at",
+        tenant, [c.subject for c in taken], [c.subject_id for c in taken],
+        [c.queued_at for c in taken])
+
+
+async def clear(conn: asyncpg.Connection, tenant: str) -> None:
+    """Every change of the tenant is handled (a full pass looked at every payment)."""
+    await conn.execute("DELETE FROM reconcile_work WHERE tenant_id = $1", tenant)
+
+
+async def tenants(conn: asyncpg.Connection) -> list[str]:
+    """Tenants with something waiting (a loose scan of the waiting index: one probe a
+    tenant, however many payments wait)."""
+    rows = await conn.fetch(
+        f"""
+        WITH RECURSIVE waiting(tenant_id) AS (
+            (SELECT t.tenant_id FROM transactions t
+             WHERE t.matched_at IS NULL AND {_PAYMENT} ORDER BY t.tenant_id LIMIT 1)
+            UNION ALL
+            SELECT (SELECT t.tenant_id FROM transactions t
+                    WHERE t.matched_at IS NULL AND {_PAYMENT} AND t.tenant_id > w.tenant_id
+                    ORDER BY t.tenant_id LIMIT 1)
+            FROM waiting w WHERE w.tenant_id IS NOT NULL)
+        SELECT tenant_id FROM waiting WHERE tenant_id IS NOT NULL
+        UNION
+        SELECT DISTINCT tenant_id FROM reconcile_work
+        UNION
+        SELECT DISTINCT tenant_id FROM reconcile_failures
+        WHERE resolved_at IS NULL AND retry_at <= now()
+        """)  # noqa: S608 - constant fragments only
+    return sorted(r["tenant_id"] for r in rows)
+
+
+async def notify(conn: asyncpg.Connection, tenant: str) -> None:
+    """Wake the workers for ``tenant`` (delivered when the caller's transaction commits)."""
+    await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, tenant)
+
+
+async def status(conn: asyncpg.Connection, tenant: str) -> dict[str, Any]:
+    """What waits for the workers, for the API and the command line."""
+    row = await conn.fetchrow(
+        f"""
+        SELECT (SELECT count(*) FROM transactions t
+                WHERE t.tenant_id = $1 AND t.matched_at IS NULL AND {_PAYMENT}
+                  AND {_UNALLOCATED}) AS payments_waiting,
+               (SELECT min(t.imported_at) FROM transactions t
+                WHERE t.tenant_id = $1 AND t.matched_at IS NULL AND {_PAYMENT}
+                  AND {_UNALLOCATED}) AS payments_since,
+               (SELECT count(*) FROM reconcile_work WHERE tenant_id = $1) AS changes_waiting,
+               (SELECT min(queued_at) FROM reconcile_work WHERE tenant_id = $1)
+                   AS changes_since,
+               (SELECT count(*) FROM reconcile_failures
+                WHERE tenant_id = $1 AND resolved_at IS NULL) AS failures
+        """, tenant)  # noqa: S608 - constant fragments only
+    if row is None:  # pragma: no cover - an aggregate always answers one row
+        raise RuntimeError("the queue's status query answered nothing")
+    since = [t for t in (row["payments_since"], row["changes_since"]) if t is not None]
+    return {
+        "status": "idle" if not (row["payments_waiting"] or row["changes_waiting"])
+        else "queued",
+        "payments_waiting": row["payments_waiting"],
+        "changes_waiting": row["changes_waiting"],
+        "waiting_since": min(since).isoformat() if since else None,
+        "failures": row["failures"],
+    }

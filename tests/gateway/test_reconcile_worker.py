@@ -1,0 +1,198 @@
+"""Reconciliation in the background: an import or an invoice change answers at once with
+matching queued; workers match only what changed, keep each tenant's engine between
+passes, and several of them never decide a payment twice."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gateway.store import invoices as invoice_store
+from gateway.work.engines import Engines
+from gateway.work.reconcile import ReconcileWorker
+from security.roles import Role
+from tests.gateway.conftest import AiohttpClient, Api, make_api
+from tests.gateway.test_matches import get, invoice, statement
+
+
+@pytest.fixture
+async def quiet_api(migrated_database_url: str, aiohttp_client: AiohttpClient) -> Api:
+    """The service with no reconcile workers of its own: the tests run them."""
+    return await make_api(migrated_database_url, aiohttp_client, reconcile_workers=0)
+
+
+async def put_invoices(api: Api, invoices: list[dict[str, str]]) -> Any:
+    response = await api.client.put("/v1/invoices", json=invoices, headers=api.auth(Role.CRM))
+    assert response.status == 200, await response.text()
+    return await response.json()
+
+
+async def upload(api: Api, data: bytes) -> Any:
+    response = await api.client.post("/v1/statements", data=data,
+                                     headers=api.auth(Role.TREASURY))
+    assert response.status == 201, await response.text()
+    return await response.json()
+
+
+async def queue(api: Api) -> Any:
+    return await get(api, "/v1/reconcile")
+
+
+async def test_an_import_answers_with_matching_queued_and_a_worker_matches_it(
+        quiet_api: Api) -> None:
+    await put_invoices(quiet_api, [invoice("INV-1", "150.00")])
+    imported = await upload(quiet_api, statement(
+        ("R1", "150.00", "GLOBEX CORPORATION", "Invoice INV-1")))
+    assert imported["reconciliation"]["status"] == "queued"
+    assert imported["reconciliation"]["payments_waiting"] == 1
+    assert imported["reconciliation"]["href"] == "/v1/reconcile"
+    # Nothing matches it until a worker runs: the request did not.
+    assert (await get(quiet_api, "/v1/invoices/INV-1"))["status"] == "open"
+    assert (await queue(quiet_api))["payments_waiting"] == 1
+
+    async with asyncpg.create_pool(quiet_api.database_url, min_size=1, max_size=2) as pool:
+        assert await ReconcileWorker(pool).drain() >= 1
+    assert (await get(quiet_api, "/v1/invoices/INV-1"))["status"] == "paid"
+    status = await queue(quiet_api)
+    assert status["status"] == "idle"
+    assert (status["payments_waiting"], status["changes_waiting"]) == (0, 0)
+
+
+async def test_an_invoice_pushed_later_is_matched_to_the_payment_waiting_for_it(
+        quiet_api: Api) -> None:
+    await put_invoices(quiet_api, [invoice("INV-8", "55.00")])
+    await upload(quiet_api, statement(("R1", "99.00", "GLOBEX CORPORATION", "Invoice INV-9")))
+    async with asyncpg.create_pool(quiet_api.database_url, min_size=1, max_size=2) as pool:
+        worker = ReconcileWorker(pool)
+        await worker.drain()
+        assert (await get(quiet_api, "/v1/matches?status=proposed"))["items"] == []
+        pushed = await put_invoices(quiet_api, [invoice("INV-9", "99.00")])
+        assert pushed["reconciliation"]["changes_waiting"] == 1
+        await worker.drain()
+        assert (await get(quiet_api, "/v1/invoices/INV-9"))["status"] == "paid"
+        # The engine was built once and then brought up to date, not built again.
+        assert (worker.engines.builds, worker.engines.updates) == (1, 1)
+
+
+async def test_a_rejected_proposal_hands_the_payment_back_to_the_workers(
+        quiet_api: Api) -> None:
+    # No reference, an unknown payer: the amount alone earns a place in the review queue.
+    await put_invoices(quiet_api, [invoice("INV-A", "432.10")])
+    await upload(quiet_api, statement(("R1", "432.10", "G. CORP HOLDING", None)))
+    async with asyncpg.create_pool(quiet_api.database_url, min_size=1, max_size=2) as pool:
+        worker = ReconcileWorker(pool)
+        await worker.drain()
+        proposed = (await get(quiet_api, "/v1/matches?status=proposed"))["items"]
+        assert proposed, "the engine proposed nothing to review"
+        for proposal in proposed:
+            response = await quiet_api.client.post(
+                f"/v1/matches/{proposal['allocation_id']}/reject", json={"reason": "no"},
+                headers=quiet_api.auth(Role.TREASURY))
+            assert response.status == 200, await response.text()
+        assert (await queue(quiet_api))["payments_waiting"] == 1
+        await worker.drain()
+        assert (await queue(quiet_api))["payments_waiting"] == 0
+        # Matched again, without the rejected pair: nothing left to propose.
+        assert (await get(quiet_api, "/v1/matches?status=proposed"))["items"] == []
+
+
+async def test_the_engine_follows_invoice_changes_without_being_built_again(
+        pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        await invoice_store.upsert(conn, "default", [_invoice("INV-1", "10.00"),
+                                                     _invoice("INV-2", "20.00")], owner=None)
+        engines = Engines()
+        first = await engines.current(conn, "default")
+        assert set(first.invoices) == {"INV-1", "INV-2"}
+        assert await engines.current(conn, "default") is first  # nothing changed
+        await invoice_store.upsert(conn, "default", [_invoice("INV-2", "25.00"),
+                                                     _invoice("INV-3", "30.00")], owner=None)
+        engine = await engines.current(conn, "default")
+        assert engine.invoices["INV-2"].amount.amount == Decimal("25.00")
+        assert set(engine.invoices) == {"INV-1", "INV-2", "INV-3"}
+        assert (engines.builds, engines.updates) == (1, 1)
+        # A customer's change builds it again: names and IBANs feed every index.
+        await conn.execute("UPDATE customers SET name = 'Renamed' WHERE customer_id = 'C1'")
+        engine = await engines.current(conn, "default")
+        assert engine.invoices["INV-1"].customer_name == "Renamed"
+        assert engines.builds == 2
+
+
+def _invoice(invoice_id: str, amount: str) -> Any:
+    from matching.invoices import read_invoice
+
+    result = read_invoice(invoice(invoice_id, amount), 1)
+    assert not isinstance(result, list), result
+    return result
+
+
+@settings(max_examples=8, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(payments=st.lists(st.tuples(st.sampled_from(["10.00", "20.00", "30.00"]),
+                                   st.one_of(st.none(), st.integers(0, 5))),
+                         min_size=1, max_size=12),
+       workers=st.integers(min_value=2, max_value=3))
+async def test_workers_side_by_side_decide_each_payment_once_and_never_overpay(
+        quiet_api: Api, payments: list[tuple[str, int | None]], workers: int) -> None:
+    """Several workers (each with its own pool, as separate processes have) drain one
+    import at once, in small batches: every payment is looked at, none is given two live
+    allocations to one invoice, no invoice is allocated beyond its amount, nothing waits."""
+    await _empty(quiet_api.database_url)
+    await put_invoices(quiet_api, [invoice(f"INV-{i}", amount, customer=f"C{i % 3}")
+                                   for i, amount in enumerate(["10.00", "20.00", "30.00",
+                                                               "10.00", "20.00", "30.00"])])
+    await upload(quiet_api, statement(*(
+        (f"R{n}", amount, "GLOBEX CORPORATION", f"Invoice INV-{ref}" if ref is not None
+         else "thank you") for n, (amount, ref) in enumerate(payments))))
+    pools = [await asyncpg.create_pool(quiet_api.database_url, min_size=1, max_size=2)
+             for _ in range(workers)]
+    try:
+        await asyncio.gather(*(ReconcileWorker(p, batch=3).drain() for p in pools))
+    finally:
+        for p in pools:
+            await p.close()
+    conn = await asyncpg.connect(quiet_api.database_url)
+    try:
+        waiting = await conn.fetchval(
+            "SELECT count(*) FROM transactions WHERE amount > 0 AND matched_at IS NULL")
+        twice = await conn.fetch(
+            "SELECT account_id, entry_id, invoice_id FROM allocations"
+            " WHERE status IN ('proposed', 'applied')"
+            " GROUP BY account_id, entry_id, invoice_id HAVING count(*) > 1")
+        # An invoice is settled at most to its amount; one payment may overpay it (the
+        # payer sent more than was open: settlement "overpaid"), never a second one.
+        over = await conn.fetch(
+            "SELECT i.invoice_id FROM invoices i JOIN allocations a USING (tenant_id, invoice_id)"
+            " WHERE a.status = 'applied' GROUP BY i.invoice_id, i.amount"
+            " HAVING sum(a.settles) FILTER (WHERE a.settlement <> 'overpaid') > i.amount"
+            " OR count(*) FILTER (WHERE a.settlement = 'overpaid') > 1"
+            " OR (count(*) FILTER (WHERE a.settlement = 'overpaid') = 1 AND count(*) > 1"
+            "     AND sum(a.settles) FILTER (WHERE a.settlement <> 'overpaid') >= i.amount)")
+        beyond = await conn.fetch(
+            "SELECT t.entry_id FROM transactions t JOIN allocations a"
+            " USING (tenant_id, account_id, entry_id) WHERE a.status = 'applied'"
+            " GROUP BY t.entry_id, t.amount HAVING sum(a.payment_amount) > t.amount")
+    finally:
+        await conn.close()
+    assert (waiting, twice, over, beyond) == (0, [], [], [])
+    status = await queue(quiet_api)
+    assert status["status"] == "idle", status
+
+
+async def _empty(database_url: str) -> None:
+    """The tenant's data gone (keys and schema stay): one example apart from the last."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            "TRUNCATE bank_accounts, raw_documents, statements, transactions, customers,"
+            " invoices, allocations, event_lanes, events, deliveries, delivery_lanes,"
+            " delivery_attempts, statement_lines, learned_payers, reconcile_failures,"
+            " reconcile_work CASCADE")
+    finally:
+        await conn.close()
