@@ -8,6 +8,8 @@ is written.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from parsers.model import Flag
 from parsers.ofx_tree import Element, Repairs
 from parsers.ofx_values import decimal_comma
@@ -20,22 +22,28 @@ _ACCOUNT_FROM = {"STMTRS": "BANKACCTFROM", "CCSTMTRS": "CCACCTFROM"}
 def clean_document(root: Element, repairs: Repairs) -> None:
     """Drop empty leaves, read decimal commas, upper-case TRNTYPE; everywhere in ``root``."""
     for element in root.iter():
-        kept = []
-        for child in element.children:
-            if child.text == "":
-                repairs.add("empty elements ignored", f"<{child.tag}>", child.line)
-                continue
-            if child.tag in _AMOUNTS and child.text is not None:
-                fixed = decimal_comma(child.text)
-                if fixed is not None:
-                    repairs.add("amounts with a decimal comma read with a decimal point",
-                                f"{child.tag} {child.text}", child.line)
-                    child.text = fixed
-            if child.tag == "TRNTYPE" and child.text and child.text != child.text.upper():
-                repairs.add("TRNTYPE values upper-cased", child.text, child.line)
-                child.text = child.text.upper()
-            kept.append(child)
-        element.children = kept
+        clean_element(element, repairs.add)
+
+
+def clean_element(element: Element, add: Callable[[str, str, int | None], None]) -> None:
+    """``clean_document`` for the children of one element; each repair told to ``add``
+    (``Repairs.add``: what was done, an example, the line)."""
+    kept = []
+    for child in element.children:
+        if child.text == "":
+            add("empty elements ignored", f"<{child.tag}>", child.line)
+            continue
+        if child.tag in _AMOUNTS and child.text is not None:
+            fixed = decimal_comma(child.text)
+            if fixed is not None:
+                add("amounts with a decimal comma read with a decimal point",
+                    f"{child.tag} {child.text}", child.line)
+                child.text = fixed
+        if child.tag == "TRNTYPE" and child.text and child.text != child.text.upper():
+            add("TRNTYPE values upper-cased", child.text, child.line)
+            child.text = child.text.upper()
+        kept.append(child)
+    element.children = kept
 
 
 def clean_statement(statement: Element) -> tuple[Flag, ...]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -69,6 +69,16 @@ class Repairs:
         if example and example not in examples and len(examples) < 4:
             examples.append(example)
         self._seen[what] = (count + 1, first, examples)
+
+    def put(self, what: str, count: int, line: int | None, examples: list[str]) -> None:
+        """A repair made ``count`` times, first at ``line``, with its first examples (for a
+        reader that sorts its repairs into document order itself)."""
+        self._seen[what] = (count, line, examples[:4])
+
+    def extend(self, other: Repairs) -> None:
+        """``other``'s repairs after these (the two name different repairs)."""
+        self._seen.update(other._seen)
+        self._notes.extend(other._notes)
 
     def flags(self) -> tuple[Flag, ...]:
         flags = []
@@ -227,23 +237,34 @@ class _Tokens:
         return self.ahead.popleft() if self.ahead else next(self.tokens, None)
 
 
-Closed = Callable[[Element, Element], None]
+# Told of each element once it is complete, with the elements open around it (its parent
+# last); may remove it from its parent.
+Closed = Callable[[Element, list[Element]], None]
 
 
-def build(tokens: Iterable[_Token], *, source: str, repairs: Repairs, xml: bool,
-          closed_somewhere: set[str] | None = None, on_close: Closed | None = None) -> Element:
-    """The ``<OFX>`` element of ``tokens``; ``xml`` says whether leaves should be closed.
+def build(tokens: list[_Token], *, source: str, repairs: Repairs, xml: bool) -> Element:
+    """The ``<OFX>`` element of ``tokens``; ``xml`` says whether leaves should be closed."""
+    closed_somewhere = {t.value for t in tokens if t.kind is _Kind.END}
+    steps = build_steps(tokens, source=source, repairs=repairs, xml=xml,
+                        closed_somewhere=closed_somewhere)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            root: Element = done.value
+            return root
 
-    ``closed_somewhere`` is the set of tags with an end tag anywhere in the document (taken
-    from ``tokens``, a list then, when not given). ``on_close(element, parent)`` is called
-    for every element once it is complete, its children in place (for a reader that takes
-    elements as the document is read; it may remove ``element`` from ``parent``).
-    Elements are numbered in document order (``Element.order``).
+
+def build_steps(tokens: Iterable[_Token], *, source: str, repairs: Repairs, xml: bool,
+                closed_somewhere: set[str],
+                on_close: Closed | None = None) -> Generator[None, None, Element]:
+    """``build`` a step at a time: resumed once per token, it returns the ``<OFX>`` element.
+
+    ``closed_somewhere`` is the set of tags with an end tag anywhere in the document.
+    ``on_close`` is told of each element once it is complete, its children in place, so
+    that a reader can take elements as the document is read. Elements are numbered in
+    document order (``Element.order``).
     """
-    if closed_somewhere is None:
-        listed = list(tokens)
-        closed_somewhere = {t.value for t in listed if t.kind is _Kind.END}
-        tokens = listed
     stream = _Tokens(tokens)
     document = Element("#document", 0)
     stack = [document]
@@ -252,9 +273,10 @@ def build(tokens: Iterable[_Token], *, source: str, repairs: Repairs, xml: bool,
 
     def close(element: Element) -> None:
         if on_close is not None:
-            on_close(element, stack[-1])
+            on_close(element, stack)
 
     while (token := stream.take()) is not None:
+        yield
         last_line = token.line
         top = stack[-1]
         if token.kind is _Kind.TEXT:
