@@ -149,3 +149,21 @@ def test_streaming_check_keeps_the_exponent_of_the_sum() -> None:
         entries=entries, opening_balance=balance,
         closing_balance=dataclasses.replace(balance, kind=BalanceKind.CLOSING_BOOKED))
     assert _stream_checked(statement, strict=False) == check_statement(statement, strict=False)
+
+
+def test_open_path_refuses_a_file_over_the_limit_and_one_that_grows(tmp_path: Path) -> None:
+    path = tmp_path / "s.xml"
+    data = (DATA / "camt" / "camt053_v08.xml").read_bytes()
+    path.write_bytes(data)
+    with pytest.raises(parsers.TooLargeError, match="over the limit"):
+        parsers.open_path(path, max_bytes=len(data) - 1)
+    with parsers.open_path(path, max_bytes=len(data) + 10) as file:
+        with path.open("ab") as grow:
+            grow.write(b" " * 1000)
+        with pytest.raises(parsers.TooLargeError, match="over the limit"):
+            file.read()
+    with parsers.open_path(path.with_name("s.xml"), max_bytes=10**9) as file:
+        assert tuple(collect(parsers.stream(file, source="s.xml"))) == parsers.parse(
+            path.read_bytes(), source="s.xml")
+    with pytest.raises(ParseError, match="cannot read the file"):
+        parsers.open_path(tmp_path / "missing.xml")
