@@ -1,11 +1,14 @@
-"""Bank documents in, normalized ``Statement`` objects out. Pure: no I/O but reading bytes.
+"""Bank documents in, normalized ``Statement`` objects out. Pure: no I/O but reading the
+document (its bytes, or a file opened for it).
 
 Each family of formats is one module with ``FAMILY`` (its name: ``mt940``, ``camt``,
 ``ofx``), ``FORMAT_NAMES`` (what its statements' ``format`` may be: ``camt.052``,
 ``camt.053``, ``camt.054``), ``sniff(head: bytes) -> bool`` and
 ``parse(data: bytes, *, source: str) -> tuple[Statement, ...]``, listed in ``FORMATS``;
-a family that can read each statement of a document apart (MT940) also has ``parse_each``,
-which returns a bad statement's ``ParseError`` in its place.
+a family that can read each statement of a document apart (MT940, camt) also has
+``parse_each``, which returns a bad statement's ``ParseError`` in its place, and one that
+reads as it goes (camt) has ``stream(file: BinaryIO, *, source: str)``, which yields the
+parts of ``parsers.stream``.
 A format is named by its statements' ``format`` (``parsers.model.FORMAT_NAMES``), never by
 the family: a camt file holds camt.052, camt.053 or camt.054 statements.
 Formats are recognised from the content, never the file name; two formats claiming one
