@@ -416,10 +416,12 @@ class Engine:
         is recognised as that customer, else among all invoices."""
         recognised = any(p.customer_id == invoice.customer_id for p in payers)
         scope = f"of customer {invoice.customer_id}" if recognised else "of all customers"
-        same = sorted(state.equal.get(
+        # A set of all open invoices of an amount can be long (round amounts): looked into,
+        # never sorted.
+        same = state.equal.get(
             (invoice.customer_id if recognised else "*", invoice.currency, open_amount.amount),
-            ()))
-        if same == [invoice.invoice_id]:
+            set())
+        if len(same) == 1 and invoice.invoice_id in same:
             return [Reason("amount_unique", AMOUNT_UNIQUE,
                            f"the only open invoice {scope} with {open_amount} open")]
         if recognised and invoice.invoice_id in same:
@@ -441,8 +443,9 @@ class Engine:
         for customer_id in sorted(customers):
             pool = [i for i in self._by_customer.get(customer_id, [])
                     if state.allows(payment, i)]
-            referenced = [i for i in pool if any(h.invoice_id == i for h in hits)]
-            others = [i for i in reversed(pool) if i not in referenced]
+            named = {h.invoice_id for h in hits}
+            referenced = [i for i in pool if i in named]
+            others = [i for i in reversed(pool) if i not in named]
             limit = self.config.max_combination_candidates
             complete = len(referenced) + len(others) <= limit
             pool = (referenced + others)[:limit]

@@ -23,6 +23,7 @@ NAME_PREFIX = 4
 _MAX_POSTING = 250      # a word shared by more customers than this says nothing
 _MIN_SCORE = 70.0
 _COMPARED = 8           # customers compared in full with one payer name
+_SEEN_MAX = 200_000     # payers remembered
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,12 +40,15 @@ class PayerIndex:
         self._names: dict[str, list[tuple[tuple[str, ...], str]]] = defaultdict(list)
         self._by_prefix: dict[str, set[str]] = defaultdict(set)
         self._customers: dict[str, Customer] = {}
+        # Payers pay more than once: what a (name, IBAN) was found to be, until a change.
+        self._seen: dict[tuple[str | None, str | None], list[PayerMatch]] = {}
         for customer in customers:
             self.put(customer)
 
     def put(self, customer: Customer) -> None:
         """Index a customer, in place of what was indexed under its id before."""
         self.remove(customer.customer_id)
+        self._seen = {}
         self._customers[customer.customer_id] = customer
         for iban in customer.ibans:
             self._by_iban[compact(iban)].add(customer.customer_id)
@@ -61,6 +65,7 @@ class PayerIndex:
         customer = self._customers.pop(customer_id, None)
         if customer is None:
             return
+        self._seen = {}
         for iban in customer.ibans:
             _discard(self._by_iban, compact(iban), customer_id)
         for tokens, _ in self._names.pop(customer_id, ()):
@@ -72,6 +77,15 @@ class PayerIndex:
 
     def match(self, *, name: str | None, iban: str | None) -> list[PayerMatch]:
         """Customers the payer may be, best first (at most a handful)."""
+        key = (name, iban)
+        known = self._seen.get(key)
+        if known is None:
+            known = self._match(name, iban)
+            if len(self._seen) < _SEEN_MAX:
+                self._seen[key] = known
+        return list(known)
+
+    def _match(self, name: str | None, iban: str | None) -> list[PayerMatch]:
         found: dict[str, PayerMatch] = {}
         for customer_id in self.customers_of_iban(iban):
             found[customer_id] = PayerMatch(customer_id, 100.0, "iban", "known IBAN")

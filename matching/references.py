@@ -285,6 +285,7 @@ def _candidates_cached(text: str) -> list[tuple[str, str]]:
 
 
 _DIGIT_RUN = re.compile(r"\d+")
+_LEADING_ZEROS = re.compile(r"(?<![0-9])0+(?=[0-9])")
 
 
 _NOT_LETTER = re.compile(r"[^A-Za-z]+")
@@ -296,6 +297,8 @@ def letters(key: str) -> str:
 
 def unpadded(key: str) -> str:
     """A compact reference with the leading zeros of each number dropped: F00475K -> F475K."""
+    if key.isascii():  # the common case, in one pass: zeros that start a number, not its last
+        return _LEADING_ZEROS.sub("", key)
     return _DIGIT_RUN.sub(lambda m: str(int(m.group())), key)
 
 
