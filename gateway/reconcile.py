@@ -66,6 +66,7 @@ from gateway.store import invoices as invoice_store
 from gateway.store import learned as learned_store
 from gateway.store import reconcile_work as work
 from gateway.store import transactions
+from gateway.work.engines import Engines
 from matching.engine import Engine
 from matching.invoices import Customer, Invoice
 from matching.model import Allocation, Decision, Payment
@@ -79,8 +80,7 @@ _ROUNDS = 3
 EngineFactory = Callable[[Sequence[Invoice], Sequence[Customer]], Engine]
 # The engine for a tenant's pass, as its invoices and customers are now in the database.
 EngineProvider = Callable[[asyncpg.Connection, str], Awaitable[Engine]]
-# The unallocated payments that changed invoices and customers could settle, from all.
-Affected = Callable[[list[tuple[int, Payment]], list[work.Change]], list[tuple[int, Payment]]]
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,13 +188,14 @@ async def reconcile(conn: asyncpg.Connection, tenant: str, *, metrics: Metrics |
 
 
 async def reconcile_changes(conn: asyncpg.Connection, tenant: str, *,
-                            provide: EngineProvider, affected: Affected | None = None,
-                            batch: int = 5_000, metrics: Metrics | None = None
-                            ) -> ReconcileResult | None:
+                            engines: Engines | None = None, batch: int = 5_000,
+                            metrics: Metrics | None = None) -> ReconcileResult | None:
     """One incremental pass: the payments waiting (at most ``batch``, oldest first), and
-    the unallocated payments that the invoices and customers changed since could settle
-    (``affected`` picks them from all unallocated payments; all of them without it).
-    None when another pass holds the tenant (it will see this work too)."""
+    the unallocated payments that the invoices and customers changed since could settle.
+    ``engines`` keeps the tenant's engine and its index of unmatched payments between
+    passes and says which those are; without it the engine is built for the pass and every
+    unallocated payment is matched again when changes are queued. None when another pass
+    holds the tenant (it will see this work too)."""
     async with conn.transaction():
         got = await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", lock_key(tenant))
         if not got:
@@ -203,13 +204,20 @@ async def reconcile_changes(conn: asyncpg.Connection, tenant: str, *,
         await work.retry_due(conn, tenant)
         pending = await work.waiting(conn, tenant, limit=batch)
         taken = await work.changes(conn, tenant, limit=batch)
-        if taken:
-            seen = {p.key for _, p in pending}
-            pool = [(a, p) for a, p in await work.unmatched(conn, tenant) if p.key not in seen]
-            pending += affected(pool, taken) if affected is not None else pool
+        if engines is not None:
+            again = await engines.candidates(conn, tenant, changed=bool(taken))
+            provide: EngineProvider = engines.current
+        else:
+            again = await work.unmatched(conn, tenant) if taken else []
+            provide = built_by(Engine)
+        seen = {p.key for _, p in pending}
+        pending += [(a, p) for a, p in again if p.key not in seen]
         result, looked = await _pass(conn, tenant, pending, provide, metrics, None)
         await work.mark_matched(conn, tenant, looked)
         await work.done(conn, tenant, taken)
+        if engines is not None and pending:
+            left = await work.unmatched_keys(conn, tenant)
+            engines.unmatched(tenant, [(a, p) for a, p in pending if p.key in left])
     return dataclasses.replace(result, changes=len(taken))
 
 

@@ -85,6 +85,30 @@ async def unmatched(conn: asyncpg.Connection, tenant: str) -> list[tuple[int, Pa
     return _payments(rows)
 
 
+async def unmatched_keys(conn: asyncpg.Connection, tenant: str) -> set[str]:
+    """The payment keys of ``unmatched``, without the payments (a cheap check of which
+    payments a worker's index should hold)."""
+    rows = await conn.fetch(
+        f"SELECT t.account_id, t.entry_id FROM transactions t"  # noqa: S608 - constants
+        f" WHERE t.tenant_id = $1 AND t.matched_at IS NOT NULL AND {_PAYMENT}"
+        f" AND {_UNALLOCATED}", tenant)
+    return {payment_key(r["account_id"], r["entry_id"]) for r in rows}
+
+
+async def payments(conn: asyncpg.Connection, tenant: str,
+                   keys: Sequence[str]) -> list[tuple[int, Payment]]:
+    """The payments of these keys (``account_id/entry_id``), those that exist."""
+    if not keys:
+        return []
+    pairs = [key.split("/", 1) for key in keys]
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM transactions t"  # noqa: S608 - constant fragments only
+        " JOIN unnest($2::bigint[], $3::text[]) AS k(account_id, entry_id)"
+        " USING (account_id, entry_id) WHERE t.tenant_id = $1 ORDER BY t.seq",
+        tenant, [int(a) for a, _ in pairs], [e for _, e in pairs])
+    return _payments(rows)
+
+
 async def mark_matched(conn: asyncpg.Connection, tenant: str, keys: Sequence[Key]) -> None:
     """The payments a pass looked at: they wait no more."""
     if not keys:

@@ -77,7 +77,7 @@ class ReconcileWorker:
         async with self.pool.acquire() as conn:
             for tenant in await work.tenants(conn):
                 result = await reconcile_changes(
-                    conn, tenant, provide=self.engines.current, batch=self.batch,
+                    conn, tenant, engines=self.engines, batch=self.batch,
                     metrics=self.metrics)
                 if result is not None:
                     self.passes += 1

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gateway.reconcile import reconcile_changes
 from gateway.store import invoices as invoice_store
 from gateway.work.engines import Engines
 from gateway.work.reconcile import ReconcileWorker
@@ -117,11 +118,39 @@ async def test_the_engine_follows_invoice_changes_without_being_built_again(
         assert engine.invoices["INV-2"].amount.amount == Decimal("25.00")
         assert set(engine.invoices) == {"INV-1", "INV-2", "INV-3"}
         assert (engines.builds, engines.updates) == (1, 1)
-        # A customer's change builds it again: names and IBANs feed every index.
+        # A customer's change is put into it too, with its invoices (they carry its name).
         await conn.execute("UPDATE customers SET name = 'Renamed' WHERE customer_id = 'C1'")
         engine = await engines.current(conn, "default")
         assert engine.invoices["INV-1"].customer_name == "Renamed"
-        assert engines.builds == 2
+        assert (engines.builds, engines.updates) == (1, 3)
+
+
+async def test_an_invoice_change_matches_again_only_the_payments_it_could_settle(
+        quiet_api: Api) -> None:
+    """Forty payments nobody can place wait unmatched; an invoice pushed for one of them is
+    matched with that one (and the few its amount or text could reach), not all forty."""
+    await put_invoices(quiet_api, [invoice("INV-1", "5.00")])
+    # Amounts far apart, payers with nothing in common, texts naming nothing.
+    names = [f"{chr(66 + n // 8)}{'aeiou'[n % 5]}{chr(107 + n % 8)}vard" for n in range(40)]
+    await upload(quiet_api, statement(*(
+        (f"R{n}", f"{100 + 41 * n}.{n:02d}", names[n], f"order {n:04d}") for n in range(40))))
+    engines = Engines()
+    conn = await asyncpg.connect(quiet_api.database_url)
+    try:
+        first = await reconcile_changes(conn, "default", engines=engines)
+        assert first is not None and (first.payments, first.unmatched) == (40, 40)
+        await put_invoices(quiet_api, [{**invoice("INV-7", "387.07", customer="C7",
+                                                  name=names[7]), "reference": "order 0007"}])
+        second = await reconcile_changes(conn, "default", engines=engines)
+        assert second is not None and second.changes >= 1
+        assert 1 <= second.payments <= 5, second
+        assert second.auto + second.review == 1
+        # Nothing changed since: a pass finds nothing to match.
+        third = await reconcile_changes(conn, "default", engines=engines)
+        assert third is not None and third.payments == 0
+    finally:
+        await conn.close()
+    assert engines.builds == 1
 
 
 def _invoice(invoice_id: str, amount: str) -> Any:
