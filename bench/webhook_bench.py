@@ -192,6 +192,29 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _server_cpu(folder: Path | None) -> float:
+    """CPU seconds so far of an embedded PostgreSQL server in ``folder``: its postmaster,
+    the children it has reaped and those still running (Linux /proc; 0 elsewhere, and
+    without an embedded server)."""
+    pid_files = sorted(folder.glob("**/postmaster.pid")) if folder else []
+    if not pid_files:
+        return 0.0
+    try:
+        postmaster = int(pid_files[0].read_text().split()[0])
+        fields = Path(f"/proc/{postmaster}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    ticks = sum(int(f) for f in fields[11:15])  # its own time and its reaped children's
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            child = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile: its time went to the postmaster's children's time
+        if child[1] == str(postmaster):
+            ticks += int(child[11]) + int(child[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def _machine_busy() -> tuple[float, float]:
     """(busy, total) jiffies of all cores since boot (Linux /proc/stat; zeros elsewhere)."""
     try:
@@ -376,7 +399,7 @@ async def _commits(url: str) -> int:
 
 async def ours(receiver: Receiver, url: str, dispatchers: list[subprocess.Popen[bytes]],
                start: Callable[[int], subprocess.Popen[bytes]], count: int, events: int,
-               timeout: float) -> dict[str, Any]:
+               timeout: float, server: Path | None) -> dict[str, Any]:
     """Start the dispatchers on the backlog; measure until every event has arrived."""
     await receiver.call("POST", "/reset")
     commits_before = await _commits(url)
@@ -385,9 +408,11 @@ async def ours(receiver: Receiver, url: str, dispatchers: list[subprocess.Popen[
     busy_before, total_before = _machine_busy()
     cpu_before = [_cpu_seconds(p.pid) for p in dispatchers]
     receiver_before = _cpu_seconds(receiver.process.pid)
+    server_before = _server_cpu(server)
     complete = await receiver.wait_for(events, timeout)
     wall = time.monotonic()
     busy_after, total_after = _machine_busy()
+    server_cpu = _server_cpu(server) - server_before
     cpu = sum(_cpu_seconds(p.pid) - c for p, c in zip(dispatchers, cpu_before, strict=True))
     receiver_cpu = _cpu_seconds(receiver.process.pid) - receiver_before
     records = await receiver.records()
@@ -411,6 +436,7 @@ async def ours(receiver: Receiver, url: str, dispatchers: list[subprocess.Popen[
             "bytes": sum(r[2] for r in records) / len(records),
             "dispatcher_cpu": cpu / span if span else 0.0,
             "cpu_us": cpu / max(1, len(times)) * 1e6,
+            "server_cpu_us": server_cpu / max(1, len(times)) * 1e6 if server else None,
             "receiver_cpu": receiver_cpu / span if span else 0.0,
             "machine_busy": ((busy_after - busy_before) / (total_after - total_before) * cores
                              if total_after > total_before else 0.0),
@@ -500,7 +526,8 @@ async def run(args: argparse.Namespace, server_url: str, folder: Path) -> dict[s
             result["emit_seconds"] = await emit_backlog(url, args.events, args.lanes,
                                                         args.batch, args.analyze)
             result["ours"] = await ours(receiver, url, dispatchers, start, args.dispatchers,
-                                        args.events, args.timeout)
+                                        args.events, args.timeout,
+                                        None if args.database_url else folder)
             if result["ours"]["complete"]:  # else the dispatchers are still busy
                 result["latency"] = await latency(receiver, url, args.lanes, args.rate,
                                                   args.seconds, first=args.events)
@@ -581,6 +608,8 @@ def _report(args: argparse.Namespace, result: dict[str, Any], server: str,
           + ", ".join(f"{r:,.0f}/s" for r in ours_["by_fifth"]))
     print(f"- while draining: dispatcher processes {ours_['dispatcher_cpu']:.0%} of a core "
           f"({ours_['cpu_us']:.0f} µs of CPU per delivery), "
+          + (f"PostgreSQL {ours_['server_cpu_us']:.0f} µs per delivery, "
+             if ours_["server_cpu_us"] is not None else "") +
           f"receiver {ours_['receiver_cpu']:.0%}, whole machine {ours_['machine_busy']:.0%} "
           f"of a core (of {os.cpu_count()}); {ours_['commits_per_delivery']:.2f} database "
           f"transactions per delivery")
