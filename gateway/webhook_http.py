@@ -8,9 +8,9 @@ of whose addresses are public. The connection then resolves the name again throu
 check and then connect somewhere else. Redirects are not followed and no proxy from the
 environment is used.
 
-The dispatcher asks through ``TargetChecks``, which reuses a URL's verdict for as long as
-the connector reuses a name's addresses (``TARGET_CHECK_TTL``, aiohttp's DNS cache), so a
-busy subscription is not resolved in a thread at every delivery; whatever a connection
+The dispatcher asks through ``TargetChecks``, which reuses a URL's passing verdict for as
+long as the connector reuses a name's addresses (``TARGET_CHECK_TTL``, aiohttp's DNS cache),
+so a busy subscription is not resolved in a thread at every delivery; whatever a connection
 resolves is still judged by ``PublicOnlyResolver``.
 """
 
@@ -44,7 +44,7 @@ _JWKS_LIMIT = 64 * 1024
 _MISS_MEMORY = 60.0  # seconds a kid found missing is not looked for again
 RESOLVE_TIMEOUT = 5.0  # seconds a subscriber's host name may take to resolve
 TARGET_CHECK_TTL = 10  # seconds a URL's verdict is reused: aiohttp's DNS cache (10 s)
-_TARGETS_KEPT = 10_000  # URLs whose verdicts are kept at once
+_TARGETS_KEPT = 10_000  # URLs found fine that are remembered at once
 
 
 class UnsafeTargetError(OSError):
@@ -107,28 +107,33 @@ async def target_problem(url: str, *, allow_private: bool,
 
 
 class TargetChecks:
-    """``target_problem`` for every delivery attempt, each URL's verdict (refusals too)
-    reused for ``ttl`` seconds: no longer than the session's connector reuses the addresses
-    it resolved for a name, so a name that turns private is refused as soon as a new
+    """``target_problem`` for every delivery attempt, a URL found fine taken as fine for
+    ``ttl`` seconds: no longer than the session's connector reuses the addresses it
+    resolved for a name, so a name that turns private is refused as soon as a new
     connection could reach it (and ``PublicOnlyResolver`` refuses that connection anyway).
-    Without it a subscription on a host name is resolved, in a thread, at every delivery."""
+    Without it a subscription on a host name is resolved, in a thread, at every delivery.
+    A refusal is not reused: the next attempt asks again (a name that failed to resolve
+    once may resolve at the retry)."""
 
     def __init__(self, *, allow_private: bool, timeout: float = RESOLVE_TIMEOUT,
                  ttl: float = TARGET_CHECK_TTL) -> None:
         self._allow_private, self._timeout, self._ttl = allow_private, timeout, ttl
-        self._verdicts: dict[str, tuple[float, str | None]] = {}  # url: (checked at, problem)
+        self._fine: dict[str, float] = {}  # url: time.monotonic() it was found fine
 
     async def problem(self, url: str) -> str | None:
         """What forbids sending to ``url`` now, or None (see ``target_problem``)."""
         now = time.monotonic()
-        cached = self._verdicts.get(url)
-        if cached is not None and now - cached[0] < self._ttl:
-            return cached[1]
+        checked = self._fine.get(url)
+        if checked is not None and now - checked < self._ttl:
+            return None
         problem = await target_problem(url, allow_private=self._allow_private,
                                        timeout=self._timeout)
-        if len(self._verdicts) >= _TARGETS_KEPT:
-            self._verdicts.clear()
-        self._verdicts[url] = (now, problem)
+        if problem is None:
+            if len(self._fine) >= _TARGETS_KEPT:
+                self._fine.clear()
+            self._fine[url] = now
+        else:
+            self._fine.pop(url, None)
         return problem
 
 

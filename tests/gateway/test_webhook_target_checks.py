@@ -1,6 +1,6 @@
-"""The dispatcher's address check per attempt (``webhook_http.TargetChecks``): the verdict of
-``target_problem`` for a URL, reused for a while, so a busy subscription on a host name is
-not resolved at every delivery; a refusal is reused the same way, and each URL has its own.
+"""The dispatcher's address check per attempt (``webhook_http.TargetChecks``): a URL that
+``target_problem`` found fine is taken as fine for a while, so a busy subscription on a host
+name is not resolved at every delivery; a refused URL is checked again at every attempt.
 
 The verdicts come from a stand-in for ``target_problem`` that counts its calls; nothing
 here waits for the time to live to pass (0 means: never reuse).
@@ -30,13 +30,13 @@ def checked(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return asked
 
 
-async def test_a_verdict_is_reused_within_its_time(checked: list[str]) -> None:
+async def test_a_fine_url_is_not_checked_again_within_the_time(checked: list[str]) -> None:
     checks = TargetChecks(allow_private=False, timeout=7.0, ttl=3600)
     for _ in range(3):
         assert await checks.problem(GOOD) is None
         assert await checks.problem(BAD) == "host inside.example resolves to a non-public " \
                                             "address"
-    assert checked == [GOOD, BAD]
+    assert checked == [GOOD, BAD, BAD, BAD]
 
 
 async def test_past_its_time_the_url_is_checked_again(checked: list[str]) -> None:
