@@ -202,6 +202,12 @@ class FastReader:
 
     def _message(self, node: Element) -> _Message:
         if node is not self.message_node or self.message is None:
+            parent = node.getparent()
+            for earlier in () if parent is None else parent:  # a problem before it comes
+                if earlier is node:  # first, and before any part of this message is read
+                    break
+                name = local(earlier.tag)
+                _message(name, f"/Document/{name}", self.namespace_version, self.source)
             name = local(node.tag)
             self.message = _message(name, f"/Document/{name}", self.namespace_version,
                                     self.source)

@@ -148,3 +148,12 @@ def test_parse_loads_nothing_of_the_service() -> None:
                or m in ("gateway.commands", "gateway.app", "gateway.ingest", "gateway.store")]
     assert service == []
     assert "parsers.camt" in modules  # what parsing needs is there
+
+
+def test_a_bad_element_before_the_message_prints_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "foo.xml"
+    path.write_bytes(document(ACCT + GOOD_ENTRY).replace(b"<BkToCstmrStmt>",
+                                                         b"<Foo/><BkToCstmrStmt>"))
+    code, out, err = _parse(str(path))
+    assert (code, out) == (1, "")
+    assert err.startswith(f"error: {path}: /Document/Foo, field Foo: expected a camt message")
