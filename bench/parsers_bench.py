@@ -12,7 +12,13 @@ compared with:
   each cleared with its preceding siblings deleted, counting entries).
 - mt940: ``parsers.mt940.parse`` against the ``mt-940`` package's own
   ``Transactions().parse`` (the library our parser wraps) and a bare regex count of ``:61:``.
-- ofx: ``parsers.ofx.parse`` against ``ofxparse.OfxParser.parse``.
+- ofx (OFX 1.02 SGML) and ofx2 (the same statement as OFX 2.1.1 XML, every element
+  closed, written here from the SGML file): ``parsers.ofx.parse`` against
+  ``ofxparse.OfxParser.parse``.
+- mt940, ofx and ofx2 also through the streaming reader (``parsers.mt940.stream``,
+  ``parsers.ofx.stream``) the way a consumer in flat memory uses it: each part taken and
+  let go, the entries counted and summed, nothing kept but the statements' ends. Its
+  working memory is what the reader holds, and must not grow with the entries.
 
 Every run is a fresh subprocess, so its peak RSS is its own. The timed runs of one file
 alternate between the measurements (floor, ours, floor, ours, ...), so the noise of a busy
@@ -63,15 +69,20 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from generate import DEFAULT_SEED, FORMATS, OUT, Expected, file_for
+from generate import DEFAULT_SEED, OUT, Expected
+from generate import FORMATS as GENERATED
+from generate import file_for as generated_file
+
+FORMATS = (*GENERATED, "ofx2")
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = "bench"
 CAMT_NS = "urn:iso:std:iso:20022:tech:xsd:camt.053.001.08"
 DEFAULT_SIZES = {
     "camt": (25_000, 50_000, 100_000, 200_000),
-    "mt940": (100_000,),
+    "mt940": (20_000, 100_000),
     "ofx": (2_500, 10_000, 100_000),
+    "ofx2": (2_500, 10_000, 100_000),
 }
 HEADLINE_SIZE = 100_000  # the pipeline (parsers.parse) is measured at the CAMT size nearest this
 MIB = 2**20
@@ -187,6 +198,79 @@ def _load_regex() -> Parse:
     return lambda data: len(pattern.findall(data))
 
 
+@dataclass(frozen=True)
+class Streamed:
+    """What a flat-memory consumer of a stream keeps: counts, the net, the ends."""
+
+    entries: int
+    net: Decimal
+    ends: tuple[Any, ...]  # the StatementEnd parts
+    failed: tuple[str, ...]
+
+
+def _load_stream(fmt: str) -> Parse:
+    module = __import__(f"parsers.{fmt}", fromlist=["stream"])
+    from parsers.model import Entry
+    from parsers.stream import StatementEnd, StatementFailed
+
+    def consume(data: bytes) -> Streamed:
+        entries, net, ends, failed = 0, Decimal(0), [], []
+        for part in module.stream(io.BytesIO(data), source=SOURCE):
+            if isinstance(part, Entry):
+                entries += 1
+                net += part.amount.amount
+            elif isinstance(part, StatementEnd):
+                ends.append(part)
+            elif isinstance(part, StatementFailed):
+                failed.append(str(part.error))
+        return Streamed(entries, net, tuple(ends), tuple(failed))
+
+    return consume
+
+
+def _check_stream(result: Any, expected: Expected) -> list[str]:
+    problems = _check_counts(result.entries, result.net, expected)
+    if result.failed:
+        problems.append(f"failed: {result.failed[0]}")
+    if len(result.ends) != 1:
+        return [*problems, f"{len(result.ends)} statements, expected 1"]
+    (end,) = result.ends
+    statement = end.statement
+    if end.entries != expected.entries:
+        problems.append(f"the end counts {end.entries} entries")
+    opening, closing = statement.opening_balance, statement.closing_balance
+    if opening is not None and opening.amount.amount != _decimal(expected.opening_cents):
+        problems.append(f"opening balance {opening.amount.amount}")
+    if closing is None or closing.amount.amount != _decimal(expected.closing_cents):
+        problems.append(f"closing balance {closing and closing.amount.amount}")
+    return problems
+
+
+_XML_LEAF = re.compile(rb"^<([A-Z0-9.]+)>([^<\r\n]+)$", re.MULTILINE)
+_OFX2_HEADER = (b'<?xml version="1.0" encoding="US-ASCII" standalone="no"?>\r\n'
+                b'<?OFX OFXHEADER="200" VERSION="211" SECURITY="NONE" OLDFILEUID="NONE" '
+                b'NEWFILEUID="NONE"?>\r\n')
+
+
+def file_for(fmt: str, n: int, seed: int = DEFAULT_SEED, *, out: Path = OUT,
+             dialect: str = "swift") -> tuple[Path, Expected]:
+    """``generate.file_for``, and for ofx2 the generated OFX 1.02 file written as OFX 2.1.1
+    XML: the XML and OFX declarations for the SGML header, every leaf closed."""
+    if fmt != "ofx2":
+        return generated_file(fmt, n, seed, out=out, dialect=dialect)
+    sgml, expected = generated_file("ofx", n, seed, out=out)
+    path = sgml.with_name("ofx2" + sgml.name.removeprefix("ofx"))
+    meta = path.with_suffix(".json")
+    if not (path.exists() and meta.exists()):
+        data = sgml.read_bytes()
+        body = data[data.index(b"<OFX>"):]
+        body = _XML_LEAF.sub(lambda m: b"<%s>%s</%s>" % (m[1], m[2].rstrip(b"\r"), m[1]),
+                             body.replace(b"\r\n", b"\n")).replace(b"\n", b"\r\n")
+        path.write_bytes(_OFX2_HEADER + body)
+        meta.write_bytes(sgml.with_suffix(".json").read_bytes())
+    return path, expected
+
+
 def _load_ofxparse() -> Parse:
     import ofxparse
 
@@ -229,11 +313,22 @@ MEASURES = {
                 lambda: _load_ours("mt940"), _check_statements),
         Measure("ofx.ofxparse", "ofx", "ofxparse.OfxParser.parse", "floor",
                 _load_ofxparse, _check_ofxparse),
+        Measure("mt940.stream", "mt940", "parsers.mt940.stream", "ours",
+                lambda: _load_stream("mt940"), _check_stream),
         Measure("ofx.ours", "ofx", "parsers.ofx.parse", "ours",
                 lambda: _load_ours("ofx"), _check_statements),
+        Measure("ofx.stream", "ofx", "parsers.ofx.stream", "ours",
+                lambda: _load_stream("ofx"), _check_stream),
+        Measure("ofx2.ofxparse", "ofx2", "ofxparse.OfxParser.parse", "floor",
+                _load_ofxparse, _check_ofxparse),
+        Measure("ofx2.ours", "ofx2", "parsers.ofx.parse", "ours",
+                lambda: _load_ours("ofx"), _check_statements),
+        Measure("ofx2.stream", "ofx2", "parsers.ofx.stream", "ours",
+                lambda: _load_stream("ofx"), _check_stream),
     )
 }
-FLOOR = {"camt": "camt.lxml", "mt940": "mt940.mt940", "ofx": "ofx.ofxparse"}
+FLOOR = {"camt": "camt.lxml", "mt940": "mt940.mt940", "ofx": "ofx.ofxparse",
+         "ofx2": "ofx2.ofxparse"}
 
 
 # --- the worker: one measurement in its own process ----------------------------------------
@@ -510,7 +605,7 @@ def detail_table(rows: list[Row]) -> list[str]:
 
 def goals(rows: list[Row]) -> list[str]:
     """Verdicts on the issue's goals: CAMT >= 50% of bare iterparse; CAMT memory flat."""
-    out: list[str] = []
+    out: list[str] = _reader_goals(rows)
     camt = [r for r in rows if r.measure.key == "camt.ours"]
     if not camt:
         return out
@@ -540,6 +635,40 @@ def goals(rows: list[Row]) -> list[str]:
         )
     else:
         out.append("- CAMT working memory: needs at least two sizes measured.")
+    return out
+
+
+def _reader_goals(rows: list[Row]) -> list[str]:
+    """Verdicts for MT940 (at least the mt-940 package's speed), OFX and OFX 2 (faster than
+    ofxparse), each for the parser and its stream, and the streams' working memory flat."""
+    out = []
+    for fmt, goal, least in (("mt940", "the mt-940 package", 1.0),
+                             ("ofx", "ofxparse on OFX 1.x SGML", 1.0),
+                             ("ofx2", "ofxparse on OFX 2 XML", 1.0)):
+        floors = {r.entries: r for r in rows if r.measure.key == FLOOR[fmt]}
+        for key in (f"{fmt}.ours", f"{fmt}.stream"):
+            ratios, missing = [], []
+            for row in (r for r in rows if r.measure.key == key):
+                floor = floors.get(row.entries)
+                if row.rate and floor and floor.rate:
+                    ratios.append((row.entries, row.rate / floor.rate))
+                elif row.rate and floor and floor.report.get("status") in ("skipped", "timeout"):
+                    missing.append(f"{row.entries:,}: floor {floor.report['status']}, ours "
+                                   f"{row.rate:,.0f}/s")
+            if not ratios and not missing:
+                continue
+            text = ", ".join([f"{n:,}: {ratio:.2f}x" for n, ratio in ratios] + missing)
+            met = all(ratio >= least for _, ratio in ratios)
+            out.append(f"- {MEASURES[key].label} on {fmt}, goal at least {goal}'s speed: {text}"
+                       f" -> {'met' if met else 'NOT met'}.")
+        working = sorted((r.entries, r.report["working"]) for r in rows
+                         if r.measure.key == f"{fmt}.stream" and r.ok and "working" in r.report)
+        if len(working) >= 2:
+            w_small, w_big = working[0][1], working[-1][1]
+            flat = w_big <= 1.5 * w_small + 2 * MIB
+            text = ", ".join(f"{n:,}: {w / MIB:.1f} MiB" for n, w in working)
+            out.append(f"- {fmt} stream working memory, goal flat in the entries: {text} -> "
+                       f"{'flat' if flat else 'NOT flat'} (largest <= 1.5 x smallest + 2 MiB).")
     return out
 
 
@@ -595,6 +724,8 @@ def plan(args: argparse.Namespace) -> list[tuple[str, int, list[str]]]:
             if fmt == "mt940":
                 keys.append("mt940.regex")
             keys.append(f"{fmt}.ours")
+            if fmt in ("mt940", "ofx", "ofx2"):
+                keys.append(f"{fmt}.stream")
             if fmt == "camt" and size == headline:
                 keys.append("camt.pipeline")
             steps.append((fmt, size, keys))
@@ -629,10 +760,10 @@ def main(argv: list[str] | None = None) -> int:
         description="Benchmark the statement parsers against the raw floor in the same run.")
     parser.add_argument("--formats", default=",".join(FORMATS),
                         type=lambda s: [f for f in s.split(",") if f],
-                        help="comma-separated: camt, mt940, ofx (default: all)")
+                        help="comma-separated: camt, mt940, ofx, ofx2 (default: all)")
     parser.add_argument("--sizes", type=lambda s: tuple(int(n) for n in s.split(",")),
                         help="entry counts for every format (default: camt 25k,50k,100k,200k; "
-                             "mt940 100k; ofx 2.5k,10k,100k)")
+                             "mt940 20k,100k; ofx and ofx2 2.5k,10k,100k)")
     parser.add_argument("--repeat", type=int, default=3,
                         help="timed runs per measurement, each in a fresh process; best counts "
                              f"(a run over {LONG_RUN:g} s is not repeated)")

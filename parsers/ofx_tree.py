@@ -153,24 +153,35 @@ def _unescape(text: str, line: int, repairs: Repairs) -> str:
     return _ENTITY.sub(entity, text)
 
 
+# What the tokenizer skips or takes as text, tried in this order after a '<' that is
+# followed by '!' or '?'.
+_SPECIAL = (("<!--", "-->", "comment"), ("<![CDATA[", "]]>", "cdata"), ("<?", "?>", "pi"),
+            ("<!", ">", "declaration"))
+
+
 def iter_tokens(text: str, start: int, *, source: str, repairs: Repairs) -> Iterator[_Token]:
     """Tags and text of the body from ``start``, one at a time; comments, PIs and
     declarations dropped, text next to text joined into one token."""
     pos, line = start, 1 + text.count("\n", 0, start)
     pending: _Token | None = None  # a text token, until what follows it is known
+    # Where blank text began since the last tag: no token is made of blank text alone (the
+    # reader skips it), but text that follows it before a tag is a token from there.
+    blank_at: int | None = None
 
-    def add_text(chunk: str, at_line: int, *, literal: bool = False) -> _Token | None:
-        """Text into ``pending``; the token it closes, if any (never: text joins text)."""
-        nonlocal pending
+    def add_text(chunk: str, at_line: int, *, literal: bool = False) -> None:
+        """Text into ``pending`` (text joins the text before it)."""
+        nonlocal pending, blank_at
         if not chunk:
-            return None
+            return
         at_line += chunk[: len(chunk) - len(chunk.lstrip())].count("\n")
+        if pending is None and chunk.isspace():
+            blank_at = at_line if blank_at is None else blank_at
+            return
         value = chunk if literal else _unescape(chunk, at_line, repairs)
         if pending is not None:
             pending.value += value
         else:
-            pending = _Token(_Kind.TEXT, value, at_line)
-        return None
+            pending = _Token(_Kind.TEXT, value, at_line if blank_at is None else blank_at)
 
     while True:
         lt = text.find("<", pos)
@@ -178,11 +189,13 @@ def iter_tokens(text: str, start: int, *, source: str, repairs: Repairs) -> Iter
             add_text(text[pos:], line)
             if pending is not None:
                 yield pending
+            elif blank_at is not None:  # the last token is where the document's end is told
+                yield _Token(_Kind.TEXT, "\n", blank_at)
             return
         add_text(text[pos:lt], line)
         line += text.count("\n", pos, lt)
-        for opener, closer, what in (("<!--", "-->", "comment"), ("<![CDATA[", "]]>", "cdata"),
-                                     ("<?", "?>", "pi"), ("<!", ">", "declaration")):
+        special = text[lt + 1:lt + 2] in ("!", "?")
+        for opener, closer, what in _SPECIAL if special else ():
             if text.startswith(opener, lt):
                 end = text.find(closer, lt + len(opener))
                 if end == -1:
@@ -204,6 +217,7 @@ def iter_tokens(text: str, start: int, *, source: str, repairs: Repairs) -> Iter
             if pending is not None:
                 yield pending
                 pending = None
+            blank_at = None
             closing, name, empty = match.groups()
             kind = _Kind.END if closing else _Kind.START
             yield _Token(kind, name.upper(), line, empty=bool(empty) and not closing)
