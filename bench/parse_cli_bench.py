@@ -15,7 +15,8 @@ after the run unless ``--keep``), then measured, each run a fresh process:
 
 The runs alternate (floor, ours, floor, ours, ...) so that a busy machine's noise falls on
 both alike; the best of ``--repeat`` counts. Figures: seconds, entries/s, ours as a
-fraction of the floor's speed (floor seconds / our seconds; the goal is at least 0.5), and
+fraction of the floor's speed (floor seconds / our seconds; the goal is at least 0.5), the
+same by CPU seconds (user and system: steadier than wall time on a shared machine), and
 each child's peak resident memory (``ru_maxrss`` of its children, taken by a small
 wrapper process that runs it: a child forked from the benchmark itself would count the
 benchmark's memory too). The command's output is checked once, in a run of its own at the smallest
@@ -71,6 +72,7 @@ def _command() -> list[str]:
 @dataclass(frozen=True, slots=True)
 class Run:
     seconds: float
+    cpu: float  # seconds of CPU (user and system)
     peak_rss: int  # bytes
 
 
@@ -82,9 +84,10 @@ import resource, subprocess, sys, time
 start = time.perf_counter()
 done = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 seconds = time.perf_counter() - start
-peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
 sys.stderr.buffer.write(done.stderr)
-print(done.returncode, seconds, peak * (1 if sys.platform == "darwin" else 1024))
+print(done.returncode, seconds, usage.ru_utime + usage.ru_stime,
+      usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024))
 """
 
 
@@ -93,10 +96,10 @@ def _measure(argv: list[str]) -> Run:
     benchmark with the child's standard error."""
     done = subprocess.run([sys.executable, "-c", WRAPPER, *argv], capture_output=True,
                           text=True, cwd=ROOT, check=True)
-    code, seconds, peak = done.stdout.split()
+    code, seconds, cpu, peak = done.stdout.split()
     if code != "0":
         raise SystemExit(f"{' '.join(argv)} failed ({code}): {done.stderr[-2000:]}")
-    return Run(float(seconds), int(peak))
+    return Run(float(seconds), float(cpu), int(peak))
 
 
 def _check_output(path: Path, expected: Expected) -> None:
@@ -166,14 +169,16 @@ def report(results: list[Result], started: float, argv: list[str], head: list[st
         f"- start-up (`recon-gateway parse` of a one-statement golden file): {started:.2f} s",
         "",
         "| entries | file MiB | floor s | floor entries/s | ours s | ours entries/s "
-        "| ours / floor | floor peak RSS MiB | ours peak RSS MiB |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| ours / floor | floor CPU s | ours CPU s | ours / floor by CPU "
+        "| floor peak RSS MiB | ours peak RSS MiB |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in results:
         lines.append(
             f"| {r.entries:,} | {r.mib:.0f} | {r.floor.seconds:.2f} | "
             f"{r.entries / r.floor.seconds:,.0f} | {r.ours.seconds:.2f} | "
             f"{r.entries / r.ours.seconds:,.0f} | {r.floor.seconds / r.ours.seconds:.2f} | "
+            f"{r.floor.cpu:.2f} | {r.ours.cpu:.2f} | {r.floor.cpu / r.ours.cpu:.2f} | "
             f"{r.floor.peak_rss / MIB:.0f} | {r.ours.peak_rss / MIB:.0f} |")
     return "\n".join(lines) + "\n"
 
