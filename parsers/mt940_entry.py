@@ -29,6 +29,22 @@ def raw_text(lines: list[str]) -> str:
     return "\n".join(line.rstrip() for line in lines).strip("\n")
 
 
+# Transaction codes are few and immutable: one object for each, shared by the entries.
+_CODES: dict[tuple[str | None, str | None, str | None], BankTransactionCode | None] = {}
+_MAX_CODES = 4096
+
+
+def _code(swift: str | None, gvc: str | None,
+          proprietary: str | None) -> BankTransactionCode | None:
+    key = (swift, gvc, proprietary)
+    code = _CODES.get(key)
+    if code is None and key != (None, None, None):
+        code = BankTransactionCode(swift=swift, gvc=gvc, proprietary=proprietary)
+        if len(_CODES) < _MAX_CODES:
+            _CODES[key] = code
+    return code
+
+
 def build_entry(raw: RawEntry, currency: str, account: Account | None) -> Entry:
     """The entry of one ``:61:`` and the ``:86:``/``:NS:`` text after it, in ``currency``;
     ``account`` (the statement's own) helps read some banks' ``:86:`` layouts."""
@@ -48,10 +64,7 @@ def build_entry(raw: RawEntry, currency: str, account: Account | None) -> Entry:
     if raw.non_swift:
         extra.append(raw_text(raw.non_swift))
     sign, reversal, expected = MARKS[line.mark]
-    code = (BankTransactionCode(swift=line.transaction_type, gvc=details.gvc,
-                                proprietary=details.proprietary_code)
-            if line.transaction_type is not None or details.gvc is not None
-            or details.proprietary_code is not None else None)
+    code = _code(line.transaction_type, details.gvc, details.proprietary_code)
     return Entry(
         amount=Money(sign * line.amount, currency),
         booking_date=line.booking_date,

@@ -128,6 +128,11 @@ def parse_date(text: str, where: Where, what: str) -> date:
     """A SWIFT date ``YYMMDD``; years 80-99 are 1980-1999, 00-79 are 2000-2079."""
     if not _DATE.fullmatch(text):
         raise where.error(f"{what}: expected a date YYMMDD, found {text!r}")
+    return _six_digit_date(text, where, what)
+
+
+def _six_digit_date(text: str, where: Where, what: str) -> date:
+    """``parse_date`` of six digits already matched as such."""
     yy, month, day = int(text[:2]), int(text[2:4]), int(text[4:])
     try:
         return date(1900 + yy if yy >= 80 else 2000 + yy, month, day)
@@ -370,12 +375,11 @@ def parse_statement_line(lines: tuple[str, ...], where: Where, log: FlagLog) -> 
             "expected a statement line: value date YYMMDD, [entry date MMDD], mark C/D/RC/RD, "
             f"amount and transaction type (6!n[4!n]2a[1!a]15d1!a3!c), found {first!r}"
         )
-    value_date = parse_date(match["value_date"], where, "value date")
-    booked = match["entry_date"]
+    valued, booked, mark, _, written, kind, rest = match.groups()
+    value_date = _six_digit_date(valued, where, "value date")
     booking_date = (entry_date(booked, value_date, where, log)
                     if booked and booked.strip() else None)
-    amount = parse_amount(match["amount"], where, log)
-    kind, rest = match["type"], match["rest"]
+    amount = parse_amount(written, where, log)
     if kind == "NONR" and _NONREF_REST.fullmatch(rest):
         kind, rest = None, "NONREF" + rest[2:]  # "D20,00NONREF": the type is missing
     if kind is None:
@@ -390,13 +394,6 @@ def parse_statement_line(lines: tuple[str, ...], where: Where, log: FlagLog) -> 
             supplementary.append(overflow)
     if len(lines) == 2 and lines[1].strip():
         supplementary.append(lines[1].rstrip())
-    return StatementLine(
-        value_date=value_date,
-        booking_date=booking_date,
-        mark=match["mark"],
-        amount=amount,
-        transaction_type=kind.strip() if kind else None,
-        customer_reference=_reference(owner),
-        bank_reference=_reference(bank),
-        supplementary="\n".join(supplementary) or None,
-    )
+    return StatementLine(value_date, booking_date, mark, amount,
+                         kind.strip() if kind else None, _reference(owner), _reference(bank),
+                         "\n".join(supplementary) or None)

@@ -180,7 +180,12 @@ class StatementReader:
                 self.current.non_swift.extend(f.lines)
             return
         where = self.where(f)
-        if tag == "20":
+        if tag == "61":
+            if self.closing is not None:
+                raise where.error("an entry (:61:) after the closing balance :62a:")
+            self.current = RawEntry(parse_statement_line(f.lines, where, self.log), where)
+            self.raw_entries += 1
+        elif tag == "20":
             self.statement_id = single_line(f.lines, where, self.log) or None
         elif tag in ("25", "25P"):
             self._once(f, self.account, "account :25:")
@@ -217,11 +222,6 @@ class StatementReader:
             self._once(f, self.totals.get(tag[-1]), f"total :{tag}:")
             self.totals[tag[-1]] = parse_entry_total(single_line(f.lines, where, self.log),
                                                      where, self.log)
-        elif tag == "61":
-            if self.closing is not None:
-                raise where.error("an entry (:61:) after the closing balance :62a:")
-            self.current = RawEntry(parse_statement_line(f.lines, where, self.log), where)
-            self.raw_entries += 1
         # :21: (related reference) has no place in the model and says nothing of the money.
 
     def finish(self, last: Message) -> Iterator[Part]:

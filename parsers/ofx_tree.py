@@ -12,18 +12,22 @@ leaves), aggregates left unclosed, leaves without end tags in a file declared as
 raw ``&`` or ``<`` in data. What it refuses with a ``ParseError`` naming the line: text
 where an element is expected, a document that ends before ``</OFX>`` (truncated), content
 after ``</OFX>``, nesting deeper than any OFX document has.
+
+The tokens come from ``ofx_tokens`` one at a time; ``build_steps`` takes them as they come
+(``parsers.ofx_stream`` reads a document that way), ``parse_tree`` reads a body whole.
 """
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
-from enum import Enum
 
 from parsers.errors import ParseError
-from parsers.model import Flag
+from parsers.ofx_tokens import Kind, Repairs, Token, iter_tokens, tokenize
+
+__all__ = ["AGGREGATES", "LEAVES", "MAX_DEPTH", "Element", "Repairs", "assign_paths", "build",
+           "build_steps", "iter_tokens", "parse_tree", "serialize", "tokenize"]
 
 # Aggregates of the banking, credit card and investment messages (OFX 2.1.1 §§ 2.5, 3, 11,
 # 13), so that an empty one (<BANKTRANLIST></BANKTRANLIST>) is not taken for a leaf.
@@ -46,49 +50,6 @@ LEAVES = frozenset("""
 
 # Real OFX documents nest about ten deep; far deeper is hostile or broken input.
 MAX_DEPTH = 48
-
-_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9_.]*)\s*(/?)>")
-_ENTITY = re.compile(r"&(?:(amp|lt|gt|quot|apos)|#([0-9]{1,7})|#[xX]([0-9a-fA-F]{1,6}));")
-_NAMED = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
-
-
-class Repairs:
-    """Repairs made while reading, grouped by what was done, each with its first line."""
-
-    def __init__(self) -> None:
-        self._seen: dict[str, tuple[int, int | None, list[str]]] = {}
-        self._notes: list[Flag] = []
-
-    def note(self, message: str, line: int | None) -> None:
-        """A repair that is said in one sentence of its own."""
-        self._notes.append(Flag("ofx_repaired", message,
-                                f"line {line}" if line is not None else None))
-
-    def add(self, what: str, example: str, line: int | None) -> None:
-        count, first, examples = self._seen.get(what, (0, line, []))
-        if example and example not in examples and len(examples) < 4:
-            examples.append(example)
-        self._seen[what] = (count + 1, first, examples)
-
-    def put(self, what: str, count: int, line: int | None, examples: list[str]) -> None:
-        """A repair made ``count`` times, first at ``line``, with its first examples (for a
-        reader that sorts its repairs into document order itself)."""
-        self._seen[what] = (count, line, examples[:4])
-
-    def extend(self, other: Repairs) -> None:
-        """``other``'s repairs after these (the two name different repairs)."""
-        self._seen.update(other._seen)
-        self._notes.extend(other._notes)
-
-    def flags(self) -> tuple[Flag, ...]:
-        flags = []
-        for what, (count, line, examples) in self._seen.items():
-            shown = ", ".join(examples[:3]) + (", ..." if len(examples) > 3 else "")
-            detail = f"{count}: {shown}" if shown else str(count)
-            flags.append(Flag("ofx_repaired", f"{what} ({detail})",
-                              f"line {line}" if line is not None else None))
-        return (*flags, *self._notes)
-
 
 @dataclass(slots=True)
 class Element:
@@ -121,125 +82,16 @@ class Element:
             pending.extend(reversed(element.children))
 
 
-class _Kind(Enum):
-    START = 1
-    END = 2
-    TEXT = 3
-
-
-@dataclass(slots=True)
-class _Token:
-    kind: _Kind
-    value: str  # tag name (upper case) or text
-    line: int
-    empty: bool = False  # <TAG/>
-
-
-def _unescape(text: str, line: int, repairs: Repairs) -> str:
-    if "&" not in text:
-        return text
-    if text.count("&") > len(_ENTITY.findall(text)):
-        repairs.add("'&' not starting an entity read as a literal '&'", "", line)
-
-    def entity(match: re.Match[str]) -> str:
-        if match.group(1):
-            return _NAMED[match.group(1)]
-        code = int(match.group(2)) if match.group(2) else int(match.group(3), 16)
-        if code == 0 or code > 0x10FFFF or 0xD800 <= code <= 0xDFFF:
-            repairs.add("invalid character references kept as text", match.group(0), line)
-            return match.group(0)
-        return chr(code)
-
-    return _ENTITY.sub(entity, text)
-
-
-# What the tokenizer skips or takes as text, tried in this order after a '<' that is
-# followed by '!' or '?'.
-_SPECIAL = (("<!--", "-->", "comment"), ("<![CDATA[", "]]>", "cdata"), ("<?", "?>", "pi"),
-            ("<!", ">", "declaration"))
-
-
-def iter_tokens(text: str, start: int, *, source: str, repairs: Repairs) -> Iterator[_Token]:
-    """Tags and text of the body from ``start``, one at a time; comments, PIs and
-    declarations dropped, text next to text joined into one token."""
-    pos, line = start, 1 + text.count("\n", 0, start)
-    pending: _Token | None = None  # a text token, until what follows it is known
-    # Where blank text began since the last tag: no token is made of blank text alone (the
-    # reader skips it), but text that follows it before a tag is a token from there.
-    blank_at: int | None = None
-
-    def add_text(chunk: str, at_line: int, *, literal: bool = False) -> None:
-        """Text into ``pending`` (text joins the text before it)."""
-        nonlocal pending, blank_at
-        if not chunk:
-            return
-        at_line += chunk[: len(chunk) - len(chunk.lstrip())].count("\n")
-        if pending is None and chunk.isspace():
-            blank_at = at_line if blank_at is None else blank_at
-            return
-        value = chunk if literal else _unescape(chunk, at_line, repairs)
-        if pending is not None:
-            pending.value += value
-        else:
-            pending = _Token(_Kind.TEXT, value, at_line if blank_at is None else blank_at)
-
-    while True:
-        lt = text.find("<", pos)
-        if lt == -1:
-            add_text(text[pos:], line)
-            if pending is not None:
-                yield pending
-            elif blank_at is not None:  # the last token is where the document's end is told
-                yield _Token(_Kind.TEXT, "\n", blank_at)
-            return
-        add_text(text[pos:lt], line)
-        line += text.count("\n", pos, lt)
-        special = text[lt + 1:lt + 2] in ("!", "?")
-        for opener, closer, what in _SPECIAL if special else ():
-            if text.startswith(opener, lt):
-                end = text.find(closer, lt + len(opener))
-                if end == -1:
-                    raise ParseError(f"the {what} opened here is never closed with {closer!r}",
-                                     source=source, line=line)
-                if what == "comment":
-                    repairs.add("SGML comments removed", "", line)
-                elif what == "cdata":
-                    add_text(text[lt + len(opener):end], line, literal=True)
-                pos = end + len(closer)
-                break
-        else:
-            match = _TAG.match(text, lt)
-            if match is None:
-                repairs.add("'<' not starting a tag read as a literal '<'", "", line)
-                add_text("<", line, literal=True)
-                pos = lt + 1
-                continue
-            if pending is not None:
-                yield pending
-                pending = None
-            blank_at = None
-            closing, name, empty = match.groups()
-            kind = _Kind.END if closing else _Kind.START
-            yield _Token(kind, name.upper(), line, empty=bool(empty) and not closing)
-            pos = match.end()
-        line += text.count("\n", lt, pos)
-
-
-def tokenize(text: str, start: int, *, source: str, repairs: Repairs) -> list[_Token]:
-    """Tags and text of the body from ``start``; comments, PIs and declarations dropped."""
-    return list(iter_tokens(text, start, source=source, repairs=repairs))
-
-
-class _Tokens:
+class Tokens:
     """Tokens with a look at the next few."""
 
     __slots__ = ("ahead", "tokens")
 
-    def __init__(self, tokens: Iterable[_Token]) -> None:
+    def __init__(self, tokens: Iterable[Token]) -> None:
         self.tokens = iter(tokens)
-        self.ahead: deque[_Token] = deque()
+        self.ahead: deque[Token] = deque()
 
-    def peek(self, offset: int = 0) -> _Token | None:
+    def peek(self, offset: int = 0) -> Token | None:
         while len(self.ahead) <= offset:
             token = next(self.tokens, None)
             if token is None:
@@ -247,7 +99,7 @@ class _Tokens:
             self.ahead.append(token)
         return self.ahead[offset]
 
-    def take(self) -> _Token | None:
+    def take(self) -> Token | None:
         return self.ahead.popleft() if self.ahead else next(self.tokens, None)
 
 
@@ -256,9 +108,9 @@ class _Tokens:
 Closed = Callable[[Element, list[Element]], None]
 
 
-def build(tokens: list[_Token], *, source: str, repairs: Repairs, xml: bool) -> Element:
+def build(tokens: list[Token], *, source: str, repairs: Repairs, xml: bool) -> Element:
     """The ``<OFX>`` element of ``tokens``; ``xml`` says whether leaves should be closed."""
-    closed_somewhere = {t.value for t in tokens if t.kind is _Kind.END}
+    closed_somewhere = {t.value for t in tokens if t.kind is Kind.END}
     steps = build_steps(tokens, source=source, repairs=repairs, xml=xml,
                         closed_somewhere=closed_somewhere)
     while True:
@@ -269,7 +121,7 @@ def build(tokens: list[_Token], *, source: str, repairs: Repairs, xml: bool) -> 
             return root
 
 
-def build_steps(tokens: Iterable[_Token], *, source: str, repairs: Repairs, xml: bool,
+def build_steps(tokens: Iterable[Token], *, source: str, repairs: Repairs, xml: bool,
                 closed_somewhere: set[str],
                 on_close: Closed | None = None) -> Generator[None, None, Element]:
     """``build`` a step at a time: resumed once per token, it returns the ``<OFX>`` element.
@@ -279,7 +131,7 @@ def build_steps(tokens: Iterable[_Token], *, source: str, repairs: Repairs, xml:
     that a reader can take elements as the document is read. Elements are numbered in
     document order (``Element.order``).
     """
-    stream = _Tokens(tokens)
+    stream = Tokens(tokens)
     document = Element("#document", 0)
     stack = [document]
     numbered = 0
@@ -293,7 +145,7 @@ def build_steps(tokens: Iterable[_Token], *, source: str, repairs: Repairs, xml:
         yield
         last_line = token.line
         top = stack[-1]
-        if token.kind is _Kind.TEXT:
+        if token.kind is Kind.TEXT:
             if token.value.strip():
                 snippet = token.value.strip()[:40]
                 if top is document:
@@ -302,7 +154,7 @@ def build_steps(tokens: Iterable[_Token], *, source: str, repairs: Repairs, xml:
                 raise ParseError(f"unexpected text {snippet!r} inside <{top.tag}>: expected "
                                  "an element", source=source, line=token.line)
             continue
-        if token.kind is _Kind.END:
+        if token.kind is Kind.END:
             if not any(open_.tag == token.value for open_ in stack[1:]):
                 repairs.add("closing tags that close no open element ignored",
                             f"</{token.value}>", token.line)
@@ -358,16 +210,16 @@ def build_steps(tokens: Iterable[_Token], *, source: str, repairs: Repairs, xml:
                      source=source, line=innermost.line, field=innermost.tag)
 
 
-def _leaf_or_aggregate(element: Element, tokens: _Tokens, stack: list[Element],
+def _leaf_or_aggregate(element: Element, tokens: Tokens, stack: list[Element],
                        closed_somewhere: set[str], *, repairs: Repairs, xml: bool) -> bool:
     """Place ``element`` (not a known aggregate); True if it is complete (a leaf)."""
     following = tokens.peek()
-    if following is not None and following.kind is _Kind.TEXT and following.value.strip():
+    if following is not None and following.kind is Kind.TEXT and following.value.strip():
         element.text = following.value.strip()
         stack[-1].children.append(element)
         tokens.take()
         after = tokens.peek()
-        if after is not None and after.kind is _Kind.END and after.value == element.tag:
+        if after is not None and after.kind is Kind.END and after.value == element.tag:
             tokens.take()
             return True
         if xml:
@@ -375,10 +227,10 @@ def _leaf_or_aggregate(element: Element, tokens: _Tokens, stack: list[Element],
                         f"<{element.tag}>", element.line)
         return True
     offset = 0
-    if following is not None and following.kind is _Kind.TEXT:
+    if following is not None and following.kind is Kind.TEXT:
         offset = 1  # blank text
         following = tokens.peek(1)
-    if following is not None and following.kind is _Kind.END and following.value == element.tag:
+    if following is not None and following.kind is Kind.END and following.value == element.tag:
         element.text = ""
         stack[-1].children.append(element)
         for _ in range(offset + 1):
@@ -394,9 +246,9 @@ def _leaf_or_aggregate(element: Element, tokens: _Tokens, stack: list[Element],
     return True
 
 
-def _expect_nothing_after(tokens: _Tokens, source: str) -> None:
+def _expect_nothing_after(tokens: Tokens, source: str) -> None:
     while (token := tokens.take()) is not None:
-        if token.kind is not _Kind.TEXT or token.value.strip():
+        if token.kind is not Kind.TEXT or token.value.strip():
             raise ParseError("content after </OFX>: expected the end of the document",
                              source=source, line=token.line)
 
