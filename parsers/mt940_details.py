@@ -48,6 +48,7 @@ CODES = (
 )
 _CODE = re.compile(r"/(?P<code>" + "|".join(CODES) + r")/")
 _PLACEHOLDERS = frozenset({"NOTPROVIDED", "NOT PROVIDED", "NONREF"})
+_IDENTIFIERS = frozenset({"end_to_end_id", "mandate_id"})  # where a placeholder means none
 _RF = re.compile(r"(?<![A-Z0-9])RF\d{2}[A-Z0-9]{1,21}(?![A-Z0-9])")
 _CURRENCY_AMOUNT = re.compile(r"(?P<currency>[A-Z]{3})(?P<amount>\d+(?:,\d*)?)")
 
@@ -72,14 +73,14 @@ class Details:
 
     def put(self, name: str, value: str | None) -> None:
         """Set a field from bank text: stripped, blanks and placeholders left out."""
-        text = (value or "").strip()
-        if not text:
+        if not value or not (text := value.strip()):
             return
-        if name in ("end_to_end_id", "mandate_id") and text.upper() in _PLACEHOLDERS:
+        if name in _IDENTIFIERS and text.upper() in _PLACEHOLDERS:
             return
-        if getattr(self, name) is None:
+        now = getattr(self, name)
+        if now is None:
             setattr(self, name, text)
-        elif getattr(self, name) != text:
+        elif now != text:
             self.complete = False  # a second, different value has nowhere to go
 
 
@@ -347,8 +348,8 @@ def read_details(lines: list[str], currency: str, details: Details,
     start = _SUBFIELDS_START.match(joined)
     if start:
         _subfields(joined, start["sep"], details, currency)
-    elif _CODE.match(joined.lstrip()):
-        _codes(joined.lstrip(), details)
+    elif _CODE.match(stripped := joined.lstrip()):
+        _codes(stripped, details)
     elif (split := mt940_dialects.split_dialect(lines, account)) is not None:
         for name in ("gvc", "proprietary_code", "counterparty_name", "counterparty_account",
                      "counterparty_bic", "remittance"):

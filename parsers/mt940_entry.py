@@ -66,7 +66,7 @@ def build_entry(raw: RawEntry, currency: str, account: Account | None) -> Entry:
     sign, reversal, expected = MARKS[line.mark]
     code = _code(line.transaction_type, details.gvc, details.proprietary_code)
     return Entry(
-        amount=Money(sign * line.amount, currency),
+        amount=Money(line.amount if sign > 0 else -line.amount, currency),
         booking_date=line.booking_date,
         value_date=line.value_date,
         status=EntryStatus.PENDING if expected else EntryStatus.BOOKED,
@@ -85,7 +85,7 @@ def build_entry(raw: RawEntry, currency: str, account: Account | None) -> Entry:
         fx=FxDetails(instructed_amount=details.instructed_amount)
         if details.instructed_amount else None,
         charges=tuple(details.charges),
-        additional_info="\n".join(e for e in extra if e) or None,
+        additional_info="\n".join(e for e in extra if e) or None if extra else None,
     )
 
 
