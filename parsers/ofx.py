@@ -3,10 +3,18 @@
 Layers, each a module tested on its own (after ofxtools)::
 
     bytes --ofx_header--> text and version (OFXHEADER lines or <?xml?><?OFX?>, encoding)
+          --ofx_tokens--> tags and text, one at a time
           --ofx_tree----> generic element tree, SGML or XML, as banks really write it
           --ofx_clean---> repaired tree (empty elements, decimal commas, misplaced balances)
-          --here--------> Statement objects, then
+          --ofx_statement-> Statement objects, then
           --ofx_reference-> ofxparse must read the repaired document the same way
+
+Read as a stream (``stream``; ``parse`` and ``parse_each`` gather it): ``ofx_stream``
+builds the tree as the tokens come and yields each entry as soon as its STMTTRN is read,
+taking it out of the tree; a document it does not take (several statements, anything
+irregular, any error) is read whole as one tree (``ofx_statement.read_whole``), with the
+same results. Memory holds the document's text (about twice the file's size for the
+bytes and the decoded text) but not its entries.
 
 Mapping (sections of the OFX 2.1.1 specification):
 
