@@ -17,6 +17,7 @@ import io
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -119,13 +120,14 @@ def _sequence_number(sequence: str | None) -> int | None:
 
 @dataclass(frozen=True, slots=True)
 class Document:
-    """A document to store: its SHA-256, name, size, and how to get its bytes (read only
-    when it is stored, and only if its hash was not known)."""
+    """A document to store: its SHA-256, name and size, and its bytes in memory
+    (``content``) or in a file (``path``, read again when it is stored, in pieces)."""
 
     sha256: bytes
     source: str
     size: int
-    content: Callable[[], bytes]
+    content: bytes | None = None
+    path: Path | None = None
 
 
 async def known_document(conn: asyncpg.Connection, tenant: str,
@@ -149,7 +151,7 @@ async def ingest(conn: asyncpg.Connection, data: bytes, *, source: str, tenant: 
     if known is not None:
         return known
     parts = parsers.stream(io.BytesIO(data), source=source, strict=strict)
-    document = Document(sha256, source, len(data), lambda: data)
+    document = Document(sha256, source, len(data), content=data)
     return await ingest_parts(conn, tenant, parts, document=document, progress=progress)
 
 
@@ -161,7 +163,7 @@ async def store_document(conn: asyncpg.Connection, tenant: str, *, data: bytes, 
     known = await known_document(conn, tenant, sha256)
     if known is not None:
         return known
-    document = Document(sha256, source, len(data), lambda: data)
+    document = Document(sha256, source, len(data), content=data)
     return await ingest_parts(conn, tenant, iter(from_statements(statements)),
                               document=document)
 
@@ -201,12 +203,21 @@ async def _store(conn: asyncpg.Connection, tenant: str, document: Document,
     about its lines, so each line is judged against everything stored before it.
     """
     async with conn.transaction():
+        # Statements run many times here with arrays of ids (``payment.received`` a batch
+        # at a time): a generic plan cannot hash such an array, and compares each row
+        # with every id. Plans made for the values at hand, in this transaction only.
+        await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
         # The document's formats, in the order its statements come (one, but for a SWIFT
         # file mixing MT940 and MT942 messages): names of ``parsers.model.FORMAT_NAMES``.
         formats = ",".join(dict.fromkeys(s.statement.format for s in staged))
-        document_id = await documents.insert(conn, tenant, sha256=document.sha256,
-                                             source=document.source, format=formats,
-                                             content=document.content())
+        if document.path is not None:
+            document_id = await documents.insert_file(
+                conn, tenant, sha256=document.sha256, source=document.source, format=formats,
+                path=document.path, size=document.size)
+        else:
+            document_id = await documents.insert(
+                conn, tenant, sha256=document.sha256, source=document.source, format=formats,
+                content=document.content or b"")
         if document_id is None:
             return await _known_document(conn, tenant, document.sha256)
         account_ids = {}
@@ -224,7 +235,7 @@ async def _store(conn: asyncpg.Connection, tenant: str, document: Document,
     if result.entries_new >= _ANALYZE_AFTER:
         # Fresh statistics now rather than when autovacuum next looks: without them the
         # planner misjudges the table and a page of lines takes ten times as long.
-        await conn.execute("ANALYZE transactions")
+        await conn.execute("ANALYZE transactions, statement_lines")
     logger.info("imported document %s: %d statements, %d new lines, %d known",
                 document_id, len(stored), result.entries_new, result.entries_known)
     return result
@@ -264,14 +275,14 @@ async def _store_statement(conn: asyncpg.Connection, tenant: str, staged: Staged
         statement=statement, flags=flags, ledger=placement.ledger, outcomes=outcomes,
         span=statements.Span(staged.entries, staged.first, staged.last), staged=staged.number)
     scheme = reference_scheme(statement.format)
+    await transactions.confirm_staged(conn, tenant, account_id=account_id,
+                                      statement_pk=statement_pk, statement_no=staged.number,
+                                      scheme=scheme, expected=superseded)
     added = await transactions.move_staged(conn, tenant, account_id=account_id,
                                            statement_pk=statement_pk,
                                            statement_no=staged.number, scheme=scheme)
     if added != outcomes.new:  # pragma: no cover - the decisions and the move disagree
         raise RuntimeError(f"{added} lines stored where {outcomes.new} were decided new")
-    await transactions.confirm_staged(conn, tenant, account_id=account_id,
-                                      statement_pk=statement_pk, statement_no=staged.number,
-                                      scheme=scheme, expected=superseded)
     new_events = [_statement_imported(
         account_id=account_id, statement_pk=statement_pk, document_id=document_id,
         statement=statement, entries=staged.entries, flags=flags, outcomes=outcomes)]
@@ -288,7 +299,7 @@ async def _store_statement(conn: asyncpg.Connection, tenant: str, staged: Staged
             "possible_duplicates": outcomes.possible_duplicates}))
     await outbox.emit(conn, tenant, new_events)
     booked = await _payments_received(conn, tenant, account_id=account_id,
-                                      statement_pk=statement_pk)
+                                      statement_no=staged.number)
     return StoredStatement(
         statement_pk=statement_pk, account_id=account_id, account_key=statement.account.key,
         statement_id=statement.statement_id, format=statement.format,
@@ -299,13 +310,12 @@ async def _store_statement(conn: asyncpg.Connection, tenant: str, staged: Staged
 
 
 async def _payments_received(conn: asyncpg.Connection, tenant: str, *, account_id: int,
-                             statement_pk: int) -> int:
+                             statement_no: int) -> int:
     """``payment.received`` for the incoming lines a statement made booked, a batch at a
     time in arrival order (the events of one call follow those of the call before on the
     account's lane); returns how many lines it made booked (incoming or not)."""
     booked, batch = 0, []
-    async for row in transactions.booked_by(conn, tenant, account_id=account_id,
-                                            statement_pk=statement_pk):
+    async for row in await staging.booked(conn, statement_no=statement_no):
         batch.append(row["entry_id"])
         if len(batch) >= _EVENT_BATCH:
             await outbox.emit_new_payments(conn, tenant, account_id=account_id,

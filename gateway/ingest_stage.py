@@ -116,6 +116,28 @@ class StagedStatement:
         self.last_day = key
 
 
+# What may make a staged line unstorable (``limits``): in its text columns a NUL or a lone
+# surrogate; in the JSON of ``details`` those (a NUL escaped), a number written with 16
+# digits or more before its point (an amount past ``limits.MAX_AMOUNT``, or a long
+# reference), or a non-finite one. Only a row where one of these shows, or with a text
+# longer than the limit, is checked field by field.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_SUSPECT_DETAILS = re.compile(r'[\x00\ud800-\udfff]|\\u0000|"-?[0-9]{16}|NaN|Infinity')
+
+
+def _suspect(row: tuple[object, ...]) -> bool:
+    """Whether the row may hold a value ``limits`` refuses (never False when it does)."""
+    texts = [cell for cell in row[9:15] if isinstance(cell, str)]
+    details_text, amount = row[15], row[5]
+    if not isinstance(details_text, str) or not isinstance(amount, Decimal):
+        return True
+    return (abs(amount) >= limits.MAX_AMOUNT
+            or any(len(text) > limits.MAX_STATEMENT_TEXT for text in texts)
+            or len(details_text) > limits.MAX_STATEMENT_TEXT
+            or _UNSTORABLE.search("".join(texts)) is not None
+            or _SUSPECT_DETAILS.search(details_text) is not None)
+
+
 def details(entry: Entry) -> str:
     """The entry's fields that have no column of their own, as JSON."""
     return json.dumps(entry_details(entry, leave_out=_IN_COLUMNS), ensure_ascii=False,
@@ -135,37 +157,27 @@ class Stager:
         self._parts = parts
         self._source = source
         self._open: StagedStatement | None = None
-        self._batch_start = 0  # the number of the first entry of the open batch, from 1
         self.statements: list[StagedStatement] = []
 
     def next_batch(self, size: int = BATCH) -> list[tuple[object, ...]] | None:
         """The next rows to stage (``staging.STAGE_COLUMNS``), at most ``size``; None at the
         end of the document."""
         rows: list[tuple[object, ...]] = []
-        batch: list[Entry] = []
         for part in self._parts:
             if isinstance(part, Entry):
                 rows.append(self._row(part))
-                batch.append(part)
                 if len(rows) >= size:
                     break
             elif isinstance(part, StatementStart):
-                self._check(batch)
-                batch = []
                 self._open = StagedStatement(len(self.statements), part.statement)
-                self._batch_start = 1
             elif isinstance(part, StatementEnd):
-                self._check(batch)
-                batch = []
                 self._end(part)
             elif isinstance(part, StatementFailed):
                 raise part.error
         else:
             if self._open is not None:
                 raise ParseError("the document ended inside a statement", source=self._source)
-            self._check(batch)
             return rows or None
-        self._check(batch)
         return rows
 
     def _row(self, entry: Entry) -> tuple[object, ...]:
@@ -176,25 +188,26 @@ class Stager:
         provisional = is_provisional(statement, entry)
         position = staged.entries
         staged.take(entry, provisional)
-        return (staged.number, position, entry.booking_date or entry.value_date,
-                entry.booking_date, entry.value_date, entry.amount.amount,
-                entry.amount.currency, entry.status.value, entry.reversal,
-                entry.bank_reference, entry.counterparty_name, entry.counterparty_account,
-                entry.end_to_end_id, entry.remittance, entry.creditor_reference,
-                details(entry), provisional, id_key(statement.account.key, entry))
+        row = (staged.number, position, entry.booking_date or entry.value_date,
+               entry.booking_date, entry.value_date, entry.amount.amount,
+               entry.amount.currency, entry.status.value, entry.reversal,
+               entry.bank_reference, entry.counterparty_name, entry.counterparty_account,
+               entry.end_to_end_id, entry.remittance, entry.creditor_reference,
+               details(entry), provisional, id_key(statement.account.key, entry))
+        if _suspect(row):
+            self._check_entry(entry, position)
+        return row
 
-    def _check(self, batch: list[Entry]) -> None:
-        """Refuse a value that could not be stored faithfully (``limits``), naming the
-        statement and the entry as a reader counts them."""
+    def _check_entry(self, entry: Entry, position: int) -> None:
+        """Refuse a value of the entry that could not be stored faithfully (``limits``),
+        naming the statement and the entry as a reader counts them."""
         staged = self._open
-        if not batch or staged is None:
+        if staged is None:  # pragma: no cover - ``_row`` found it open
             return
-        first = self._batch_start
-        self._batch_start += len(batch)
-        whole = dataclasses.replace(staged.statement, entries=tuple(batch))
+        whole = dataclasses.replace(staged.statement, entries=(entry,))
         found = limits.statement_problems([whole])
         if found:
-            self._refuse(found, staged.number, entry_offset=first - 1)
+            self._refuse(found, staged.number, entry_offset=position)
 
     def _end(self, part: StatementEnd) -> None:
         staged = self._open

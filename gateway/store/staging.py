@@ -13,7 +13,13 @@ ends, whatever happened.
 - ``ingest_ledger``: each booked line's rank and the balance after it in the statement's
   ledger order (``parsers.overlap.ledger_order``), computed in the database;
 - ``ingest_decided``: what ``parsers.overlap`` decided for the lines of the days on which
-  the account already had lines (every other line is new).
+  the account already had lines (every other line is new);
+- ``ingest_booked``: the ids of the lines a statement made booked (provisional lines it
+  confirmed, then its new booked lines), in arrival order, for ``payment.received``.
+
+Nothing here joins the staged lines with ``transactions`` or ``statement_lines`` after
+they grew in the same transaction: their statistics do not count the new rows yet, and
+such a join's plan can scan a table once per row.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ STAGE_COLUMNS = (
 )
 DECIDED_COLUMNS = ("statement_no", "position", "outcome", "entry_id", "possible_duplicate")
 
-_TABLES = ("ingest_stage", "ingest_ledger", "ingest_decided")
+_TABLES = ("ingest_stage", "ingest_ledger", "ingest_decided", "ingest_booked")
 _CREATE = """
 CREATE TEMP TABLE IF NOT EXISTS ingest_stage (
     statement_no integer NOT NULL, position integer NOT NULL, day date,
@@ -46,6 +52,9 @@ CREATE TEMP TABLE IF NOT EXISTS ingest_ledger (
 CREATE TEMP TABLE IF NOT EXISTS ingest_decided (
     statement_no integer NOT NULL, position integer NOT NULL, outcome text NOT NULL,
     entry_id text NOT NULL, possible_duplicate boolean NOT NULL);
+CREATE TEMP TABLE IF NOT EXISTS ingest_booked (
+    n bigint GENERATED ALWAYS AS IDENTITY, statement_no integer NOT NULL,
+    entry_id text NOT NULL);
 """
 
 
@@ -69,6 +78,14 @@ async def analyze(conn: asyncpg.Connection) -> None:
     await conn.execute("ANALYZE ingest_stage")
 
 
+async def booked(conn: asyncpg.Connection, *,
+                 statement_no: int) -> asyncpg.cursor.CursorFactory:
+    """The ids in ``ingest_booked`` of a statement, in arrival order: a cursor (inside a
+    transaction)."""
+    return conn.cursor("SELECT entry_id FROM ingest_booked WHERE statement_no = $1 ORDER BY n",
+                       statement_no, prefetch=10_000)
+
+
 async def rank(conn: asyncpg.Connection, *, statement_no: int, start: Decimal,
                newest_first: bool) -> None:
     """Rank the statement's booked lines in ledger order and note the balance after each,
@@ -83,6 +100,7 @@ async def rank(conn: asyncpg.Connection, *, statement_no: int, start: Decimal,
         WINDOW w AS (ORDER BY {order} ROWS UNBOUNDED PRECEDING)
         """,  # noqa: S608 - one of two constant orders
         statement_no, start)
+    await conn.execute("ANALYZE ingest_ledger")
 
 
 async def shares(conn: asyncpg.Connection, tenant: str, *, account_id: int, statement_no: int,

@@ -113,7 +113,8 @@ _STAGED_IDS = """
     SELECT s.*, l.rank, l.balance_after, coalesce(d.outcome, 'new') AS outcome,
            coalesce(d.possible_duplicate, false) AS possible_duplicate,
            coalesce(d.entry_id, left(encode(sha256(convert_to(
-               s.id_key || (row_number() OVER (PARTITION BY s.id_key ORDER BY s.position)
+               s.id_key || (row_number() OVER (PARTITION BY s.id_key COLLATE "C"
+                                                 ORDER BY s.position)
                             - 1)::text, 'UTF8')), 'hex'), 32)) AS entry_id
     FROM ingest_stage s
     LEFT JOIN ingest_ledger l USING (statement_no, position)
@@ -125,7 +126,9 @@ _STAGED_IDS = """
 async def move_staged(conn: asyncpg.Connection, tenant: str, *, account_id: int,
                       statement_pk: int, statement_no: int, scheme: str) -> int:
     """Store a staged statement's new lines (in the bank's order) and record every line of
-    it in ``statement_lines``, in one statement; returns how many lines are new.
+    it in ``statement_lines``, in one statement; returns how many lines are new. The new
+    booked ones are noted in ``ingest_booked`` (after the lines ``confirm_staged`` noted:
+    call that first).
 
     The caller holds the account's ingest lock and has decided (``ingest_decided``) the
     lines of every day the account had lines on, so the ids chosen here are free.
@@ -137,6 +140,11 @@ async def move_staged(conn: asyncpg.Connection, tenant: str, *, account_id: int,
             INSERT INTO statement_lines (tenant_id, account_id, statement_pk, position,
                                          entry_id, outcome, rank)
             SELECT $1, $2, $3, position, entry_id, outcome, rank FROM staged
+        ),
+        booked AS (
+            INSERT INTO ingest_booked (statement_no, entry_id)
+            SELECT $5, entry_id FROM staged WHERE outcome = 'new' AND NOT provisional
+            ORDER BY position
         ),
         added AS (
             INSERT INTO transactions ({", ".join(COLUMNS)})
@@ -157,7 +165,7 @@ async def confirm_staged(conn: asyncpg.Connection, tenant: str, *, account_id: i
                          statement_pk: int, statement_no: int, scheme: str,
                          expected: int) -> None:
     """Provisional lines become the staged booked lines that supersede them (their ids
-    stay, so what was allocated to them stays allocated)."""
+    stay, so what was allocated to them stays allocated); noted in ``ingest_booked``."""
     if not expected:
         return
     confirmed = await conn.fetchval(
@@ -182,30 +190,17 @@ async def confirm_staged(conn: asyncpg.Connection, tenant: str, *, account_id: i
                   WHERE d.statement_no = $5 AND d.outcome = 'supersedes') u
             WHERE t.tenant_id = $1 AND t.account_id = $2 AND t.entry_id = u.entry_id
               AND t.provisional
-            RETURNING 1
+            RETURNING t.entry_id, t.seq
+        ),
+        noted AS (
+            INSERT INTO ingest_booked (statement_no, entry_id)
+            SELECT $5, entry_id FROM confirmed ORDER BY seq
         )
         SELECT count(*) FROM confirmed
         """,
         tenant, account_id, scheme, statement_pk, statement_no)
     if confirmed != expected:
         raise RuntimeError("a provisional line changed while its account was locked")
-
-
-def booked_by(conn: asyncpg.Connection, tenant: str, *, account_id: int,
-              statement_pk: int) -> asyncpg.cursor.CursorFactory:
-    """The ids of the lines a statement made booked (new booked lines, and provisional ones
-    it confirmed), in arrival order: a cursor (inside a transaction)."""
-    return conn.cursor(
-        """
-        SELECT t.entry_id
-        FROM statement_lines l
-        JOIN transactions t ON t.tenant_id = l.tenant_id AND t.account_id = l.account_id
-                           AND t.entry_id = l.entry_id
-        WHERE l.tenant_id = $1 AND l.account_id = $2 AND l.statement_pk = $3
-          AND l.outcome IN ('new', 'supersedes') AND NOT t.provisional
-        ORDER BY t.seq
-        """,
-        tenant, account_id, statement_pk, prefetch=10_000)
 
 
 # What a line is, as the API shows it: the normalized fields (those of ``parse`` output),
