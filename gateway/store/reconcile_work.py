@@ -68,10 +68,11 @@ def _payments(rows: Sequence[asyncpg.Record]) -> list[tuple[int, Payment]]:
 
 async def waiting(conn: asyncpg.Connection, tenant: str, *,
                   limit: int) -> list[tuple[int, Payment]]:
-    """Payments never matched (or handed back), oldest first, at most ``limit``."""
+    """Payments never matched (or handed back), oldest first, at most ``limit``. One a
+    person allocated meanwhile is among them: the pass leaves it to them (``taken``)."""
     rows = await conn.fetch(
         f"SELECT {_COLUMNS} FROM transactions t"  # noqa: S608 - constant fragments only
-        f" WHERE t.tenant_id = $1 AND t.matched_at IS NULL AND {_PAYMENT} AND {_UNALLOCATED}"
+        f" WHERE t.tenant_id = $1 AND t.matched_at IS NULL AND {_PAYMENT}"
         " ORDER BY t.seq LIMIT $2", tenant, limit)
     return _payments(rows)
 
@@ -201,11 +202,11 @@ async def status(conn: asyncpg.Connection, tenant: str) -> dict[str, Any]:
     row = await conn.fetchrow(
         f"""
         SELECT (SELECT count(*) FROM transactions t
+                WHERE t.tenant_id = $1 AND t.matched_at IS NULL AND {_PAYMENT})
+                   AS payments_waiting,
+               (SELECT t.imported_at FROM transactions t
                 WHERE t.tenant_id = $1 AND t.matched_at IS NULL AND {_PAYMENT}
-                  AND {_UNALLOCATED}) AS payments_waiting,
-               (SELECT min(t.imported_at) FROM transactions t
-                WHERE t.tenant_id = $1 AND t.matched_at IS NULL AND {_PAYMENT}
-                  AND {_UNALLOCATED}) AS payments_since,
+                ORDER BY t.seq LIMIT 1) AS payments_since,
                (SELECT count(*) FROM reconcile_work WHERE tenant_id = $1) AS changes_waiting,
                (SELECT min(queued_at) FROM reconcile_work WHERE tenant_id = $1)
                    AS changes_since,
