@@ -49,7 +49,12 @@ def name_tokens(name: str) -> tuple[str, ...]:
 
 def compact(text: str) -> str:
     """Upper-case letters and digits only: ``inv 2026-0815`` -> ``INV20260815``."""
+    if text.isascii():  # IBANs, references: nothing to fold, one pass
+        return _NOT_ASCII_ALNUM.sub("", text).upper()
     return "".join(c for c in fold(text) if c.isalnum()).upper()
+
+
+_NOT_ASCII_ALNUM = re.compile(r"[^0-9A-Za-z]+")
 
 
 _NOT_DIGIT = re.compile(r"[^0-9]+")

@@ -95,15 +95,16 @@ class PayerIndex:
         if tokens:
             # Customers sharing the most words (by their first letters) with the payer,
             # rarest words counting most: only those are compared in full.
-            shared: dict[str, float] = defaultdict(float)
+            shared: dict[str, float] = {}
+            get = shared.get
             for token in set(tokens):
-                posting = self._by_prefix.get(token[:NAME_PREFIX], set())
-                if len(posting) <= _MAX_POSTING:
-                    weight = 1.0 / len(posting) if posting else 0.0
+                posting = self._by_prefix.get(token[:NAME_PREFIX])
+                if posting and len(posting) <= _MAX_POSTING:
+                    step = 1.0 + 1.0 / len(posting)
                     for customer_id in posting:
-                        shared[customer_id] += 1.0 + weight
-            candidates = heapq.nsmallest(_COMPARED, shared, key=lambda c: (-shared[c], c))
-            for customer_id in candidates:
+                        shared[customer_id] = get(customer_id, 0.0) + step
+            ranked = heapq.nsmallest(_COMPARED, [(-s, c) for c, s in shared.items()])
+            for _, customer_id in ranked:
                 if customer_id in found:
                     continue
                 score, how = max(((_similarity(tokens, known), how)

@@ -169,33 +169,31 @@ class ReferenceIndex:
                 for invoice_id in self._rf.get(key, ()):
                     yield ReferenceHit(invoice_id, HitKind.RF, source, match.group())
         matched_cores: set[str] = set()
-        for candidate, shown in _candidates(text):
-            if _DATE.fullmatch(shown) and not self._written.get(shown.upper()):
+        analysed = _analysed(text)
+        for candidate, shown, plain, core, is_date in analysed:
+            if is_date and not self._written.get(shown.upper()):
                 continue  # a date, unless an invoice is numbered exactly so
             for invoice_id in self._compact.get(candidate, ()):
                 yield ReferenceHit(invoice_id, HitKind.EXACT, source, shown)
-            owners = self._unpadded.get(unpadded(candidate), set())
+            owners = self._unpadded.get(plain, _NONE)
             if len(owners) == 1:
                 yield ReferenceHit(next(iter(owners)), HitKind.REFORMATTED, source, shown)
-            core = digits(candidate)
             if len(core) < MIN_DIGITS:
                 continue
-            owners = self._digits.get(core, set())
+            owners = self._digits.get(core, _NONE)
             if len(owners) == 1 and self._same_scheme(candidate, next(iter(owners))):
                 matched_cores.add(core)
                 yield ReferenceHit(next(iter(owners)), HitKind.REFORMATTED, source, shown)
-        for candidate, shown in _candidates(text):
-            core = digits(candidate)
-            if _DATE.fullmatch(shown):
-                continue
-            if len(core) not in self._typo_lengths or core in matched_cores \
+        typo_lengths = self._typo_lengths
+        for candidate, shown, _, core, is_date in analysed:
+            if is_date or len(core) not in typo_lengths or core in matched_cores \
                     or core in self._digits:
                 continue
             owners = set()
             for variant in _blank_each(core):
-                owners |= self._blanked.get(variant, set())
+                owners |= self._blanked.get(variant, _NONE)
             for variant in _swap_each(core):
-                owners |= self._digits.get(variant, set())
+                owners |= self._digits.get(variant, _NONE)
             if len(owners) == 1 and self._same_scheme(candidate, next(iter(owners))):
                 yield ReferenceHit(next(iter(owners)), HitKind.TYPO, source, shown)
 
@@ -257,6 +255,17 @@ def _discard(index: dict[str, set[str]], key: str, invoice_id: str) -> None:
         owners.discard(invoice_id)
         if not owners:  # an empty set would still count as a key (``core in _digits``)
             del index[key]
+
+
+_NONE: frozenset[str] = frozenset()
+
+
+@lru_cache(maxsize=65_536)
+def _analysed(text: str) -> tuple[tuple[str, str, str, str, bool], ...]:
+    """Each candidate of a text with what lookups need of it, worked out once: (compact
+    form, text as written, unpadded form, its digits, whether it is written as a date)."""
+    return tuple((candidate, shown, unpadded(candidate), digits(candidate),
+                  bool(_DATE.fullmatch(shown))) for candidate, shown in _candidates(text))
 
 
 def _candidates(text: str) -> list[tuple[str, str]]:
