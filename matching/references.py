@@ -91,8 +91,9 @@ class ReferenceIndex:
                 self._digits[core].add(invoice.invoice_id)
             if len(core) >= MIN_TYPO_DIGITS:
                 lengths.add(len(core))
-                for blanked in _blank_each(core):
-                    self._blanked[blanked].add(invoice.invoice_id)
+                blanked = self._blanked
+                for at in range(len(core)):   # _blank_each, inline: every invoice has some
+                    blanked[core[:at] + "?" + core[at + 1:]].add(invoice.invoice_id)
         for length in lengths:
             self._typo_lengths[length] += 1
 
@@ -246,7 +247,8 @@ def _keys_of(invoice: Invoice) -> Iterable[tuple[str, str, str]]:
     for text in {invoice.invoice_id, invoice.reference or ""}:
         key = compact(text)
         if len(key) >= MIN_DIGITS:
-            yield ("rf" if is_valid_rf(key) else "number"), key, text
+            rf = key.startswith("RF") and is_valid_rf(key)   # the check compacts again
+            yield ("rf" if rf else "number"), key, text
 
 
 def _discard(index: dict[str, set[str]], key: str, invoice_id: str) -> None:
