@@ -168,12 +168,15 @@ async def child_import(url: str, path: Path) -> dict[str, Any]:
         await conn.close()
 
 
-def memory_run(server_url: str, entries: int, folder: Path) -> dict[str, Any]:
-    """Generate the file in one child, import it in another (so neither's memory is the
-    other's), on a fresh database."""
-    path = folder / f"camt053-{entries}.xml"
-    subprocess.run([sys.executable, __file__, "--write", str(path), "--entries", str(entries)],
-                   check=True)
+def memory_run(server_url: str, entries: int, folder: Path,
+               given: Path | None = None) -> dict[str, Any]:
+    """Generate the file in one child (or take the ``given`` one, written by this script
+    before), import it in another (so neither's memory is the other's), on a fresh
+    database."""
+    path = given or folder / f"camt053-{entries}.xml"
+    if given is None:
+        subprocess.run([sys.executable, __file__, "--write", str(path), "--entries",
+                        str(entries)], check=True)
     url = asyncio.run(fresh_database(server_url))
     try:
         out = subprocess.run([sys.executable, __file__, "--child", url, str(path)], check=True,
@@ -192,7 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", help="a server to create scratch databases on")
     parser.add_argument("--memory", action="store_true",
                         help="one import from a file in a child process: peak RSS, loop lag")
-    parser.add_argument("--write", help=argparse.SUPPRESS)
+    parser.add_argument("--file", type=Path,
+                        help="with --memory: a file this script wrote before (--write)")
+    parser.add_argument("--write", help="write the generated file there and stop")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.write:
@@ -205,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="recon-bench-") as folder:
         server_url = args.database_url or start_embedded(Path(folder))
         if args.memory:
-            figures = memory_run(server_url, args.entries, Path(folder))
+            figures = memory_run(server_url, args.entries, Path(folder), args.file)
         else:
             rounds = asyncio.run(run(server_url, args.entries, args.repeat))
     flags = f"--entries {args.entries}" + (" --memory" if args.memory else

@@ -1,13 +1,24 @@
 """Ingest: a bank document in, its statements and lines stored exactly once.
 
-The document is parsed first (pure, nothing stored if it fails), then stored in one
-database transaction: the raw bytes (deduplicated by SHA-256), the accounts it is about
-(registered on first sight), its statements with their flags, and the lines the account
-does not have yet, decided line by line from the statements themselves by
-``parsers.overlap`` (docs/ingest.md). Re-importing the same document, or a statement
-overlapping one already stored, adds nothing twice; a genuinely new line is never dropped;
-what cannot be decided is flagged. Continuity with the account's previous statement is
-checked and recorded as flags on the new statement and as a ``statement.gap`` event.
+The document's SHA-256 is looked up first: the same bytes again are answered from what was
+stored, unparsed. Otherwise the parser's stream of parts (``parsers.stream``) is read in a
+worker thread a batch at a time and copied into the session's staging tables
+(``gateway.ingest_stage``, ``gateway.store.staging``), outside any transaction, in memory
+that does not grow with the document; a bad document raises ``ParseError`` there and
+nothing of it is kept. Then one transaction stores it all: the raw bytes (large ones in
+chunks), the accounts it is about (registered on first sight, locked in one order), its
+statements with their flags, and the lines the account does not have yet, decided from the
+statements themselves (``parsers.overlap``, docs/ingest.md): days the account has lines on
+a day at a time in Python (``gateway.ingest_decide``), every other line new; lines,
+``statement_lines`` and events go in set-based. Re-importing the same document, or a
+statement overlapping one already stored, adds nothing twice; a genuinely new line is never
+dropped; what cannot be decided is flagged. Continuity with the account's previous
+statement is checked and recorded as flags on the new statement and as a
+``statement.gap`` event.
+
+Entry points: ``ingest`` (bytes in memory), ``store_document`` (statements already
+parsed), and in ``gateway.ingest_files`` ``ingest_path`` (a file) and ``spool`` +
+``ingest_spooled`` (a request body of any size).
 """
 
 from __future__ import annotations
