@@ -71,6 +71,9 @@ class ReferenceIndex:
         self._hits_seen: dict[tuple[str, str], list[ReferenceHit]] = {}
         # Digit counts a mistyped number can have, with how many invoices have each.
         self._typo_lengths: dict[int, int] = defaultdict(int)
+        # The two ends of every number a typo can be found against (``_typo_ends``), with
+        # how many numbers have each: a number none shares an end with has no typo owner.
+        self._ends: dict[tuple[str, int, str], int] = defaultdict(int)
         for invoice in invoices:
             self.add(invoice)
 
@@ -91,6 +94,8 @@ class ReferenceIndex:
                 self._digits[core].add(invoice.invoice_id)
             if len(core) >= MIN_TYPO_DIGITS:
                 lengths.add(len(core))
+                for end in _typo_ends(core):
+                    self._ends[end] += 1
                 blanked = self._blanked
                 for at in range(len(core)):   # _blank_each, inline: every invoice has some
                     blanked[core[:at] + "?" + core[at + 1:]].add(invoice.invoice_id)
@@ -114,6 +119,10 @@ class ReferenceIndex:
                 _discard(self._digits, core, invoice_id)
             if len(core) >= MIN_TYPO_DIGITS:
                 lengths.add(len(core))
+                for end in _typo_ends(core):
+                    self._ends[end] -= 1
+                    if not self._ends[end]:
+                        del self._ends[end]
                 for blanked in _blank_each(core):
                     _discard(self._blanked, blanked, invoice_id)
         self._letters.pop(invoice_id, None)
@@ -190,6 +199,9 @@ class ReferenceIndex:
             if is_date or len(core) not in typo_lengths or core in matched_cores \
                     or core in self._digits:
                 continue
+            start, end = _typo_ends(core)
+            if start not in self._ends and end not in self._ends:
+                continue   # no number of this length shares either end: none is one typo away
             owners = set()
             for variant in _blank_each(core):
                 owners |= self._blanked.get(variant, _NONE)
@@ -311,6 +323,14 @@ def unpadded(key: str) -> str:
     if key.isascii():  # the common case, in one pass: zeros that start a number, not its last
         return _LEADING_ZEROS.sub("", key)
     return _DIGIT_RUN.sub(lambda m: str(int(m.group())), key)
+
+
+def _typo_ends(core: str) -> tuple[tuple[str, int, str], tuple[str, int, str]]:
+    """A number's start and end, cut so that one digit changed or two neighbours swapped
+    leave one of them as it was: with m = half the length, the digits before m - 1 and
+    those after m (a change at m - 1 or later keeps the start; one before, the end)."""
+    half = len(core) // 2
+    return ("start", len(core), core[:half - 1]), ("end", len(core), core[half + 1:])
 
 
 def _blank_each(core: str) -> Iterable[str]:
