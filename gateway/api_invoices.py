@@ -145,7 +145,8 @@ async def put_invoices(request: web.Request) -> web.Response:
                                                       owner=owner_of(principal))
             except store.NotOwned as refusal:
                 raise _not_owned(refusal) from None
-        reconciliation = await queued(conn, tenant) if created or updated else None
+        reconciliation = await queued(conn, tenant, changes=created + updated) \
+            if created or updated else None
     return web.json_response({"received": len(invoices), "created": created,
                               "updated": updated, "unchanged": len(invoices) - created - updated,
                               "reconciliation": reconciliation})
@@ -235,7 +236,7 @@ async def patch_invoice(request: web.Request) -> web.Response:
                 await store.upsert(conn, tenant, [result], owner=owner)
             except store.NotOwned as refusal:
                 raise _not_owned(refusal) from None
-        await queued(conn, tenant)
+        await queued(conn, tenant, changes=1)
         row = await store.get_public(conn, tenant, invoice_id)
     return web.json_response(row)
 
@@ -267,7 +268,7 @@ async def put_customers(request: web.Request) -> web.Response:
                                              owner=owner_of(principal))
             except store.NotOwned as refusal:
                 raise _not_owned(refusal) from None
-        reconciliation = await queued(conn, tenant)
+        reconciliation = await queued(conn, tenant, changes=len(customers))
     return web.json_response({"received": len(customers), "reconciliation": reconciliation})
 
 

@@ -112,7 +112,8 @@ async def post_statement(request: web.Request) -> web.Response:
             raise Unprocessable(exc.message, source=exc.source, line=exc.line, path=exc.path,
                                 field=exc.field) from exc
         # Matching is the workers' (gateway.work): they are woken now.
-        reconciliation = await queued(conn, principal.tenant) \
+        reconciliation = await queued(conn, principal.tenant,
+                                      lines=result.entries_booked) \
             if result.entries_booked else None
     metrics = request.app[METRICS]
     metrics.entries.labels("new").inc(result.entries_new)

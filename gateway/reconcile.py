@@ -325,8 +325,11 @@ async def _record_failure(conn: asyncpg.Connection, tenant: str, key: failure_st
     return Failure(key[0], key[1], stage, error, attempts)
 
 
-async def queued(conn: asyncpg.Connection, tenant: str) -> dict[str, Any]:
-    """What an import or an invoice change answers about matching: the change is committed
-    and queued for the workers (woken now), with what waits and where to follow it."""
+async def queued(conn: asyncpg.Connection, tenant: str, *, lines: int = 0,
+                 changes: int = 0) -> dict[str, Any]:
+    """What an import or an invoice change answers about matching: what it queued for the
+    workers (woken now: the booked lines an import added or confirmed, of which the
+    incoming ones are matched; the invoices or customers a change wrote), and where to
+    follow the queue (``GET /v1/reconcile``)."""
     await work.notify(conn, tenant)
-    return {**await work.status(conn, tenant), "href": "/v1/reconcile"}
+    return {"status": "queued", "lines": lines, "changes": changes, "href": "/v1/reconcile"}

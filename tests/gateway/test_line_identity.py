@@ -300,5 +300,5 @@ async def test_a_booked_statement_that_only_confirms_intraday_lines_reconciles_t
     assert body["entries_new"] == 0
     assert body["reconciliation"] is not None
     # The confirmed line waits for the workers as a new payment does; they match it.
-    assert body["reconciliation"]["payments_waiting"] == 1
+    assert body["reconciliation"]["lines"] == 1
     assert (await api.settled())["payments_waiting"] == 0

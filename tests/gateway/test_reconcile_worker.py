@@ -51,7 +51,7 @@ async def test_an_import_answers_with_matching_queued_and_a_worker_matches_it(
     imported = await upload(quiet_api, statement(
         ("R1", "150.00", "GLOBEX CORPORATION", "Invoice INV-1")))
     assert imported["reconciliation"]["status"] == "queued"
-    assert imported["reconciliation"]["payments_waiting"] == 1
+    assert imported["reconciliation"]["lines"] == 1
     assert imported["reconciliation"]["href"] == "/v1/reconcile"
     # Nothing matches it until a worker runs: the request did not.
     assert (await get(quiet_api, "/v1/invoices/INV-1"))["status"] == "open"
@@ -74,7 +74,7 @@ async def test_an_invoice_pushed_later_is_matched_to_the_payment_waiting_for_it(
         await worker.drain()
         assert (await get(quiet_api, "/v1/matches?status=proposed"))["items"] == []
         pushed = await put_invoices(quiet_api, [invoice("INV-9", "99.00")])
-        assert pushed["reconciliation"]["changes_waiting"] == 1
+        assert pushed["reconciliation"]["changes"] == 1
         await worker.drain()
         assert (await get(quiet_api, "/v1/invoices/INV-9"))["status"] == "paid"
         # The engine was built once and then brought up to date, not built again.
