@@ -76,6 +76,9 @@ from generate import file_for as generated_file
 FORMATS = (*GENERATED, "ofx2")
 
 ROOT = Path(__file__).resolve().parent.parent
+# The parsers measured are those of the tree this script is in (an installed copy elsewhere
+# would be found first otherwise, when the script is run from another checkout).
+sys.path.insert(0, str(ROOT))
 SOURCE = "bench"
 CAMT_NS = "urn:iso:std:iso:20022:tech:xsd:camt.053.001.08"
 DEFAULT_SIZES = {
