@@ -8,16 +8,22 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from gateway.appkeys import METRICS, POOL
-from gateway.ingest import ingest
+from gateway.appkeys import METRICS, POOL, SETTINGS
+from gateway.ingest_files import Spooled, ingest_spooled, spool
 from gateway.openapi import page_of, page_parameters
 from gateway.params import CursorKind, date_param, limit_of, path_id, sort_key
-from gateway.problems import BadRequest, NotFound, Unprocessable, UnsupportedMedia
+from gateway.problems import (
+    BadRequest,
+    NotFound,
+    PayloadTooLarge,
+    Unprocessable,
+    UnsupportedMedia,
+)
 from gateway.reconcile import queued
 from gateway.request_schemas import DATE, query_text
 from gateway.routes import READERS, current_principal, route
 from gateway.store import accounts, statements, transactions
-from parsers.errors import ParseError
+from parsers.errors import ParseError, TooLargeError
 from security.roles import Role
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]")
@@ -88,33 +94,26 @@ async def _account_ids(conn: asyncpg.Connection, tenant: str,
        errors=("400", "413", "415", "422", "503"))
 async def post_statement(request: web.Request) -> web.Response:
     principal = current_principal(request)
-    data = await request.read()
-    # Checked before the Content-Type: curl given a file it cannot read (a wrong name after
-    # @) sends nothing, as a form unless told otherwise; the missing file is the news.
-    if not data.strip():
-        received = f"{len(data)} bytes" + (" of whitespace" if data else "")
-        raise BadRequest(
-            f"the body is empty ({received}, Content-Type: "
-            f"{request.headers.get('Content-Type', 'none')}): send the statement file "
-            f"itself as the body, e.g. curl --data-binary @FILE -H 'Content-Type: "
-            f"{_SEND_AS}' (check that FILE exists: curl sends nothing when it cannot read "
-            f"it). {_ACCEPTED}", received_bytes=len(data),
-            content_type=request.headers.get("Content-Type"))
-    if request.content_type in _FORMS:
-        raise UnsupportedMedia(f"send the statement file itself as the body, e.g. curl "
-                               f"--data-binary @FILE -H 'Content-Type: {_SEND_AS}', not a "
-                               f"form ({request.content_type}). {_ACCEPTED}")
     name = _SAFE_NAME.sub("_", request.query.get("filename", "upload"))[:200] or "upload"
-    async with request.app[POOL].acquire() as conn:
-        try:
-            result = await ingest(conn, data, source=name, tenant=principal.tenant)
-        except ParseError as exc:
-            raise Unprocessable(exc.message, source=exc.source, line=exc.line, path=exc.path,
-                                field=exc.field) from exc
-        # Matching is the workers' (gateway.work): they are woken now.
-        reconciliation = await queued(conn, principal.tenant,
-                                      lines=result.entries_booked) \
-            if result.entries_booked else None
+    limit = request.app[SETTINGS].max_statement_bytes
+    # The body goes to a temporary file as it arrives, hashed on the way: a statement of
+    # any size costs no memory, and one sent before is known before it is parsed.
+    try:
+        async with spool(request.content, max_bytes=limit, source=name) as body:
+            _check_body(request, body)
+            async with request.app[POOL].acquire() as conn:
+                result = await ingest_spooled(conn, body, source=name,
+                                              tenant=principal.tenant)
+                # Matching is the workers' (gateway.work): they are woken now.
+                reconciliation = await queued(conn, principal.tenant,
+                                              lines=result.entries_booked) \
+                    if result.entries_booked else None
+    except TooLargeError as exc:
+        raise PayloadTooLarge(f"the statement is larger than the limit of {limit} bytes "
+                              f"(setting max_statement_bytes)") from exc
+    except ParseError as exc:
+        raise Unprocessable(exc.message, source=exc.source, line=exc.line, path=exc.path,
+                            field=exc.field) from exc
     metrics = request.app[METRICS]
     metrics.entries.labels("new").inc(result.entries_new)
     metrics.entries.labels("known").inc(result.entries_known)
@@ -131,6 +130,25 @@ async def post_statement(request: web.Request) -> web.Response:
         } for s in result.statements],
         "reconciliation": reconciliation,
     }, status=201)
+
+
+def _check_body(request: web.Request, body: Spooled) -> None:
+    """A body that is a statement file: not empty, not a form."""
+    # Checked before the Content-Type: curl given a file it cannot read (a wrong name after
+    # @) sends nothing, as a form unless told otherwise; the missing file is the news.
+    if body.blank:
+        received = f"{body.size} bytes" + (" of whitespace" if body.size else "")
+        raise BadRequest(
+            f"the body is empty ({received}, Content-Type: "
+            f"{request.headers.get('Content-Type', 'none')}): send the statement file "
+            f"itself as the body, e.g. curl --data-binary @FILE -H 'Content-Type: "
+            f"{_SEND_AS}' (check that FILE exists: curl sends nothing when it cannot read "
+            f"it). {_ACCEPTED}", received_bytes=body.size,
+            content_type=request.headers.get("Content-Type"))
+    if request.content_type in _FORMS:
+        raise UnsupportedMedia(f"send the statement file itself as the body, e.g. curl "
+                               f"--data-binary @FILE -H 'Content-Type: {_SEND_AS}', not a "
+                               f"form ({request.content_type}). {_ACCEPTED}")
 
 
 @route("GET", "/v1/accounts", roles=READERS, summary="Bank accounts the gateway knows",

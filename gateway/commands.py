@@ -28,7 +28,7 @@ from gateway.api_invoices import screen
 from gateway.app import create_app
 from gateway.delivery import Dispatcher, Policy
 from gateway.demo import demo
-from gateway.ingest import ingest
+from gateway.ingest_files import ingest_path
 from gateway.inputs import input_files
 from gateway.migrate import migrate
 from gateway.options import (
@@ -163,15 +163,12 @@ def import_files(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             def step(text: str, at: str = at) -> None:
                 progress.update(f"{at}: {text}")
 
-            try:
-                data = path.read_bytes()
-                result = await ingest(conn, data, source=str(path), tenant=settings.tenant,
-                                      strict=args.strict, progress=step)
-            except OSError as exc:
-                failures += 1
-                progress.note(f"error: {path}: cannot read: {exc.strerror}")
-                continue
-            except ParseError as exc:
+            try:  # read as it streams: a file of any size costs no memory
+                result = await ingest_path(conn, path, source=str(path),
+                                           tenant=settings.tenant, strict=args.strict,
+                                           max_bytes=settings.max_statement_bytes,
+                                           progress=step)
+            except ParseError as exc:  # unreadable files too ("cannot read the file: ...")
                 failures += 1
                 progress.note(f"error: {exc}")
                 continue

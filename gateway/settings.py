@@ -34,6 +34,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("port", 8080, "port the HTTP API listens on"),
     Setting("tenant", "default", "tenant key written on every row"),
     Setting("max_body_bytes", 64 * 1024 * 1024, "largest request body accepted (413 beyond)"),
+    Setting("max_statement_bytes", 4 * 1024 * 1024 * 1024,
+            "largest statement file POST /v1/statements accepts (413 beyond); it is written "
+            "to a temporary file as it arrives, never held in memory"),
     Setting("pool_min_size", 1, "database connections kept open"),
     Setting("pool_max_size", 10, "most database connections at once"),
     Setting("shutdown_timeout", 30.0, "seconds in-flight requests get to finish on shutdown"),
@@ -89,6 +92,7 @@ class Settings:
     port: int = 8080
     tenant: str = "default"
     max_body_bytes: int = 64 * 1024 * 1024
+    max_statement_bytes: int = 4 * 1024 * 1024 * 1024
     pool_min_size: int = 1
     pool_max_size: int = 10
     shutdown_timeout: float = 30.0

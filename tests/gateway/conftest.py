@@ -83,6 +83,7 @@ async def pool(migrated_database_url: str) -> AsyncIterator[asyncpg.Pool]:
 
 @pytest.fixture
 async def api(migrated_database_url: str, aiohttp_client: AiohttpClient) -> Api:
-    return await make_api(migrated_database_url, aiohttp_client, max_body_bytes=200_000)
+    return await make_api(migrated_database_url, aiohttp_client, max_body_bytes=200_000,
+                          max_statement_bytes=200_000)
 
 

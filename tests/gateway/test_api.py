@@ -12,7 +12,7 @@ import pytest
 
 from gateway.store import api_keys
 from security.roles import Role
-from tests.gateway.conftest import Api
+from tests.gateway.conftest import AiohttpClient, Api, make_api
 from tests.paths import DEMO_CAMT, DEMO_MT940
 
 CAMT = DEMO_CAMT.read_bytes()
@@ -68,6 +68,25 @@ async def test_an_oversized_body_is_413(api: Api) -> None:
                                      headers=api.auth(Role.TREASURY))
     assert response.status == 413
     assert (await response.json())["type"].endswith("/payload-too-large")
+
+
+async def test_a_statement_has_its_own_limit_and_is_never_read_whole(
+        migrated_database_url: str, aiohttp_client: AiohttpClient) -> None:
+    """A statement larger than the limit of JSON bodies is taken (it streams to a file);
+    one over its own limit is 413 and stores nothing."""
+    api = await make_api(migrated_database_url, aiohttp_client, max_body_bytes=1_000,
+                         max_statement_bytes=len(CAMT) + 10)
+    assert len(CAMT) > 1_000
+    response = await api.client.post("/v1/statements", data=CAMT,
+                                     headers=api.auth(Role.TREASURY))
+    assert response.status == 201, await response.text()
+    too_big = await api.client.post("/v1/statements", data=CAMT + b" " * 100,
+                                    headers=api.auth(Role.TREASURY))
+    assert too_big.status == 413
+    assert "max_statement_bytes" in (await too_big.json())["detail"]
+    documents = await (await api.client.get("/v1/statements",
+                                            headers=api.auth(Role.TREASURY))).json()
+    assert len(documents["items"]) == 1
 
 
 async def test_invoices_upsert_is_idempotent_and_counts(api: Api) -> None:
