@@ -22,6 +22,15 @@ another worker) are dropped from the index; those another process left unmatched
 added, and matched again once, since that process may have seen other invoices than this
 engine holds.
 
+The index is asked which payments a change could affect each matched alone
+(``batch=False``): those that name a changed invoice, pay its customer, or fit its amount.
+Followed through a whole batch (one payment taking an invoice another would have taken,
+and so on), round amounts link most unmatched payments together and the answer is nearly
+all of them, which would make every change a full pass. What is given up: a payment whose
+result would change only through such a chain stays unmatched until a full pass (``POST
+/v1/reconcile``, ``recon-gateway import``) looks at it; never a wrong allocation, since
+what is allocated is decided by the engine as always.
+
 A worker that starts knows nothing of what changed before: if changes are queued for the
 tenant, its first pass matches every unmatched payment again; later passes only what the
 index returns.
@@ -176,7 +185,7 @@ class Engines:
     def _changed(kept: _Kept, change: Change) -> None:
         """Hand a change just made to the engine to the index, at once, as it requires."""
         if kept.pending is not None and change:
-            kept.affected |= kept.pending.affected(change)
+            kept.affected |= kept.pending.affected(change, batch=False)
 
 
 async def _customers(conn: asyncpg.Connection, tenant: str) -> list[Customer]:
