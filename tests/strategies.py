@@ -71,6 +71,18 @@ def words(alphabet: str | st.SearchStrategy[str], *, max_size: int = 30) -> st.S
     )
 
 
+# What banks write when they have no reference (NONREF, NOTPROVIDED, ...): read back as
+# none, so the writers refuse them as values.
+_PLACEHOLDERS = frozenset({"NONREF", "NOTPROVIDED", "NONE"})
+
+
+@functools.cache
+def _identifiers(*, max_size: int = 30) -> st.SearchStrategy[str]:
+    """References and ids as banks give them: letters and digits, never a placeholder."""
+    return words(string.ascii_uppercase + string.digits, max_size=max_size).filter(
+        lambda s: s.upper() not in _PLACEHOLDERS)
+
+
 @functools.cache
 def money(currency: str, *, max_units: int = 10**9,
           signed: bool = True) -> st.SearchStrategy[Money]:
@@ -113,14 +125,14 @@ def _entries(currency: str, fields: frozenset[str],
         st.builds(
             Transaction,
             amount=money(currency, signed=False),
-            end_to_end_id=st.none() | words(string.ascii_uppercase + string.digits),
+            end_to_end_id=st.none() | _identifiers(),
             counterparty_name=st.none() | words(text),
             remittance=st.none() | words(text, max_size=60),
         ),
         min_size=2, max_size=4,
     ).map(tuple)
-    references = words(string.ascii_uppercase + string.digits, max_size=16)
-    ids = words(string.ascii_uppercase + string.digits)
+    references = _identifiers(max_size=16)
+    ids = _identifiers()
     optional = {  # the optional fields drawn the same way, in this order
         "bank_reference": maybe("bank_reference", references),
         "customer_reference": maybe("customer_reference", references),
