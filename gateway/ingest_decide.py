@@ -8,11 +8,12 @@ lines sit in the staging tables (``gateway.store.staging``), without holding the
    the staged one passes through, and where (``Ledger.window``), is found in the database,
    where both statements' balances line by line are.
 2. Lines are only ever paired with stored lines of the same day. Days the account has no
-   line on need no decision: every line of them is new and no doubt can arise (the
-   set-based move gives them their ids). For each other day, its staged lines and the
-   account's stored lines of that day are loaded, decided (``overlap.decide_lines``, the
-   very rule ``decide`` applies to a whole statement), given ids where new, and the
-   decisions copied back to ``ingest_decided``. Memory follows the largest day.
+   line on need no decision: every line of them is new and no doubt can arise (each
+   keeps the id it was staged with, ``parsers.identity.IdMaker``'s). For each other day,
+   its staged lines and the account's stored lines of that day are loaded, decided
+   (``overlap.decide_lines``, the very rule ``decide`` applies to a whole statement),
+   given ids where new, and the decisions copied back to ``ingest_decided``. Memory
+   follows the largest day.
 """
 
 from __future__ import annotations
@@ -114,6 +115,7 @@ async def decide_days(conn: asyncpg.Connection, tenant: str, *, account_id: int,
                                      current, day_rows)
     if decided:
         await staging.add_decided(conn, decided)
+    await staging.analyze_decided(conn)
 
 
 async def _decide_day(conn: asyncpg.Connection, tenant: str, account_id: int,

@@ -30,7 +30,7 @@ import asyncpg
 from gateway import limits
 from gateway.store import staging
 from parsers.errors import ParseError
-from parsers.identity import _natural_key
+from parsers.identity import IdMaker, _natural_key
 from parsers.jsonl import entry_details
 from parsers.model import Entry, Statement
 from parsers.overlap import PROVISIONAL_FORMATS, Ledger, is_provisional
@@ -56,6 +56,9 @@ class StagedStatement:
 
     number: int  # its place in the document, from 0 (``statement_no`` of its staged lines)
     statement: Statement  # as its end part gives it, ``entries`` empty
+    # The ids of its lines as if the account had none (``parsers.identity``), one line at a
+    # time; dropped when the statement ends.
+    ids: IdMaker | None = None
     entries: int = 0
     days: set[date | None] = field(default_factory=set)
     booked: int = 0
@@ -169,7 +172,8 @@ class Stager:
                 if len(rows) >= size:
                     break
             elif isinstance(part, StatementStart):
-                self._open = StagedStatement(len(self.statements), part.statement)
+                self._open = StagedStatement(len(self.statements), part.statement,
+                                             ids=IdMaker(part.statement.account.key))
             elif isinstance(part, StatementEnd):
                 self._end(part)
             elif isinstance(part, StatementFailed):
@@ -188,12 +192,15 @@ class Stager:
         provisional = is_provisional(statement, entry)
         position = staged.entries
         staged.take(entry, provisional)
+        ids = staged.ids
+        if ids is None:  # pragma: no cover - set when the statement began
+            raise RuntimeError("a staged statement without its ids")
         row = (staged.number, position, entry.booking_date or entry.value_date,
                entry.booking_date, entry.value_date, entry.amount.amount,
                entry.amount.currency, entry.status.value, entry.reversal,
                entry.bank_reference, entry.counterparty_name, entry.counterparty_account,
                entry.end_to_end_id, entry.remittance, entry.creditor_reference,
-               details(entry), provisional, id_key(statement.account.key, entry))
+               details(entry), provisional, id_key(statement.account.key, entry), ids(entry))
         if _suspect(row):
             self._check_entry(entry, position)
         return row
@@ -217,6 +224,7 @@ class Stager:
             raise ParseError(f"the statement's end counts {part.entries} entries, "
                              f"{staged.entries} came", source=self._source)
         staged.statement = dataclasses.replace(part.statement, entries=())
+        staged.ids = None
         found = limits.statement_problems([staged.statement])
         if found:
             self._refuse(found, staged.number, entry_offset=0)

@@ -8,8 +8,10 @@ the database session, so two imports never see each other's lines, and a session
 dies takes its staged lines with it; an import empties them when it begins and when it
 ends, whatever happened.
 
-- ``ingest_stage``: one row per line, what ``transactions`` stores of it, and ``id_key``,
-  the text whose SHA-256 with an occurrence number is the line's id (``parsers.identity``);
+- ``ingest_stage``: one row per line, what ``transactions`` stores of it, ``entry_id``, its
+  id were the account to have no lines (``parsers.identity.IdMaker``, computed as the line
+  was read), and ``id_key``, the text whose SHA-256 with an occurrence number is an id (a
+  line of a day the account has lines on is given the first such id not taken);
 - ``ingest_ledger``: each booked line's rank and the balance after it in the statement's
   ledger order (``parsers.overlap.ledger_order``), computed in the database;
 - ``ingest_decided``: what ``parsers.overlap`` decided for the lines of the days on which
@@ -34,6 +36,7 @@ STAGE_COLUMNS = (
     "statement_no", "position", "day", "booking_date", "value_date", "amount", "currency",
     "status", "reversal", "bank_reference", "counterparty_name", "counterparty_account",
     "end_to_end_id", "remittance", "creditor_reference", "details", "provisional", "id_key",
+    "entry_id",
 )
 DECIDED_COLUMNS = ("statement_no", "position", "outcome", "entry_id", "possible_duplicate")
 
@@ -45,7 +48,7 @@ CREATE TEMP TABLE IF NOT EXISTS ingest_stage (
     status text NOT NULL, reversal boolean NOT NULL, bank_reference text,
     counterparty_name text, counterparty_account text, end_to_end_id text, remittance text,
     creditor_reference text, details text NOT NULL, provisional boolean NOT NULL,
-    id_key text NOT NULL);
+    id_key text NOT NULL, entry_id text NOT NULL);
 CREATE TEMP TABLE IF NOT EXISTS ingest_ledger (
     statement_no integer NOT NULL, position integer NOT NULL, rank integer NOT NULL,
     balance_after numeric NOT NULL);
@@ -76,6 +79,11 @@ async def add_lines(conn: asyncpg.Connection, rows: Sequence[tuple[object, ...]]
 async def analyze(conn: asyncpg.Connection) -> None:
     """Statistics of the staged lines: the planner knows nothing of temporary tables else."""
     await conn.execute("ANALYZE ingest_stage")
+
+
+async def analyze_decided(conn: asyncpg.Connection) -> None:
+    """Statistics of the decisions: joined with the staged lines when they are stored."""
+    await conn.execute("ANALYZE ingest_decided")
 
 
 async def booked(conn: asyncpg.Connection, *,
