@@ -14,10 +14,12 @@ from parsers.model import Flag
 
 # Single-byte code pages seen in bank files: Western Europe, Central Europe (PL/CZ/HU),
 # then ISO Latin-1 which decodes anything and so comes last.
-_CANDIDATES = ("cp1252", "cp852", "iso-8859-2", "latin-1")
+LEGACY_ENCODINGS = ("cp1252", "cp852", "iso-8859-2", "latin-1")
 
 
-def _letter_score(text: str) -> int:
+def letter_score(text: str) -> int:
+    """How much ``text`` looks like words (letters rank above symbols and controls): the
+    encoding whose reading scores highest is taken (``parsers.text_stream`` too)."""
     score = 0
     for char in text:
         if ord(char) < 128:
@@ -48,12 +50,12 @@ def decode(data: bytes, *, declared: str | None = None) -> tuple[str, tuple[Flag
         except (UnicodeDecodeError, LookupError):
             pass
     decoded = []
-    for rank, encoding in enumerate(_CANDIDATES):
+    for rank, encoding in enumerate(LEGACY_ENCODINGS):
         try:
             text = data.decode(encoding)
         except UnicodeDecodeError:
             continue
-        decoded.append((_letter_score(text), -rank, encoding, text))
+        decoded.append((letter_score(text), -rank, encoding, text))
     # latin-1 decodes every byte string, so there is always a candidate; ties go to the
     # code page listed first.
     _, _, encoding, text = max(decoded)

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from parsers.model import Flag
-from parsers.text import _CANDIDATES, _letter_score
+from parsers.text import LEGACY_ENCODINGS, letter_score
 
 _CHUNK = 1 << 20
 
@@ -57,16 +57,16 @@ class TextSource:
             if bom:
                 raise  # as decode(): a byte order mark promises UTF-8
         scores: dict[str, int] = {}
-        for encoding in _CANDIDATES:
+        for encoding in LEGACY_ENCODINGS:
             try:
                 candidate = codecs.getincrementaldecoder(encoding)()
-                score = sum(_letter_score(candidate.decode(chunk)) for chunk in self._chunks())
-                score += _letter_score(candidate.decode(b"", final=True))
+                score = sum(letter_score(candidate.decode(chunk)) for chunk in self._chunks())
+                score += letter_score(candidate.decode(b"", final=True))
             except UnicodeDecodeError:
                 continue
             scores[encoding] = score
         # latin-1 decodes every byte string; ties go to the code page listed first.
-        encoding = max(scores, key=lambda name: (scores[name], -_CANDIDATES.index(name)))
+        encoding = max(scores, key=lambda name: (scores[name], -LEGACY_ENCODINGS.index(name)))
         return encoding, (
             Flag("encoding_guessed",
                  f"not UTF-8; decoded as {encoding} by the letters it yields"),
