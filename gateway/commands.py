@@ -15,7 +15,7 @@ import io
 import json
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any, TextIO
@@ -85,12 +85,10 @@ def serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
-def dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    """Deliver webhooks only (no HTTP API), until SIGTERM or SIGINT."""
-    settings = with_database(settings_of(args, **_webhook_options(args)), err)
-    logs.configure(settings.log_level, settings.log_format)
-    policy = Policy.of(settings)
-
+def _background(settings: Settings,
+                work: Callable[[asyncpg.Pool, asyncio.Event], Awaitable[None]]) -> int:
+    """Run ``work`` (a dispatcher, a reconcile worker) on a migrated database until SIGTERM
+    or SIGINT sets its stop event, or it returns."""
     async def run() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -101,12 +99,24 @@ def dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         try:
             async with pool.acquire() as conn:
                 await migrate(conn)
-            await Dispatcher(pool, policy).run(stop)
+            await work(pool, stop)
         finally:
             await pool.close()
 
     asyncio.run(run())
     return 0
+
+
+def dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Deliver webhooks only (no HTTP API), until SIGTERM or SIGINT."""
+    settings = with_database(settings_of(args, **_webhook_options(args)), err)
+    logs.configure(settings.log_level, settings.log_format)
+    policy = Policy.of(settings)
+
+    async def deliver(pool: asyncpg.Pool, stop: asyncio.Event) -> None:
+        await Dispatcher(pool, policy).run(stop)
+
+    return _background(settings, deliver)
 
 
 def worker(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -117,29 +127,17 @@ def worker(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     settings = with_database(settings_of(args), err)
     logs.configure(settings.log_level, settings.log_format)
 
-    async def run() -> int:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        pool = await asyncpg.create_pool(settings.database_url, min_size=1,
-                                         max_size=settings.pool_max_size)
-        try:
-            async with pool.acquire() as conn:
-                await migrate(conn)
-            reconciler = ReconcileWorker(pool, batch=settings.reconcile_batch,
-                                         poll=settings.reconcile_poll)
-            if args.once:
-                rounds = await reconciler.drain()
-                out.write(f"{rounds} round(s) of matching; nothing waits\n")
-            else:
-                logger.info("reconcile worker started")
-                await reconciler.run(stop)
-        finally:
-            await pool.close()
-        return 0
+    async def match(pool: asyncpg.Pool, stop: asyncio.Event) -> None:
+        reconciler = ReconcileWorker(pool, batch=settings.reconcile_batch,
+                                     poll=settings.reconcile_poll)
+        if args.once:
+            rounds = await reconciler.drain()
+            out.write(f"{rounds} round(s) of matching; nothing waits\n")
+        else:
+            logger.info("reconcile worker started")
+            await reconciler.run(stop)
 
-    return asyncio.run(run())
+    return _background(settings, match)
 
 
 def import_files(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

@@ -42,6 +42,7 @@ from gateway.settings import Settings, SettingsError
 from gateway.store import deliveries as store
 from gateway.store import signing_keys, subscriptions
 from gateway.store.deliveries import CHANNEL
+from gateway.waiting import first
 from gateway.webhook_http import SubscriberKeys, TargetChecks, UnsafeTargetError, session
 from security.webhooks import SubscriberKeyError, ed25519_signer, envelope, sign
 
@@ -227,9 +228,9 @@ class Dispatcher:
                     # wakes the loop.
                     wait = self.poll_interval if self._inflight else \
                         await self._until_next_due()
-                    await _first(self._wake.wait(), stop.wait(), timeout=wait)
+                    await first(self._wake.wait(), stop.wait(), timeout=wait)
                 elif free <= len(claimed):  # full: wait for a delivery to finish
-                    await _first(self._wake.wait(), stop.wait(), timeout=self.poll_interval)
+                    await first(self._wake.wait(), stop.wait(), timeout=self.poll_interval)
         finally:
             self._stopping = True
             if self._inflight:
@@ -543,13 +544,3 @@ def _heads(rows: list[asyncpg.Record]) -> list[Head]:
             found.append(row)
     now = time.monotonic()
     return [Head(t, s, lane, tuple(found), now) for (t, s, lane), found in lanes.items()]
-
-
-async def _first(*waits: Any, timeout: float) -> None:
-    """Wait until the first of ``waits`` (coroutines) finishes or ``timeout`` passes."""
-    tasks = [asyncio.ensure_future(w) for w in waits]
-    try:
-        await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()

@@ -47,6 +47,7 @@ People's decisions (accept, reject, manual allocation and split, undo) are in
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import logging
@@ -216,8 +217,9 @@ async def reconcile_changes(conn: asyncpg.Connection, tenant: str, *,
         await work.mark_matched(conn, tenant, looked)
         await work.done(conn, tenant, taken)
         if engines is not None and pending:
-            left = await work.unmatched_keys(conn, tenant)
-            engines.unmatched(tenant, [(a, p) for a, p in pending if p.key in left])
+            keys = [transactions.payment_key(a, e) for a, e in looked]
+            left = set(keys) - await work.allocated_keys(conn, tenant, keys)
+            await engines.unmatched(tenant, [(a, p) for a, p in pending if p.key in left])
     return dataclasses.replace(result, changes=len(taken))
 
 
@@ -296,7 +298,10 @@ async def _round(conn: asyncpg.Connection, done: PassLog, payments: list[Payment
         done.progress(0, done.size)
     rejected = frozenset(await store.rejected_pairs(conn, tenant))
     undone = frozenset(await store.undone_pairs(conn, tenant))
-    results, broken = _run_engine(matcher, payments, rejected, undone)
+    # In a thread: matching a batch takes seconds of CPU, and the event loop (the API of a
+    # serve that runs workers) keeps answering meanwhile.
+    results, broken = await asyncio.to_thread(_run_engine, matcher, payments, rejected,
+                                              undone)
     done.failed += [(done.key(p), p, "engine", broken[p.key]) for p in payments
                     if p.key in broken]
     by_payment: dict[str, list[Allocation]] = {}

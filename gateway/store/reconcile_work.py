@@ -87,12 +87,28 @@ async def unmatched(conn: asyncpg.Connection, tenant: str) -> list[tuple[int, Pa
 
 
 async def unmatched_keys(conn: asyncpg.Connection, tenant: str) -> set[str]:
-    """The payment keys of ``unmatched``, without the payments (a cheap check of which
-    payments a worker's index should hold)."""
-    rows = await conn.fetch(
+    """The payment keys of ``unmatched``, without the payments (which payments a worker's
+    index should hold). Two plain scans and a difference here, not an anti-join: with
+    statistics taken before the workers marked anything, the planner ran that join as a
+    nested loop, 78 s instead of 40 ms."""
+    matched = await conn.fetch(
         f"SELECT t.account_id, t.entry_id FROM transactions t"  # noqa: S608 - constants
-        f" WHERE t.tenant_id = $1 AND t.matched_at IS NOT NULL AND {_PAYMENT}"
-        f" AND {_UNALLOCATED}", tenant)
+        f" WHERE t.tenant_id = $1 AND t.matched_at IS NOT NULL AND {_PAYMENT}", tenant)
+    allocated = await allocated_keys(conn, tenant)
+    return {payment_key(r["account_id"], r["entry_id"]) for r in matched} - allocated
+
+
+async def allocated_keys(conn: asyncpg.Connection, tenant: str,
+                         keys: Sequence[str] | None = None) -> set[str]:
+    """The payments (of ``keys``, or all) that hold a proposed or applied allocation."""
+    pairs = [key.split("/", 1) for key in keys] if keys is not None else None
+    rows = await conn.fetch(
+        "SELECT DISTINCT a.account_id, a.entry_id FROM allocations a"
+        " WHERE a.tenant_id = $1 AND a.status IN ('proposed', 'applied')"
+        " AND ($2::bigint[] IS NULL OR (a.account_id, a.entry_id) IN ("
+        "     SELECT * FROM unnest($2::bigint[], $3::text[])))",
+        tenant, [int(a) for a, _ in pairs] if pairs is not None else None,
+        [e for _, e in pairs] if pairs is not None else None)
     return {payment_key(r["account_id"], r["entry_id"]) for r in rows}
 
 

@@ -38,6 +38,7 @@ index returns.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -97,7 +98,8 @@ class Engines:
         keys = await work.unmatched_keys(conn, tenant)
         if kept.pending is None:
             payments = await work.payments(conn, tenant, sorted(keys))
-            kept.pending = PendingIndex(kept.engine, [p for _, p in payments])
+            kept.pending = await asyncio.to_thread(PendingIndex, kept.engine,
+                                                   [p for _, p in payments])
             kept.accounts = {p.key: a for a, p in payments}
             kept.payments = {p.key: p for _, p in payments}
             kept.everything = fresh and changed
@@ -108,18 +110,19 @@ class Engines:
             for key in gone:
                 del kept.accounts[key], kept.payments[key]
             arrived = keys - set(kept.accounts)
-            self._index(kept, await work.payments(conn, tenant, sorted(arrived)))
+            await asyncio.to_thread(self._index, kept,
+                                    await work.payments(conn, tenant, sorted(arrived)))
         wanted = set(kept.accounts) if kept.everything else (
             (kept.affected | arrived) & set(kept.accounts))
         kept.affected, kept.everything = set(), False
         return [(kept.accounts[k], kept.payments[k]) for k in sorted(wanted)]
 
-    def unmatched(self, tenant: str, payments: Sequence[tuple[int, Payment]]) -> None:
+    async def unmatched(self, tenant: str, payments: Sequence[tuple[int, Payment]]) -> None:
         """Payments this pass left unmatched, matched against this engine: index them
         (the next pass does not match them again unless a change reaches them)."""
         kept = self._kept.get(tenant)
         if kept is not None and kept.pending is not None and payments:
-            self._index(kept, payments)
+            await asyncio.to_thread(self._index, kept, payments)
 
     @staticmethod
     def _index(kept: _Kept, payments: Sequence[tuple[int, Payment]]) -> None:
@@ -148,9 +151,7 @@ class Engines:
                 fresh = await invoice_store.load_some(conn, tenant, changed)
                 # An invoice changed and then deleted before it was loaded is gone too.
                 gone = sorted(set(removed) | (set(changed) - {i.invoice_id for i in fresh}))
-                self._changed(kept, kept.engine.put_invoices(fresh))
-                if gone:
-                    self._changed(kept, kept.engine.remove_invoices(gone))
+                await asyncio.to_thread(self._put_invoices, kept, fresh, gone)
                 self.updates += 1
             kept.versions = versions
         self._kept[tenant] = kept
@@ -166,7 +167,8 @@ class Engines:
         self.builds += 1
         logger.info("built the matching engine of a tenant: %d invoices, %d customers",
                     len(invoices), len(customers))
-        return _Kept(self._factory(invoices, customers), versions,
+        engine = await asyncio.to_thread(self._factory, invoices, customers)
+        return _Kept(engine, versions,
                      {c.customer_id: c for c in customers}, customers_version)
 
     async def _put_customers(self, conn: asyncpg.Connection, tenant: str,
@@ -174,12 +176,24 @@ class Engines:
         now = {c.customer_id: c for c in await _customers(conn, tenant)}
         changed = [c for i, c in now.items() if kept.customers.get(i) != c]
         gone = sorted(set(kept.customers) - set(now))
+        await asyncio.to_thread(self._put_customers_now, kept, changed, gone)
+        kept.customers = now
+        self.updates += 1
+
+    # The changes are put into the engine and its index in a thread (they can take seconds
+    # of CPU with a large pool): the event loop of a serve running workers keeps answering.
+
+    def _put_invoices(self, kept: _Kept, fresh: list[Invoice], gone: list[str]) -> None:
+        self._changed(kept, kept.engine.put_invoices(fresh))
+        if gone:
+            self._changed(kept, kept.engine.remove_invoices(gone))
+
+    def _put_customers_now(self, kept: _Kept, changed: list[Customer],
+                           gone: list[str]) -> None:
         if changed:
             self._changed(kept, kept.engine.put_customers(changed))
         if gone:
             self._changed(kept, kept.engine.remove_customers(gone))
-        kept.customers = now
-        self.updates += 1
 
     @staticmethod
     def _changed(kept: _Kept, change: Change) -> None:

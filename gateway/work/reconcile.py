@@ -24,6 +24,7 @@ from gateway.delivery import DATABASE_ERRORS
 from gateway.metrics import Metrics
 from gateway.reconcile import ReconcileResult, reconcile_changes
 from gateway.store import reconcile_work as work
+from gateway.waiting import first
 from gateway.work.engines import Engines
 
 logger = logging.getLogger(__name__)
@@ -55,21 +56,39 @@ class ReconcileWorker:
                     listener = await self._listen()
                 self._wake.clear()
                 try:
-                    busy = await self.run_once()
+                    busy = await self._round_unless(stop)
                     pause = _PAUSE_AFTER_ERROR
                 except DATABASE_ERRORS as exc:
                     logger.warning("a reconcile round failed (%s): trying again in %.0f s",
                                    type(exc).__name__, pause)
-                    await _first(stop.wait(), timeout=pause)
+                    await first(stop.wait(), timeout=pause)
                     pause = min(pause * 2, 60.0)
                     continue
                 if busy:
                     await asyncio.sleep(0)  # let requests in between batches
                     continue
-                await _first(stop.wait(), self._wake.wait(), timeout=self.poll)
+                await first(stop.wait(), self._wake.wait(), timeout=self.poll)
         finally:
             if listener is not None:
                 await self._unlisten(listener)
+
+    async def _round_unless(self, stop: asyncio.Event) -> bool:
+        """A round, given up (its transaction rolled back, its work left queued) when
+        ``stop`` is set meanwhile: a pass can take minutes, a shutdown should not."""
+        round_ = asyncio.ensure_future(self.run_once())
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({round_, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not round_.done():  # stopping (or this task cancelled): give the round up
+                round_.cancel()
+                with contextlib.suppress(asyncio.CancelledError, *DATABASE_ERRORS):
+                    await round_
+        if round_.cancelled():
+            logger.info("a reconcile round was given up to stop: its work stays queued")
+            return False
+        return round_.result()
 
     async def run_once(self) -> bool:
         """One round over the tenants with work; whether any pass did something."""
@@ -122,16 +141,3 @@ class ReconcileWorker:
 
 def _did_something(result: ReconcileResult) -> bool:
     return bool(result.payments or result.held or result.taken or result.changes)
-
-
-async def _first(*waits: Any, timeout: float) -> None:
-    """Wait until the first of ``waits`` finishes or ``timeout`` passes; cancel the rest."""
-    tasks = [asyncio.ensure_future(w) for w in waits]
-    try:
-        await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task

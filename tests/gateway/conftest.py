@@ -17,6 +17,7 @@ from gateway.settings import Settings
 from gateway.store import api_keys
 from security import apikeys
 from security.roles import Role
+from tests.gateway.webhook_support import Receiver, ec_key
 
 
 @dataclass
@@ -72,6 +73,15 @@ async def another_key(database_url: str, role: Role, name: str) -> str:
     finally:
         await conn.close()
     return key.text
+
+
+@pytest.fixture
+async def crm() -> AsyncIterator[Receiver]:
+    """A CRM's webhook receiver on loopback, with an EC key for the payloads."""
+    receiver = Receiver(keys=[ec_key()])
+    await receiver.start()
+    yield receiver
+    await receiver.stop()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -19,17 +19,9 @@ from security import apikeys
 from security.roles import Role
 from security.webhooks import new_secret
 from tests.gateway.test_webhooks import emit_many
-from tests.gateway.webhook_support import FAST, Receiver, chained, ec_key, eventually, public
+from tests.gateway.webhook_support import FAST, Receiver, chained, eventually, public
 
 LEASE = 12.0  # seconds a dispatcher's claim holds; its timeout is two less
-
-
-@pytest.fixture
-async def crm() -> AsyncIterator[Receiver]:
-    receiver = Receiver(keys=[ec_key()])
-    await receiver.start()
-    yield receiver
-    await receiver.stop()
 
 
 @pytest.fixture

@@ -13,14 +13,12 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-import pytest
 
 from gateway.store import api_keys, subscriptions
 from parsers.camt_write import write
@@ -30,7 +28,7 @@ from security import apikeys
 from security.roles import Role
 from security.webhooks import new_secret
 from tests.gateway.processes import Server
-from tests.gateway.webhook_support import FAST, Receiver, chained, ec_key, eventually, public
+from tests.gateway.webhook_support import FAST, Receiver, chained, eventually, public
 
 ACCOUNT = Account(iban="DE89370400440532013000", currency="EUR", bic="COBADEFFXXX")
 PAYER_IBAN = "GB29NWBK60161331926819"
@@ -126,14 +124,6 @@ class Processes:
                 codes.append(child.wait())
         codes += [server.stop() for server in self.servers]
         return codes
-
-
-@pytest.fixture
-async def crm() -> AsyncIterator[Receiver]:
-    receiver = Receiver(keys=[ec_key()])
-    await receiver.start()
-    yield receiver
-    await receiver.stop()
 
 
 async def _keys_and_subscription(database_url: str, crm: Receiver) -> dict[Role, str]:

@@ -5,6 +5,7 @@ passes, and several of them never decide a payment twice."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from decimal import Decimal
 from typing import Any
 
@@ -17,8 +18,10 @@ from gateway.reconcile import reconcile_changes
 from gateway.store import invoices as invoice_store
 from gateway.work.engines import Engines
 from gateway.work.reconcile import ReconcileWorker
+from matching.engine import Engine
 from security.roles import Role
 from tests.gateway.conftest import AiohttpClient, Api, make_api
+from tests.gateway.processes import cli
 from tests.gateway.test_matches import get, invoice, statement
 
 
@@ -63,6 +66,46 @@ async def test_an_import_answers_with_matching_queued_and_a_worker_matches_it(
     status = await queue(quiet_api)
     assert status["status"] == "idle"
     assert (status["payments_waiting"], status["changes_waiting"]) == (0, 0)
+
+
+async def test_the_worker_command_once_matches_what_waits_and_exits(quiet_api: Api) -> None:
+    await put_invoices(quiet_api, [invoice("INV-1", "150.00")])
+    await upload(quiet_api, statement(("R1", "150.00", "GLOBEX CORPORATION", "Invoice INV-1")))
+    done = await asyncio.to_thread(cli, "worker", "--once", "--database-url",
+                                   quiet_api.database_url)
+    assert done.returncode == 0, done.stderr
+    assert "nothing waits" in done.stdout
+    assert (await get(quiet_api, "/v1/invoices/INV-1"))["status"] == "paid"
+    assert (await queue(quiet_api))["status"] == "idle"
+
+
+async def test_a_worker_told_to_stop_gives_up_a_long_round_and_its_work_stays_queued(
+        quiet_api: Api) -> None:
+    await put_invoices(quiet_api, [invoice("INV-1", "150.00")])
+    await upload(quiet_api, statement(("R1", "150.00", "GLOBEX CORPORATION", "Invoice INV-1")))
+    building, release = threading.Event(), threading.Event()
+
+    def slow_engine(invoices: Any, customers: Any) -> Engine:
+        building.set()
+        release.wait(120)  # an engine that takes long to build (released at the end)
+        return Engine(invoices, customers)
+
+    stop = asyncio.Event()
+    async with asyncpg.create_pool(quiet_api.database_url, min_size=1, max_size=2) as pool:
+        worker = ReconcileWorker(pool, engines=Engines(slow_engine))
+        running = asyncio.ensure_future(worker.run(stop))
+        try:
+            deadline = asyncio.get_running_loop().time() + 60
+            while not building.is_set():
+                assert asyncio.get_running_loop().time() < deadline, "no round began"
+                await asyncio.sleep(0.02)  # polling interval
+            stop.set()
+            await asyncio.wait_for(running, 60)  # returns, the round given up
+        finally:
+            release.set()
+    status = await queue(quiet_api)
+    assert (status["status"], status["payments_waiting"]) == ("queued", 1)
+    assert (await get(quiet_api, "/v1/invoices/INV-1"))["status"] == "open"
 
 
 async def test_an_invoice_pushed_later_is_matched_to_the_payment_waiting_for_it(
