@@ -45,8 +45,6 @@ from parsers.stream import Part, from_statements
 logger = logging.getLogger(__name__)
 
 _ANALYZE_AFTER = 5_000  # new lines in one import that make its statistics stale
-_LZ4 = ("SELECT set_config('default_toast_compression', 'lz4', true) FROM pg_settings"
-        " WHERE name = 'default_toast_compression' AND 'lz4' = ANY(enumvals)")
 _EVENT_BATCH = 50_000  # ids per payment.received call: each call looks at the account's lines once
 
 
@@ -220,10 +218,6 @@ async def _store(conn: asyncpg.Connection, tenant: str, document: Document,
         # at a time): a generic plan cannot hash such an array, and compares each row
         # with every id. Plans made for the values at hand, in this transaction only.
         await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
-        # The raw document (tens of megabytes) and the lines' details compressed with lz4
-        # where the server has it: pglz took about a second for a 30 MB file. Values are
-        # read back the same whichever compressed them.
-        await conn.execute(_LZ4)
         # The document's formats, in the order its statements come (one, but for a SWIFT
         # file mixing MT940 and MT942 messages): names of ``parsers.model.FORMAT_NAMES``.
         formats = ",".join(dict.fromkeys(s.statement.format for s in staged))
