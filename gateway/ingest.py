@@ -214,10 +214,6 @@ async def _store(conn: asyncpg.Connection, tenant: str, document: Document,
     about its lines, so each line is judged against everything stored before it.
     """
     async with conn.transaction():
-        # Statements run many times here with arrays of ids (``payment.received`` a batch
-        # at a time): a generic plan cannot hash such an array, and compares each row
-        # with every id. Plans made for the values at hand, in this transaction only.
-        await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
         # The document's formats, in the order its statements come (one, but for a SWIFT
         # file mixing MT940 and MT942 messages): names of ``parsers.model.FORMAT_NAMES``.
         formats = ",".join(dict.fromkeys(s.statement.format for s in staged))
@@ -324,7 +320,23 @@ async def _payments_received(conn: asyncpg.Connection, tenant: str, *, account_i
                              statement_no: int) -> int:
     """``payment.received`` for the incoming lines a statement made booked, a batch at a
     time in arrival order (the events of one call follow those of the call before on the
-    account's lane); returns how many lines it made booked (incoming or not)."""
+    account's lane); returns how many lines it made booked (incoming or not).
+
+    These statements run many times with arrays of ids: a generic plan cannot hash such an
+    array, and compares each row with every id. Plans are made for the values at hand
+    while they run, and only then: with ``force_custom_plan`` in force, every
+    foreign-key check of the lines stored before (one per line, a cached plan) was
+    planned again, which took more than half of their insert."""
+    await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+    booked = await _emit_booked(conn, tenant, account_id=account_id,
+                                statement_no=statement_no)
+    # (Not reset when it failed: the transaction is lost then, and the setting with it.)
+    await conn.execute("SET LOCAL plan_cache_mode = DEFAULT")
+    return booked
+
+
+async def _emit_booked(conn: asyncpg.Connection, tenant: str, *, account_id: int,
+                       statement_no: int) -> int:
     booked, batch = 0, []
     async for row in await staging.booked(conn, statement_no=statement_no):
         batch.append(row["entry_id"])
