@@ -27,12 +27,17 @@ CREATE INDEX transactions_match_waiting ON transactions (tenant_id, seq)
     WHERE matched_at IS NULL AND amount > 0 AND status = 'booked' AND NOT reversal
       AND NOT provisional AND coalesce(booking_date, value_date) IS NOT NULL;
 
+-- Insert-only: a change appends a row, a pass deletes the rows it took. No writer ever
+-- waits for a row a pass holds (an upsert of one row per invoice would make every CRM write
+-- of an invoice wait for the pass that took it to commit). An invoice changed twice
+-- between passes is in it twice; a pass takes it once.
 CREATE TABLE reconcile_work (
     tenant_id   text        NOT NULL,
+    work_id     bigint      GENERATED ALWAYS AS IDENTITY,
     subject     text        NOT NULL CHECK (subject IN ('invoice', 'customer')),
     subject_id  text        NOT NULL,
     queued_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
-    PRIMARY KEY (tenant_id, subject, subject_id)
+    PRIMARY KEY (tenant_id, work_id)
 );
 
 CREATE FUNCTION reconcile_queue_invoices() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -41,8 +46,7 @@ BEGIN
         RETURN NULL;
     END IF;
     INSERT INTO reconcile_work (tenant_id, subject, subject_id)
-    SELECT DISTINCT tenant_id, 'invoice', invoice_id FROM changed_rows
-    ON CONFLICT (tenant_id, subject, subject_id) DO UPDATE SET queued_at = excluded.queued_at;
+    SELECT DISTINCT tenant_id, 'invoice', invoice_id FROM changed_rows;
     PERFORM pg_notify('recon_reconcile', tenant_id) FROM (
         SELECT DISTINCT tenant_id FROM changed_rows) tenants;
     RETURN NULL;
@@ -54,8 +58,7 @@ BEGIN
         RETURN NULL;
     END IF;
     INSERT INTO reconcile_work (tenant_id, subject, subject_id)
-    SELECT DISTINCT tenant_id, 'customer', customer_id FROM changed_rows
-    ON CONFLICT (tenant_id, subject, subject_id) DO UPDATE SET queued_at = excluded.queued_at;
+    SELECT DISTINCT tenant_id, 'customer', customer_id FROM changed_rows;
     PERFORM pg_notify('recon_reconcile', tenant_id) FROM (
         SELECT DISTINCT tenant_id FROM changed_rows) tenants;
     RETURN NULL;

@@ -39,8 +39,9 @@ Key = tuple[int, str]
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """An invoice or customer queued for matching, as it was queued."""
+    """An invoice or customer queued for matching (its row in ``reconcile_work``)."""
 
+    work_id: int
     subject: str            # "invoice" or "customer"
     subject_id: str
     queued_at: datetime
@@ -162,22 +163,18 @@ async def retry_due(conn: asyncpg.Connection, tenant: str) -> int:
 
 async def changes(conn: asyncpg.Connection, tenant: str, *, limit: int) -> list[Change]:
     rows = await conn.fetch(
-        "SELECT subject, subject_id, queued_at FROM reconcile_work WHERE tenant_id = $1"
-        " ORDER BY queued_at LIMIT $2", tenant, limit)
-    return [Change(r["subject"], r["subject_id"], r["queued_at"]) for r in rows]
+        "SELECT work_id, subject, subject_id, queued_at FROM reconcile_work"
+        " WHERE tenant_id = $1 ORDER BY work_id LIMIT $2", tenant, limit)
+    return [Change(r["work_id"], r["subject"], r["subject_id"], r["queued_at"])
+            for r in rows]
 
 
 async def done(conn: asyncpg.Connection, tenant: str, taken: Sequence[Change]) -> None:
-    """Drop the changes a pass handled; one queued again meanwhile (a later time) stays."""
+    """Drop the changes a pass handled; those queued since stay."""
     if not taken:
         return
-    await conn.execute(
-        "DELETE FROM reconcile_work w"
-        " USING unnest($2::text[], $3::text[], $4::timestamptz[]) AS k(subject, subject_id, at)"
-        " WHERE w.tenant_id = $1 AND w.subject = k.subject AND w.subject_id = k.subject_id"
-        " AND w.queued_at = k.at",
-        tenant, [c.subject for c in taken], [c.subject_id for c in taken],
-        [c.queued_at for c in taken])
+    await conn.execute("DELETE FROM reconcile_work WHERE tenant_id = $1"
+                       " AND work_id = ANY($2::bigint[])", tenant, [c.work_id for c in taken])
 
 
 async def clear(conn: asyncpg.Connection, tenant: str) -> None:
@@ -223,7 +220,8 @@ async def status(conn: asyncpg.Connection, tenant: str) -> dict[str, Any]:
                (SELECT t.imported_at FROM transactions t
                 WHERE t.tenant_id = $1 AND t.matched_at IS NULL AND {_PAYMENT}
                 ORDER BY t.seq LIMIT 1) AS payments_since,
-               (SELECT count(*) FROM reconcile_work WHERE tenant_id = $1) AS changes_waiting,
+               (SELECT count(DISTINCT (subject, subject_id)) FROM reconcile_work
+                WHERE tenant_id = $1) AS changes_waiting,
                (SELECT min(queued_at) FROM reconcile_work WHERE tenant_id = $1)
                    AS changes_since,
                (SELECT count(*) FROM reconcile_failures

@@ -27,8 +27,10 @@ from tests.gateway.test_matches import get, invoice, statement
 
 @pytest.fixture
 async def quiet_api(migrated_database_url: str, aiohttp_client: AiohttpClient) -> Api:
-    """The service with no reconcile workers of its own: the tests run them."""
-    return await make_api(migrated_database_url, aiohttp_client, reconcile_workers=0)
+    """The service with no reconcile workers of its own (the tests run them), and no
+    dispatcher (a test empties the tables between examples)."""
+    return await make_api(migrated_database_url, aiohttp_client, reconcile_workers=0,
+                          dispatcher=False)
 
 
 async def put_invoices(api: Api, invoices: list[dict[str, str]]) -> Any:
