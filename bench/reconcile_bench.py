@@ -37,7 +37,7 @@ from gateway.ingest import ingest
 from gateway.migrate import migrate
 from gateway.reconcile import reconcile
 from gateway.store import invoices as invoice_store
-from gateway.store import transactions
+from gateway.store import reconcile_work
 from matching.engine import Engine
 from matching.invoices import Customer, Invoice, read_customer, read_invoices_csv
 from matching.model import Allocation, Payment
@@ -88,7 +88,7 @@ async def one_round(server_url: str, folder: Path) -> dict[str, float]:
             await ingest(conn, (folder / "statement.xml").read_bytes(), source="bench.xml")
             await conn.execute("ANALYZE")
 
-            pending = await transactions.unallocated_payments(conn, "default")
+            pending = await reconcile_work.unallocated(conn, "default")
             _Timed.spent = 0.0
             started = time.perf_counter()
             result = await reconcile(conn, "default", engine=_timed)

@@ -181,7 +181,7 @@ async def reconcile(conn: asyncpg.Connection, tenant: str, *, metrics: Metrics |
         await conn.execute("SELECT pg_advisory_xact_lock($1)", lock_key(tenant))
         await _as_pass(conn)
         taken = await work.changes(conn, tenant, limit=1_000_000)
-        pending = await transactions.unallocated_payments(conn, tenant)
+        pending = await work.unallocated(conn, tenant)
         result, looked = await _pass(conn, tenant, pending, built_by(engine), metrics, progress)
         await work.mark_matched(conn, tenant, looked)
         await work.done(conn, tenant, taken)

@@ -13,12 +13,14 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
 
-from gateway.store.transactions import _charges, _fx, payment_key
+from gateway.store.transactions import payment_key
 from matching.model import Payment
+from parsers.model import Charge, FxDetails
 from parsers.money import Money
 
 CHANNEL = "recon_reconcile"
@@ -65,6 +67,15 @@ def _payments(rows: Sequence[asyncpg.Record]) -> list[tuple[int, Payment]]:
             fx=_fx(details.get("fx")), charges=_charges(details.get("charges") or []),
         )))
     return out
+
+
+async def unallocated(conn: asyncpg.Connection, tenant: str) -> list[tuple[int, Payment]]:
+    """Every payment with no proposed or applied allocation, matched before or not (what a
+    full pass matches), oldest first."""
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM transactions t"  # noqa: S608 - constant fragments only
+        f" WHERE t.tenant_id = $1 AND {_PAYMENT} AND {_UNALLOCATED} ORDER BY t.seq", tenant)
+    return _payments(rows)
 
 
 async def waiting(conn: asyncpg.Connection, tenant: str, *,
@@ -238,3 +249,25 @@ async def status(conn: asyncpg.Connection, tenant: str) -> dict[str, Any]:
         "waiting_since": min(since).isoformat() if since else None,
         "failures": row["failures"],
     }
+
+
+def _money(value: dict[str, str] | None) -> Money | None:
+    return Money(Decimal(value["amount"]), value["currency"]) if value else None
+
+
+def _fx(value: dict[str, Any] | None) -> FxDetails | None:
+    if not value:
+        return None
+    return FxDetails(instructed_amount=_money(value.get("instructed_amount")),
+                     rate=Decimal(value["rate"]) if value.get("rate") else None,
+                     source_currency=value.get("source_currency"),
+                     target_currency=value.get("target_currency"))
+
+
+def _charges(values: list[dict[str, Any]]) -> tuple[Charge, ...]:
+    charges = []
+    for value in values:
+        amount = _money(value.get("amount"))
+        if amount is not None:
+            charges.append(Charge(amount, value.get("included"), value.get("code")))
+    return tuple(charges)

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import json
 from datetime import date
-from decimal import Decimal
 from typing import Any
 
 import asyncpg
 
-from matching.model import Payment
 from parsers.identity import entry_ids
 from parsers.jsonl import decimal_text, entry_details
-from parsers.model import Charge, Entry, FxDetails, Statement
-from parsers.money import Money
+from parsers.model import Entry, Statement
 from parsers.overlap import Decision, Outcome, StoredLine, is_provisional, reference_scheme
 
 # Entry fields stored in columns of their own; ``details`` holds the others that are set.
@@ -292,44 +289,6 @@ async def of_statement(conn: asyncpg.Connection, tenant: str, *, account_id: int
     return [_public(row) for row in rows]
 
 
-async def unallocated_payments(conn: asyncpg.Connection, tenant: str,
-                               limit: int = 1_000_000) -> list[tuple[int, Payment]]:
-    """Incoming booked lines with no proposed or applied allocation, as (account, payment)."""
-    rows = await conn.fetch(
-        """
-        SELECT t.account_id, t.entry_id, t.booking_date, t.value_date, t.amount, t.currency,
-               t.bank_reference, t.counterparty_name, t.counterparty_account,
-               t.end_to_end_id, t.remittance, t.creditor_reference, t.details
-        FROM transactions t
-        WHERE t.tenant_id = $1 AND t.amount > 0 AND t.status = 'booked' AND NOT t.reversal
-          AND NOT t.provisional
-          AND NOT EXISTS (SELECT 1 FROM allocations a
-                          WHERE a.tenant_id = t.tenant_id AND a.account_id = t.account_id
-                            AND a.entry_id = t.entry_id
-                            AND a.status IN ('proposed', 'applied'))
-        ORDER BY t.seq LIMIT $2
-        """,
-        tenant, limit,
-    )
-    out = []
-    for row in rows:
-        details = json.loads(row["details"])
-        booked = row["booking_date"] or row["value_date"]
-        if booked is None:
-            continue
-        out.append((row["account_id"], Payment(
-            key=payment_key(row["account_id"], row["entry_id"]),
-            entry_id=row["entry_id"], booking_date=booked,
-            amount=Money(row["amount"], row["currency"]),
-            bank_reference=row["bank_reference"], payer_name=row["counterparty_name"],
-            payer_account=row["counterparty_account"],
-            remittance=row["remittance"] or details.get("additional_info"),
-            end_to_end_id=row["end_to_end_id"], creditor_reference=row["creditor_reference"],
-            fx=_fx(details.get("fx")), charges=_charges(details.get("charges") or []),
-        )))
-    return out
-
-
 async def payment(conn: asyncpg.Connection, tenant: str, account_id: int,
                   entry_id: str) -> asyncpg.Record | None:
     row: asyncpg.Record | None = await conn.fetchrow(
@@ -359,25 +318,3 @@ async def payments(conn: asyncpg.Connection, tenant: str,
 
 def payment_key(account_id: int, entry_id: str) -> str:
     return f"{account_id}/{entry_id}"
-
-
-def _money(value: dict[str, str] | None) -> Money | None:
-    return Money(Decimal(value["amount"]), value["currency"]) if value else None
-
-
-def _fx(value: dict[str, Any] | None) -> FxDetails | None:
-    if not value:
-        return None
-    return FxDetails(instructed_amount=_money(value.get("instructed_amount")),
-                     rate=Decimal(value["rate"]) if value.get("rate") else None,
-                     source_currency=value.get("source_currency"),
-                     target_currency=value.get("target_currency"))
-
-
-def _charges(values: list[dict[str, Any]]) -> tuple[Charge, ...]:
-    charges = []
-    for value in values:
-        amount = _money(value.get("amount"))
-        if amount is not None:
-            charges.append(Charge(amount, value.get("included"), value.get("code")))
-    return tuple(charges)
