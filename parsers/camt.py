@@ -34,7 +34,7 @@ from parsers.camt_readers import NAMESPACE, FastReader, read_exactly
 from parsers.camt_statement import split_balances
 from parsers.errors import ParseError
 from parsers.model import Statement
-from parsers.stream import Part, collect
+from parsers.stream import Part, collect, whole
 
 # The parser family (its folder of golden files). A statement's format is its message type,
 # "camt.052", "camt.053" or "camt.054", never the family's name.
@@ -108,12 +108,7 @@ def _read_exactly(data: bytes, source: str) -> tuple[Statement, ...]:
 
 
 def _whole(parts: Iterator[Part]) -> tuple[Statement, ...]:
-    statements = []
-    for result in collect(parts):
-        if isinstance(result, ParseError):
-            raise result
-        statements.append(result)
-    return tuple(statements)
+    return whole(collect(parts))
 
 
 def _is_blank(file: BinaryIO, head: bytes) -> bool:

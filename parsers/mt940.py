@@ -53,7 +53,7 @@ from parsers.errors import ParseError
 from parsers.model import Flag, Statement
 from parsers.mt940_lines import read_messages
 from parsers.mt940_statement import RawStatementLines, StatementReader
-from parsers.stream import Part, StatementFailed, collect
+from parsers.stream import Part, StatementFailed, collect, whole
 from parsers.text_stream import TextSource
 
 # The parser family (its folder of golden files); its statements say "mt940" or "mt942".
@@ -86,12 +86,7 @@ def sniff(head: bytes) -> bool:
 
 def parse(data: bytes, *, source: str) -> tuple[Statement, ...]:
     """Every statement (MT940) or report (MT942) in ``data``, whole, or a ``ParseError``."""
-    statements = []
-    for result in parse_each(data, source=source):
-        if isinstance(result, ParseError):
-            raise result
-        statements.append(result)
-    return tuple(statements)
+    return whole(parse_each(data, source=source))
 
 
 def parse_each(data: bytes, *, source: str) -> tuple[Statement | ParseError, ...]:

@@ -74,7 +74,7 @@ from parsers import ofx_header
 from parsers.errors import ParseError
 from parsers.model import Statement
 from parsers.ofx_stream import stream_document
-from parsers.stream import Part, collect
+from parsers.stream import Part, collect, whole
 
 # The parser family (its folder of golden files), and the format its statements say.
 FAMILY = "ofx"
@@ -88,12 +88,7 @@ def sniff(head: bytes) -> bool:
 
 def parse(data: bytes, *, source: str) -> tuple[Statement, ...]:
     """Every bank and credit card statement of an OFX document, in document order."""
-    statements = []
-    for result in parse_each(data, source=source):
-        if isinstance(result, ParseError):
-            raise result
-        statements.append(result)
-    return tuple(statements)
+    return whole(parse_each(data, source=source))
 
 
 def parse_each(data: bytes, *, source: str) -> tuple[Statement | ParseError, ...]:

@@ -62,6 +62,17 @@ def from_statements(statements: Iterable[Statement]) -> Iterator[Part]:
         yield StatementEnd(dataclasses.replace(statement, entries=()), len(statement.entries))
 
 
+def whole(results: Iterable[Statement | ParseError]) -> tuple[Statement, ...]:
+    """Every statement, or the first ``ParseError`` raised: a document read all or nothing
+    (what ``parse`` gives, from ``parse_each`` or ``collect``)."""
+    statements = []
+    for result in results:
+        if isinstance(result, ParseError):
+            raise result
+        statements.append(result)
+    return tuple(statements)
+
+
 def collect(parts: Iterable[Part]) -> Iterator[Statement | ParseError]:
     """Whole statements from a stream (its entries gathered in memory), a failed statement
     as its ``ParseError`` in its place."""
