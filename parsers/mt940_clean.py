@@ -25,6 +25,9 @@ _GARBAGE = re.compile(r"[\x00\x02\x04-\x08\x0b\x0c\x0e-\x19\x1b-\x1f\x7f]")
 _APPLICATION_HEADER = re.compile(r"\{2:[IO](\d{3})")
 # A logical terminal address inside it: a BIC (4!a2!a2!c), a terminal code, a branch.
 _BIC_ADDRESS = re.compile(r"(?!X{6})[A-Z]{6}[A-Z0-9]{2}[A-Z0-9][A-Z0-9X]{3}")
+# An input header whose receiver is given short, as a bank's four letters and four more
+# (Westpac documents ``{2:I940WIBSXXXXN}``): it names a bank, unlike ``XXXX`` placeholders.
+_SHORT_RECEIVER = re.compile(r"\{2:I\d{3}(?!XXXX)[A-Z]{4}[A-Z0-9]{4}[A-Z]?\}")
 
 
 def _skip_block(text: str, start: int, *, source: str, line: int) -> int:
@@ -109,7 +112,7 @@ class _Envelope:
     def _application_header(self, block: str, line: int) -> str | None:
         """The message type of a ``{2:`` block; a flag if it names no sender or receiver."""
         found = _APPLICATION_HEADER.match(block)
-        if found is None or not _BIC_ADDRESS.search(block[7:]):
+        if found is None or not (_BIC_ADDRESS.search(block[7:]) or _SHORT_RECEIVER.match(block)):
             shown = block if len(block) <= 40 else block[:37] + "..."
             self._odd("envelope_header_anonymised", f"the SWIFT application header {shown} "
                       "names no bank (anonymised or blanked): only the message text is read",

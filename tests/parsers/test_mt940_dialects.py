@@ -144,6 +144,8 @@ BODY = (":20:ENV", ":25:123", ":28C:1", ":60F:C261127EUR1,00", ":62F:C261127EUR1
 @pytest.mark.parametrize(("header", "flag"), [
     ("{1:F01BANKDEFFAXXX0000000000}{2:I940BANKDEFFXXXXN}{4:", None),
     ("{1:F01SNSBNL2AXXXX0000000000}{2:O940SNSBNL2AXXXXN}{3:}{4:", None),
+    ("{1:F01WPACAU2SAXXX0000000000}{2:I940WIBSXXXXN}{4:", None),  # Westpac's own short form
+    ("{1:F01WPACAU2SAXXX0000000000}{2:I940XXXXXXXXN}{4:", "envelope_header_anonymised"),
     ("{1:F01XXXXXXXXAXXX0000000000}{2:O94000000000000000000000000000000000N}{3:}{4:",
      "envelope_header_anonymised"),
     ("{1:F01POFICHBEAXXX0000000000}{2:I940XXXXXXXXXXXXN}{4:", "envelope_header_anonymised"),

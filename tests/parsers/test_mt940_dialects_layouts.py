@@ -174,6 +174,8 @@ def test_westpac_golden_fixture() -> None:
         "K WHITFORD INV 2025-0456 GARDEN SVC", "HARBOUR STATIONERY OFFICE SUPPLIES", None]
     # the whole :86: text is kept beside: kind and serial (and the return) have no field
     assert all(e.additional_info and "4410" in e.additional_info for e in statement.entries)
+    # {2:I940WIBSXXXXN}, the short receiver Westpac's guide shows, names a bank: no flag
+    assert statement.flags == ()
 
 
 # -- every layout: arbitrary :86: text ---------------------------------------------------
