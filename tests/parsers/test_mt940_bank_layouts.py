@@ -5,35 +5,15 @@ bank's shape, with invented names, accounts and texts."""
 
 from __future__ import annotations
 
-from collections import Counter
-from pathlib import Path
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import parsers
 from parsers import mt940_details
-from parsers.errors import ParseError
 from parsers.model import Account
 from parsers.mt940_dialects import bank_of, split_dialect
-from tests.corpus import CORPUS
-
-DATA = Path(__file__).resolve().parents[1] / "data" / "mt940"
-
-
-def details(*lines: str, account: Account | None = None) -> mt940_details.Details:
-    result = mt940_details.Details()
-    mt940_details.read_details(list(lines), "EUR", result, account)
-    return result
-
-
-def fields(got: mt940_details.Details) -> tuple[str | None, str | None, str | None]:
-    return got.counterparty_name, got.counterparty_account, got.remittance
-
-
-def non_blank(text: str) -> Counter[str]:
-    return Counter(c for c in text if not c.isspace())
+from tests.parsers.mt940_layouts import DATA, corpus_entries, details, fields, non_blank
 
 
 def loses_nothing(lines: list[str], got: mt940_details.Details, marker: str = "") -> bool:
@@ -112,15 +92,6 @@ def test_no_lines_no_layout() -> None:
 
 
 # -- the real files of the corpus (skipped without it) -----------------------------------
-
-def corpus_entries(name: str) -> list[parsers.model.Entry]:
-    path = CORPUS / "mt940" / name
-    if not path.exists():
-        pytest.skip("the corpus is not here")
-    # statements one by one: a cut-off last statement (a known gap) does not hide the others
-    return [e for s in parsers.parse_each(path.read_bytes(), source=name)
-            if not isinstance(s, ParseError) for e in s.entries]
-
 
 def test_corpus_ing_old_format_now_names_accounts() -> None:
     entries = corpus_entries("jejik-mt940__ing-dos.txt")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from hypothesis import event, given, settings
@@ -15,35 +14,11 @@ from hypothesis import strategies as st
 
 import parsers
 from parsers import mt940_details
-from parsers.errors import ParseError
-from parsers.model import Account, Entry
+from parsers.model import Account
 from parsers.mt940_dialects import Split, bank_of, split_dialect
-from tests.corpus import CORPUS
+from tests.parsers.mt940_layouts import DATA, corpus_entries, details, fields, non_blank
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "mt940"
 BLANK = " " * 65
-
-
-def non_blank(text: str) -> Counter[str]:
-    return Counter(c for c in text if not c.isspace())
-
-
-def details(*lines: str, account: Account | None = None) -> mt940_details.Details:
-    result = mt940_details.Details()
-    mt940_details.read_details(list(lines), "EUR", result, account)
-    return result
-
-
-def fields(got: mt940_details.Details) -> tuple[str | None, str | None, str | None]:
-    return got.counterparty_name, got.counterparty_account, got.remittance
-
-
-def corpus_entries(name: str) -> list[Entry]:
-    path = CORPUS / "mt940" / name
-    if not path.exists():
-        pytest.skip("the corpus is not here")
-    return [e for s in parsers.parse_each(path.read_bytes(), source=name)
-            if not isinstance(s, ParseError) for e in s.entries]
 
 
 # -- ASN, SNS, RegioBank card lines: the counterparty line is empty ----------------------
