@@ -15,7 +15,9 @@
                                                decision: auto / review / unmatched
 
 Candidates come only from the indexes (a reference, the payer's customer, or an open
-amount near the payment's), so the cost grows with the data, not with its square.
+amount near the payment's), so the cost grows with the data, not with its square. Sets of
+invoices one payment settles together are searched in ``matching.combinations``; proposals
+and what a run leaves open are in ``matching.proposals``.
 """
 
 from __future__ import annotations
@@ -23,18 +25,18 @@ from __future__ import annotations
 import bisect
 import gc
 import math
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from decimal import Decimal
 
 from matching.book import Change, InvoiceBook
+from matching.combinations import CombinationSearch
 from matching.fx import RateTable
 from matching.invoices import Customer, Invoice
 from matching.model import Allocation, Decision, MatchConfig, Payment, Reason, Settlement
 from matching.payers import PayerMatch
-from matching.references import HIT_STRENGTH, HitKind, ReferenceHit
+from matching.proposals import Conversion, Proposal, State
+from matching.references import HIT_STRENGTH, ReferenceHit
 from matching.scoring import (
     AMOUNT_EXACT,
     AMOUNT_OLDEST_OF_EQUAL,
@@ -47,7 +49,7 @@ from matching.scoring import (
     payer_reasons,
     reference_reasons,
 )
-from parsers.money import Money, minor_units
+from parsers.money import Money
 
 _AMOUNT_NEIGHBOURS = 6       # invoices looked at around a payment's amount, by amount alone
 AMBIGUITY_MARGIN = 1.5      # log-odds: a runner-up this close makes the best uncertain
@@ -78,56 +80,6 @@ def is_known_payer(payers: list[PayerMatch]) -> bool:
     return any(p.how == "iban" or p.score >= _PAYER_KNOWN for p in payers)
 
 
-@dataclass(frozen=True, slots=True)
-class _Conversion:
-    amount: Money
-    converted: bool          # through a rate table (approximate), not reported by the bank
-    rate: Decimal | None
-    reason: Reason | None
-
-
-@dataclass(slots=True)
-class _Proposal:
-    invoice_ids: tuple[str, ...]
-    applied: list[Money]
-    settlement: Settlement
-    difference: Money | None
-    logit: float
-    reasons: list[Reason]
-    rate: Decimal | None = None
-
-    @property
-    def rank(self) -> tuple[float, int, tuple[str, ...]]:
-        return (-self.logit, len(self.invoice_ids), self.invoice_ids)
-
-
-@dataclass(slots=True)
-class _State:
-    """What is still open while a batch is allocated."""
-
-    remaining: dict[str, Decimal]
-    settled: set[str] = field(default_factory=set)
-    excluded: frozenset[tuple[str, str]] = frozenset()   # (payment key, invoice id) refused
-    tentative: set[str] = field(default_factory=set)    # reserved by proposals under review
-    # Invoices by (customer or "*", currency, amount) that count as open with that amount:
-    # their remaining amount, or for those held under review their original one (until a
-    # person decides, the ambiguity they make stays).
-    equal: dict[tuple[str, str, Decimal], set[str]] = field(
-        default_factory=lambda: defaultdict(set))
-
-    def allows(self, payment: Payment, invoice_id: str) -> bool:
-        return self.remaining.get(invoice_id, Decimal(0)) > 0 and (
-            payment.key, invoice_id) not in self.excluded
-
-    def count(self, invoice: Invoice, amount: Decimal) -> None:
-        for scope in (invoice.customer_id, "*"):
-            self.equal[(scope, invoice.currency, amount)].add(invoice.invoice_id)
-
-    def uncount(self, invoice: Invoice, amount: Decimal) -> None:
-        for scope in (invoice.customer_id, "*"):
-            self.equal[(scope, invoice.currency, amount)].discard(invoice.invoice_id)
-
-
 class Engine:
     """Matches payments against invoices, customers and rates; the invoices and customers
     can be changed between runs (``put_invoices`` and the like), at the cost of the change."""
@@ -148,6 +100,7 @@ class Engine:
         self._by_customer = self.book.by_customer
         self._amounts = self.book.amounts
         self._amount_keys = self.book.amount_keys
+        self._combinations = CombinationSearch(self.book, self.config, self._auto_logit)
 
     # -- changes ------------------------------------------------------------------------
 
@@ -189,10 +142,10 @@ class Engine:
         payments = list(payments)
         self._never_auto: frozenset[tuple[str, str]] = never_auto
         self._evidence_of: dict[str, tuple[list[ReferenceHit], list[PayerMatch]]] = {}
-        self._conversions: dict[tuple[str, str], _Conversion | None] = {}
+        self._conversions: dict[tuple[str, str], Conversion | None] = {}
         self._windows: dict[tuple[str, str], tuple[Decimal, Decimal]] = {}
         open_ids = self._open_ids
-        state = _State({i: self.invoices[i].open_amount.amount for i in open_ids},
+        state = State({i: self.invoices[i].open_amount.amount for i in open_ids},
                        {i for i in self.invoices if i not in open_ids}, excluded)
         for invoice_id in self._open_ids:
             invoice = self.invoices[invoice_id]
@@ -218,8 +171,8 @@ class Engine:
                 progress(len(decided), len(payments))
         return [a for p in payments for a in decided[p.key]]
 
-    def _decide(self, payment: Payment, best: _Proposal | None,
-                state: _State) -> list[Allocation]:
+    def _decide(self, payment: Payment, best: Proposal | None,
+                state: State) -> list[Allocation]:
         if best is None:
             return [Allocation(payment.key, None, None, 0.0, Decision.UNMATCHED, reasons=(
                 Reason("no_candidate", 0.0, "no open invoice is referenced, fits the amount "
@@ -275,7 +228,7 @@ class Engine:
             self._evidence_of[payment.key] = found
         return found
 
-    def _best(self, payment: Payment, state: _State) -> _Proposal | None:
+    def _best(self, payment: Payment, state: State) -> Proposal | None:
         hits, payers = self._evidence(payment)
         proposals = [p for p in (self._single(payment, i, hits, payers, state)
                                  for i in self._candidates(payment, hits, payers, state)) if p]
@@ -284,7 +237,8 @@ class Engine:
                                                                     Settlement.SHORT)]
         if len({h.invoice_id for h in hits}) > 1 or not settled_in_full or max(
                 p.logit for p in settled_in_full) < auto_logit + AMBIGUITY_MARGIN:
-            proposals += self._combinations(payment, hits, payers, state)
+            proposals += self._combinations.proposals(payment, hits, payers, state,
+                                                       self._convert)
         if not proposals:
             return None
         for proposal in proposals:
@@ -301,7 +255,7 @@ class Engine:
             best.logit = auto_logit - 0.01
         return best
 
-    def _hold_undone(self, payment: Payment, proposal: _Proposal) -> None:
+    def _hold_undone(self, payment: Payment, proposal: Proposal) -> None:
         """A proposal with a pair a person undid is kept below automatic, however strong."""
         undone = [i for i in proposal.invoice_ids if (payment.key, i) in self._never_auto]
         if undone:
@@ -313,7 +267,7 @@ class Engine:
             proposal.logit = capped
 
     def _candidates(self, payment: Payment, hits: list[ReferenceHit],
-                    payers: list[PayerMatch], state: _State) -> list[str]:
+                    payers: list[PayerMatch], state: State) -> list[str]:
         """Invoices worth scoring: those referenced, and those whose open amount the
         payment could settle (exactly or short by fees; after a conversion, a little
         either way) among the payer's customers' and among all invoices near the amount.
@@ -384,7 +338,7 @@ class Engine:
             return Decimal(1), Decimal(0)
         return self._window_for(conversion)
 
-    def _window_for(self, conversion: _Conversion) -> tuple[Decimal, Decimal]:
+    def _window_for(self, conversion: Conversion) -> tuple[Decimal, Decimal]:
         paid = conversion.amount.amount
         slack = fee_tolerance(paid, self.config)
         if conversion.converted:
@@ -392,26 +346,26 @@ class Engine:
             return paid - slack, paid + slack
         return paid, paid + slack
 
-    def _convert(self, payment: Payment, currency: str) -> _Conversion | None:
+    def _convert(self, payment: Payment, currency: str) -> Conversion | None:
         key = (payment.key, currency)
         if key not in self._conversions:
             self._conversions[key] = self._conversion(payment, currency)
         return self._conversions[key]
 
-    def _conversion(self, payment: Payment, currency: str) -> _Conversion | None:
+    def _conversion(self, payment: Payment, currency: str) -> Conversion | None:
         if payment.amount.currency == currency:
-            return _Conversion(payment.amount, False, None, None)
+            return Conversion(payment.amount, False, None, None)
         fx = payment.fx
         if fx is not None and fx.instructed_amount is not None \
                 and fx.instructed_amount.currency == currency:
-            return _Conversion(Money(abs(fx.instructed_amount.amount), currency), False, fx.rate,
+            return Conversion(Money(abs(fx.instructed_amount.amount), currency), False, fx.rate,
                                Reason("fx_reported", 0.0,
                                       f"the bank reports the instructed amount "
                                       f"{fx.instructed_amount}"))
         found = self.rates.convert(payment.amount, currency, payment.booking_date)
         if found is None:
             return None
-        return _Conversion(found.amount, True, found.rate,
+        return Conversion(found.amount, True, found.rate,
                            Reason("fx_converted", 0.0, f"{payment.amount} is {found.amount} at "
                                   f"the {found.note}"))
 
@@ -420,7 +374,7 @@ class Engine:
                     if c.amount.currency == currency), Decimal(0))
 
     def _single(self, payment: Payment, invoice_id: str, hits: list[ReferenceHit],
-                payers: list[PayerMatch], state: _State) -> _Proposal | None:
+                payers: list[PayerMatch], state: State) -> Proposal | None:
         invoice = self.invoices[invoice_id]
         conversion = self._convert(payment, invoice.currency)
         if conversion is None:
@@ -439,11 +393,11 @@ class Engine:
         if fit.settlement is Settlement.FULL or (fit.reason and fit.reason.weight >= AMOUNT_EXACT):
             reasons += self._uniqueness(invoice, open_amount, payers, state)
         reasons += date_reasons(invoice, payment.booking_date.toordinal(), self.config)
-        return _Proposal((invoice_id,), [fit.applied], fit.settlement, fit.difference,
+        return Proposal((invoice_id,), [fit.applied], fit.settlement, fit.difference,
                          PRIOR + sum(r.weight for r in reasons), reasons, conversion.rate)
 
     def _uniqueness(self, invoice: Invoice, open_amount: Money, payers: list[PayerMatch],
-                    state: _State) -> list[Reason]:
+                    state: State) -> list[Reason]:
         """The invoice is the only open one of its amount, for its customer when the payer
         is recognised as that customer, else among all invoices."""
         recognised = any(p.customer_id == invoice.customer_id for p in payers)
@@ -464,161 +418,6 @@ class Engine:
                                f"the oldest of {len(same)} open invoices {scope} with "
                                f"{open_amount} open: paid first")]
         return []
-
-    def _combinations(self, payment: Payment, hits: list[ReferenceHit],
-                      payers: list[PayerMatch], state: _State) -> list[_Proposal]:
-        """One payment for several invoices of one customer: sets whose sum is paid."""
-        customers = {p.customer_id for p in payers if p.how == "iban" or p.score >= 88.0}
-        customers |= {self.invoices[h.invoice_id].customer_id for h in hits
-                      if h.kind is not HitKind.TYPO}
-        proposals = []
-        for customer_id in sorted(customers):
-            pool = [i for i in self._by_customer.get(customer_id, [])
-                    if state.allows(payment, i)]
-            named = {h.invoice_id for h in hits}
-            referenced = [i for i in pool if i in named]
-            others = [i for i in reversed(pool) if i not in named]
-            limit = self.config.max_combination_candidates
-            complete = len(referenced) + len(others) <= limit
-            pool = (referenced + others)[:limit]
-            by_currency: dict[str, list[str]] = defaultdict(list)
-            for invoice_id in pool:
-                by_currency[self.invoices[invoice_id].currency].append(invoice_id)
-            for currency, members in by_currency.items():
-                proposal = self._best_combination(payment, customer_id, currency, members,
-                                                  hits, payers, state, complete)
-                if proposal is not None:
-                    proposals.append(proposal)
-        return proposals
-
-    def _best_combination(self, payment: Payment, customer_id: str, currency: str,
-                          members: list[str], hits: list[ReferenceHit],
-                          payers: list[PayerMatch], state: _State,
-                          complete: bool) -> _Proposal | None:
-        """The best set of ``members`` whose open amounts add up to the payment.
-
-        ``complete`` says ``members`` are all the customer's open invoices: only then can
-        a set be called the only one that adds up.
-        """
-        conversion = self._convert(payment, currency)
-        if conversion is None or len(members) < 2:
-            return None
-        paid = conversion.amount.amount
-        tolerance = fee_tolerance(paid, self.config)
-        if conversion.converted:
-            tolerance = max(tolerance, paid * self.config.fx_tolerance_ratio)
-        scale = Decimal(10) ** minor_units(currency)
-        low = int((paid if not conversion.converted else paid - tolerance) * scale)
-        high = int((paid + tolerance) * scale)
-        cents = {i: int(state.remaining[i] * scale) for i in members}
-        named_ids = {h.invoice_id for h in hits}
-        referenced = sorted(i for i in members if i in named_ids)
-        found: list[tuple[str, ...]] = []
-        if referenced:  # first the sets made of every invoice named, plus unnamed ones
-            base = sum(cents[i] for i in referenced)
-            if len(referenced) >= 2 and low <= base <= high:
-                found.append(tuple(referenced))
-            room = self.config.max_combination_size - len(referenced)
-            if room > 0 and base < high:
-                rest = sorted((cents[i], i) for i in members if i not in named_ids)
-                found += [tuple(sorted((*referenced, *extra))) for extra in _subsets(
-                    rest, low - base, high - base, max_size=room, limit=8, min_size=1)]
-        if not found:
-            found = _subsets(sorted((c, i) for i, c in cents.items()), low, high,
-                             max_size=self.config.max_combination_size, limit=8)
-        # A set whose shortfall reaches the open amount of one of its members does not
-        # settle that member at all (the set without it is paid in full): writing the
-        # shortfall off against it would allocate nothing or less than nothing to it.
-        solutions = [(combo, total) for combo, total in (
-            (combo, sum((state.remaining[i] for i in combo), Decimal(0))) for combo in found)
-            if total - paid < min(state.remaining[i] for i in combo)]
-        if not solutions:
-            return None
-        solutions.sort(key=lambda s: (-len(set(s[0]) & named_ids), s[1] - paid, len(s[0]),
-                                      s[0]))
-        combo, total = solutions[0]
-        named = set(combo) & named_ids
-        reasons: list[Reason] = []
-        for hit in hits:
-            if hit.invoice_id in combo:
-                reasons.append(Reason(f"reference_{hit.kind.value}",
-                                      3.0 if len(named) < len(combo) else 6.0 / len(combo),
-                                      f"{hit} names invoice {hit.invoice_id}"))
-        unnamed = [i for i in combo if i not in named]
-        if named and unnamed:
-            reasons.append(Reason("combination_partly_named", -1.5 * len(unnamed),
-                                  f"the remittance names {len(named)} of the {len(combo)} "
-                                  f"invoices"))
-        twins = [i for i in unnamed if any(
-            state.remaining.get(other) == state.remaining[i] and other != i
-            and self.invoices[other].currency == currency
-            for other in self._by_customer.get(customer_id, []))]
-        if twins:
-            reasons.append(Reason("combination_member_ambiguous", -3.0,
-                                  f"invoice {twins[0]} has a twin of the same amount open, "
-                                  f"so which one is meant is a person's call"))
-        gap = total - paid
-        exact = gap == 0
-        reasons.append(Reason(
-            "amount_sum_exact" if exact else "amount_sum_close", AMOUNT_EXACT if exact else 1.5,
-            f"pays {conversion.amount}, the sum of {len(combo)} open invoices ({total})"))
-        if len(solutions) == 1 and complete:
-            reasons.append(Reason("combination_unique", 2.0,
-                                  "no other set of the customer's open invoices adds up to it"))
-        elif len(solutions) > 1 and not named:
-            reasons.append(Reason("combination_ambiguous", -2.0,
-                                  f"{len(solutions)} sets of open invoices add up to it"))
-        reasons.append(Reason("combination_size", -0.5 * (len(combo) - 2),
-                              f"{len(combo)} invoices in one payment"))
-        reasons += payer_reasons(customer_id, payers)
-        if conversion.reason:
-            reasons.append(conversion.reason)
-        logit = PRIOR + sum(r.weight for r in reasons)
-        if twins:  # never automatic, however strong the rest
-            logit = min(logit, self._auto_logit - 0.01)
-        applied = [Money(state.remaining[i], currency) for i in combo]
-        settlement = Settlement.FULL
-        difference = None
-        if gap > 0:  # short: the last invoice takes the shortfall, written off
-            applied[-1] = Money(applied[-1].amount - gap, currency)
-            settlement, difference = Settlement.SHORT, Money(gap, currency)
-        elif gap < 0:  # the surplus is recorded, never allocated
-            settlement, difference = Settlement.OVERPAID, Money(-gap, currency)
-        return _Proposal(combo, applied, settlement, difference, logit, reasons,
-                         conversion.rate)
-
-
-def _subsets(amounts: list[tuple[int, str]], low: int, high: int, *, max_size: int,
-             limit: int, min_size: int = 2) -> list[tuple[str, ...]]:
-    """Sets of min_size..max_size invoices whose amounts (minor units, ascending) sum into
-    [low, high]; a depth-first search that stops adding once the sum passes ``high``."""
-    found: list[tuple[str, ...]] = []
-    chosen: list[str] = []
-    # top[k]: the sum of the amounts from k on; the largest r of amounts[k:] are its last r
-    # (ascending), so a set that cannot reach ``low`` even with those is not extended.
-    top = [0] * (len(amounts) + 1)
-    for k in range(len(amounts) - 1, -1, -1):
-        top[k] = top[k + 1] + amounts[k][0]
-    last = len(amounts)
-
-    def extend(start: int, total: int) -> None:
-        if len(found) >= limit:
-            return
-        if len(chosen) >= min_size and low <= total <= high:
-            found.append(tuple(sorted(chosen)))
-        room = max_size - len(chosen)
-        if room == 0 or total + top[max(start, last - room)] < low:
-            return
-        for k in range(start, len(amounts)):
-            cents, invoice_id = amounts[k]
-            if total + cents > high:
-                break
-            chosen.append(invoice_id)
-            extend(k + 1, total + cents)
-            chosen.pop()
-
-    extend(0, 0)
-    return found
 
 
 def reconcile(payments: Iterable[Payment], invoices: Sequence[Invoice],
