@@ -38,8 +38,9 @@ from security.audit_verify import (
     verify_chain,
 )
 
-__all__ = ["GENESIS", "AuditValueError", "Checkpoint", "Entry", "Head", "MerkleFrontier",
-           "Problem", "actor", "jsonable", "new_entry", "sign_checkpoint", "verify"]
+__all__ = ["GENESIS", "START", "AuditValueError", "Checkpoint", "Entry", "Head",
+           "MerkleFrontier", "Problem", "actor", "jsonable", "new_entry", "sign_checkpoint",
+           "verify"]
 
 VERSION = 1
 Json = Any  # None | bool | int | str | list[Json] | dict[str, Json]

@@ -81,3 +81,9 @@ class BlindIndexer:
         normalized = purpose.normalize(value).encode()
         mac = hmac.new(self.key(purpose.name, scope), normalized, hashlib.sha256)
         return mac.digest()[:INDEX_BYTES]
+
+    def hasher(self, purpose: str, scope: str) -> hmac.HMAC:
+        """A keyed SHA-256 to feed bytes as they stream (a raw document: its whole 32-byte
+        digest replaces the plain SHA-256 that finds a document sent before, which would
+        let anyone holding a dump confirm a guessed file)."""
+        return hmac.new(self.key(purpose, scope), digestmod=hashlib.sha256)

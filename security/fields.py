@@ -9,11 +9,12 @@ A field's ciphertext, version 1, is compact bytes (34 bytes more than the value)
     6       12    nonce, random
     18      n+16  AES-256-GCM ciphertext of the value, then its tag
 
-The associated data is those first 6 bytes, then the table, the column and the row, each as a
-2-byte big-endian length and its UTF-8 bytes. A ciphertext copied to another row or column
-(or relabelled as another kind or key) fails its tag, and ``FieldError`` names the place that
-was read. The row is the row's identity across the whole database: its primary key, with the
-tenant when ids are counted per tenant.
+The associated data is those first 6 bytes, then the table and the column, each as a 2-byte
+big-endian length and its UTF-8 bytes, then the row: the number of parts of its primary key
+(1 byte) and each part the same way (integers in decimal). A ciphertext copied to another row
+or column (or relabelled as another kind or key) fails its tag, and ``FieldError`` names the
+place that was read. The row is the whole primary key, tenant included (``("t1", 42)``), so a
+ciphertext cannot move between tenants either; a single value stands for a one-part key.
 
 ``None`` stays ``None`` (the column is NULL): encryption hides a value, not whether one is
 there. Plaintext lengths show through (ciphertext = value + 34 bytes).
@@ -27,6 +28,7 @@ Errors: ``FieldError`` (a ``ValueError``): which table, column and row, and why.
 
 from __future__ import annotations
 
+import functools
 import secrets
 import struct
 from collections.abc import Iterable
@@ -36,6 +38,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from security.envelope import DataKey
+
+Row = str | int | tuple[str | int, ...]
 
 VERSION = 1
 BYTES, TEXT = 0, 1
@@ -68,8 +72,23 @@ class Column:
     def __post_init__(self) -> None:
         object.__setattr__(self, "_bound", _part(self.table) + _part(self.column))
 
-    def associated(self, header: bytes, row: str | int) -> bytes:
-        return header + self._bound + _part(str(row))
+    def associated(self, header: bytes, row: Row) -> bytes:
+        return header + self._bound + _row(row)
+
+
+@functools.lru_cache(maxsize=4096)  # a row's fields are written and read together
+def _row(row: Row) -> bytes:
+    parts = row if isinstance(row, tuple) else (row,)
+    if not 1 <= len(parts) <= 255:
+        raise FieldError("a row identity has 1 to 255 parts")
+    out = bytearray([len(parts)])
+    for part in parts:
+        data = (part if isinstance(part, str) else str(part)).encode()
+        if len(data) > 0xFFFF:
+            raise FieldError("a row identity part is longer than 65535 bytes")
+        out += len(data).to_bytes(2, "big")
+        out += data
+    return bytes(out)
 
 
 class FieldCipher:
@@ -97,7 +116,7 @@ class FieldCipher:
         except KeyError:
             raise FieldError(f"no data key for scope {scope!r}") from None
 
-    def encrypt(self, value: str | bytes | None, column: Column, row: str | int, *,
+    def encrypt(self, value: str | bytes | None, column: Column, row: Row, *,
                 key_id: int) -> bytes | None:
         if value is None:
             return None
@@ -112,15 +131,15 @@ class FieldCipher:
         nonce = secrets.token_bytes(NONCE)
         return header + nonce + aead.encrypt(nonce, plain, column.associated(header, row))
 
-    def decrypt_text(self, blob: bytes | None, column: Column, row: str | int) -> str | None:
+    def decrypt_text(self, blob: bytes | None, column: Column, row: Row) -> str | None:
         plain = self._decrypt(blob, column, row, TEXT)
         return None if plain is None else plain.decode()
 
     def decrypt_bytes(self, blob: bytes | None, column: Column,
-                      row: str | int) -> bytes | None:
+                      row: Row) -> bytes | None:
         return self._decrypt(blob, column, row, BYTES)
 
-    def _decrypt(self, blob: bytes | None, column: Column, row: str | int,
+    def _decrypt(self, blob: bytes | None, column: Column, row: Row,
                  kind: int) -> bytes | None:
         if blob is None:
             return None

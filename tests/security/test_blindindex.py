@@ -61,3 +61,16 @@ def test_short_secrets_and_nul_separators_are_refused() -> None:
     with pytest.raises(ValueError, match="NUL"):
         INDEXER.index(IBAN, "x", scope="t1\x00iban")
     assert repr(INDEXER) == "BlindIndexer()"
+
+
+def test_a_document_hashed_as_it_streams_is_keyed() -> None:
+    data = b"{1:F01BANKDEFFXXXX}" * 1000
+    streamed = INDEXER.hasher("document", "t1")
+    for start in range(0, len(data), 4096):
+        streamed.update(data[start:start + 4096])
+    whole = INDEXER.hasher("document", "t1")
+    whole.update(data)
+    assert streamed.digest() == whole.digest() != hashlib.sha256(data).digest()
+    other = INDEXER.hasher("document", "t2")
+    other.update(data)
+    assert other.digest() != whole.digest()

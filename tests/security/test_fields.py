@@ -22,7 +22,7 @@ from security.envelope import (
     unwrap,
     wrap,
 )
-from security.fields import OVERHEAD, Column, FieldCipher, FieldError, key_id_of
+from security.fields import OVERHEAD, Column, FieldCipher, FieldError, Row, key_id_of
 from security.keyring import new_keyring, retire, rotate
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
@@ -32,11 +32,19 @@ CIPHER = FieldCipher([KEY])
 NAME = Column("statement_lines", "counterparty_name")
 IBAN = Column("statement_lines", "counterparty_iban")
 VALUES = st.one_of(st.text(), st.binary())
-ROWS = st.one_of(st.integers(min_value=0, max_value=2**63), st.text(max_size=40))
+PARTS = st.one_of(st.integers(min_value=0, max_value=2**63), st.text(max_size=20))
+ROWS = st.one_of(PARTS, st.tuples(st.text(max_size=8), PARTS),
+                 st.tuples(st.text(max_size=8), PARTS, PARTS))
+
+
+def _same_row(a: Row, b: Row) -> bool:
+    def parts(row: Row) -> tuple[str, ...]:
+        return tuple(str(p) for p in (row if isinstance(row, tuple) else (row,)))
+    return parts(a) == parts(b)
 
 
 def _read(cipher: FieldCipher, blob: bytes | None, column: Column,
-          row: str | int, like: str | bytes | None) -> str | bytes | None:
+          row: Row, like: str | bytes | None) -> str | bytes | None:
     if isinstance(like, str):
         return cipher.decrypt_text(blob, column, row)
     return cipher.decrypt_bytes(blob, column, row)
@@ -44,7 +52,7 @@ def _read(cipher: FieldCipher, blob: bytes | None, column: Column,
 
 @given(VALUES, ROWS)
 def test_any_text_or_bytes_reads_back_as_it_was_written(value: str | bytes,
-                                                        row: int | str) -> None:
+                                                        row: Row) -> None:
     blob = CIPHER.encrypt(value, NAME, row, key_id=KEY.id)
     assert blob is not None
     assert len(blob) == len(value.encode() if isinstance(value, str) else value) + OVERHEAD
@@ -65,10 +73,10 @@ def test_chinese_text_none_and_the_layout() -> None:
 
 
 @given(VALUES, ROWS, ROWS)
-def test_a_ciphertext_moved_to_another_row_never_decrypts(value: str | bytes, row: int | str,
-                                                          other: int | str) -> None:
+def test_a_ciphertext_moved_to_another_row_never_decrypts(value: str | bytes, row: Row,
+                                                          other: Row) -> None:
     blob = CIPHER.encrypt(value, NAME, row, key_id=KEY.id)
-    if str(other) == str(row):
+    if _same_row(row, other):
         return
     where = re.escape(f"statement_lines.counterparty_name row {other}: does not decrypt")
     with pytest.raises(FieldError, match=where):
@@ -78,7 +86,7 @@ def test_a_ciphertext_moved_to_another_row_never_decrypts(value: str | bytes, ro
 @given(VALUES, ROWS, st.sampled_from([IBAN, Column("customers", "counterparty_name"),
                                       Column("statement_lines", "remittance")]))
 def test_a_ciphertext_moved_to_another_column_never_decrypts(value: str | bytes,
-                                                             row: int | str,
+                                                             row: Row,
                                                              other: Column) -> None:
     blob = CIPHER.encrypt(value, NAME, row, key_id=KEY.id)
     with pytest.raises(FieldError, match="does not decrypt"):
@@ -90,6 +98,18 @@ def test_the_identity_parts_cannot_be_shifted_into_each_other() -> None:
     for table, column, row in [("a", "bc", "d"), ("ab", "", "cd"), ("abc", "", "d")]:
         with pytest.raises(FieldError):
             CIPHER.decrypt_text(blob, Column(table, column), row)
+    blob = CIPHER.encrypt("x", NAME, ("t1", 42), key_id=KEY.id)
+    assert CIPHER.decrypt_text(blob, NAME, ("t1", "42")) == "x"  # integers in decimal
+    others: list[Row] = [("t2", 42), ("t1/42",), "t1/42", ("t1", 42, 0), ("t1", "4", "2")]
+    for other in others:
+        with pytest.raises(FieldError, match="does not decrypt"):
+            CIPHER.decrypt_text(blob, NAME, other)
+    with pytest.raises(FieldError, match="1 to 255 parts"):
+        CIPHER.encrypt("x", NAME, (), key_id=KEY.id)
+    with pytest.raises(FieldError, match="longer than 65535 bytes"):
+        CIPHER.encrypt("x", NAME, ("t1", "x" * 65536), key_id=KEY.id)
+    with pytest.raises(FieldError, match="longer than 65535 bytes"):
+        CIPHER.encrypt("x", Column("t" * 65536, "c"), 1, key_id=KEY.id)
 
 
 def test_damaged_or_relabelled_ciphertexts_say_what_is_wrong() -> None:
@@ -160,7 +180,7 @@ def test_another_keyring_cannot_unwrap() -> None:
 @given(st.lists(st.tuples(VALUES, ROWS), min_size=1, max_size=20),
        st.integers(min_value=1, max_value=4))
 def test_rewrapping_keeps_every_field_readable_and_frees_the_old_master(
-        fields: list[tuple[str | bytes, int | str]], rotations: int) -> None:
+        fields: list[tuple[str | bytes, Row]], rotations: int) -> None:
     ring = RING
     keys = [new_data_key(n, f"t{n % 2}/lines") for n in (1, 2, 3)]
     stored = [wrap(k, ring) for k in keys]
@@ -197,7 +217,8 @@ def test_field_ciphertexts_are_plain_aes_gcm_an_outsider_can_open() -> None:
     def part(text: str) -> bytes:
         return len(text.encode()).to_bytes(2, "big") + text.encode()
 
-    associated = header + part("statement_lines") + part("counterparty_name") + part("42")
+    associated = (header + part("statement_lines") + part("counterparty_name")
+                  + b"\x01" + part("42"))
     assert AESGCM(KEY.secret).decrypt(nonce, sealed, associated) == b"Zahlung 4711"
 
 
