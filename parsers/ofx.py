@@ -2,19 +2,20 @@
 
 Layers, each a module tested on its own (after ofxtools)::
 
-    bytes --ofx_header--> text and version (OFXHEADER lines or <?xml?><?OFX?>, encoding)
+    file  --ofx_bytes---> blocks of bytes, never the whole file
+          --ofx_header--> text and version (OFXHEADER lines or <?xml?><?OFX?>, encoding)
           --ofx_tokens--> tags and text, one at a time
           --ofx_tree----> generic element tree, SGML or XML, as banks really write it
           --ofx_clean---> repaired tree (empty elements, decimal commas, misplaced balances)
           --ofx_statement-> Statement objects, then
           --ofx_reference-> ofxparse must read the repaired document the same way
 
-Read as a stream (``stream``; ``parse`` and ``parse_each`` gather it): ``ofx_stream``
-builds the tree as the tokens come and yields each entry as soon as its STMTTRN is read,
-taking it out of the tree; a document it does not take (several statements, anything
-irregular, any error) is read whole as one tree (``ofx_statement.read_whole``), with the
-same results. Memory holds the document's text (about twice the file's size for the
-bytes and the decoded text) but not its entries.
+Read as a stream (``stream``; ``parse`` and ``parse_each`` gather it): the file is read in
+blocks and decoded as it goes (``ofx_header``), ``ofx_stream`` builds the tree as the
+tokens come and yields each entry as soon as its STMTTRN is read, taking it out of the
+tree, so memory does not grow with the file or its entries; a document it does not take
+(several statements, anything irregular, any error) is read whole as one tree
+(``ofx_statement.read_whole``), with the same results, and held whole.
 
 Mapping (sections of the OFX 2.1.1 specification):
 
@@ -61,7 +62,10 @@ file, so checking every transaction made it most of the time of a large file. Wh
 there to catch is a document read another way (other statements, accounts, balances, a
 shifted or dropped transaction), which shows in the first transactions as well as in all
 of them; every transaction's own values are read and checked by this parser anyway. Files
-up to 200 transactions a statement (nearly all real ones) are still checked whole.
+up to 200 transactions a statement (nearly all real ones) are still checked whole. The
+sample is written from the tree the stream keeps (the first 200 STMTTRN, the rest taken
+out as they are read), so it needs no more of the file than the stream does; ofxparse
+itself reads only whole documents, which is why it is given that sample, not the file.
 """
 
 from __future__ import annotations
@@ -106,4 +110,4 @@ def stream(file: BinaryIO, *, source: str) -> Iterator[Part]:
     """The statements of an open binary file as a stream of parts (``parsers.stream``), a
     bad one of several a ``StatementFailed``; each entry as soon as its STMTTRN is read
     (``parsers.ofx_stream``)."""
-    return stream_document(file.read(), source=source)
+    return stream_document(file, source=source)

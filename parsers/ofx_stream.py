@@ -7,7 +7,10 @@ once complete, is cleaned, read into its entry (``ofx_statement.transaction_entr
 yielded, and taken out of the tree; only the first ``CROSS_CHECK_TRANSACTIONS`` of a
 statement stay, for ofxparse. What is left at the end of the document is a small tree:
 the statement read from it (balances, period, account, flags) is the statement's end.
-Memory holds the document's text and that small tree, never its entries.
+The file is read in blocks (``ofx_header.OfxDocument``) and tokenized as they come
+(``ofx_tokens.iter_tokens``): memory holds a block, the text from the last token on, and
+that small tree, never the document's text nor its entries; so the ofxparse cross-check,
+made on that small tree, needs no more of the file either.
 
 The streaming reader takes the regular document: one statement (nearly every file; a
 large one always), each STMTTRN inside its BANKTRANLIST, the statement's CURDEF before its
@@ -15,26 +18,31 @@ transactions. Anything else (several statements, a transaction outside a stateme
 error anywhere) is read whole by ``ofx_statement.read_whole``, which gives what the
 document always gave, and the stream goes on from where it stood (the entries already
 yielded are those the whole reading starts with). So the stream is exact by construction
-for bad files, and the streaming reader needs to be exact only for good ones.
+for bad files, and the streaming reader needs to be exact only for good ones. A document
+read whole is held whole: memory follows the size of such a file (of a large one only
+when it has several statements or is irregular or bad).
 
-Two things of the whole reading are kept in the order it had: the set of tags closed
-somewhere in the document (which decides whether an SGML element is a leaf) comes from
-one regular expression over the text before reading; and the repairs of the cleaning
-step, which the whole reading makes element by element in document order, are gathered
-with their place in that order and sorted back (``_CleanRepairs``).
+Two things of the whole reading are kept as it has them: the set of tags closed
+somewhere in the document (which decides whether an SGML element of a tag not known as
+an aggregate or a leaf is one or the other) is the end tags of the document's tokens,
+found by reading the file through once more when a tag first needs it
+(``_ClosedTags``); and the repairs of the cleaning step, which the whole reading makes
+element by element in document order, are gathered with their place in that order and
+sorted back (``_CleanRepairs``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
+import io
 from collections.abc import Iterator, Sequence
+from typing import BinaryIO
 
 from parsers import ofx_header
-from parsers.errors import ParseError
+from parsers.errors import ParseError, TooLargeError
 from parsers.model import Statement
 from parsers.ofx_clean import clean_element, clean_statement
-from parsers.ofx_header import OfxText
+from parsers.ofx_header import OfxDocument
 from parsers.ofx_reference import differences
 from parsers.ofx_statement import (
     CROSS_CHECK_TRANSACTIONS,
@@ -50,6 +58,7 @@ from parsers.ofx_statement import (
     statement_of,
     transaction_entry,
 )
+from parsers.ofx_tokens import Kind
 from parsers.ofx_tree import (
     Element,
     Repairs,
@@ -60,11 +69,6 @@ from parsers.ofx_tree import (
 )
 from parsers.stream import Part, StatementEnd, StatementFailed, StatementStart
 
-# The end tags the tokenizer finds: what it skips (comments, CDATA, PIs, declarations) is
-# matched first, in its order, so that an end tag inside them does not count.
-_END_TAGS = re.compile(r"<!--.*?-->|<!\[CDATA\[.*?\]\]>|<\?.*?\?>|<!.*?>"
-                       r"|</([A-Za-z][A-Za-z0-9_.]*)\s*/?>", re.DOTALL)
-_STATEMENT_TAGS = re.compile(r"<(?:STMTRS|CCSTMTRS)\s*/?>", re.IGNORECASE)
 # Elements a transaction never holds; one inside it is a document to read whole.
 _NOT_IN_TRANSACTION = frozenset({
     "STATUS", "INVSTMTRS", "INVSTMTTRNRS", "STMTRS", "CCSTMTRS", "STMTTRNRS", "CCSTMTTRNRS",
@@ -76,17 +80,20 @@ class _Whole(Exception):
     """The document is not one the streaming reader takes: read it whole."""
 
 
-def stream_document(data: bytes, *, source: str) -> Iterator[Part]:
-    """The parts of an OFX document (see the module docstring)."""
-    text = ofx_header.read(data, source=source)
-    if len(_STATEMENT_TAGS.findall(text.text, text.body_start)) != 1:
-        yield from _parts(read_whole(data, source=source), started=False, taken=0)
-        return
-    reader = _Reader(text, source)
+def stream_document(file: BinaryIO, *, source: str) -> Iterator[Part]:
+    """The parts of the OFX document in ``file``, from where it stands (see the module
+    docstring)."""
+    if not file.seekable():
+        file = io.BytesIO(file.read())
+    start = file.tell()
+    reader = _Reader(ofx_header.open_document(file, source=source), source)
     try:
         yield from reader.parts()
+    except TooLargeError:
+        raise  # the file grew past its limit while read: read no further
     except (_Whole, ParseError):
-        yield from _parts(read_whole(data, source=source), started=reader.started,
+        file.seek(start)
+        yield from _parts(read_whole(file.read(), source=source), started=reader.started,
                           taken=reader.entries)
 
 
@@ -155,11 +162,29 @@ def _examples(value: object) -> dict[str, tuple[int, int]]:
     return value if isinstance(value, dict) else {}
 
 
+class _ClosedTags:
+    """The tags closed somewhere in the document (``ofx_tree.build_steps`` asks of tags
+    it does not know): the end tags of its tokens, as the whole reading has them, found
+    by reading the document again, once, when first asked (most documents never are)."""
+
+    def __init__(self, document: OfxDocument, source: str) -> None:
+        self.document = document
+        self.source = source
+        self.tags: frozenset[str] | None = None
+
+    def __contains__(self, tag: object) -> bool:
+        if self.tags is None:
+            tokens = iter_tokens(self.document.body(), 0, source=self.source,
+                                 repairs=Repairs(), line=self.document.body_line)
+            self.tags = frozenset(t.value for t in tokens if t.kind is Kind.END)
+        return tag in self.tags
+
+
 class _Reader:
     """Reads one document, its one statement's entries as they come."""
 
-    def __init__(self, text: OfxText, source: str) -> None:
-        self.text = text
+    def __init__(self, document: OfxDocument, source: str) -> None:
+        self.document = document
         self.source = source
         self.context = Context(source)
         self.clean = _CleanRepairs()
@@ -171,16 +196,13 @@ class _Reader:
         self.entries = 0  # entries yielded
 
     def parts(self) -> Iterator[Part]:
-        text = self.text
-        xml = (text.version or "").startswith("2") or text.text.startswith("<?xml",
-                                                                           text.body_start)
-        closed = {name.upper() for name in _END_TAGS.findall(text.text, text.body_start)
-                  if name}
+        document = self.document
         token_repairs, tree_repairs = Repairs(), Repairs()
-        tokens = iter_tokens(text.text, text.body_start, source=self.source,
-                             repairs=token_repairs)
-        steps = build_steps(tokens, source=self.source, repairs=tree_repairs, xml=xml,
-                            closed_somewhere=closed, on_close=self._closed)
+        tokens = iter_tokens(document.body(), 0, source=self.source, repairs=token_repairs,
+                             line=document.body_line)
+        steps = build_steps(tokens, source=self.source, repairs=tree_repairs,
+                            xml=document.xml, closed_somewhere=_ClosedTags(document, self.source),
+                            on_close=self._closed)
         while True:
             try:
                 next(steps)
@@ -237,7 +259,7 @@ class _Reader:
         self.entries += 1
 
     def _version(self) -> str | None:
-        return f"OFX {self.text.version}" if self.text.version else None
+        return f"OFX {self.document.version}" if self.document.version else None
 
     def _end(self, root: Element, repairs: Repairs) -> Iterator[Part]:
         """The statement's end, read from what is left of the tree."""
@@ -262,7 +284,7 @@ class _Reader:
                                  source=self.source)
         if problem is not None:
             raise _Whole  # the whole reading names it
-        shared = (*self.text.flags, *repairs.flags(), *context.flags)
+        shared = (*self.document.flags, *repairs.flags(), *context.flags)
         end = dataclasses.replace(statement, statement_id=each.trnuid, created_at=created_at,
                                   format_version=self._version(),
                                   flags=(*shared, *statement.flags))

@@ -9,7 +9,7 @@ are read, a ``&`` or ``<`` that starts none is taken literally (each reported th
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import Enum
 
@@ -101,10 +101,41 @@ _SPECIAL = (("<!--", "-->", "comment"), ("<![CDATA[", "]]>", "cdata"), ("<?", "?
             ("<!", ">", "declaration"))
 
 
-def iter_tokens(text: str, start: int, *, source: str, repairs: Repairs) -> Iterator[Token]:
-    """Tags and text of the body from ``start``, one at a time; comments, PIs and
-    declarations dropped, text next to text joined into one token."""
-    pos, line = start, 1 + text.count("\n", 0, start)
+# The part of a tag that the text seen so far may still complete.
+_TAG_BEGUN = re.compile(r"</?(?:[A-Za-z][A-Za-z0-9_.]*\s*/?)?")
+# A '<' is looked at only with this many characters after it in hand (or the text's end),
+# enough to tell the longest opener of _SPECIAL ("<![CDATA[").
+_LOOK_AHEAD = 9
+
+
+def _more(buffer: str, keep: int, pieces: Iterator[str]) -> tuple[str, bool]:
+    """``buffer`` from ``keep`` on with the next piece of text after it, and whether the
+    text has ended (then nothing was added)."""
+    for piece in pieces:
+        if piece:
+            return buffer[keep:] + piece, False
+    return buffer[keep:], True
+
+
+def iter_tokens(text: str | Iterable[str], start: int = 0, *, source: str, repairs: Repairs,
+                line: int | None = None) -> Iterator[Token]:
+    """Tags and text of the body, one at a time; comments, PIs and declarations dropped,
+    text next to text joined into one token.
+
+    ``text`` is the document's text, read from ``start``, or its body in pieces of any size
+    (``ofx_header.OfxDocument.body``), read as they come and let go once read past: what is
+    held is the text from the last token read on (a tag or a construct split between
+    pieces waits for the next). The tokens are the same whatever the pieces. ``line`` is
+    the line the body starts on (by default counted in ``text``).
+    """
+    if isinstance(text, str):
+        buffer, pos, ended = text, start, True
+        pieces: Iterator[str] = iter(())
+        line = 1 + text.count("\n", 0, start) if line is None else line
+    else:
+        buffer, pos, ended = "", 0, False
+        pieces = iter(text)
+        line = 1 if line is None else line
     pending: Token | None = None  # a text token, until what follows it is known
     # Where blank text began since the last tag: no token is made of blank text alone (the
     # reader skips it), but text that follows it before a tag is a token from there.
@@ -126,31 +157,47 @@ def iter_tokens(text: str, start: int, *, source: str, repairs: Repairs) -> Iter
             pending = Token(Kind.TEXT, value, at_line if blank_at is None else blank_at)
 
     while True:
-        lt = text.find("<", pos)
+        lt = buffer.find("<", pos)
+        if not ended and (lt == -1 or len(buffer) - lt < _LOOK_AHEAD):
+            buffer, ended = _more(buffer, pos, pieces)  # text is taken whole, up to a '<'
+            pos = 0
+            continue
         if lt == -1:
-            add_text(text[pos:], line)
+            add_text(buffer[pos:], line)
             if pending is not None:
                 yield pending
             elif blank_at is not None:  # the last token is where the document's end is told
                 yield Token(Kind.TEXT, "\n", blank_at)
             return
-        add_text(text[pos:lt], line)
-        line += text.count("\n", pos, lt)
-        special = text[lt + 1:lt + 2] in ("!", "?")
+        add_text(buffer[pos:lt], line)
+        line += buffer.count("\n", pos, lt)
+        pos = lt  # what comes before is read: a new piece need not keep it
+        special = buffer[lt + 1:lt + 2] in ("!", "?")
         for opener, closer, what in _SPECIAL if special else ():
-            if text.startswith(opener, lt):
-                end = text.find(closer, lt + len(opener))
+            if buffer.startswith(opener, lt):
+                end = buffer.find(closer, lt + len(opener))
+                while end == -1 and not ended:
+                    searched = len(buffer) - lt - len(closer) + 1
+                    buffer, ended = _more(buffer, lt, pieces)
+                    pos = lt = 0
+                    end = buffer.find(closer, max(searched, len(opener)))
                 if end == -1:
                     raise ParseError(f"the {what} opened here is never closed with {closer!r}",
                                      source=source, line=line)
                 if what == "comment":
                     repairs.add("SGML comments removed", "", line)
                 elif what == "cdata":
-                    add_text(text[lt + len(opener):end], line, literal=True)
+                    add_text(buffer[lt + len(opener):end], line, literal=True)
                 pos = end + len(closer)
                 break
         else:
-            match = _TAG.match(text, lt)
+            match = _TAG.match(buffer, lt)
+            if match is None and not ended:
+                begun = _TAG_BEGUN.match(buffer, lt)
+                if begun is not None and begun.end() == len(buffer):
+                    buffer, ended = _more(buffer, lt, pieces)  # the tag goes on
+                    pos = 0
+                    continue
             if match is None:
                 repairs.add("'<' not starting a tag read as a literal '<'", "", line)
                 add_text("<", line, literal=True)
@@ -164,7 +211,7 @@ def iter_tokens(text: str, start: int, *, source: str, repairs: Repairs) -> Iter
             kind = Kind.END if closing else Kind.START
             yield Token(kind, name.upper(), line, empty=bool(empty) and not closing)
             pos = match.end()
-        line += text.count("\n", lt, pos)
+        line += buffer.count("\n", lt, pos)
 
 
 def tokenize(text: str, start: int, *, source: str, repairs: Repairs) -> list[Token]:

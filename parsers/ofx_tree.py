@@ -20,7 +20,7 @@ The tokens come from ``ofx_tokens`` one at a time; ``build_steps`` takes them as
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Container, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from parsers.errors import ParseError
@@ -122,11 +122,12 @@ def build(tokens: list[Token], *, source: str, repairs: Repairs, xml: bool) -> E
 
 
 def build_steps(tokens: Iterable[Token], *, source: str, repairs: Repairs, xml: bool,
-                closed_somewhere: set[str],
+                closed_somewhere: Container[str],
                 on_close: Closed | None = None) -> Generator[None, None, Element]:
     """``build`` a step at a time: resumed once per token, it returns the ``<OFX>`` element.
 
-    ``closed_somewhere`` is the set of tags with an end tag anywhere in the document.
+    ``closed_somewhere`` holds the tags with an end tag anywhere in the document (asked
+    only of a tag neither known as an aggregate nor as a leaf, before another tag).
     ``on_close`` is told of each element once it is complete, its children in place, so
     that a reader can take elements as the document is read. Elements are numbered in
     document order (``Element.order``).
@@ -211,7 +212,8 @@ def build_steps(tokens: Iterable[Token], *, source: str, repairs: Repairs, xml: 
 
 
 def _leaf_or_aggregate(element: Element, tokens: Tokens, stack: list[Element],
-                       closed_somewhere: set[str], *, repairs: Repairs, xml: bool) -> bool:
+                       closed_somewhere: Container[str], *, repairs: Repairs,
+                       xml: bool) -> bool:
     """Place ``element`` (not a known aggregate); True if it is complete (a leaf)."""
     following = tokens.peek()
     if following is not None and following.kind is Kind.TEXT and following.value.strip():
