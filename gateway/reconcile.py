@@ -207,7 +207,7 @@ async def reconcile_changes(conn: asyncpg.Connection, tenant: str, *,
         taken = await work.changes(conn, tenant, limit=batch)
         if engines is not None:
             again = await engines.candidates(conn, tenant, changed=bool(taken))
-            provide: EngineProvider = engines.current
+            provide: EngineProvider = engines.provider(tenant)
         else:
             again = await work.unmatched(conn, tenant) if taken else []
             provide = built_by(Engine)

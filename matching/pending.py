@@ -54,6 +54,7 @@ from matching.invoices import Customer, Invoice
 from matching.model import Payment
 from matching.normalize import compact, name_tokens
 from matching.payers import NAME_PREFIX
+from matching.pending_keys import MAX_SLOTS, SlotMultimap
 from matching.references import invoice_signatures, text_signatures
 from matching.scoring import (
     AMOUNT_FEE,
@@ -78,8 +79,7 @@ _K = TypeVar("_K", str, tuple[str, Decimal])
 @dataclass(slots=True)
 class _Entry:
     payment: Payment
-    signatures: frozenset[str]
-    payer_keys: frozenset[str]
+    slot: int                                             # its keys' slot (pending_keys)
     values: dict[str, tuple[Decimal, Decimal, Decimal]]   # currency: (value, low, high)
     hits: frozenset[str] = frozenset()
     customers: frozenset[str] = frozenset()
@@ -119,8 +119,11 @@ class PendingIndex:
                              or auto_logit - AMBIGUITY_MARGIN <= _NEAR_AMOUNT_BEST)
         self._fee_max = config.fee_tolerance_max
         self._entries: dict[str, _Entry] = {}
-        self._by_signature: dict[str, set[str]] = {}
-        self._by_payer_key: dict[str, set[str]] = {}
+        # Text signatures and payer keys, some 80 a payment, packed (pending_keys); a
+        # payment's slot is its number there, None once it is gone.
+        self._by_signature = SlotMultimap()
+        self._by_payer_key = SlotMultimap()
+        self._key_at: list[str | None] = []
         self._by_hit: dict[str, set[str]] = {}
         self._by_customer: dict[str, set[str]] = {}
         self._values: dict[str, list[tuple[Decimal, str]]] = {}   # currency: (value, key)
@@ -138,8 +141,15 @@ class PendingIndex:
     def __contains__(self, key: object) -> bool:
         return key in self._entries
 
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
     def keys(self) -> Iterator[str]:
         return iter(self._entries)
+
+    def payment(self, key: str) -> Payment:
+        """The payment held under ``key`` (KeyError when none is)."""
+        return self._entries[key].payment
 
     # -- payments in and out ------------------------------------------------------------
 
@@ -150,11 +160,13 @@ class PendingIndex:
         for payment in payments:
             if payment.key in self._entries:
                 named |= self._unindex(payment.key)
-            entry = _Entry(payment, frozenset(_text_signatures(payment)),
-                           frozenset(_payer_keys(payment)), self.engine.values_of(payment))
+            if len(self._key_at) == MAX_SLOTS:
+                self._renumber()
+            entry = _Entry(payment, len(self._key_at), self.engine.values_of(payment))
+            self._key_at.append(payment.key)
             self._entries[payment.key] = entry
-            _put(self._by_signature, entry.signatures, payment.key)
-            _put(self._by_payer_key, entry.payer_keys, payment.key)
+            self._by_signature.put(_text_signatures(payment), entry.slot)
+            self._by_payer_key.put(_payer_keys(payment), entry.slot)
             for currency, (value, low, _) in entry.values.items():
                 bisect.insort(self._values.setdefault(currency, []), (value, payment.key))
                 if currency == payment.amount.currency:
@@ -169,11 +181,12 @@ class PendingIndex:
             if key in self._entries:
                 named |= self._unindex(key)
         self._restep(named)
+        if len(self._key_at) > 2 * len(self._entries) + 1024:
+            self._renumber()
 
     def _unindex(self, key: str) -> set[str]:
         entry = self._entries.pop(key)
-        _take(self._by_signature, entry.signatures, key)
-        _take(self._by_payer_key, entry.payer_keys, key)
+        self._key_at[entry.slot] = None   # its pairs stay packed until _renumber
         _take(self._by_hit, entry.hits, key)
         _take(self._by_customer, entry.customers, key)
         for currency, (value, low, _) in entry.values.items():
@@ -181,6 +194,24 @@ class PendingIndex:
             if currency == entry.payment.amount.currency:
                 _delete(self._windows, currency, (low, key))
         return set(entry.hits)
+
+    def _renumber(self) -> None:
+        """Drop the packed pairs of payments gone, numbering those held 0, 1, ..."""
+        new: list[int] = []
+        kept: list[str | None] = []
+        for key in self._key_at:
+            new.append(len(kept) if key is not None else -1)
+            if key is not None:
+                self._entries[key].slot = len(kept)
+                kept.append(key)
+        self._by_signature.renumber(new)
+        self._by_payer_key.renumber(new)
+        self._key_at = kept
+
+    def _slots(self, index: SlotMultimap, keys: Iterable[str]) -> set[str]:
+        """The payments held under any of ``keys``."""
+        at = self._key_at
+        return {key for slot in index.get(keys) if (key := at[slot]) is not None}
 
     def _learn(self, entry: _Entry) -> set[str]:
         """Find (again) what the engine makes of the payment's texts and payer; returns
@@ -214,11 +245,11 @@ class PendingIndex:
             for invoice in (before, after):
                 if invoice is not None and (before is None or after is None
                                             or before.reference != after.reference):
-                    stale |= _lookup(self._by_signature, invoice_signatures(invoice))
+                    stale |= self._slots(self._by_signature, invoice_signatures(invoice))
         for old, new in change.customers:
             for customer in (old, new):
                 if customer is not None:
-                    stale |= _lookup(self._by_payer_key, _customer_keys(customer))
+                    stale |= self._slots(self._by_payer_key, _customer_keys(customer))
                     stale |= self._by_customer.get(customer.customer_id, set())
         renamed = {b.invoice_id for b, a in change.invoices
                    if b is not None and a is not None and b.customer_id != a.customer_id}
@@ -425,13 +456,6 @@ def _take(index: dict[_K, set[str]], keys: Iterable[_K], key: str) -> None:
             owners.discard(key)
             if not owners:
                 del index[k]
-
-
-def _lookup(index: dict[str, set[str]], keys: Iterable[str]) -> set[str]:
-    found: set[str] = set()
-    for k in keys:
-        found |= index.get(k, set())
-    return found
 
 
 def _delete(index: dict[str, list[tuple[Decimal, str]]], currency: str,

@@ -41,7 +41,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -60,6 +60,13 @@ logger = logging.getLogger(__name__)
 EngineFactory = Callable[[Sequence[Invoice], Sequence[Customer]], Engine]
 
 
+# What a kept tenant costs, roughly (measured with tracemalloc on bench data, see
+# docs/benchmarks.md): per open invoice in the engine, and per unmatched payment (the
+# payment itself, its index entry and packed keys, and what the engine caches of its texts).
+INVOICE_BYTES = 6_000
+PENDING_BYTES = 4_000
+
+
 @dataclass(slots=True)
 class _Kept:
     engine: Engine
@@ -67,26 +74,51 @@ class _Kept:
     customers: dict[str, Customer]
     customers_version: str
     pending: PendingIndex | None = None
-    accounts: dict[str, int] = field(default_factory=dict)   # payment key: account id
-    payments: dict[str, Payment] = field(default_factory=dict)  # what the index holds
     affected: set[str] = field(default_factory=set)           # to match again
     everything: bool = False                                  # every unmatched payment
 
+    def size(self) -> int:
+        """Bytes it holds, estimated (``INVOICE_BYTES``, ``PENDING_BYTES``)."""
+        pending = len(self.pending) if self.pending is not None else 0
+        return INVOICE_BYTES * len(self.versions) + PENDING_BYTES * pending
+
 
 class Engines:
-    """The engines of the tenants a worker has matched for lately (``keep`` at most)."""
+    """The engines of the tenants a worker has matched for lately: ``keep`` at most, and
+    while more than one is kept, no more than ``keep_bytes`` in all by their estimated
+    size (the least recently used are dropped first; one is always kept, however big)."""
 
-    def __init__(self, factory: EngineFactory = Engine, *, keep: int = 32) -> None:
+    def __init__(self, factory: EngineFactory = Engine, *, keep: int = 32,
+                 keep_bytes: int = 2 << 30) -> None:
         self._factory = factory
         self._keep = keep
+        self._keep_bytes = keep_bytes
         self._kept: OrderedDict[str, _Kept] = OrderedDict()
         self.builds = 0      # engines built from nothing (for tests and metrics)
         self.updates = 0     # engines brought up to date from changed rows
+
+    def __contains__(self, tenant: object) -> bool:
+        return tenant in self._kept
 
     async def current(self, conn: asyncpg.Connection, tenant: str) -> Engine:
         """The tenant's engine as its invoices and customers are now in the database."""
         kept = await self._current(conn, tenant)
         return kept.engine
+
+    def provider(self, tenant: str) -> Callable[[asyncpg.Connection, str], Awaitable[Engine]]:
+        """The engine provider of a pass that has just asked for its ``candidates`` (which
+        brought the engine up to date): the first round takes the engine as it is, later
+        rounds (matching payments whose invoices changed meanwhile) bring it up to date."""
+        first = True
+
+        async def provide(conn: asyncpg.Connection, asked: str) -> Engine:
+            nonlocal first
+            kept = self._kept.get(asked)
+            if first and asked == tenant and kept is not None:
+                first = False
+                return kept.engine
+            return await self.current(conn, asked)
+        return provide
 
     async def candidates(self, conn: asyncpg.Connection, tenant: str, *,
                          changed: bool) -> list[tuple[int, Payment]]:
@@ -100,22 +132,20 @@ class Engines:
             payments = await work.payments(conn, tenant, sorted(keys))
             kept.pending = await asyncio.to_thread(PendingIndex, kept.engine,
                                                    [p for _, p in payments])
-            kept.accounts = {p.key: a for a, p in payments}
-            kept.payments = {p.key: p for _, p in payments}
             kept.everything = fresh and changed
             arrived: set[str] = set()
         else:
-            gone = set(kept.accounts) - set(keys)
-            kept.pending.remove(gone)
-            for key in gone:
-                del kept.accounts[key], kept.payments[key]
-            arrived = keys - set(kept.accounts)
+            pending = kept.pending
+            pending.remove([k for k in pending if k not in keys])
+            arrived = {k for k in keys if k not in pending}
             await asyncio.to_thread(self._index, kept,
                                     await work.payments(conn, tenant, sorted(arrived)))
-        wanted = set(kept.accounts) if kept.everything else (
-            (kept.affected | arrived) & set(kept.accounts))
+        held = kept.pending
+        wanted = set(held) if kept.everything else {
+            k for k in kept.affected | arrived if k in held}
         kept.affected, kept.everything = set(), False
-        return [(kept.accounts[k], kept.payments[k]) for k in sorted(wanted)]
+        self._trim()
+        return [(_account(k), held.payment(k)) for k in sorted(wanted)]
 
     async def unmatched(self, tenant: str, payments: Sequence[tuple[int, Payment]]) -> None:
         """Payments this pass left unmatched, matched against this engine: index them
@@ -129,8 +159,6 @@ class Engines:
         if kept.pending is None or not payments:
             return
         kept.pending.add(p for _, p in payments)
-        kept.accounts.update({p.key: a for a, p in payments})
-        kept.payments.update({p.key: p for _, p in payments})
 
     def forget(self, tenant: str) -> None:
         self._kept.pop(tenant, None)
@@ -156,9 +184,15 @@ class Engines:
             kept.versions = versions
         self._kept[tenant] = kept
         self._kept.move_to_end(tenant)
-        while len(self._kept) > self._keep:
-            self._kept.popitem(last=False)
+        self._trim()
         return kept
+
+    def _trim(self) -> None:
+        """Drop the least recently used engines beyond ``keep`` or ``keep_bytes``."""
+        while len(self._kept) > self._keep or (
+                len(self._kept) > 1
+                and sum(k.size() for k in self._kept.values()) > self._keep_bytes):
+            self._kept.popitem(last=False)
 
     async def _build(self, conn: asyncpg.Connection, tenant: str, versions: dict[str, str],
                      customers_version: str) -> _Kept:
@@ -200,6 +234,11 @@ class Engines:
         """Hand a change just made to the engine to the index, at once, as it requires."""
         if kept.pending is not None and change:
             kept.affected |= kept.pending.affected(change, batch=False)
+
+
+def _account(key: str) -> int:
+    """The account of a payment key (``store.transactions.payment_key``)."""
+    return int(key.split("/", 1)[0])
 
 
 async def _customers(conn: asyncpg.Connection, tenant: str) -> list[Customer]:

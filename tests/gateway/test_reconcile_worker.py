@@ -170,6 +170,49 @@ async def test_the_engine_follows_invoice_changes_without_being_built_again(
         assert (engines.builds, engines.updates) == (1, 3)
 
 
+async def test_engines_beyond_their_memory_budget_are_dropped_least_recent_first(
+        pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        for tenant in ("default", "other"):
+            await invoice_store.upsert(conn, tenant, [_invoice("INV-1", "10.00")], owner=None)
+        engines = Engines(keep_bytes=1)  # one engine is over it: only the latest is kept
+        await engines.current(conn, "default")
+        assert "default" in engines
+        await engines.current(conn, "other")
+        assert "other" in engines and "default" not in engines
+        roomy = Engines()
+        await roomy.current(conn, "default")
+        await roomy.current(conn, "other")
+        assert "default" in roomy and "other" in roomy
+
+
+async def test_a_pass_reads_the_invoices_versions_once(
+        quiet_api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Asking for the payments to match again brings the engine up to date; the pass's
+    first round matches with it as it is (no second read of every invoice's version)."""
+    await put_invoices(quiet_api, [invoice("INV-1", "150.00")])
+    await upload(quiet_api, statement(("R1", "99.00", "Nobody", "order 1")))
+    engines = Engines()
+    conn = await asyncpg.connect(quiet_api.database_url)
+    try:
+        assert await reconcile_changes(conn, "default", engines=engines) is not None
+        scans = 0
+        real = invoice_store.versions
+
+        async def counted(*args: Any, **kwargs: Any) -> dict[str, str]:
+            nonlocal scans
+            scans += 1
+            return await real(*args, **kwargs)
+
+        monkeypatch.setattr(invoice_store, "versions", counted)
+        await put_invoices(quiet_api, [invoice("INV-2", "99.00")])
+        second = await reconcile_changes(conn, "default", engines=engines)
+        assert second is not None and second.payments == 1  # matched again: reviewed
+        assert scans == 1
+    finally:
+        await conn.close()
+
+
 async def test_an_invoice_change_matches_again_only_the_payments_it_could_settle(
         quiet_api: Api) -> None:
     """Forty payments nobody can place wait unmatched; an invoice pushed for one of them is

@@ -20,6 +20,7 @@ from matching.engine import Engine
 from matching.invoices import Customer, Invoice
 from matching.model import Allocation, Payment
 from matching.pending import PendingIndex
+from matching.pending_keys import SlotMultimap
 from tests.matching.helpers import invoice, payment
 from tests.matching.strategies import RATES, Step, customers, invoices, payment_lists, steps
 from tests.matching.test_updates import apply, unique_invoices
@@ -91,3 +92,33 @@ def test_a_payment_added_again_replaces_the_one_held() -> None:
     assert len(index) == 1
     change = engine.put_invoices([invoice("INV-10001", "100.00", open_amount=str(Decimal(0)))])
     assert index.affected(change) == set()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.text(max_size=6), st.integers(0, 40)), max_size=300),
+       st.sets(st.integers(0, 40)))
+def test_packed_keys_return_every_slot_held_under_a_key(
+        pairs: list[tuple[str, int]], dropped: set[int]) -> None:
+    held = SlotMultimap()
+    for key, slot in pairs:
+        held.put([key], slot)
+    for key, _ in pairs:
+        assert {s for k, s in pairs if k == key} <= held.get([key])
+    kept = [s for s in range(41) if s not in dropped]
+    held.renumber([kept.index(s) if s in kept else -1 for s in range(41)])
+    for key, _ in pairs:
+        assert {kept.index(s) for k, s in pairs if k == key and s in kept} <= held.get([key])
+    assert len(held) == sum(1 for _, s in pairs if s in kept)
+
+
+def test_payments_replaced_many_times_are_still_found_once_their_slots_are_renumbered(
+        ) -> None:
+    engine = Engine([invoice("INV-10001", "100.00")])
+    index = PendingIndex(engine, [payment("7.00", remittance="INV-10001", key="kept")])
+    for n in range(3000):  # each add of a key held gives it a new slot: renumbered now and then
+        index.add([payment("9.00", remittance=f"INV-1000{n % 2 + 1}", key="moving")])
+        index.remove([f"gone-{n - 1}"])
+        index.add([payment("5.00", remittance="INV-10001", key=f"gone-{n}")])
+    assert len(index) == 3
+    change = engine.put_invoices([invoice("INV-10001", "100.00", open_amount="0")])
+    assert index.affected(change, batch=False) == {"kept", "moving", "gone-2999"}
