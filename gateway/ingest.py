@@ -9,8 +9,9 @@ nothing of it is kept. Then one transaction stores it all: the raw bytes (large 
 chunks), the accounts it is about (registered on first sight, locked in one order), its
 statements with their flags, and the lines the account does not have yet, decided from the
 statements themselves (``parsers.overlap``, docs/ingest.md): days the account has lines on
-a day at a time in Python (``gateway.ingest_decide``), every other line new; lines,
-``statement_lines`` and events go in set-based. Re-importing the same document, or a
+a day at a time in Python (``gateway.ingest_decide``), every other line new; lines (a new
+one with its place in the statement, a known one in ``statement_lines``) and events go in
+set-based. Re-importing the same document, or a
 statement overlapping one already stored, adds nothing twice; a genuinely new line is never
 dropped; what cannot be decided is flagged. Continuity with the account's previous
 statement is checked and recorded as flags on the new statement and as a
@@ -45,7 +46,6 @@ from parsers.stream import Part, from_statements
 logger = logging.getLogger(__name__)
 
 _ANALYZE_AFTER = 5_000  # new lines in one import that make its statistics stale
-_EVENT_BATCH = 50_000  # ids per payment.received call: each call looks at the account's lines once
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,10 +239,13 @@ async def _store(conn: asyncpg.Connection, tenant: str, document: Document,
                   for statement in staged]
     result = IngestResult(document_id=document_id, document_known=False,
                           statements=tuple(stored))
-    if result.entries_new >= _ANALYZE_AFTER:
-        # Fresh statistics now rather than when autovacuum next looks: without them the
-        # planner misjudges the table and a page of lines takes ten times as long.
-        await conn.execute("ANALYZE transactions, statement_lines")
+    # Fresh statistics now rather than when autovacuum next looks: without them the
+    # planner misjudges the table and a page of lines takes ten times as long.
+    grown = [table for table, added in (("transactions", result.entries_new),
+                                        ("statement_lines", result.entries_known))
+             if added >= _ANALYZE_AFTER]
+    if grown:
+        await conn.execute("ANALYZE " + ", ".join(grown))
     logger.info("imported document %s: %d statements, %d new lines, %d known",
                 document_id, len(stored), result.entries_new, result.entries_known)
     return result
@@ -318,35 +321,24 @@ async def _store_statement(conn: asyncpg.Connection, tenant: str, staged: Staged
 
 async def _payments_received(conn: asyncpg.Connection, tenant: str, *, account_id: int,
                              statement_no: int) -> int:
-    """``payment.received`` for the incoming lines a statement made booked, a batch at a
-    time in arrival order (the events of one call follow those of the call before on the
-    account's lane); returns how many lines it made booked (incoming or not).
+    """``payment.received`` for the incoming lines a statement made booked, in arrival
+    order, in one statement (``outbox.emit_staged_payments``); returns how many lines it
+    made booked (incoming or not).
 
-    These statements run many times with arrays of ids: a generic plan cannot hash such an
-    array, and compares each row with every id. Plans are made for the values at hand
-    while they run, and only then: with ``force_custom_plan`` in force, every
-    foreign-key check of the lines stored before (one per line, a cached plan) was
-    planned again, which took more than half of their insert."""
+    The events' fan-out looks the new events up by an array of their ids: a generic plan
+    cannot hash such an array, and compares each row with every id. Plans are made for
+    the values at hand while it runs, and only then: with ``force_custom_plan`` in force,
+    every foreign-key check of the lines stored before (one per line, a cached plan) was
+    planned again."""
+    booked, payments = await staging.booked_counts(conn, statement_no=statement_no)
+    if not payments:
+        return booked
     await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
-    booked = await _emit_booked(conn, tenant, account_id=account_id,
-                                statement_no=statement_no)
+    await outbox.emit_staged_payments(conn, tenant, account_id=account_id,
+                                      statement_no=statement_no, count=payments)
     # (Not reset when it failed: the transaction is lost then, and the setting with it.)
     await conn.execute("SET LOCAL plan_cache_mode = DEFAULT")
     return booked
-
-
-async def _emit_booked(conn: asyncpg.Connection, tenant: str, *, account_id: int,
-                       statement_no: int) -> int:
-    booked, batch = 0, []
-    async for row in await staging.booked(conn, statement_no=statement_no):
-        batch.append(row["entry_id"])
-        if len(batch) >= _EVENT_BATCH:
-            await outbox.emit_new_payments(conn, tenant, account_id=account_id,
-                                           entry_ids=batch)
-            booked, batch = booked + len(batch), []
-    if batch:
-        await outbox.emit_new_payments(conn, tenant, account_id=account_id, entry_ids=batch)
-    return booked + len(batch)
 
 
 def _statement_gap(account_id: int, statement_pk: int, statement: Statement, opening: Balance,

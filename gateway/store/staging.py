@@ -16,8 +16,10 @@ ends, whatever happened.
   ledger order (``parsers.overlap.ledger_order``), computed in the database;
 - ``ingest_decided``: what ``parsers.overlap`` decided for the lines of the days on which
   the account already had lines (every other line is new);
-- ``ingest_booked``: the ids of the lines a statement made booked (provisional lines it
-  confirmed, then its new booked lines), in arrival order, for ``payment.received``.
+- ``ingest_booked``: the lines a statement made booked (provisional lines it confirmed,
+  then its new booked lines), in arrival order, with whether each is a payment (incoming,
+  not a reversal) and what ``payment.received`` says of it as stored
+  (``gateway.outbox.emit_staged_payments``).
 
 Nothing here joins the staged lines with ``transactions`` or ``statement_lines`` after
 they grew in the same transaction: their statistics do not count the new rows yet, and
@@ -57,7 +59,9 @@ CREATE TEMP TABLE IF NOT EXISTS ingest_decided (
     entry_id text NOT NULL, possible_duplicate boolean NOT NULL);
 CREATE TEMP TABLE IF NOT EXISTS ingest_booked (
     n bigint GENERATED ALWAYS AS IDENTITY, statement_no integer NOT NULL,
-    entry_id text NOT NULL);
+    entry_id text NOT NULL, payment boolean NOT NULL, amount numeric NOT NULL,
+    currency text NOT NULL, booking_date date, value_date date, bank_reference text,
+    end_to_end_id text, counterparty_name text, remittance text);
 """
 
 
@@ -87,12 +91,13 @@ async def analyze_decided(conn: asyncpg.Connection) -> None:
     await conn.execute("ANALYZE ingest_decided")
 
 
-async def booked(conn: asyncpg.Connection, *,
-                 statement_no: int) -> asyncpg.cursor.CursorFactory:
-    """The ids in ``ingest_booked`` of a statement, in arrival order: a cursor (inside a
-    transaction)."""
-    return conn.cursor("SELECT entry_id FROM ingest_booked WHERE statement_no = $1 ORDER BY n",
-                       statement_no, prefetch=10_000)
+async def booked_counts(conn: asyncpg.Connection, *, statement_no: int) -> tuple[int, int]:
+    """How many lines in ``ingest_booked`` the statement made booked, and how many of them
+    are payments."""
+    row = await conn.fetchrow(
+        "SELECT count(*) AS booked, count(*) FILTER (WHERE payment) AS payments"
+        " FROM ingest_booked WHERE statement_no = $1", statement_no)
+    return row["booked"], row["payments"]
 
 
 async def rank(conn: asyncpg.Connection, *, statement_no: int, start: Decimal,

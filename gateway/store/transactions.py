@@ -25,9 +25,8 @@ COLUMNS = (
     "amount", "currency", "status", "reversal", "bank_reference", "counterparty_name",
     "counterparty_account", "end_to_end_id", "remittance", "creditor_reference", "details",
     "provisional", "possible_duplicate", "reference_scheme", "position", "balance_after",
+    "rank",
 )
-_LINE_COLUMNS = ("tenant_id", "account_id", "statement_pk", "position", "entry_id", "outcome",
-                 "rank")
 
 
 def _details(entry: Entry) -> str:
@@ -44,7 +43,7 @@ def _row(statement: Statement, position: int, *, tenant: str, account_id: int,
             e.counterparty_name, e.counterparty_account, e.end_to_end_id, e.remittance,
             e.creditor_reference, _details(e), is_provisional(statement, e),
             decision.possible_duplicate, reference_scheme(statement.format), position,
-            decision.balance_after)
+            decision.balance_after, None if is_provisional(statement, e) else position)
 
 
 def records(statement: Statement, *, tenant: str, account_id: int,
@@ -67,9 +66,12 @@ async def on_days(conn: asyncpg.Connection, tenant: str, *, account_id: int,
                t.currency, t.provisional, t.reference_scheme, t.bank_reference,
                t.end_to_end_id, t.counterparty_name, t.counterparty_account, t.remittance,
                t.balance_after,
-               (SELECT array_agg(ARRAY[l.statement_pk, l.rank]) FROM statement_lines l
-                WHERE l.tenant_id = t.tenant_id AND l.account_id = t.account_id
-                  AND l.entry_id = t.entry_id AND l.rank IS NOT NULL) AS reports
+               -- where it is ranked: in the statement that first reported it (its own
+               -- row) and in those that reported it again (statement_lines)
+               CASE WHEN t.rank IS NOT NULL THEN ARRAY[[t.statement_pk, t.rank]] END
+               || (SELECT array_agg(ARRAY[l.statement_pk, l.rank]) FROM statement_lines l
+                   WHERE l.tenant_id = t.tenant_id AND l.account_id = t.account_id
+                     AND l.entry_id = t.entry_id AND l.rank IS NOT NULL) AS reports
         FROM transactions t
         WHERE t.tenant_id = $1 AND t.account_id = $2
           AND (coalesce(t.booking_date, t.value_date) = ANY($3::date[])
@@ -125,16 +127,18 @@ def _count(status: str) -> int:
 
 async def move_staged(conn: asyncpg.Connection, tenant: str, *, account_id: int,
                       statement_pk: int, statement_no: int, scheme: str) -> int:
-    """Store a staged statement's new lines (in the bank's order) and record every line of
-    it in ``statement_lines``; returns how many lines are new. The new booked ones are
-    noted in ``ingest_booked`` (after the lines ``confirm_staged`` noted: call that first).
+    """Store a staged statement's new lines (in the bank's order, each with its place and
+    rank in the statement) and record in ``statement_lines`` the lines it reported that
+    were stored before it (``known``, ``supersedes``); returns how many lines are new. The
+    new booked ones are noted in ``ingest_booked`` (after the lines ``confirm_staged``
+    noted: call that first).
 
     The caller holds the account's ingest lock and has decided (``ingest_decided``) the
     lines of every day the account had lines on, so the ids chosen here are free.
 
-    Three plain ``INSERT ... SELECT`` from the staging tables (each scans them once, a
-    few tens of milliseconds for 100,000 lines), not one statement with data-modifying
-    CTEs, which wrote the joined lines to a temporary file and read it three times.
+    Plain ``INSERT ... SELECT`` from the staging tables (each scans them once, a few tens
+    of milliseconds for 100,000 lines), not one statement with data-modifying CTEs, which
+    wrote the joined lines to a temporary file and read it three times.
     """
     # Sorting a large statement's lines by position in memory, not in temporary files.
     await conn.execute("SET LOCAL work_mem = '64MB'")
@@ -145,27 +149,38 @@ async def move_staged(conn: asyncpg.Connection, tenant: str, *, account_id: int,
                s.status, s.reversal, s.bank_reference, s.counterparty_name,
                s.counterparty_account, s.end_to_end_id, s.remittance,
                s.creditor_reference, s.details::jsonb, s.provisional,
-               coalesce(d.possible_duplicate, false), $5, s.position, l.balance_after
+               coalesce(d.possible_duplicate, false), $5, s.position, l.balance_after,
+               l.rank
         {_STAGED} AND ({_NEW})
         ORDER BY s.position
         """,
         statement_no, tenant, account_id, statement_pk, scheme))
     await conn.execute(
-        f"""
+        """
         INSERT INTO statement_lines (tenant_id, account_id, statement_pk, position,
                                      entry_id, outcome, rank)
-        SELECT $2, $3, $4, s.position, {_ID}, coalesce(d.outcome, 'new'), l.rank
-        {_STAGED}
+        SELECT $2, $3, $4, d.position, d.entry_id, d.outcome, l.rank
+        FROM ingest_decided d
+        LEFT JOIN ingest_ledger l USING (statement_no, position)
+        WHERE d.statement_no = $1 AND d.outcome <> 'new'
         """,
         statement_no, tenant, account_id, statement_pk)
     await conn.execute(
         f"""
-        INSERT INTO ingest_booked (statement_no, entry_id)
-        SELECT $1, {_ID} {_STAGED} AND ({_NEW}) AND NOT s.provisional
+        INSERT INTO ingest_booked (statement_no, entry_id, {_PAYMENT_COLUMNS})
+        SELECT $1, {_ID}, s.amount > 0 AND s.status = 'booked' AND NOT s.reversal,
+               s.amount, s.currency, s.booking_date, s.value_date, s.bank_reference,
+               s.end_to_end_id, s.counterparty_name, s.remittance
+        {_STAGED} AND ({_NEW}) AND NOT s.provisional
         ORDER BY s.position
         """,
         statement_no)
     return inserted
+
+
+# What ``payment.received`` says of a line besides its account and id (``ingest_booked``).
+_PAYMENT_COLUMNS = ("payment, amount, currency, booking_date, value_date, bank_reference,"
+                    " end_to_end_id, counterparty_name, remittance")
 
 
 async def confirm_staged(conn: asyncpg.Connection, tenant: str, *, account_id: int,
@@ -176,7 +191,7 @@ async def confirm_staged(conn: asyncpg.Connection, tenant: str, *, account_id: i
     if not expected:
         return
     confirmed = await conn.fetchval(
-        """
+        f"""
         WITH confirmed AS (
             UPDATE transactions t SET
                 booking_date = u.booking_date, value_date = u.value_date, status = 'booked',
@@ -200,14 +215,17 @@ async def confirm_staged(conn: asyncpg.Connection, tenant: str, *, account_id: i
                   WHERE d.statement_no = $5 AND d.outcome = 'supersedes') u
             WHERE t.tenant_id = $1 AND t.account_id = $2 AND t.entry_id = u.entry_id
               AND t.provisional
-            RETURNING t.entry_id, t.seq
+            RETURNING t.*
         ),
         noted AS (
-            INSERT INTO ingest_booked (statement_no, entry_id)
-            SELECT $5, entry_id FROM confirmed ORDER BY seq
+            INSERT INTO ingest_booked (statement_no, entry_id, {_PAYMENT_COLUMNS})
+            SELECT $5, entry_id, amount > 0 AND NOT reversal, amount, currency,
+                   booking_date, value_date, bank_reference, end_to_end_id,
+                   counterparty_name, remittance
+            FROM confirmed ORDER BY seq
         )
         SELECT count(*) FROM confirmed
-        """,
+        """,  # noqa: S608 - constant SQL
         tenant, account_id, scheme, statement_pk, statement_no)
     if confirmed != expected:
         raise RuntimeError("a provisional line changed while its account was locked")
@@ -278,7 +296,7 @@ async def of_statement(conn: asyncpg.Connection, tenant: str, *, account_id: int
     rows = await conn.fetch(
         f"""
         SELECT l.position, l.outcome, {_PUBLIC}
-        FROM statement_lines l
+        FROM all_statement_lines l
         JOIN transactions t ON t.tenant_id = l.tenant_id AND t.account_id = l.account_id
                            AND t.entry_id = l.entry_id
         WHERE l.tenant_id = $1 AND l.account_id = $2 AND l.statement_pk = $3

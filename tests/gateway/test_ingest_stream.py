@@ -94,7 +94,7 @@ async def test_lines_get_the_ids_parsers_identity_gives_them(db: asyncpg.Connect
     parsed = parsers.parse(data, source="s.xml")[0]
     result = await ingest(db, data, source="s.xml")
     assert result.entries_new == 600
-    stored = await db.fetch("SELECT entry_id FROM statement_lines ORDER BY position")
+    stored = await db.fetch("SELECT entry_id FROM all_statement_lines ORDER BY position")
     assert [r["entry_id"] for r in stored] == list(entry_ids(parsed))
     # A second statement over the same days, following the first: every day now has lines,
     # so its lines are decided (and given ids) in Python.
@@ -111,7 +111,7 @@ async def test_lines_get_the_ids_parsers_identity_gives_them(db: asyncpg.Connect
     assert after.entries_new == 300  # chained: its lines are new, however alike
     taken = {r["entry_id"] for r in stored}
     rows = await db.fetch(
-        "SELECT entry_id FROM statement_lines WHERE statement_pk = $1 ORDER BY position",
+        "SELECT entry_id FROM all_statement_lines WHERE statement_pk = $1 ORDER BY position",
         after.statements[0].statement_pk)
     parsed_second = parsers.parse(camt(second), source="s2.xml")[0]
     assert [r["entry_id"] for r in rows] == fresh_ids(parsed_second, range(300), taken=taken)

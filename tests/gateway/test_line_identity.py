@@ -194,7 +194,7 @@ async def test_an_intraday_line_is_superseded_by_its_booked_line_not_added(
     assert [r["entry_id"] for r in after] == [r["entry_id"] for r in before]  # ids stay
     assert not any(r["provisional"] for r in after)
     outcomes = await db.fetch(
-        "SELECT outcome FROM statement_lines l JOIN statements s USING"
+        "SELECT outcome FROM all_statement_lines l JOIN statements s USING"
         " (tenant_id, account_id, statement_pk) WHERE s.format = 'mt940' ORDER BY position")
     assert [r["outcome"] for r in outcomes] == ["supersedes", "supersedes"]
     # the incoming booked payment is announced once, when it is booked

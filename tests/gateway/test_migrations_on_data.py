@@ -36,7 +36,7 @@ async def test_the_integrity_migrations_apply_to_a_database_holding_data(
     assert await migrate(conn) == len(migrations())
 
     placed = {r["entry_id"]: (r["statement_pk"], r["position"], r["outcome"])
-              for r in await conn.fetch("SELECT * FROM statement_lines")}
+              for r in await conn.fetch("SELECT * FROM all_statement_lines")}
     assert placed == {"a": (statements[0], 0, "new"), "b": (statements[0], 1, "new"),
                       "c": (statements[1], 0, "new")}
     stored = {r["entry_id"]: (r["position"], r["provisional"]) for r in await conn.fetch(
