@@ -90,8 +90,10 @@ async def ingest_spooled(conn: asyncpg.Connection, body: Spooled, *, source: str
                          tenant: str = "default", strict: bool = False,
                          progress: Callable[[str], None] | None = None) -> IngestResult:
     """Import a spooled body (``spool``): as ``gateway.ingest.ingest`` does its bytes."""
-    return await _ingest_file(conn, body.path, sha256=body.sha256, size=body.size,
-                              source=source, tenant=tenant, strict=strict, progress=progress)
+    with body.path.open("rb") as handle:
+        return await _ingest_file(conn, handle, body.path, sha256=body.sha256,
+                                  size=body.size, source=source, tenant=tenant,
+                                  strict=strict, progress=progress)
 
 
 async def ingest_path(conn: asyncpg.Connection, path: Path, *, source: str | None = None,
@@ -99,45 +101,42 @@ async def ingest_path(conn: asyncpg.Connection, path: Path, *, source: str | Non
                       max_bytes: int = parsers.DEFAULT_MAX_BYTES,
                       progress: Callable[[str], None] | None = None) -> IngestResult:
     """Import one file (the command line's ``import``): hashed first, a known document is
-    answered unparsed; a file over ``max_bytes`` is refused unread (``TooLargeError``), one
-    that cannot be read is a ``ParseError`` naming it."""
+    answered unparsed; a file over ``max_bytes`` is refused unread, one found to grow past
+    them as it is read refused then (``TooLargeError``, ``parsers.open_path``); one that
+    cannot be read is a ``ParseError`` naming it."""
     name = source or str(path)
-    try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise TooLargeError(f"the file is {size} bytes, over the limit of {max_bytes} bytes",
-                                source=name)
-        digest, size = await _hash(path)
-    except OSError as exc:
-        raise ParseError(f"cannot read the file: {exc.strerror or exc}", source=name) from exc
-    if size > max_bytes:  # grew while we read it
-        raise TooLargeError(f"the file is over the limit of {max_bytes} bytes", source=name)
-    return await _ingest_file(conn, path, sha256=digest, size=size, source=name,
-                              tenant=tenant, strict=strict, progress=progress)
+    with parsers.open_path(path, max_bytes=max_bytes, source=name) as handle:
+        digest, size = await _hash(handle, source=name)
+        handle.seek(0)
+        return await _ingest_file(conn, handle, path, sha256=digest, size=size, source=name,
+                                  tenant=tenant, strict=strict, progress=progress)
 
 
-async def _hash(path: Path) -> tuple[bytes, int]:
+async def _hash(handle: BinaryIO, *, source: str) -> tuple[bytes, int]:
     def read() -> tuple[bytes, int]:
         digest, size = hashlib.sha256(), 0
-        with path.open("rb") as handle:
+        try:
             while chunk := handle.read(_READ):
                 digest.update(chunk)
                 size += len(chunk)
+        except OSError as exc:
+            raise ParseError(f"cannot read the file: {exc.strerror or exc}",
+                             source=source) from exc
         return digest.digest(), size
 
     return await asyncio.to_thread(read)
 
 
-async def _ingest_file(conn: asyncpg.Connection, path: Path, *, sha256: bytes, size: int,
-                       source: str, tenant: str, strict: bool,
+async def _ingest_file(conn: asyncpg.Connection, handle: BinaryIO, path: Path, *,
+                       sha256: bytes, size: int, source: str, tenant: str, strict: bool,
                        progress: Callable[[str], None] | None) -> IngestResult:
+    """Import the document open in ``handle`` (at its start), the file at ``path``."""
     known = await known_document(conn, tenant, sha256)
     if known is not None:
         return known
-    with path.open("rb") as handle:
-        parts = _parts(handle, source=source, strict=strict)
-        document = Document(sha256, source, size, path=path)
-        return await ingest_parts(conn, tenant, parts, document=document, progress=progress)
+    parts = _parts(handle, source=source, strict=strict)
+    document = Document(sha256, source, size, path=path)
+    return await ingest_parts(conn, tenant, parts, document=document, progress=progress)
 
 
 def _parts(handle: BinaryIO, *, source: str, strict: bool) -> Iterator[Part]:

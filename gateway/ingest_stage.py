@@ -31,7 +31,7 @@ import asyncpg
 from gateway import limits
 from gateway.store import staging
 from parsers.errors import ParseError
-from parsers.identity import IdMaker, _natural_key
+from parsers.identity import IdMaker
 from parsers.jsonl import entry_details
 from parsers.model import BankTransactionCode, Entry, Statement
 from parsers.overlap import PROVISIONAL_FORMATS, Ledger, is_provisional
@@ -170,12 +170,6 @@ def details(entry: Entry, codes: dict[BankTransactionCode, Any] | None = None) -
     return _ENCODER.encode(found)
 
 
-def id_key(account_key: str, entry: Entry) -> str:
-    """What the line's id hashes but its occurrence number (``parsers.identity``): the id is
-    the first 32 hex digits of SHA-256 of this text followed by the occurrence."""
-    return "\x1f".join((account_key, *_natural_key(entry))) + "\x1f"
-
-
 class Stager:
     """Parts in, staging rows out, a batch at a time (``next_batch``, run in a thread)."""
 
@@ -219,13 +213,14 @@ class Stager:
         ids = staged.ids
         if ids is None:  # pragma: no cover - set when the statement began
             raise RuntimeError("a staged statement without its ids")
+        entry_id, id_key = ids.id_and_key(entry)
         row = (staged.number, position, entry.booking_date or entry.value_date,
                entry.booking_date, entry.value_date, entry.amount.amount,
                entry.amount.currency, entry.status.value, entry.reversal,
                entry.bank_reference, entry.counterparty_name, entry.counterparty_account,
                entry.end_to_end_id, entry.remittance, entry.creditor_reference,
                details(entry, self._codes), provisional,
-               id_key(statement.account.key, entry), ids(entry))
+               id_key, entry_id)
         if _suspect(row):
             self._check_entry(entry, position)
         return row

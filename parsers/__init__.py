@@ -200,17 +200,12 @@ def _checked(parts: Iterable[Part], *, strict: bool) -> Iterator[Part]:
 def read_path(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
     """The bytes of one file, refusing files over ``max_bytes`` before reading them."""
     source = str(path)
-    try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise TooLargeError(
-                f"the file is {size} bytes, over the limit of {max_bytes} bytes",
-                source=source,
-            )
-        with path.open("rb") as handle:
+    with io.BufferedReader(_open_within(path, max_bytes, source)) as handle:
+        try:
             data = handle.read(max_bytes + 1)
-    except OSError as exc:
-        raise ParseError(f"cannot read the file: {exc.strerror or exc}", source=source) from exc
+        except OSError as exc:
+            raise ParseError(f"cannot read the file: {exc.strerror or exc}",
+                             source=source) from exc
     if len(data) > max_bytes:  # grew while we read it
         raise TooLargeError(f"the file is over the limit of {max_bytes} bytes", source=source)
     return data
@@ -247,10 +242,19 @@ class _Limited(io.RawIOBase):
         super().close()
 
 
-def open_path(path: Path, *, max_bytes: int = STREAM_MAX_BYTES) -> BinaryIO:
+def open_path(path: Path, *, max_bytes: int = STREAM_MAX_BYTES,
+              source: str | None = None) -> BinaryIO:
     """One file open for ``stream``, refused before reading when over ``max_bytes`` (and
-    as soon as it is found to have grown past them). Close it after use."""
-    source = str(path)
+    as soon as it is found to have grown past them); errors name ``source`` (the path by
+    default). Close it after use."""
+    source = source or str(path)
+    return io.BufferedReader(_Limited(_open_within(path, max_bytes, source), max_bytes,
+                                      source), 1 << 16)
+
+
+def _open_within(path: Path, max_bytes: int, source: str) -> io.FileIO:
+    """The file open, refused unread (``TooLargeError``) when over ``max_bytes``; one that
+    cannot be opened is a ``ParseError``."""
     try:
         size = path.stat().st_size
         if size > max_bytes:
@@ -258,10 +262,9 @@ def open_path(path: Path, *, max_bytes: int = STREAM_MAX_BYTES) -> BinaryIO:
                 f"the file is {size} bytes, over the limit of {max_bytes} bytes",
                 source=source,
             )
-        file = io.FileIO(path, "rb")
+        return io.FileIO(path, "rb")
     except OSError as exc:
         raise ParseError(f"cannot read the file: {exc.strerror or exc}", source=source) from exc
-    return io.BufferedReader(_Limited(file, max_bytes, source), 1 << 16)
 
 
 def parse_path(

@@ -131,10 +131,16 @@ class IdMaker:
         self._taken = _Taken()
 
     def __call__(self, entry: Entry) -> str:
-        prefix = "\x1f".join((self._account, *_natural_key(entry)))
+        return self.id_and_key(entry)[0]
+
+    def id_and_key(self, entry: Entry) -> tuple[str, str]:
+        """The entry's id, and its key: the text whose SHA-256 followed by an occurrence
+        number (``0``, ``1``, ...) gives the ids of lines like it, the first 32 hex digits
+        of it (what a line stored later among others like it is given: the first free)."""
+        key = "\x1f".join((self._account, *_natural_key(entry))) + "\x1f"
         occurrence = 0
         while True:
-            digest = hashlib.sha256(f"{prefix}\x1f{occurrence}".encode()).digest()
+            digest = hashlib.sha256(f"{key}{occurrence}".encode()).digest()
             if self._taken.add(int.from_bytes(digest[:8]) or 1):
-                return digest[:16].hex()
+                return digest[:16].hex(), key
             occurrence += 1
