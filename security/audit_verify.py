@@ -29,9 +29,9 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from json.encoder import encode_basestring as _string  # json.dumps(s, ensure_ascii=False)
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -65,15 +65,14 @@ def _canonical(value: Any) -> str:
             raise ValueError(f"integer {value} is beyond 2**53 - 1")
         return str(value)
     if isinstance(value, str):  # escapes as RFC 8785: \" \\ \b \f \n \r \t, else \u00xx
-        return json.dumps(value, ensure_ascii=False)
+        return _string(value)
     if isinstance(value, list):
         return "[" + ",".join(_canonical(item) for item in value) + "]"
     if isinstance(value, dict):
         if not all(isinstance(key, str) for key in value):
             raise ValueError("object keys must be strings")
         keys = sorted(value, key=lambda key: key.encode("utf-16-be"))  # UTF-16 code units
-        return "{" + ",".join(json.dumps(key, ensure_ascii=False) + ":" + _canonical(value[key])
-                              for key in keys) + "}"
+        return "{" + ",".join(_string(key) + ":" + _canonical(value[key]) for key in keys) + "}"
     raise ValueError(f"{type(value).__name__} is not allowed in an audit entry")
 
 

@@ -28,7 +28,6 @@ Errors: ``FieldError`` (a ``ValueError``): which table, column and row, and why.
 
 from __future__ import annotations
 
-import functools
 import secrets
 import struct
 from collections.abc import Iterable
@@ -76,19 +75,22 @@ class Column:
         return header + self._bound + _row(row)
 
 
-@functools.lru_cache(maxsize=4096)  # a row's fields are written and read together
+_LENGTHS = [n.to_bytes(2, "big") for n in range(256)]
+
+
 def _row(row: Row) -> bytes:
     parts = row if isinstance(row, tuple) else (row,)
     if not 1 <= len(parts) <= 255:
         raise FieldError("a row identity has 1 to 255 parts")
-    out = bytearray([len(parts)])
+    out = [_LENGTHS[len(parts)][1:]]
     for part in parts:
-        data = (part if isinstance(part, str) else str(part)).encode()
-        if len(data) > 0xFFFF:
+        data = (part if part.__class__ is str else str(part)).encode()
+        size = len(data)
+        if size > 0xFFFF:
             raise FieldError("a row identity part is longer than 65535 bytes")
-        out += len(data).to_bytes(2, "big")
-        out += data
-    return bytes(out)
+        out.append(_LENGTHS[size] if size < 256 else size.to_bytes(2, "big"))
+        out.append(data)
+    return b"".join(out)
 
 
 class FieldCipher:
@@ -123,10 +125,10 @@ class FieldCipher:
         if isinstance(value, str):
             kind, plain = TEXT, value.encode()
         else:
-            kind, plain = BYTES, bytes(value)
+            kind, plain = BYTES, value
         aead = self._aead.get(key_id)
         if aead is None:
-            raise FieldError(f"{column.table}.{column.column} row {row}: no data key {key_id}")
+            raise FieldError(f"{_where(column, row)}: no data key {key_id}")
         header = _HEAD.pack(VERSION, kind, key_id)
         nonce = secrets.token_bytes(NONCE)
         return header + nonce + aead.encrypt(nonce, plain, column.associated(header, row))
@@ -143,25 +145,32 @@ class FieldCipher:
                  kind: int) -> bytes | None:
         if blob is None:
             return None
-        where = f"{column.table}.{column.column} row {row}"
         if len(blob) < OVERHEAD:
-            raise FieldError(f"{where}: {len(blob)} bytes is too short for a ciphertext")
+            raise FieldError(f"{_where(column, row)}: {len(blob)} bytes is too short for a "
+                             "ciphertext")
         version, found, key_id = _HEAD.unpack_from(blob)
-        if version != VERSION:
-            raise FieldError(f"{where}: unknown ciphertext version {version}")
-        if found != kind:
-            names = {BYTES: "bytes", TEXT: "text"}
-            raise FieldError(f"{where}: holds {names.get(found, f'kind {found}')}, "
-                             f"read as {names[kind]}")
         aead = self._aead.get(key_id)
-        if aead is None:
-            raise FieldError(f"{where}: encrypted with data key {key_id}, which is not loaded")
+        if version != VERSION or found != kind or aead is None:
+            raise FieldError(f"{_where(column, row)}: {_mislabelled(version, found, kind, key_id)}")
         try:
             return aead.decrypt(blob[HEADER:HEADER + NONCE], blob[HEADER + NONCE:],
                                 column.associated(blob[:HEADER], row))
         except InvalidTag:
-            raise FieldError(f"{where}: does not decrypt: the ciphertext belongs to another "
-                             "row or column, or was altered") from None
+            raise FieldError(f"{_where(column, row)}: does not decrypt: the ciphertext belongs "
+                             "to another row or column, or was altered") from None
+
+
+def _where(column: Column, row: Row) -> str:
+    return f"{column.table}.{column.column} row {row}"
+
+
+def _mislabelled(version: int, found: int, kind: int, key_id: int) -> str:
+    if version != VERSION:
+        return f"unknown ciphertext version {version}"
+    if found != kind:
+        names = {BYTES: "bytes", TEXT: "text"}
+        return f"holds {names.get(found, f'kind {found}')}, read as {names[kind]}"
+    return f"encrypted with data key {key_id}, which is not loaded"
 
 
 def key_id_of(blob: bytes) -> int:
