@@ -28,10 +28,6 @@ CHANNEL = "recon_reconcile"
 # An incoming booked line the engine matches (the same as every pass has always taken).
 _PAYMENT = ("t.amount > 0 AND t.status = 'booked' AND NOT t.reversal AND NOT t.provisional"
             " AND coalesce(t.booking_date, t.value_date) IS NOT NULL")
-_UNALLOCATED = (
-    "NOT EXISTS (SELECT 1 FROM allocations a WHERE a.tenant_id = t.tenant_id"
-    " AND a.account_id = t.account_id AND a.entry_id = t.entry_id"
-    " AND a.status IN ('proposed', 'applied'))")
 _COLUMNS = ("t.account_id, t.entry_id, t.booking_date, t.value_date, t.amount, t.currency,"
             " t.bank_reference, t.counterparty_name, t.counterparty_account,"
             " t.end_to_end_id, t.remittance, t.creditor_reference, t.details")
@@ -71,11 +67,10 @@ def _payments(rows: Sequence[asyncpg.Record]) -> list[tuple[int, Payment]]:
 
 async def unallocated(conn: asyncpg.Connection, tenant: str) -> list[tuple[int, Payment]]:
     """Every payment with no proposed or applied allocation, matched before or not (what a
-    full pass matches), oldest first."""
-    rows = await conn.fetch(
-        f"SELECT {_COLUMNS} FROM transactions t"  # noqa: S608 - constant fragments only
-        f" WHERE t.tenant_id = $1 AND {_PAYMENT} AND {_UNALLOCATED} ORDER BY t.seq", tenant)
-    return _payments(rows)
+    full pass matches), oldest first. Keys from two plain scans and a difference, then the
+    payments of those keys (see ``unmatched_keys`` for why no anti-join)."""
+    keys = await _keys(conn, tenant, matched=False) - await allocated_keys(conn, tenant)
+    return await payments(conn, tenant, sorted(keys))
 
 
 async def waiting(conn: asyncpg.Connection, tenant: str, *,
@@ -90,12 +85,9 @@ async def waiting(conn: asyncpg.Connection, tenant: str, *,
 
 
 async def unmatched(conn: asyncpg.Connection, tenant: str) -> list[tuple[int, Payment]]:
-    """Payments matched before that hold no allocation: what a changed invoice may settle."""
-    rows = await conn.fetch(
-        f"SELECT {_COLUMNS} FROM transactions t"  # noqa: S608 - constant fragments only
-        f" WHERE t.tenant_id = $1 AND t.matched_at IS NOT NULL AND {_PAYMENT}"
-        f" AND {_UNALLOCATED} ORDER BY t.seq", tenant)
-    return _payments(rows)
+    """Payments matched before that hold no allocation: what a changed invoice may settle,
+    oldest first."""
+    return await payments(conn, tenant, sorted(await unmatched_keys(conn, tenant)))
 
 
 async def unmatched_keys(conn: asyncpg.Connection, tenant: str) -> set[str]:
@@ -103,11 +95,16 @@ async def unmatched_keys(conn: asyncpg.Connection, tenant: str) -> set[str]:
     index should hold). Two plain scans and a difference here, not an anti-join: with
     statistics taken before the workers marked anything, the planner ran that join as a
     nested loop, 78 s instead of 40 ms."""
-    matched = await conn.fetch(
+    return await _keys(conn, tenant, matched=True) - await allocated_keys(conn, tenant)
+
+
+async def _keys(conn: asyncpg.Connection, tenant: str, *, matched: bool) -> set[str]:
+    """The keys of the tenant's payments: those matched before, or all."""
+    rows = await conn.fetch(
         f"SELECT t.account_id, t.entry_id FROM transactions t"  # noqa: S608 - constants
-        f" WHERE t.tenant_id = $1 AND t.matched_at IS NOT NULL AND {_PAYMENT}", tenant)
-    allocated = await allocated_keys(conn, tenant)
-    return {payment_key(r["account_id"], r["entry_id"]) for r in matched} - allocated
+        f" WHERE t.tenant_id = $1 AND {_PAYMENT}"
+        + (" AND t.matched_at IS NOT NULL" if matched else ""), tenant)
+    return {payment_key(r["account_id"], r["entry_id"]) for r in rows}
 
 
 async def allocated_keys(conn: asyncpg.Connection, tenant: str,

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from gateway.reconcile import reconcile_changes
 from gateway.store import invoices as invoice_store
+from gateway.store import reconcile_work as work
 from gateway.work.engines import Engines
 from gateway.work.reconcile import ReconcileWorker
 from matching.engine import Engine
@@ -168,6 +169,54 @@ async def test_the_engine_follows_invoice_changes_without_being_built_again(
         engine = await engines.current(conn, "default")
         assert engine.invoices["INV-1"].customer_name == "Renamed"
         assert (engines.builds, engines.updates) == (1, 3)
+
+
+# What reconcile_work.unallocated and .unmatched read with one anti-join before they became
+# plain scans and a difference: the reference they must agree with.
+_ANTI_JOIN = """
+    SELECT t.account_id, t.entry_id FROM transactions t
+    WHERE t.tenant_id = $1 AND t.amount > 0 AND t.status = 'booked' AND NOT t.reversal
+      AND NOT t.provisional AND coalesce(t.booking_date, t.value_date) IS NOT NULL
+      AND ($2 OR t.matched_at IS NOT NULL)
+      AND NOT EXISTS (SELECT 1 FROM allocations a WHERE a.tenant_id = t.tenant_id
+                      AND a.account_id = t.account_id AND a.entry_id = t.entry_id
+                      AND a.status IN ('proposed', 'applied'))
+    ORDER BY t.seq"""
+
+
+async def test_unallocated_and_unmatched_read_the_rows_the_anti_join_did(
+        quiet_api: Api) -> None:
+    """Allocated automatically, proposed, proposed and rejected, matched and left
+    unmatched, never matched, outgoing: the two readers return exactly the anti-join's
+    payments, in its order."""
+    await put_invoices(quiet_api, [invoice("INV-1", "150.00"), invoice("INV-A", "432.10"),
+                                   invoice("INV-B", "77.70")])
+    await upload(quiet_api, statement(("R1", "150.00", "GLOBEX CORPORATION", "Invoice INV-1"),
+                                      ("R2", "432.10", "G. CORP HOLDING", None),
+                                      ("R3", "77.70", "G. CORP HOLDING", None),
+                                      ("R4", "12.34", "Nobody", "order 12"),
+                                      ("R5", "-50.00", "Supplier", "outgoing")))
+    conn = await asyncpg.connect(quiet_api.database_url)
+    try:
+        await reconcile_changes(conn, "default")
+        proposed = (await get(quiet_api, "/v1/matches?status=proposed"))["items"]
+        assert proposed
+        response = await quiet_api.client.post(
+            f"/v1/matches/{proposed[0]['allocation_id']}/reject", json={"reason": "no"},
+            headers=quiet_api.auth(Role.TREASURY))
+        assert response.status == 200, await response.text()
+        await upload(quiet_api, statement(("R6", "5.00", "Nobody", None), number=2))
+        for everything in (True, False):
+            expected = [(r["account_id"], r["entry_id"])
+                        for r in await conn.fetch(_ANTI_JOIN, "default", everything)]
+            read = work.unallocated if everything else work.unmatched
+            found = [(a, p.entry_id) for a, p in await read(conn, "default")]
+            assert found == expected
+            assert expected, "the example has no such payment"
+        assert len(await work.unallocated(conn, "default")) > len(
+            await work.unmatched(conn, "default"))
+    finally:
+        await conn.close()
 
 
 async def test_engines_beyond_their_memory_budget_are_dropped_least_recent_first(
