@@ -6,10 +6,11 @@ id of the master key that wraps it, and ``wrapped`` = 12-byte nonce + 32-byte ci
 16-byte tag). The associated data of the wrapping binds the wrapped key to its id, scope and
 master key id, so a wrapped key copied to another row, or relabelled, does not unwrap.
 
-The scope says what a data key encrypts: ``<tenant>/<table>`` for field data keys,
-``<tenant>/blind-index`` for the secret of the blind indexes (docs/security.md says why).
-A scope may hold several data keys over time (new ones take the writes, old ones still read);
-the key id is the storing table's integer id, so it fits in 4 bytes of every ciphertext.
+The scope says what a data key encrypts (``scope``): ``<tenant>/<table>`` for field data
+keys, ``<tenant>/blind-index`` for the secret of the blind indexes (docs/security.md says
+why). A scope may hold several data keys over time: the newest takes the writes, the older
+ones still read; ``due_for_replacement`` says when a new one is due. The key id is the
+storing table's integer id, so it fits in 4 bytes of every ciphertext.
 
 Rotation of master keys re-wraps the data keys (``rewrap``): their bytes do not change, so no
 field ciphertext is touched.
@@ -22,7 +23,10 @@ from __future__ import annotations
 
 import secrets
 import struct
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -33,6 +37,11 @@ DATA_KEY_BYTES = 32
 MAX_KEY_ID = 2**32 - 1
 _NONCE = 12
 _LABEL = b"recon-gateway data key v1"
+BLIND_INDEX = "blind-index"
+# A data key takes new writes until it has encrypted this many values (a quarter of the 2**32
+# that random 96-bit nonces allow, NIST SP 800-38D) or is this old; then a new one does.
+ENCRYPTION_BUDGET = 2**30
+KEY_LIFETIME = timedelta(days=365)
 
 
 class UnwrapError(ValueError):
@@ -68,6 +77,27 @@ def _associated(key_id: int, scope: str, master_key_id: str) -> bytes:
     scope_b, master_b = scope.encode(), master_key_id.encode()
     return (_LABEL + struct.pack(">IH", key_id, len(scope_b)) + scope_b
             + struct.pack(">H", len(master_b)) + master_b)
+
+
+def scope(tenant: str, table: str) -> str:
+    """A data key's scope: ``<tenant>/<table>``, or ``<tenant>/blind-index``
+    (``BLIND_INDEX``) for the secret of a tenant's blind indexes."""
+    if not tenant or not table or "/" in table:
+        raise ValueError(f"a scope needs a tenant and a table without '/', not {table!r}")
+    return f"{tenant}/{table}"
+
+
+def due_for_replacement(encryptions: int, created_at: datetime, now: datetime) -> bool:
+    """Whether a scope's current data key should give way to a new one for writes (it
+    stays for reading what it encrypted)."""
+    return encryptions >= ENCRYPTION_BUDGET or now - created_at >= KEY_LIFETIME
+
+
+def wrapping(ring: Keyring, stored: Iterable[WrappedKey]) -> dict[str, int]:
+    """How many stored data keys each master key of the keyring wraps (``keyring status``),
+    with the ids the keyring does not hold (a wrong keyring) counted too."""
+    counts = Counter(key.master_key_id for key in stored)
+    return {**{key.id: counts.pop(key.id, 0) for key in ring.keys}, **counts}
 
 
 def new_data_key(key_id: int, scope: str) -> DataKey:

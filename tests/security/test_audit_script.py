@@ -17,9 +17,12 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
 
-from security import audit_verify
+from security import audit_verify, keyring
 from security.audit import START, Head, actor, new_entry, sign_checkpoint
 from security.audit_verify import entry_hash, merkle_root
 
@@ -30,7 +33,7 @@ KEY = Ed25519PrivateKey.generate()
 
 
 def _blocks(kind: str) -> list[str]:
-    return re.findall(rf"^```{kind}\n(.*?)^```", DOC, re.MULTILINE | re.DOTALL)
+    return re.findall(rf"^ *```{kind}\n(.*?)^ *```", DOC, re.MULTILINE | re.DOTALL)
 
 
 def _export() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -125,3 +128,27 @@ def test_the_script_imports_nothing_of_ours() -> None:
                                    "asymmetric.ed25519"), node.module
         elif isinstance(node, ast.Import):
             assert all(a.name in sys.stdlib_module_names for a in node.names)
+
+
+def test_the_pages_examples_are_real() -> None:
+    """The entry, checkpoint and key shown in docs/audit.md verify; the keyring shown in
+    docs/security.md loads once a key stands in for its placeholder."""
+    examples = [json.loads(b) for b in _blocks("json")]
+    (entry,) = [e for e in examples if "action" in e]
+    (signed,) = [e for e in examples if "signature" in e]
+    (keys,) = [e for e in examples if set(e) == {"ck-2026-12"}]
+    assert audit_verify.verify_chain([entry]) is None
+    public = {k: Ed25519PublicKey.from_public_bytes(base64.b64decode(v))
+              for k, v in keys.items()}
+    assert audit_verify.checkpoint_signed(signed, public) is None
+    verdict = audit_verify.verify_export([entry], [signed], public, whole=True)
+    assert (verdict.problem, verdict.checkpoints_checked) == (None, 1)
+
+    security_doc = (ROOT / "docs" / "security.md").read_text(encoding="utf-8")
+    (ring_text,) = [b for b in re.findall(r"^```json\n(.*?)^```", security_doc,
+                                          re.MULTILINE | re.DOTALL) if "keyring" in b]
+    key = base64.b64encode(bytes(32)).decode()
+    ring = keyring.loads(ring_text.replace("<32 random bytes, standard base64>", key).encode(),
+                         source="docs/security.md")
+    assert ring.primary_key.created_at == datetime(2026, 12, 2, 13, 0, tzinfo=UTC)
+    assert [k.state for k in ring.keys] == ["retired", "active"]

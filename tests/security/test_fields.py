@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import struct
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -14,13 +14,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from security.envelope import (
+    ENCRYPTION_BUDGET,
     DataKey,
     UnwrapError,
     WrappedKey,
+    due_for_replacement,
     new_data_key,
     rewrap,
+    scope,
     unwrap,
     wrap,
+    wrapping,
 )
 from security.fields import OVERHEAD, Column, FieldCipher, FieldError, Row, key_id_of
 from security.keyring import new_keyring, retire, rotate
@@ -228,3 +232,18 @@ def test_data_key_ids_fit_four_bytes() -> None:
             new_data_key(bad, "s")
     assert new_data_key(2**32 - 1, "s").id == 2**32 - 1
     assert isinstance(KEY, DataKey)
+
+
+def test_scopes_replacement_and_what_each_master_key_wraps() -> None:
+    assert scope("t1", "transactions") == "t1/transactions"
+    assert scope("t/1", "blind-index") == "t/1/blind-index"
+    for tenant, table in (("", "x"), ("t1", ""), ("t1", "a/b")):
+        with pytest.raises(ValueError, match="scope"):
+            scope(tenant, table)
+    assert not due_for_replacement(ENCRYPTION_BUDGET - 1, NOW, NOW + timedelta(days=364))
+    assert due_for_replacement(ENCRYPTION_BUDGET, NOW, NOW)
+    assert due_for_replacement(0, NOW, NOW + timedelta(days=365))
+    ring = rotate(RING, NOW)
+    stored = [wrap(new_data_key(n, "t1/x"), RING) for n in (1, 2)] + [
+        wrap(new_data_key(3, "t1/y"), ring), replace(wrap(KEY, ring), master_key_id="mk-gone")]
+    assert wrapping(ring, stored) == {RING.primary: 2, ring.primary: 1, "mk-gone": 1}
