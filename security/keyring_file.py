@@ -31,8 +31,7 @@ def read(path: Path) -> Keyring:
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
-        raise KeyringError(str(path), "no such file (create one with `recon-gateway keyring "
-                                      "init`, or point RECON_KEYRING at it)") from None
+        raise KeyringError(str(path), "no such file") from None
     except OSError as exc:
         raise KeyringError(str(path), f"cannot be opened: {exc.strerror}") from None
     try:

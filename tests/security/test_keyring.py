@@ -178,25 +178,30 @@ def test_a_reader_sees_the_old_keyring_or_the_new_never_a_part(tmp_path: Path) -
     rings = [ring]
     for _ in range(30):
         rings.append(rotate(rings[-1], NOW))
-    stop = threading.Event()
+    stop, reading = threading.Event(), threading.Event()
     seen: list[Keyring | Exception] = []
 
     def reader() -> None:
-        while not stop.is_set():
+        while True:  # at least one read after the last write, however the threads run
+            done = stop.is_set()
             try:
                 seen.append(keyring_file.read(path))
             except KeyringError as exc:
                 seen.append(exc)
+            reading.set()
+            if done:
+                return
 
     thread = threading.Thread(target=reader)
     thread.start()
     try:
+        assert reading.wait(timeout=60), "the reader never read"
         for each in rings[1:]:
             keyring_file.replace(path, each)
     finally:
         stop.set()
         thread.join()
-    assert seen
+    assert len(seen) >= 2 and seen[-1] == rings[-1]
     assert all(isinstance(s, Keyring) and s in rings for s in seen), [
         s for s in seen if not isinstance(s, Keyring)]
 
