@@ -4,6 +4,11 @@ builds the element tree from them, and says what the layer reads and refuses).
 Comments, processing instructions and declarations are dropped; CDATA is text; entities
 are read, a ``&`` or ``<`` that starts none is taken literally (each reported through
 ``Repairs``). No token is made of blank text between tags, which the tree reader skips.
+
+The body is read from its whole text or from its pieces as the file is decoded; the tokens
+are the same either way. Text between two tags is taken whole (an entity or a repair is
+read in the text it belongs to), so what is held at a time is a piece of the file and the
+text since the last tag: a document that runs megabytes without a ``<`` is held that long.
 """
 
 from __future__ import annotations

@@ -18,12 +18,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from parsers import ofx, ofx_bytes, ofx_header
-from parsers.errors import ParseError
+from parsers import ofx, ofx_bytes, ofx_header, ofx_stream
+from parsers.errors import ParseError, TooLargeError
 from parsers.model import Entry, Statement
 from parsers.ofx_statement import read_whole
 from parsers.ofx_tokens import Repairs, Token, iter_tokens, tokenize
-from parsers.stream import Part, collect
+from parsers.stream import Part, StatementStart, collect
 from tests.corpus import CORPUS
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "ofx"
@@ -216,3 +216,34 @@ def test_memory_does_not_follow_the_file(monkeypatch: pytest.MonkeyPatch) -> Non
     assert len(large) - len(small) > 750_000
     growth = _traced_peak(large) - _traced_peak(small)
     assert growth < 192 * 1024, f"{growth:,} bytes more for {len(large) - len(small):,} more"
+
+
+class _Growing(io.BytesIO):
+    """A file found past its size limit once ``limit`` is set (as ``parsers.open_path``'s
+    file is when it grows while read)."""
+
+    limit: int | None = None
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        block = super().read(size)
+        if self.limit is not None and self.tell() > self.limit:
+            raise TooLargeError("the file is over the limit", source="grown.ofx")
+        return block
+
+
+def test_a_file_that_grows_past_its_limit_is_not_read_again_whole(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ofx_bytes, "BLOCK_BYTES", 1 << 12)
+
+    def whole(data: bytes, *, source: str) -> object:
+        raise AssertionError("read whole")
+
+    monkeypatch.setattr(ofx_stream, "read_whole", whole)
+    data = _large(2_000)
+    file = _Growing(data)
+    parts = ofx.stream(file, source="grown.ofx")
+    assert isinstance(next(parts), StatementStart)
+    assert isinstance(next(parts), Entry)
+    file.limit = len(data) // 2
+    with pytest.raises(TooLargeError):
+        list(parts)
