@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from security import audit_verify
@@ -77,6 +77,7 @@ def rehashed(entry: dict[str, Any]) -> dict[str, Any]:
     return {**entry, "hash": entry_hash(entry)}
 
 
+@settings(deadline=None)
 @given(CHANGES)
 def test_a_chain_as_written_verifies(changes: list[tuple[str, Any, Any]]) -> None:
     entries = chain(changes)
@@ -88,6 +89,7 @@ def test_a_chain_as_written_verifies(changes: list[tuple[str, Any, Any]]) -> Non
     assert (verdict.problem, verdict.checkpoints_checked) == (None, 1)
 
 
+@settings(deadline=None)
 @given(JSON)
 def test_the_short_canonical_form_is_rfc8785(value: Any) -> None:
     assert canonical(value) == rfc8785.dumps(value)
@@ -103,6 +105,7 @@ def test_canonical_form_details() -> None:
             canonical(bad)
 
 
+@settings(deadline=None)
 @given(CHANGES, st.data())
 def test_any_alteration_is_named_at_its_seq(changes: list[tuple[str, Any, Any]],
                                             data: st.DataObject) -> None:
@@ -116,6 +119,7 @@ def test_any_alteration_is_named_at_its_seq(changes: list[tuple[str, Any, Any]],
                                             "its content does not match its hash")
 
 
+@settings(deadline=None)
 @given(CHANGES, st.data())
 def test_an_alteration_with_its_hash_recomputed_breaks_the_next_link(
         changes: list[tuple[str, Any, Any]], data: st.DataObject) -> None:
@@ -126,6 +130,7 @@ def test_an_alteration_with_its_hash_recomputed_breaks_the_next_link(
     assert problem is not None and (problem.seq, problem.kind) == (k + 2, "broken link")
 
 
+@settings(deadline=None)
 @given(CHANGES, st.data())
 def test_any_deletion_is_named(changes: list[tuple[str, Any, Any]],
                                data: st.DataObject) -> None:
@@ -137,6 +142,7 @@ def test_any_deletion_is_named(changes: list[tuple[str, Any, Any]],
     assert problem is not None and (problem.seq, problem.kind) == (k + 1, "deleted")
 
 
+@settings(deadline=None)
 @given(CHANGES, st.data())
 def test_a_deleted_tail_is_caught_by_a_checkpoint(changes: list[tuple[str, Any, Any]],
                                                   data: st.DataObject) -> None:
@@ -149,6 +155,7 @@ def test_a_deleted_tail_is_caught_by_a_checkpoint(changes: list[tuple[str, Any, 
     assert problem is not None and (problem.seq, problem.kind) == (cut + 1, "deleted")
 
 
+@settings(deadline=None)
 @given(CHANGES, st.data())
 def test_any_insertion_is_named(changes: list[tuple[str, Any, Any]],
                                 data: st.DataObject) -> None:
@@ -164,6 +171,7 @@ def test_any_insertion_is_named(changes: list[tuple[str, Any, Any]],
     assert problem is not None and (problem.seq, problem.kind) == (k + 1, "inserted")
 
 
+@settings(deadline=None)
 @given(CHANGES, st.data())
 def test_any_reordering_is_named_at_the_first_entry_out_of_place(
         changes: list[tuple[str, Any, Any]], data: st.DataObject) -> None:
@@ -176,6 +184,7 @@ def test_any_reordering_is_named_at_the_first_entry_out_of_place(
     assert problem is not None and (problem.seq, problem.kind) == (first["seq"], "reordered")
 
 
+@settings(deadline=None)
 @given(CHANGES, st.data())
 def test_a_chain_rewritten_whole_is_caught_by_an_earlier_checkpoint(
         changes: list[tuple[str, Any, Any]], data: st.DataObject) -> None:
@@ -252,6 +261,7 @@ def test_malformed_entries_say_what_is_missing() -> None:
         assert words in problem.detail
 
 
+@settings(deadline=None)
 @given(st.lists(st.binary(min_size=32, max_size=32), max_size=70))
 def test_the_frontier_keeps_the_rfc6962_root(leaves: list[bytes]) -> None:
     frontier = MerkleFrontier()

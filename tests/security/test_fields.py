@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from security.envelope import (
@@ -54,6 +54,7 @@ def _read(cipher: FieldCipher, blob: bytes | None, column: Column,
     return cipher.decrypt_bytes(blob, column, row)
 
 
+@settings(deadline=None)
 @given(VALUES, ROWS)
 def test_any_text_or_bytes_reads_back_as_it_was_written(value: str | bytes,
                                                         row: Row) -> None:
@@ -76,6 +77,7 @@ def test_chinese_text_none_and_the_layout() -> None:
     assert CIPHER.encrypt(text, NAME, 1, key_id=KEY.id) != blob  # a fresh nonce each time
 
 
+@settings(deadline=None)
 @given(VALUES, ROWS, ROWS)
 def test_a_ciphertext_moved_to_another_row_never_decrypts(value: str | bytes, row: Row,
                                                           other: Row) -> None:
@@ -87,6 +89,7 @@ def test_a_ciphertext_moved_to_another_row_never_decrypts(value: str | bytes, ro
         _read(CIPHER, blob, NAME, other, value)
 
 
+@settings(deadline=None)
 @given(VALUES, ROWS, st.sampled_from([IBAN, Column("customers", "counterparty_name"),
                                       Column("statement_lines", "remittance")]))
 def test_a_ciphertext_moved_to_another_column_never_decrypts(value: str | bytes,
@@ -181,6 +184,7 @@ def test_another_keyring_cannot_unwrap() -> None:
         unwrap(forged, other)
 
 
+@settings(deadline=None)
 @given(st.lists(st.tuples(VALUES, ROWS), min_size=1, max_size=20),
        st.integers(min_value=1, max_value=4))
 def test_rewrapping_keeps_every_field_readable_and_frees_the_old_master(
