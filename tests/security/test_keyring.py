@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import stat
 import threading
 from datetime import UTC, datetime
@@ -210,3 +211,10 @@ def test_a_keyring_in_memory_checks_itself() -> None:
     key = MasterKey(id="mk-a", created_at=NOW, state="active", key=b"\x00" * 31)
     with pytest.raises(KeyringError, match="32 bytes"):
         Keyring(primary="mk-a", keys=(key,))
+
+
+def test_the_store_sketch_in_docs_security_runs() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "security.md").read_text(
+        encoding="utf-8")
+    (sketch,) = re.findall(r"^```python\n(.*?)^```", doc, re.MULTILINE | re.DOTALL)
+    exec(compile(sketch, "docs/security.md", "exec"), {})  # noqa: S102 - our own page
