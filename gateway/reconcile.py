@@ -180,9 +180,11 @@ async def reconcile(conn: asyncpg.Connection, tenant: str, *, metrics: Metrics |
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", lock_key(tenant))
         await _as_pass(conn)
+        await work.begin_pass(conn, tenant)
         taken = await work.changes(conn, tenant, limit=1_000_000)
         pending = await work.unallocated(conn, tenant)
-        result, looked = await _pass(conn, tenant, pending, built_by(engine), metrics, progress)
+        result, looked, _ = await _pass(conn, tenant, pending, built_by(engine), metrics,
+                                        progress)
         await work.mark_matched(conn, tenant, looked)
         await work.done(conn, tenant, taken)
     return result
@@ -202,20 +204,24 @@ async def reconcile_changes(conn: asyncpg.Connection, tenant: str, *,
         if not got:
             return None
         await _as_pass(conn)
+        last_pass, this_pass = await work.begin_pass(conn, tenant)
         await work.retry_due(conn, tenant)
         pending = await work.waiting(conn, tenant, limit=batch)
         taken = await work.changes(conn, tenant, limit=batch)
         if engines is not None:
-            again = await engines.candidates(conn, tenant, changed=bool(taken))
+            again = await engines.candidates(conn, tenant, changed=bool(taken),
+                                             last_pass=last_pass)
             provide: EngineProvider = engines.provider(tenant)
         else:
             again = await work.unmatched(conn, tenant) if taken else []
             provide = built_by(Engine)
         seen = {p.key for _, p in pending}
         pending += [(a, p) for a, p in again if p.key not in seen]
-        result, looked = await _pass(conn, tenant, pending, provide, metrics, None)
+        result, looked, written = await _pass(conn, tenant, pending, provide, metrics, None)
         await work.mark_matched(conn, tenant, looked)
         await work.done(conn, tenant, taken)
+        if engines is not None:
+            engines.passed(tenant, this_pass, written)
         if engines is not None and pending:
             keys = [transactions.payment_key(a, e) for a, e in looked]
             left = set(keys) - await work.allocated_keys(conn, tenant, keys)
@@ -241,9 +247,10 @@ def built_by(factory: EngineFactory) -> EngineProvider:
 async def _pass(conn: asyncpg.Connection, tenant: str, pending: list[tuple[int, Payment]],
                 provide: EngineProvider, metrics: Metrics | None,
                 progress: Callable[[int, int], None] | None
-                ) -> tuple[ReconcileResult, list[tuple[int, str]]]:
-    """Match ``pending`` and store what holds, under the tenant's lock; the result and the
-    payments looked at (all but those deferred to the next pass)."""
+                ) -> tuple[ReconcileResult, list[tuple[int, str]], set[str]]:
+    """Match ``pending`` and store what holds, under the tenant's lock; the result, the
+    payments looked at (all but those deferred to the next pass) and the invoices it may
+    have written."""
     held = await failure_store.held(conn, tenant)
     stamp = await failure_store.basis_stamp(conn, tenant) if held else ""
     accounts = {payment.key: account_id for account_id, payment in pending}
@@ -256,7 +263,7 @@ async def _pass(conn: asyncpg.Connection, tenant: str, pending: list[tuple[int, 
         payments.append(payment)
     looked = [(accounts[p.key], p.entry_id) for _, p in pending]
     if not payments:
-        return ReconcileResult(0, 0, 0, 0, held=waiting), looked
+        return ReconcileResult(0, 0, 0, 0, held=waiting), looked, set()
     done = PassLog(tenant, accounts, len(payments), progress)
     todo = payments
     for round_ in range(_ROUNDS):
@@ -280,7 +287,7 @@ async def _pass(conn: asyncpg.Connection, tenant: str, pending: list[tuple[int, 
                 result.failed, result.held, result.taken, result.deferred)
     deferred = {p.key for p in todo}
     return result, [key for key, (_, p) in zip(looked, pending, strict=True)
-                    if p.key not in deferred]
+                    if p.key not in deferred], done.written
 
 
 async def _round(conn: asyncpg.Connection, done: PassLog, payments: list[Payment],

@@ -54,6 +54,7 @@ class PassLog:
         default_factory=list)
     events: list[outbox.NewEvent] = field(default_factory=list)
     handled: int = 0                    # payments stored or failed while storing
+    written: set[str] = field(default_factory=set)  # invoices allocated to (maybe settled)
     taken: int = 0                      # allocated by a person while the pass ran
 
     def key(self, payment: Payment) -> failure_store.Key:
@@ -208,6 +209,7 @@ async def _store_results(conn: asyncpg.Connection, done: PassLog, payments: list
                          for r in allocation.reasons],
                 created_by=ENGINE))
             owners.append(payment)
+    done.written.update(row.invoice_id for row in rows)   # even if rolled back: reread
     ids = await store.insert(conn, tenant, rows)
     applied = [(i, row, payment) for i, row, payment in zip(ids, rows, owners, strict=True)
                if row.status == "applied"]

@@ -169,6 +169,21 @@ async def retry_due(conn: asyncpg.Connection, tenant: str) -> int:
     return int(result.split()[-1])
 
 
+async def begin_pass(conn: asyncpg.Connection, tenant: str) -> tuple[str | None, str]:
+    """Record the caller's transaction as the tenant's last pass (migration 0013; under the
+    tenant's reconcile lock): the pass recorded before (None if none was) and this one."""
+    row = await conn.fetchrow(
+        "WITH before AS (SELECT last_pass FROM reconcile_passes WHERE tenant_id = $1)"
+        " INSERT INTO reconcile_passes AS r (tenant_id, last_pass)"
+        " VALUES ($1, pg_current_xact_id())"
+        " ON CONFLICT (tenant_id) DO UPDATE SET last_pass = excluded.last_pass"
+        " RETURNING (SELECT last_pass::text FROM before) AS before, r.last_pass::text AS now",
+        tenant)
+    if row is None:  # pragma: no cover - an upsert always returns its row
+        raise RuntimeError("recording the pass returned nothing")
+    return row["before"], row["now"]
+
+
 async def changes(conn: asyncpg.Connection, tenant: str, *, limit: int) -> list[Change]:
     rows = await conn.fetch(
         "SELECT work_id, subject, subject_id, queued_at FROM reconcile_work"

@@ -13,6 +13,16 @@ never older than the database. A pass's own writes are seen the same way; if its
 transaction rolls back, the versions differ from the committed rows next time and those rows
 are loaded again.
 
+**Passes with nothing changed** (an import, say) skip that read of every invoice's version.
+Each pass records its transaction as the tenant's last (``reconcile_work.begin_pass``,
+migration 0013) and is told the one before. When that one was made with this engine
+(``passed``) and no change is queued, nothing but that pass's own writes changed the
+invoices and customers since: the CRM and people queue every change in the transaction that
+makes it (migration 0010), only a pass takes a change off the queue, and every pass records
+itself. Only the invoices that pass allocated to are read again (``candidates``). A pass by
+anyone else, or one of ours that rolled back, leaves another transaction recorded: the
+next pass reads every version as above.
+
 **The unmatched payments** (those a pass looked at that hold no allocation) are kept in a
 ``matching.pending.PendingIndex`` over the engine. Every change put into the engine is
 handed to it at once, and the payments it says could now match differently are collected
@@ -76,6 +86,8 @@ class _Kept:
     pending: PendingIndex | None = None
     affected: set[str] = field(default_factory=set)           # to match again
     everything: bool = False                                  # every unmatched payment
+    last_pass: str | None = None    # the transaction of the last pass made with it
+    written: set[str] = field(default_factory=set)  # invoices its passes wrote since a scan
 
     def size(self) -> int:
         """Bytes it holds, estimated (``INVOICE_BYTES``, ``PENDING_BYTES``)."""
@@ -120,13 +132,22 @@ class Engines:
             return await self.current(conn, asked)
         return provide
 
-    async def candidates(self, conn: asyncpg.Connection, tenant: str, *,
-                         changed: bool) -> list[tuple[int, Payment]]:
+    async def candidates(self, conn: asyncpg.Connection, tenant: str, *, changed: bool,
+                         last_pass: str | None = None) -> list[tuple[int, Payment]]:
         """The unmatched payments to match again in this pass: those the changes put into
         the engine since the last pass could affect, and those another process left
-        unmatched. ``changed``: changes are queued (a new engine then takes all)."""
+        unmatched. ``changed``: changes are queued (a new engine then takes all).
+        ``last_pass``: the tenant's pass before this one (``reconcile_work.begin_pass``):
+        when it was made with this engine (``passed``) and no change is queued, only the
+        invoices that pass wrote are read again, not every invoice's version."""
         fresh = tenant not in self._kept
-        kept = await self._current(conn, tenant)
+        kept = self._kept.get(tenant)
+        if (kept is not None and not changed and last_pass is not None
+                and kept.last_pass == last_pass):
+            await self._reread(conn, tenant, kept)
+            self._kept.move_to_end(tenant)
+        else:
+            kept = await self._current(conn, tenant)
         keys = await work.unmatched_keys(conn, tenant)
         if kept.pending is None:
             payments = await work.payments(conn, tenant, sorted(keys))
@@ -160,8 +181,37 @@ class Engines:
             return
         kept.pending.add(p for _, p in payments)
 
+    def passed(self, tenant: str, this_pass: str, written: set[str]) -> None:
+        """A pass made with the tenant's engine (``this_pass``: its transaction) wrote
+        ``written``; read those again before the next pass if nothing else changed."""
+        kept = self._kept.get(tenant)
+        if kept is not None:
+            kept.last_pass = this_pass
+            kept.written |= written
+
     def forget(self, tenant: str) -> None:
         self._kept.pop(tenant, None)
+
+    async def _reread(self, conn: asyncpg.Connection, tenant: str, kept: _Kept) -> None:
+        """Bring the engine up to date with the invoices its own passes wrote (nothing else
+        changed since its last pass: ``candidates``)."""
+        ids = sorted(kept.written)
+        kept.written = set()
+        if not ids:
+            return
+        versions = await invoice_store.versions(conn, tenant, ids)
+        changed = [i for i in ids if kept.versions.get(i) != versions.get(i)]
+        if not changed:
+            return
+        fresh = await invoice_store.load_some(conn, tenant, changed)
+        gone = sorted(set(changed) - {i.invoice_id for i in fresh})
+        await asyncio.to_thread(self._put_invoices, kept, fresh, gone)
+        for invoice_id in changed:
+            if invoice_id in versions:
+                kept.versions[invoice_id] = versions[invoice_id]
+            else:
+                kept.versions.pop(invoice_id, None)
+        self.updates += 1
 
     async def _current(self, conn: asyncpg.Connection, tenant: str) -> _Kept:
         versions = await invoice_store.versions(conn, tenant)
@@ -182,6 +232,7 @@ class Engines:
                 await asyncio.to_thread(self._put_invoices, kept, fresh, gone)
                 self.updates += 1
             kept.versions = versions
+            kept.written = set()   # read with every other invoice
         self._kept[tenant] = kept
         self._kept.move_to_end(tenant)
         self._trim()

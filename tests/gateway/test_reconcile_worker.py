@@ -359,6 +359,6 @@ async def _empty(database_url: str) -> None:
             "TRUNCATE bank_accounts, raw_documents, statements, transactions, customers,"
             " invoices, allocations, event_lanes, events, deliveries, delivery_lanes,"
             " delivery_attempts, statement_lines, learned_payers, reconcile_failures,"
-            " reconcile_work CASCADE")
+            " reconcile_work, reconcile_passes CASCADE")
     finally:
         await conn.close()
