@@ -45,6 +45,12 @@ _STATES = ("active", "retired")
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
 
 
+def _is_id(text: object) -> bool:
+    """A well-formed key id: the only text of the file a message may repeat (anything else,
+    in a damaged file, could be key material)."""
+    return isinstance(text, str) and 0 < len(text) <= 64 and set(text) <= _ID_CHARS
+
+
 class KeyringError(ValueError):
     """A keyring that cannot be used; the message names its source and what is wrong."""
 
@@ -100,8 +106,8 @@ def _problem(ring: Keyring) -> str | None:
     if len(set(ids)) != len(ids):
         return "two keys share an id"
     for key in ring.keys:
-        if not key.id or not set(key.id) <= _ID_CHARS or len(key.id) > 64:
-            return f"key id {key.id!r} must be 1-64 characters of a-z, 0-9 and '-'"
+        if not _is_id(key.id):
+            return "a key id must be 1-64 characters of a-z, 0-9 and '-'"
         if key.state == "active" and (key.key is None or len(key.key) != KEY_BYTES):
             return f"active key {key.id} must have {KEY_BYTES} bytes of key material"
         if key.state == "retired" and key.key is not None:
@@ -109,7 +115,8 @@ def _problem(ring: Keyring) -> str | None:
         if key.created_at.tzinfo is None:
             return f"key {key.id}: created_at must be an aware UTC time"
     if ring.primary not in ids:
-        return f"primary {ring.primary!r} is not one of the keys"
+        shown = repr(ring.primary) if _is_id(ring.primary) else "(not a key id)"
+        return f"primary {shown} is not one of the keys"
     if next(k for k in ring.keys if k.id == ring.primary).state != "active":
         return f"primary {ring.primary} is retired"
     return None
@@ -192,7 +199,8 @@ def loads(data: bytes, *, source: str) -> Keyring:
         raise KeyringError(source, f"not a keyring (\"format\" must be {FORMAT!r})")
     version = document.get("version")
     if version != VERSION:
-        raise KeyringError(source, f"unknown version {version!r}: this program reads "
+        shown = version if isinstance(version, int) else "(not a number)"
+        raise KeyringError(source, f"unknown version {shown}: this program reads "
                                    f"version {VERSION}")
     primary = document.get("primary")
     if not isinstance(primary, str):
@@ -210,7 +218,7 @@ def loads(data: bytes, *, source: str) -> Keyring:
 def _key(raw: object, n: int, source: str) -> MasterKey:
     if not isinstance(raw, Mapping):
         raise KeyringError(source, f"key {n} must be an object")
-    where = f"key {n} ({raw.get('id')!r})" if isinstance(raw.get("id"), str) else f"key {n}"
+    where = f"key {n} ({raw['id']!r})" if _is_id(raw.get("id")) else f"key {n}"
     key_id, state, material = raw.get("id"), raw.get("state"), raw.get("key")
     if not isinstance(key_id, str):
         raise KeyringError(source, f"{where}: \"id\" must be a string")

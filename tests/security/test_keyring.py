@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from security import keyring_file
 from security.keyring import (
@@ -76,7 +78,8 @@ def _document(ring: Keyring) -> dict[str, object]:
 
 @pytest.mark.parametrize(("change", "words"), [
     (lambda d: d.update(version=2), "unknown version 2: this program reads version 1"),
-    (lambda d: d.pop("version"), "unknown version None"),
+    (lambda d: d.pop("version"), "unknown version \\(not a number\\)"),
+    (lambda d: d.update(version=d["keys"][0]["key"]), "unknown version \\(not a number\\)"),
     (lambda d: d.update(format="other"), "not a keyring"),
     (lambda d: d.update(primary="mk-x"), "primary 'mk-x' is not one of the keys"),
     (lambda d: d.update(keys=[]), "non-empty list"),
@@ -85,7 +88,9 @@ def _document(ring: Keyring) -> dict[str, object]:
     (lambda d: d["keys"][0].update(key="not base64!"), "key 1 .*not valid base64"),
     (lambda d: d["keys"][0].update(key=None), "active key .* must have 32 bytes"),
     (lambda d: d["keys"][0].update(created_at="yesterday"), "times must read like"),
-    (lambda d: d["keys"][0].update(id="MK 1"), "key id 'MK 1' must be"),
+    (lambda d: d["keys"][0].update(id="MK 1"), "a key id must be 1-64 characters"),
+    (lambda d: d["keys"][0].update(id=d["keys"][0]["key"]), "a key id must be"),
+    (lambda d: d.update(primary=d["keys"][0]["key"]), "primary \\(not a key id\\)"),
     (lambda d: d["keys"].append(dict(d["keys"][0])), "two keys share an id"),
     (lambda d: d["keys"][0].update(state="retired"), "retired key .* must not keep"),
 ])
@@ -218,3 +223,30 @@ def test_the_store_sketch_in_docs_security_runs() -> None:
         encoding="utf-8")
     (sketch,) = re.findall(r"^```python\n(.*?)^```", doc, re.MULTILINE | re.DOTALL)
     exec(compile(sketch, "docs/security.md", "exec"), {})  # noqa: S102 - our own page
+
+
+RING = rotate(new_keyring(NOW), NOW)
+
+
+@settings(deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2000), st.binary(max_size=3)), min_size=1,
+                max_size=4),
+       st.integers(0, 2000))
+def test_a_damaged_keyring_never_shows_its_key_material(edits: list[tuple[int, bytes]],
+                                                         cut: int) -> None:
+    """Whatever bytes are changed or cut, loading gives a keyring or a KeyringError, and no
+    message holds a piece of a key (base64, hex or raw)."""
+    data = bytearray(dumps(RING))
+    for at, new in edits:
+        data[at % len(data):at % len(data) + len(new)] = new
+    data = data[:max(1, len(data) - cut % len(data))]
+    try:
+        loads(bytes(data), source="kr")
+    except KeyringError as exc:
+        message = str(exc)
+        for key in RING.keys:
+            assert key.key is not None
+            text = base64.b64encode(key.key).decode()
+            pieces = [text[i:i + 8] for i in range(0, len(text) - 8, 4)]
+            pieces += [key.key.hex()[:16], repr(key.key)[2:14]]
+            assert not any(piece in message for piece in pieces), message
