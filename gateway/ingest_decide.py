@@ -7,7 +7,11 @@ lines sit in the staging tables (``gateway.store.staging``), without holding the
    staged one by their balances (``overlap.place``); whether one passes through a balance
    the staged one passes through, and where (``Ledger.window``), is found in the database,
    where both statements' balances line by line are.
-2. Lines are only ever paired with stored lines of the same day. Days the account has no
+2. The same statement again (a stored copy, ``Placement.copies``, with as many lines,
+   each equal to the line at its position there in every field the rule compares): every
+   line is known as that line, decided at once in the database
+   (``staging.decide_as_copy``).
+3. Lines are only ever paired with stored lines of the same day. Days the account has no
    line on need no decision: every line of them is new and no doubt can arise (each
    keeps the id it was staged with, ``parsers.identity.IdMaker``'s). For each other day,
    its staged lines and the account's stored lines of that day are loaded, decided
@@ -93,6 +97,12 @@ async def decide_days(conn: asyncpg.Connection, tenant: str, *, account_id: int,
                       windows: overlap.Windows) -> None:
     """Decide the staged lines of every day the account has lines on (``ingest_decided``);
     the lines of the other days are all new."""
+    for statement_pk in sorted(placement.copies):
+        if await staging.decide_as_copy(conn, tenant, account_id=account_id,
+                                        statement_no=staged.number,
+                                        statement_pk=statement_pk, entries=staged.entries):
+            await staging.analyze_decided(conn)
+            return
     days = await transactions.stored_days(conn, tenant, account_id=account_id,
                                           days=list(staged.days))
     if not days:

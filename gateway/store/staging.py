@@ -198,6 +198,47 @@ def day_lines(conn: asyncpg.Connection, *, statement_no: int,
         statement_no, dated, None in days, prefetch=2_000)
 
 
+# The fields of a line every comparison of the rule may look at (``parsers.overlap``): a
+# staged line equal to a stored one on all of them is that line, whatever the rule weighs.
+_SAME_LINE = " AND ".join(f"s.{c} IS NOT DISTINCT FROM t.{c}" for c in (
+    "booking_date", "value_date", "amount", "status", "reversal", "bank_reference",
+    "counterparty_name", "counterparty_account", "end_to_end_id", "remittance",
+    "creditor_reference")) + " AND s.currency = t.currency::text"
+
+
+async def decide_as_copy(conn: asyncpg.Connection, tenant: str, *, account_id: int,
+                         statement_no: int, statement_pk: int, entries: int) -> bool:
+    """Decide every staged line of the statement ``known`` as the line at its position in
+    the stored statement ``statement_pk`` (``ingest_decided``), if each is equal to that
+    line in every field the rule compares and both statements have ``entries`` lines:
+    the same statement again, its lines in the same order. Otherwise decide nothing and
+    return False.
+
+    Each staged line is paired with one stored line (positions are unique on both sides)
+    that it equals, so no line is lost and none is doubled: what the rule decides for a
+    copy, without loading a day's lines."""
+    inserted = int((await conn.execute(
+        f"""
+        INSERT INTO ingest_decided (statement_no, position, outcome, entry_id,
+                                    possible_duplicate)
+        SELECT $4, s.position, 'known', t.entry_id, false
+        FROM ingest_stage s
+        JOIN all_statement_lines c ON c.position = s.position
+        JOIN transactions t ON t.tenant_id = c.tenant_id AND t.account_id = c.account_id
+                           AND t.entry_id = c.entry_id
+        WHERE s.statement_no = $4 AND c.tenant_id = $1 AND c.account_id = $2
+          AND c.statement_pk = $3
+          AND (SELECT entry_count FROM statements WHERE tenant_id = $1 AND account_id = $2
+                 AND statement_pk = $3) = $5
+          AND {_SAME_LINE}
+        """,  # noqa: S608 - constant SQL
+        tenant, account_id, statement_pk, statement_no, entries)).rsplit(" ", 1)[-1])
+    if inserted == entries:
+        return True
+    await conn.execute("DELETE FROM ingest_decided WHERE statement_no = $1", statement_no)
+    return False
+
+
 async def add_decided(conn: asyncpg.Connection, rows: Sequence[tuple[object, ...]]) -> None:
     """Decisions in the order of ``DECIDED_COLUMNS``."""
     await conn.copy_records_to_table("ingest_decided", records=rows, columns=DECIDED_COLUMNS)
