@@ -210,9 +210,11 @@ def verify_chain(entries: Sequence[Mapping[str, Any]], *,
         if expected_seq is not None and seq < expected_seq:
             return Problem(seq, "reordered", f"seq {seq} comes after seq {expected_seq - 1}")
         if expected_seq is not None and seq > expected_seq:
-            later = [s for s in range(expected_seq, seq) if position.get(s, -1) > n]
-            if later:
-                return Problem(seq, "reordered", f"seq {seq} comes before seq {later[0]}")
+            low = expected_seq
+            later = min((s for s, p in position.items() if low <= s < seq and p > n),
+                        default=None)
+            if later is not None:
+                return Problem(seq, "reordered", f"seq {seq} comes before seq {later}")
             gap = (f"seq {expected_seq}" if seq == expected_seq + 1 else
                    f"seqs {expected_seq} to {seq - 1}")
             return Problem(expected_seq, "deleted", f"{gap} missing before seq {seq}")
@@ -252,9 +254,9 @@ def verify_export(entries: Sequence[Mapping[str, Any]],
             return Verdict(Problem(seq if isinstance(seq, int) else None,
                                    "forged checkpoint", why), len(entries), 0, 0)
     heads = {int(c["seq"]): str(c["head"]) for c in checkpoints}
-    first = entries[0].get("seq") if entries else None
+    first = entries[0].get("seq") if entries and isinstance(entries[0], dict) else None
     start: tuple[int, str] | None = None
-    if first == 1 or (whole and not entries):
+    if first == 1 or whole:  # the whole chain starts at seq 1
         start = (0, GENESIS)
     elif isinstance(first, int) and first - 1 in heads:
         start = (first - 1, heads[first - 1])

@@ -318,3 +318,13 @@ def test_the_verifier_imports_only_the_standard_library_and_cryptography() -> No
         for name in names:
             top = name.split(".")[0]
             assert top in sys.stdlib_module_names or top in ("cryptography", "__future__"), name
+
+
+def test_a_huge_gap_is_named_at_once_and_a_whole_export_must_start_at_seq_one() -> None:
+    entries = chain([("invoice.updated", n, n + 1) for n in range(4)])
+    far = rehashed({**entries[2], "seq": 2**52})
+    assert verify_chain([*entries[:2], far]) == Problem(
+        3, "deleted", f"seqs 3 to {2**52 - 1} missing before seq {2**52}")
+    problem = verify_export(entries[2:], [], KEYS, whole=True).problem
+    assert problem == Problem(1, "deleted", "seqs 1 to 2 missing before seq 3")
+    assert verify_export(entries[2:], [], KEYS).problem is None  # a window, taken as it is
