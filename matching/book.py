@@ -52,9 +52,12 @@ class InvoiceBook:
     """Invoices and customers, indexed for the engine; updated in place by changes.
 
     The engine reads the attributes directly: ``invoices`` (every invoice by id),
-    ``references``, ``payers``, ``open_ids`` (ids of the open invoices), ``by_customer``
-    (a customer's open invoice ids, sorted), ``amounts`` (per currency, the open invoices'
-    (open amount, id), sorted) and ``amount_keys`` (the same amounts alone, for bisect).
+    ``references``, ``payers``, ``open_ids`` (ids of the open invoices), ``open_amounts``
+    (their open amounts by id), ``by_customer`` (a customer's open invoice ids, sorted),
+    ``customer_amounts`` (per customer and currency, its open invoices' (open amount, id),
+    sorted), ``equal`` (the ids of the open invoices by customer, or ``"*"`` for all, currency
+    and open amount: ``equal_keys``), ``amounts`` (per currency, the open invoices' (open
+    amount, id), sorted) and ``amount_keys`` (the same amounts alone, for bisect).
     """
 
     def __init__(self, invoices: Iterable[Invoice] = (),
@@ -80,13 +83,24 @@ class InvoiceBook:
                 self._derived[customer_id] = derived
         self.payers = PayerIndex(self._derived.values())
         self.open_ids: set[str] = {i for i, v in self.invoices.items() if is_open(v)}
+        self.open_amounts: dict[str, Decimal] = {}
         self.by_customer: dict[str, list[str]] = {}
+        self.customer_amounts: dict[str, dict[str, list[tuple[Decimal, str]]]] = {}
+        self.equal: dict[tuple[str, str, Decimal], set[str]] = {}
         amounts: dict[str, list[tuple[Decimal, str]]] = {}
         for invoice_id in sorted(self.open_ids):
             invoice = self.invoices[invoice_id]
+            amount = invoice.open_amount.amount
+            self.open_amounts[invoice_id] = amount
             self.by_customer.setdefault(invoice.customer_id, []).append(invoice_id)
-            amounts.setdefault(invoice.currency, []).append(
-                (invoice.open_amount.amount, invoice_id))
+            amounts.setdefault(invoice.currency, []).append((amount, invoice_id))
+            self.customer_amounts.setdefault(invoice.customer_id, {}).setdefault(
+                invoice.currency, []).append((amount, invoice_id))
+            for key in equal_keys(invoice, amount):
+                self.equal.setdefault(key, set()).add(invoice_id)
+        for by_currency in self.customer_amounts.values():
+            for rows in by_currency.values():
+                rows.sort()
         self.amounts = {c: sorted(v) for c, v in amounts.items()}
         self.amount_keys = {c: [a for a, _ in v] for c, v in self.amounts.items()}
 
@@ -153,8 +167,14 @@ class InvoiceBook:
         self._of_customer.setdefault(invoice.customer_id, set()).add(invoice_id)
         if is_open(invoice):
             self.open_ids.add(invoice_id)
+            amount = invoice.open_amount.amount
+            self.open_amounts[invoice_id] = amount
             bisect.insort(self.by_customer.setdefault(invoice.customer_id, []), invoice_id)
-            entry = (invoice.open_amount.amount, invoice_id)
+            entry = (amount, invoice_id)
+            bisect.insort(self.customer_amounts.setdefault(invoice.customer_id, {}).setdefault(
+                invoice.currency, []), entry)
+            for key in equal_keys(invoice, amount):
+                self.equal.setdefault(key, set()).add(invoice_id)
             amounts = self.amounts.setdefault(invoice.currency, [])
             at = bisect.bisect_left(amounts, entry)
             amounts.insert(at, entry)
@@ -175,12 +195,25 @@ class InvoiceBook:
             del self._of_customer[invoice.customer_id]
         if invoice_id in self.open_ids:
             self.open_ids.discard(invoice_id)
+            amount = self.open_amounts.pop(invoice_id)
             ids = self.by_customer[invoice.customer_id]
             del ids[bisect.bisect_left(ids, invoice_id)]
             if not ids:
                 del self.by_customer[invoice.customer_id]
+            by_currency = self.customer_amounts[invoice.customer_id]
+            rows = by_currency[invoice.currency]
+            del rows[bisect.bisect_left(rows, (amount, invoice_id))]
+            if not rows:
+                del by_currency[invoice.currency]
+                if not by_currency:
+                    del self.customer_amounts[invoice.customer_id]
+            for key in equal_keys(invoice, amount):
+                same = self.equal[key]
+                same.discard(invoice_id)
+                if not same:
+                    del self.equal[key]
             amounts = self.amounts[invoice.currency]
-            at = bisect.bisect_left(amounts, (invoice.open_amount.amount, invoice_id))
+            at = bisect.bisect_left(amounts, (amount, invoice_id))
             del amounts[at]
             del self.amount_keys[invoice.currency][at]
             if not amounts:
@@ -206,6 +239,12 @@ class InvoiceBook:
                 self.payers.put(after)
             changed.append((before, after))
         return tuple(changed)
+
+
+def equal_keys(invoice: Invoice, amount: Decimal) -> tuple[tuple[str, str, Decimal], ...]:
+    """The keys of ``InvoiceBook.equal`` an invoice open for ``amount`` counts under: its
+    customer's and every customer's (``"*"``), in its currency."""
+    return ((invoice.customer_id, invoice.currency, amount), ("*", invoice.currency, amount))
 
 
 def _derive(explicit: Customer | None, customer_id: str,

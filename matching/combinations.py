@@ -83,7 +83,7 @@ class CombinationSearch:
         scale = Decimal(10) ** minor_units(currency)
         low = int((paid if not conversion.converted else paid - tolerance) * scale)
         high = int((paid + tolerance) * scale)
-        cents = {i: int(state.remaining[i] * scale) for i in members}
+        cents = {i: int(state.remaining(i) * scale) for i in members}
         named_ids = {h.invoice_id for h in hits}
         referenced = sorted(i for i in members if i in named_ids)
         found: list[tuple[str, ...]] = []
@@ -103,8 +103,8 @@ class CombinationSearch:
         # settle that member at all (the set without it is paid in full): writing the
         # shortfall off against it would allocate nothing or less than nothing to it.
         solutions = [(combo, total) for combo, total in (
-            (combo, sum((state.remaining[i] for i in combo), Decimal(0))) for combo in found)
-            if total - paid < min(state.remaining[i] for i in combo)]
+            (combo, sum((state.remaining(i) for i in combo), Decimal(0))) for combo in found)
+            if total - paid < min(state.remaining(i) for i in combo)]
         if not solutions:
             return None
         solutions.sort(key=lambda s: (-len(set(s[0]) & named_ids), s[1] - paid, len(s[0]),
@@ -124,7 +124,7 @@ class CombinationSearch:
                                   f"invoices"))
         invoices = self.book.invoices
         twins = [i for i in unnamed if any(
-            state.remaining.get(other) == state.remaining[i] and other != i
+            state.remaining(other) == state.remaining(i) and other != i
             and invoices[other].currency == currency
             for other in self.book.by_customer.get(customer_id, []))]
         if twins:
@@ -150,7 +150,7 @@ class CombinationSearch:
         logit = PRIOR + sum(r.weight for r in reasons)
         if twins:  # never automatic, however strong the rest
             logit = min(logit, self.auto_logit - 0.01)
-        applied = [Money(state.remaining[i], currency) for i in combo]
+        applied = [Money(state.remaining(i), currency) for i in combo]
         settlement = Settlement.FULL
         difference = None
         if gap > 0:  # short: the last invoice takes the shortfall, written off

@@ -144,12 +144,7 @@ class Engine:
         self._evidence_of: dict[str, tuple[list[ReferenceHit], list[PayerMatch]]] = {}
         self._conversions: dict[tuple[str, str], Conversion | None] = {}
         self._windows: dict[tuple[str, str], tuple[Decimal, Decimal]] = {}
-        open_ids = self._open_ids
-        state = State({i: self.invoices[i].open_amount.amount for i in open_ids},
-                       {i for i in self.invoices if i not in open_ids}, excluded)
-        for invoice_id in self._open_ids:
-            invoice = self.invoices[invoice_id]
-            state.count(invoice, invoice.open_amount.amount)
+        state = State(self.book, excluded)
         # The payments with the strongest evidence choose first, so a payment naming an
         # invoice gets it before one that only fits its amount; then the earliest booked.
         order = sorted(payments, key=lambda p: (*self._strength(p), p.booking_date, p.key))
@@ -187,20 +182,21 @@ class Engine:
         for n, (invoice_id, applied) in enumerate(zip(best.invoice_ids, best.applied,
                                                       strict=True)):
             invoice = self.invoices[invoice_id]
+            remaining = state.remaining(invoice_id)
             if invoice_id not in state.tentative:
-                state.uncount(invoice, state.remaining[invoice_id])
+                state.uncount(invoice, remaining)
             settles = n == last and best.settlement in (Settlement.SHORT, Settlement.OVERPAID)
             # A short payment settles the invoice: its shortfall is written off, so nothing
             # is left open for another payment to take (that would settle it twice).
-            state.remaining[invoice_id] = Decimal(0) if settles \
-                else state.remaining[invoice_id] - applied.amount
+            remaining = Decimal(0) if settles else remaining - applied.amount
+            state.set_remaining(invoice, remaining)
             if decision is Decision.REVIEW:
                 state.tentative.add(invoice_id)
                 state.count(invoice, invoice.open_amount.amount)
-            elif invoice_id not in state.tentative and state.remaining[invoice_id] > 0:
-                state.count(invoice, state.remaining[invoice_id])
-            if state.remaining[invoice_id] <= 0 or settles:
-                state.settled.add(invoice_id)
+            elif invoice_id not in state.tentative and remaining > 0:
+                state.count(invoice, remaining)
+            if remaining <= 0 or settles:
+                state.settle(invoice_id)
             allocations.append(Allocation(
                 payment.key, invoice_id, applied, sure, decision,
                 settlement=best.settlement if n == last else Settlement.FULL,
@@ -285,22 +281,25 @@ class Engine:
                 low = max(low, at - _AMOUNT_NEIGHBOURS // 2)
                 high = min(high, low + _AMOUNT_NEIGHBOURS)
             found.update(i for _, i in self._amounts[currency][low:high])
-        remaining_of = state.remaining
-        windows: dict[str, tuple[Decimal, Decimal]] = {}
         for payer in payers:
             if payer.how == "iban" or payer.score >= _PAYER_FOR_CUSTOMER:
-                for invoice_id in self._by_customer.get(payer.customer_id, ()):
-                    remaining = remaining_of.get(invoice_id)
-                    if remaining is None:
-                        continue
-                    invoice_currency = self.invoices[invoice_id].amount.currency
-                    window = windows.get(invoice_currency)
-                    if window is None:
-                        window = windows[invoice_currency] = self._window(payment,
-                                                                          invoice_currency)
-                    if window[0] <= remaining <= window[1]:
-                        found.add(invoice_id)
+                self._payer_candidates(payment, payer.customer_id, state, found)
         return sorted(i for i in found if state.allows(payment, i))
+
+    def _payer_candidates(self, payment: Payment, customer_id: str, state: State,
+                          found: set[str]) -> None:
+        """Add to ``found`` the customer's invoices whose open amount (what the batch left
+        of it) is in the payment's window in the invoice's currency: by bisection in the
+        book's amounts of those the batch has not touched, one by one for those it has."""
+        for currency, rows in self.book.customer_amounts.get(customer_id, {}).items():
+            low, high = self._window(payment, currency)
+            start = bisect.bisect_left(rows, low, key=_open_amount)
+            end = bisect.bisect_right(rows, high, key=_open_amount)
+            found.update(i for _, i in rows[start:end] if not state.changed(i))
+        for invoice_id in state.touched(customer_id) or ():
+            low, high = self._window(payment, self.invoices[invoice_id].currency)
+            if low <= state.remaining(invoice_id) <= high:
+                found.add(invoice_id)
 
     def _window(self, payment: Payment, currency: str) -> tuple[Decimal, Decimal]:
         """The open amounts (in ``currency``) the payment could settle without a reference:
@@ -379,7 +378,7 @@ class Engine:
         conversion = self._convert(payment, invoice.currency)
         if conversion is None:
             return None
-        open_amount = Money(state.remaining[invoice_id], invoice.currency)
+        open_amount = Money(state.remaining(invoice_id), invoice.currency)
         referenced = any(h.invoice_id == invoice_id for h in hits)
         fit = amount_fit(conversion.amount, open_amount,
                          charges=self._charges(payment, invoice.currency),
@@ -404,9 +403,8 @@ class Engine:
         scope = f"of customer {invoice.customer_id}" if recognised else "of all customers"
         # A set of all open invoices of an amount can be long (round amounts): looked into,
         # never sorted.
-        same = state.equal.get(
-            (invoice.customer_id if recognised else "*", invoice.currency, open_amount.amount),
-            set())
+        same = state.equal(
+            (invoice.customer_id if recognised else "*", invoice.currency, open_amount.amount))
         if len(same) == 1 and invoice.invoice_id in same:
             return [Reason("amount_unique", AMOUNT_UNIQUE,
                            f"the only open invoice {scope} with {open_amount} open")]
@@ -418,6 +416,10 @@ class Engine:
                                f"the oldest of {len(same)} open invoices {scope} with "
                                f"{open_amount} open: paid first")]
         return []
+
+
+def _open_amount(row: tuple[Decimal, str]) -> Decimal:
+    return row[0]
 
 
 def reconcile(payments: Iterable[Payment], invoices: Sequence[Invoice],

@@ -9,6 +9,7 @@ amount, or the amount and who paid) and one contradiction sends a payment to rev
 from __future__ import annotations
 
 import math
+from collections.abc import Container
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -119,7 +120,7 @@ def payer_reasons(customer_id: str, payers: list[PayerMatch]) -> list[Reason]:
 
 
 def reference_reasons(invoice_ids: set[str], hits: list[ReferenceHit],
-                      settled: set[str]) -> list[Reason]:
+                      settled: Container[str]) -> list[Reason]:
     """What the references found say about a proposal for ``invoice_ids``."""
     reasons: list[Reason] = []
     own = [h for h in hits if h.invoice_id in invoice_ids]

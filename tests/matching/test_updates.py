@@ -15,7 +15,7 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from matching.book import Change
+from matching.book import Change, InvoiceBook
 from matching.engine import Engine
 from matching.invoices import Customer, Invoice
 from matching.model import Allocation, Payment
@@ -76,9 +76,19 @@ def test_an_updated_engine_matches_as_one_built_on_the_result(
         apply(updated, step)
     final_invoices, final_customers = final_state(start, known, changes)
     fresh = Engine(final_invoices, final_customers, RATES)
+    assert open_indexes(updated.book) == open_indexes(fresh.book)
     assert updated.match(payments) == fresh.match(payments)
     for one in payments:
         assert updated.match([one]) == fresh.match([one])
+    # A batch works on its own view of what is open: the book is as it was after it.
+    assert open_indexes(updated.book) == open_indexes(fresh.book) == open_indexes(
+        Engine(final_invoices, final_customers, RATES).book)
+
+
+def open_indexes(book: InvoiceBook) -> tuple[object, ...]:
+    """Everything the book keeps of its open invoices, for comparison."""
+    return (book.open_ids, book.open_amounts, book.by_customer, book.customer_amounts,
+            book.equal, book.amounts, book.amount_keys)
 
 
 def test_a_change_says_what_each_invoice_and_customer_was_and_is() -> None:
