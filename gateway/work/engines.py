@@ -70,11 +70,11 @@ logger = logging.getLogger(__name__)
 EngineFactory = Callable[[Sequence[Invoice], Sequence[Customer]], Engine]
 
 
-# What a kept tenant costs, roughly (measured with tracemalloc on bench data, see
-# docs/benchmarks.md): per open invoice in the engine, and per unmatched payment (the
-# payment itself, its index entry and packed keys, and what the engine caches of its texts).
-INVOICE_BYTES = 6_000
-PENDING_BYTES = 4_000
+# What a kept tenant costs, roughly (docs/benchmarks.md, "A worker's memory"): per invoice
+# in the engine (1.1 GB for 139,000), and per unmatched payment (the payment, its index
+# entry and packed keys: 3.4 KB; what the engine caches of its texts and payer: 5.7 KB).
+INVOICE_BYTES = 8_000
+PENDING_BYTES = 9_000
 
 
 @dataclass(slots=True)
