@@ -148,6 +148,9 @@ async def _number(conn: asyncpg.Connection, tenant: str,
     return {lane: (firsts[lane], previous.get(lane)) for lane in lanes}
 
 
+_PAYMENT_BATCH = 50_000  # events written (and their ids held) at a time
+
+
 async def emit_staged_payments(conn: asyncpg.Connection, tenant: str, *, account_id: int,
                                statement_no: int, count: int) -> int:
     """``payment.received`` for each payment among the lines an import made booked (new,
@@ -156,39 +159,48 @@ async def emit_staged_payments(conn: asyncpg.Connection, tenant: str, *, account
     (``gateway.store.staging.booked_counts``).
 
     The lines and what each event says of them are in the importing session's
-    ``ingest_booked`` (``gateway.store.staging``), as they were stored: one
-    ``INSERT ... SELECT`` from it writes every event, with no look-up of ``transactions``.
-    The data is what ``events.payment_fields`` makes of a stored line (a test holds the
-    two to the same schema).
+    ``ingest_booked`` (``gateway.store.staging``), as they were stored: each
+    ``INSERT ... SELECT`` from it writes up to ``_PAYMENT_BATCH`` events (their ids, for
+    the fan-out, are all Python holds), with no look-up of ``transactions``. The data is
+    what ``events.payment_fields`` makes of a stored line (a test holds the two to the
+    same schema).
     """
-    if not count:
-        return 0
-    lane = account_lane(account_id)
-    first, previous = (await _number(conn, tenant, {lane: count}))[lane]
-    rows = await conn.fetch(
-        """
-        WITH new AS (
-            SELECT b.*, 'evt_' || replace(gen_random_uuid()::text, '-', '') AS event_id,
-                   row_number() OVER (ORDER BY b.n) AS o
-            FROM ingest_booked b WHERE b.statement_no = $3 AND b.payment
-        )
-        INSERT INTO events (tenant_id, event_id, type, version, lane, sequence,
-                            previous_event_id, data)
-        SELECT $1, event_id, 'payment.received', $4, $5, $6 + o - 1,
-               coalesce(lag(event_id) OVER (ORDER BY o), $7),
-               jsonb_build_object(
-                   'account_id', $2::bigint, 'entry_id', entry_id,
-                   'amount', amount::text, 'currency', currency,
-                   'booking_date', to_char(booking_date, 'YYYY-MM-DD'),
-                   'value_date', to_char(value_date, 'YYYY-MM-DD'),
-                   'bank_reference', bank_reference, 'end_to_end_id', end_to_end_id,
-                   'counterparty_name', counterparty_name, 'remittance', remittance)
-        FROM new ORDER BY o
-        RETURNING event_id
-        """,
-        tenant, account_id, statement_no, EVENT_TYPES["payment.received"].version, lane,
-        first, previous)
-    if len(rows) != count:  # pragma: no cover - the count was taken in this transaction
-        raise RuntimeError(f"{len(rows)} payment events written where {count} were counted")
-    await fan_out(conn, tenant, [r["event_id"] for r in rows])
+    lane, done, after = account_lane(account_id), 0, 0
+    while done < count:
+        size = min(_PAYMENT_BATCH, count - done)
+        first, previous = (await _number(conn, tenant, {lane: size}))[lane]
+        row = await conn.fetchrow(
+            """
+            WITH batch AS (
+                SELECT b.*, 'evt_' || replace(gen_random_uuid()::text, '-', '') AS event_id,
+                       row_number() OVER (ORDER BY b.n) AS o
+                FROM ingest_booked b
+                WHERE b.statement_no = $3 AND b.payment AND b.n > $8
+                ORDER BY b.n LIMIT $9
+            ), written AS (
+                INSERT INTO events (tenant_id, event_id, type, version, lane, sequence,
+                                    previous_event_id, data)
+                SELECT $1, event_id, 'payment.received', $4, $5, $6 + o - 1,
+                       coalesce(lag(event_id) OVER (ORDER BY o), $7),
+                       jsonb_build_object(
+                           'account_id', $2::bigint, 'entry_id', entry_id,
+                           'amount', amount::text, 'currency', currency,
+                           'booking_date', to_char(booking_date, 'YYYY-MM-DD'),
+                           'value_date', to_char(value_date, 'YYYY-MM-DD'),
+                           'bank_reference', bank_reference, 'end_to_end_id', end_to_end_id,
+                           'counterparty_name', counterparty_name, 'remittance', remittance)
+                FROM batch ORDER BY o
+                RETURNING event_id
+            )
+            SELECT (SELECT max(n) FROM batch) AS last,
+                   (SELECT array_agg(event_id) FROM written) AS event_ids
+            """,
+            tenant, account_id, statement_no, EVENT_TYPES["payment.received"].version, lane,
+            first, previous, after, size)
+        event_ids: list[str] = row["event_ids"] or []
+        if len(event_ids) != size:  # pragma: no cover - counted in this transaction
+            raise RuntimeError(f"{len(event_ids)} payment events written where {size} "
+                               "were counted")
+        await fan_out(conn, tenant, event_ids)
+        done, after = done + size, row["last"]
     return count

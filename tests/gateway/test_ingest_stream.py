@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
@@ -18,7 +19,7 @@ import asyncpg
 import pytest
 
 import parsers
-from gateway import ingest_files
+from gateway import ingest_files, outbox
 from gateway.ingest import ingest, store_document
 from gateway.ingest_files import ingest_path, ingest_spooled, spool
 from gateway.store import documents
@@ -241,3 +242,26 @@ async def test_the_service_answers_while_a_large_document_is_parsed(api: Api) ->
 
 def test_ingest_files_docstring_shows_the_handler_call() -> None:
     assert "ingest_spooled(conn, body" in (ingest_files.__doc__ or "")
+
+
+async def test_payment_events_written_in_batches_follow_each_other_in_line_order(
+        db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch) -> None:
+    """payment.received a batch at a time (``outbox._PAYMENT_BATCH``): one per incoming
+    line, in the bank's order, numbered on without a gap, each naming the one before."""
+    monkeypatch.setattr(outbox, "_PAYMENT_BATCH", 7)
+    parsed = statement(60, twins=0)
+    result = await ingest(db, camt(parsed), source="s.xml")
+    rows = await db.fetch(
+        "SELECT event_id, sequence, previous_event_id, data FROM events"
+        " WHERE type = 'payment.received' ORDER BY sequence")
+    incoming = [entry_id for entry_id, e in zip(entry_ids(parsed), parsed.entries, strict=True)
+                if e.amount.amount > 0]
+    assert result.entries_booked == 60
+    assert [json.loads(r["data"])["entry_id"] for r in rows] == incoming
+    # after statement.imported, on the account's lane
+    before = await db.fetchrow("SELECT event_id, sequence FROM events"
+                               " WHERE type = 'statement.imported'")
+    assert [r["sequence"] for r in rows] == [before["sequence"] + 1 + n
+                                             for n in range(len(incoming))]
+    assert [r["previous_event_id"] for r in rows] == [
+        before["event_id"], *(r["event_id"] for r in rows[:-1])]
