@@ -107,6 +107,21 @@ def _background(settings: Settings,
     return 0
 
 
+def migrate_database(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Apply the migrations not yet applied, and exit (every command does it at start; this
+    one lets the owner role run them, docs/operations.md)."""
+    settings = with_database(settings_of(args), err)
+
+    async def done(conn: asyncpg.Connection) -> int:
+        version: int = await conn.fetchval(
+            "SELECT coalesce(max(version), 0) FROM schema_migrations")
+        return version
+
+    version = asyncio.run(connected(settings, done))
+    out.write(f"database ready at schema version {version}\n")
+    return 0
+
+
 def dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """Deliver webhooks only (no HTTP API), until SIGTERM or SIGINT."""
     settings = with_database(settings_of(args, **_webhook_options(args)), err)
@@ -260,6 +275,14 @@ def register(commands: Any) -> None:
                               help="serve the API only; run `recon-gateway dispatch` for "
                               "webhooks (env RECON_DISPATCHER=false)")
     serve_parser.set_defaults(run=serve)
+
+    migrate_parser = commands.add_parser(
+        "migrate", help="bring the database schema up to date, and exit",
+        description="Apply the migrations this version has and the database has not (every "
+        "command does so when it starts). In production, run it as the role that owns the "
+        "schema, and the service as a role that does not (docs/operations.md).")
+    add_database_options(migrate_parser)
+    migrate_parser.set_defaults(run=migrate_database)
 
     dispatch_parser = commands.add_parser(
         "dispatch", help="deliver webhooks (several dispatchers may run at once)")

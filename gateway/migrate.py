@@ -51,11 +51,15 @@ async def migrate(conn: asyncpg.Connection) -> int:
     known = migrations()
     await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
     try:
-        await conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            " version integer PRIMARY KEY, name text NOT NULL,"
-            " applied_at timestamptz NOT NULL DEFAULT now())"
-        )
+        # Created only when missing: a service role without CREATE on the schema (the setup
+        # of docs/operations.md, migrations run by the owner role) then starts on a
+        # database already migrated.
+        if await conn.fetchval("SELECT to_regclass('schema_migrations') IS NULL"):
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version integer PRIMARY KEY, name text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            )
         current = await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_migrations")
         if current > len(known):
             raise SchemaTooNewError(
