@@ -144,9 +144,12 @@ class Engines:
         kept = self._kept.get(tenant)
         if (kept is not None and not changed and last_pass is not None
                 and kept.last_pass == last_pass):
-            await self._reread(conn, tenant, kept)
-            self._kept.move_to_end(tenant)
+            kept.last_pass = None   # until this pass is through (``passed``): if it fails,
+            await self._reread(conn, tenant, kept)  # its later rounds may have put rows it
+            self._kept.move_to_end(tenant)          # wrote, and then rolled back
         else:
+            if kept is not None:
+                kept.last_pass = None
             kept = await self._current(conn, tenant)
         keys = await work.unmatched_keys(conn, tenant)
         if kept.pending is None:
@@ -196,22 +199,21 @@ class Engines:
         """Bring the engine up to date with the invoices its own passes wrote (nothing else
         changed since its last pass: ``candidates``)."""
         ids = sorted(kept.written)
-        kept.written = set()
         if not ids:
             return
         versions = await invoice_store.versions(conn, tenant, ids)
         changed = [i for i in ids if kept.versions.get(i) != versions.get(i)]
-        if not changed:
-            return
-        fresh = await invoice_store.load_some(conn, tenant, changed)
-        gone = sorted(set(changed) - {i.invoice_id for i in fresh})
-        await asyncio.to_thread(self._put_invoices, kept, fresh, gone)
-        for invoice_id in changed:
-            if invoice_id in versions:
-                kept.versions[invoice_id] = versions[invoice_id]
-            else:
-                kept.versions.pop(invoice_id, None)
-        self.updates += 1
+        if changed:
+            fresh = await invoice_store.load_some(conn, tenant, changed)
+            gone = sorted(set(changed) - {i.invoice_id for i in fresh})
+            await asyncio.to_thread(self._put_invoices, kept, fresh, gone)
+            for invoice_id in changed:
+                if invoice_id in versions:
+                    kept.versions[invoice_id] = versions[invoice_id]
+                else:
+                    kept.versions.pop(invoice_id, None)
+            self.updates += 1
+        kept.written = set()   # only once read: a pass failing before reads them next time
 
     async def _current(self, conn: asyncpg.Connection, tenant: str) -> _Kept:
         versions = await invoice_store.versions(conn, tenant)

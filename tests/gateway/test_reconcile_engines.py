@@ -13,8 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.reconcile import reconcile, reconcile_changes
+from gateway.reconcile import lock_key, reconcile, reconcile_changes
 from gateway.store import invoices as invoice_store
+from gateway.store import reconcile_work as work
 from gateway.work.engines import Engines
 from tests.gateway.conftest import AiohttpClient, Api, make_api
 from tests.gateway.test_matches import invoice, statement
@@ -130,5 +131,36 @@ async def test_a_pass_after_its_own_reads_only_what_it_wrote_unless_another_pass
         assert await reconcile_changes(conn, "default", engines=mine) is not None
         assert scans[0] is True
         assert "INV-3" in (await mine.current(conn, "default")).invoices
+    finally:
+        await conn.close()
+
+
+async def test_a_pass_that_rolls_back_after_a_later_round_leaves_no_trusted_engine(
+        quiet_api: Api) -> None:
+    """A pass's later round reads the versions its own writes made; if the pass then rolls
+    back, those rows are back as they were: the next pass must read every version again."""
+    await put_invoices(quiet_api, [invoice("INV-1", "150.00")])
+    await upload(quiet_api, statement(("R1", "9.00", "Nobody", None)))
+    engines = _Checked()
+    conn = await asyncpg.connect(quiet_api.database_url)
+    try:
+        assert await reconcile_changes(conn, "default", engines=engines) is not None
+        last = await conn.fetchval("SELECT last_pass::text FROM reconcile_passes")
+        transaction = conn.transaction()
+        await transaction.start()
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", lock_key("default"))
+        await conn.execute("SELECT set_config('recon.reconcile_pass', 'on', true)")
+        before, _ = await work.begin_pass(conn, "default")
+        assert before == last
+        await engines.candidates(conn, "default", changed=False, last_pass=before)
+        await conn.execute("UPDATE invoices SET settled_amount = 150 WHERE invoice_id = 'INV-1'")
+        engine = await engines.current(conn, "default")   # a later round of that pass
+        assert engine.invoices["INV-1"].open_amount.amount == 0
+        await transaction.rollback()
+        await upload(quiet_api, statement(("R2", "8.00", "Nobody", None), number=2))
+        assert await reconcile_changes(conn, "default", engines=engines) is not None
+        assert engines.stale == []
+        engine = await engines.current(conn, "default")
+        assert engine.invoices["INV-1"].open_amount.amount == 150
     finally:
         await conn.close()
