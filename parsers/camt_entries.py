@@ -118,15 +118,21 @@ def bank_transaction_code(tree: Subtree, at: str) -> BankTransactionCode | None:
     if at not in tree.nodes:
         return None
     get = tree.nodes.get
-    domain = stripped(get(at + "/Domn/Cd"))
-    family = stripped(get(at + "/Domn/Fmly/Cd"))
-    subfamily = stripped(get(at + "/Domn/Fmly/SubFmlyCd"))
-    proprietary = stripped(get(at + "/Prtry/Cd"))
+    return transaction_code(
+        stripped(get(at + "/Domn/Cd")), stripped(get(at + "/Domn/Fmly/Cd")),
+        stripped(get(at + "/Domn/Fmly/SubFmlyCd")), stripped(get(at + "/Prtry/Cd")),
+        stripped(get(at + "/Prtry/Issr")))
+
+
+def transaction_code(domain: str | None, family: str | None, subfamily: str | None,
+                     proprietary: str | None, issuer: str | None,
+                     ) -> BankTransactionCode | None:
+    """The code of a ``BkTxCd`` from its stripped texts (``Domn/Cd``, ``Domn/Fmly/Cd``,
+    ``Domn/Fmly/SubFmlyCd``, ``Prtry/Cd``, ``Prtry/Issr``); None if it says nothing."""
     if proprietary is None:  # an issuer of no code says nothing
         if domain is None and family is None and subfamily is None:
             return None
         return BankTransactionCode(domain=domain, family=family, subfamily=subfamily)
-    issuer = stripped(get(at + "/Prtry/Issr"))
     key = (domain, family, subfamily, proprietary, issuer)
     code = _CODES.get(key)
     if code is None:
@@ -144,7 +150,7 @@ _CODES: dict[tuple[str | None, ...], BankTransactionCode] = {}
 _CODES_MAX = 4096
 
 
-def _merge_codes(entry: BankTransactionCode | None,
+def merge_codes(entry: BankTransactionCode | None,
                  tx: BankTransactionCode | None) -> BankTransactionCode | None:
     """The entry's code, completed by the transaction's where the entry says nothing."""
     if entry is None or tx is None:
@@ -300,7 +306,7 @@ def _batch_size(scope: Scope, tree: Subtree, at: str) -> int | None:
     return int(raw)
 
 
-def _details(tree: Subtree) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def details_and_batches(tree: Subtree) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The paths of the entry's ``TxDtls`` and ``Btch``: the same for every entry of one
     shape, so worked out once a shape."""
     known = tree.memo.get("details")
@@ -327,7 +333,7 @@ def entry(scope: Scope, tree: Subtree, notes: Notes) -> Entry:
         raise scope.missing(tree.root, "CdtDbtInd", "CRDT or DBIT")
     reversal_node = get("RvslInd")
     reversal = boolean(scope, reversal_node) if reversal_node is not None else False
-    details, batches = _details(tree)
+    details, batches = details_and_batches(tree)
     money = signed_amount(scope, amount_node, credit)
     booking_date = _date_choice(scope, tree, "BookgDt")
     value_date = _date_choice(scope, tree, "ValDt")
@@ -356,7 +362,7 @@ def entry(scope: Scope, tree: Subtree, notes: Notes) -> Entry:
         reversal=reversal,
         bank_reference=bank_reference or tx.bank_reference,
         customer_reference=customer_reference,
-        bank_transaction_code=_merge_codes(code, tx.bank_transaction_code),
+        bank_transaction_code=merge_codes(code, tx.bank_transaction_code),
         counterparty_name=tx.counterparty_name,
         counterparty_account=tx.counterparty_account,
         counterparty_bic=tx.counterparty_bic,

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
-from parsers import camt_entries
+from parsers import camt_entries, camt_fast
 from parsers.camt_xml import (
     Element,
     Notes,
@@ -145,7 +145,10 @@ class StatementReader:
         entry, if it is one."""
         scope = Scope(self.source, node, node_path)
         if name == "Ntry":
-            entry = camt_entries.entry(scope, self.shapes.subtree(node), self.notes)
+            nodes, layout = self.shapes.layout(node)
+            entry = camt_fast.entry(scope, nodes, layout, self.notes)
+            if entry is None:
+                entry = camt_entries.entry(scope, layout.subtree(nodes), self.notes)
             self.entries += 1
             self.entry_currencies.add(entry.amount.currency)
             return entry

@@ -182,7 +182,7 @@ class Subtree:
 
 
 @dataclass(frozen=True, slots=True)
-class _Layout:
+class Layout:
     """The paths of the nodes of one shape of subtree, in document order."""
 
     tags: list[object]  # every node's tag in document order: with the sizes, the shape
@@ -191,7 +191,7 @@ class _Layout:
     memo: dict[str, object] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, tags: list[object], sizes: tuple[int, ...]) -> _Layout:
+    def of(cls, tags: list[object], sizes: tuple[int, ...]) -> Layout:
         paths = [""]
         groups: dict[str, list[str]] = {}
         prefix, left, seen = "", sizes[0], dict[str, int]()  # the open parent
@@ -215,9 +215,13 @@ class _Layout:
                 prefix, left, seen = path + "/", size, {}
         return cls(tags, tuple(paths), {k: tuple(v) for k, v in groups.items()})
 
+    def subtree(self, nodes: list[Element]) -> Subtree:
+        """The map of a subtree of this shape whose nodes, in document order, are ``nodes``."""
+        return Subtree(dict(zip(self.paths, nodes, strict=True)), self.groups, self.memo)
+
 
 class Shapes:
-    """Makes ``Subtree`` maps, keeping the layouts of the shapes of subtree met so far.
+    """Finds the layouts of subtrees, keeping the layouts of the shapes met so far.
 
     A shape is the tags of the nodes in document order with their numbers of children;
     two subtrees of one shape have their nodes at the same paths.
@@ -228,24 +232,29 @@ class Shapes:
     __slots__ = ("_count", "_known")
 
     def __init__(self) -> None:
-        self._known: dict[tuple[int, ...], list[_Layout]] = {}  # by sizes
+        self._known: dict[tuple[int, ...], list[Layout]] = {}  # by sizes
         self._count = 0
 
-    def subtree(self, root: Element) -> Subtree:
-        """The map of ``root``, a whole element, and everything below it."""
+    def layout(self, root: Element) -> tuple[list[Element], Layout]:
+        """The nodes of ``root``, a whole element, and everything below it, in document
+        order, and the layout of their shape."""
         nodes = list(root.iter())
         tags = list(map(_TAG, nodes))
         sizes = tuple(map(len, nodes))
         known = self._known.get(sizes, ())
         for layout in known:
             if layout.tags == tags:
-                break
-        else:
-            layout = _Layout.of(tags, sizes)
-            if self._count < self.MAX_SHAPES:
-                self._known[sizes] = [*known, layout]
-                self._count += 1
-        return Subtree(dict(zip(layout.paths, nodes, strict=True)), layout.groups, layout.memo)
+                return nodes, layout
+        layout = Layout.of(tags, sizes)
+        if self._count < self.MAX_SHAPES:
+            self._known[sizes] = [*known, layout]
+            self._count += 1
+        return nodes, layout
+
+    def subtree(self, root: Element) -> Subtree:
+        """The map of ``root``, a whole element, and everything below it."""
+        nodes, layout = self.layout(root)
+        return layout.subtree(nodes)
 
 
 _UNSIGNED = re.compile(r"[0-9]+\.?[0-9]*|\.[0-9]+")  # what the checks below let through
