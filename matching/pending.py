@@ -173,6 +173,7 @@ class PendingIndex:
                     bisect.insort(self._windows.setdefault(currency, []), (low, payment.key))
             named |= self._learn(entry)
         self._restep(named)
+        self._renumber_if_sparse()
 
     def remove(self, keys: Iterable[str]) -> None:
         """Forget payments by key (matched, or gone): a key not held is no error."""
@@ -181,8 +182,7 @@ class PendingIndex:
             if key in self._entries:
                 named |= self._unindex(key)
         self._restep(named)
-        if len(self._key_at) > 2 * len(self._entries) + 1024:
-            self._renumber()
+        self._renumber_if_sparse()
 
     def _unindex(self, key: str) -> set[str]:
         entry = self._entries.pop(key)
@@ -194,6 +194,12 @@ class PendingIndex:
             if currency == entry.payment.amount.currency:
                 _delete(self._windows, currency, (low, key))
         return set(entry.hits)
+
+    def _renumber_if_sparse(self) -> None:
+        """Renumber once more than half the slots are of payments gone (replaced or
+        removed)."""
+        if len(self._key_at) > 2 * len(self._entries) + 1024:
+            self._renumber()
 
     def _renumber(self) -> None:
         """Drop the packed pairs of payments gone, numbering those held 0, 1, ..."""
