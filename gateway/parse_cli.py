@@ -52,6 +52,7 @@ from parsers.money import Money
 from parsers.stream import StatementEnd, StatementFailed, StatementStart
 
 _CHUNK = 1 << 20
+_BATCH = 256  # entries' JSON spooled at once
 
 
 def _spool() -> IO[bytes]:
@@ -124,13 +125,26 @@ class _Jsonl(_Writer):
     def start(self, statement: Statement) -> None:
         super().start(statement)
         self.ids = IdMaker(statement.account.key)
+        self.pending: list[str] = []  # entries' JSON not spooled yet
 
     def entry(self, entry: Entry) -> None:
-        text = entry_json(entry, self.ids(entry)).encode()
-        self.spool.write(b"\n" + text if self.count else text)
+        pending = self.pending
+        pending.append(entry_json(entry, self.ids(entry)))
         self.count += 1
+        if len(pending) >= _BATCH:
+            self._spill()
+
+    def _spill(self) -> None:
+        """The pending entries' JSON to the spool (in one write: one a call costs more
+        than writing it)."""
+        pending = self.pending
+        if pending:
+            text = "\n".join(pending)
+            self.spool.write((text if self.count == len(pending) else "\n" + text).encode())
+            pending.clear()
 
     def end(self, statement: Statement) -> None:
+        self._spill()
         started = self.started
         if started is not None and statement.account.key != started.account.key:
             self._make_ids_again(statement.account.key)
