@@ -30,18 +30,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal
-from importlib import metadata
 from pathlib import Path
 
+import run_info
 from generate import DEFAULT_SEED, Expected, file_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -141,24 +138,6 @@ def start_up() -> float:
     return min(_measure([*_command(), "parse", str(SMALL_FILE)]).seconds for _ in range(5))
 
 
-def machine() -> list[str]:
-    cpus = os.cpu_count()
-    model = ""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            model = next((line.split(":", 1)[1].strip() for line in info
-                          if line.startswith("model name")), "")
-    except OSError:
-        pass
-    load = os.getloadavg() if hasattr(os, "getloadavg") else ()
-    return [
-        f"- machine: {cpus} cores{', ' + model if model else ''}; {platform.system()} "
-        f"{platform.machine()}; load average at start " + " ".join(f"{x:.2f}" for x in load),
-        f"- Python {platform.python_version()}; lxml {metadata.version('lxml')}",
-        f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-    ]
-
-
 def report(results: list[Result], started: float, argv: list[str], head: list[str]) -> str:
     lines = [
         "## Parse command: camt.053 through `recon-gateway parse` beside bare lxml iterparse",
@@ -191,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep generated files")
     args = parser.parse_args(argv)
     sizes = sorted(int(s) for s in args.sizes.split(","))
-    head = machine()
+    head = run_info.machine(("lxml",))
     folder = args.data or Path(tempfile.mkdtemp(prefix="parse-cli-bench-"))
     try:
         files = [file_for("camt", n, DEFAULT_SEED, out=folder) for n in sizes]

@@ -51,8 +51,6 @@ import hashlib
 import io
 import json
 import math
-import os
-import platform
 import pstats
 import re
 import resource
@@ -63,12 +61,11 @@ import time
 import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import run_info
 from generate import DEFAULT_SEED, OUT, Expected
 from generate import FORMATS as GENERATED
 from generate import file_for as generated_file
@@ -676,31 +673,8 @@ def _reader_goals(rows: list[Row]) -> list[str]:
 
 
 def machine() -> list[str]:
-    cpus = os.cpu_count()
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cpus
-    model = ""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            model = next((line.split(":", 1)[1].strip() for line in info
-                          if line.startswith("model name")), "")
-    except OSError:
-        pass
-    versions = []
-    for dist in ("lxml", "mt-940", "ofxparse", "beautifulsoup4"):
-        try:
-            versions.append(f"{dist} {metadata.version(dist)}")
-        except metadata.PackageNotFoundError:
-            versions.append(f"{dist} (absent)")
-    load = os.getloadavg() if hasattr(os, "getloadavg") else ()
-    return [
-        f"- machine: {cpus} cores ({usable} usable){', ' + model if model else ''}; "
-        f"{platform.system()} {platform.machine()}; load average at start "
-        + " ".join(f"{x:.2f}" for x in load),
-        f"- Python {platform.python_version()} ({platform.python_implementation()}); "
-        + ", ".join(versions),
-        f"- parser modules sha256: {parsers_digest()}",
-        f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-    ]
+    return run_info.machine(("lxml", "mt-940", "ofxparse", "beautifulsoup4"),
+                            [f"- parser modules sha256: {parsers_digest()}"])
 
 
 def parsers_digest() -> str:
