@@ -20,7 +20,11 @@ document always gave, and the stream goes on from where it stood (the entries al
 yielded are those the whole reading starts with). So the stream is exact by construction
 for bad files, and the streaming reader needs to be exact only for good ones. A document
 read whole is held whole: memory follows the size of such a file (of a large one only
-when it has several statements or is irregular or bad).
+when it has several statements or is irregular, or has a bad value). One kind of error is
+raised where it is met instead, without reading whole, as it is the whole reading's: an
+error in the tokens or the tree (a truncated or damaged file), once the rest of the file
+is found to tokenize (the whole reading tokenizes all before building; an error further in
+the tokens is the one it raises, and is raised).
 
 Two things of the whole reading are kept as it has them: the set of tags closed
 somewhere in the document (which decides whether an SGML element of a tag not known as
@@ -92,6 +96,8 @@ def stream_document(file: BinaryIO, *, source: str) -> Iterator[Part]:
     except TooLargeError:
         raise  # the file grew past its limit while read: read no further
     except (_Whole, ParseError):
+        if reader.refused:
+            raise
         file.seek(start)
         yield from _parts(read_whole(file.read(), source=source), started=reader.started,
                           taken=reader.entries)
@@ -194,6 +200,7 @@ class _Reader:
         self.ready: list[Part] = []
         self.started = False  # the statement's start was yielded
         self.entries = 0  # entries yielded
+        self.refused = False  # the error raised is the whole reading's: no need to read it
 
     def parts(self) -> Iterator[Part]:
         document = self.document
@@ -209,6 +216,14 @@ class _Reader:
             except StopIteration as done:
                 root: Element = done.value
                 break
+            except ParseError:
+                # The tokens or the tree are bad (what _closed raises is _Whole): the whole
+                # reading, which tokenizes all before it builds, raises the first error in
+                # the tokens, else this one; the tokens left tell which, in flat memory.
+                self.refused = True
+                for _ in tokens:
+                    pass
+                raise
             if self.ready:
                 yield from self.ready
                 self.ready.clear()
@@ -217,7 +232,14 @@ class _Reader:
         yield from self._end(root, token_repairs)
 
     def _closed(self, element: Element, open_: list[Element]) -> None:
-        """Told of every element once complete: a transaction is read and dropped."""
+        """Told of every element once complete: a transaction is read and dropped; an
+        error in it is for the whole reading to name (it reads the tree first)."""
+        try:
+            self._take(element, open_)
+        except ParseError as exc:
+            raise _Whole from exc
+
+    def _take(self, element: Element, open_: list[Element]) -> None:
         if element.tag != "STMTTRN":
             if element.tag in STATEMENTS:
                 if self.statement is not None and element is not self.statement:

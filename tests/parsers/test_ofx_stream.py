@@ -247,3 +247,24 @@ def test_a_file_that_grows_past_its_limit_is_not_read_again_whole(
     file.limit = len(data) // 2
     with pytest.raises(TooLargeError):
         list(parts)
+
+
+@pytest.mark.parametrize("cut", [0.3, 0.5, 0.97])
+def test_a_truncated_file_is_refused_as_whole_without_reading_it_whole(
+        cut: float, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The error of a file cut short (in the tokens or the tree) is the whole reading's,
+    raised where it is met, without the whole reading's memory."""
+    data = _large(2_000)
+    data = data[:int(len(data) * cut)]
+    with pytest.raises(ParseError) as whole:
+        read_whole(data, source="cut.ofx")
+
+    def no_whole(data: bytes, *, source: str) -> object:
+        raise AssertionError("read whole")
+
+    monkeypatch.setattr(ofx_stream, "read_whole", no_whole)
+    monkeypatch.setattr(ofx_bytes, "BLOCK_BYTES", 1 << 12)
+    with pytest.raises(ParseError) as streamed:
+        list(ofx.stream(io.BytesIO(data), source="cut.ofx"))
+    assert (streamed.value.message, streamed.value.line, streamed.value.field) == (
+        whole.value.message, whole.value.line, whole.value.field)
