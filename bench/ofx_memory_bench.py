@@ -1,7 +1,7 @@
 """Peak memory of ``recon-gateway parse`` on large OFX files, SGML and XML, in one run.
 
     .venv/bin/python bench/ofx_memory_bench.py [--sizes 100000,1000000] [--formats ofx,ofx2]
-                                               [--data DIR] [--repeat 1]
+                                               [--data DIR] [--repeat 1] [--stream]
 
 For each format and size a seeded statement is generated (``ofx``: OFX 1.02 SGML from
 ``bench/generate.py``; ``ofx2``: the same statement as OFX 2.1.1 XML, written by
@@ -12,6 +12,10 @@ run with its output to /dev/null, each run a fresh process. Figures: the file's 
 and CPU seconds, and the command's peak resident memory (``ru_maxrss`` of a small wrapper's
 children, as ``bench/parse_cli_bench.py`` takes it). The output is checked once, at the
 smallest size of each format: one statement, every entry, the generated net amount.
+
+With ``--stream`` the parser alone is measured instead: ``parsers.ofx.stream`` over the open
+file, each part let go and the entries counted (the command also keeps what it needs of
+each entry, such as its id's first 64 bits to tell identical lines apart).
 
 The result is printed as a markdown table for docs/benchmarks.md.
 """
@@ -43,7 +47,21 @@ class Run:
     peak_rss: int  # bytes
 
 
-def _command(path: Path) -> list[str]:
+# The parser alone: the stream over the open file, each part let go.
+STREAM = """
+import sys
+from parsers import ofx
+from parsers.model import Entry
+with open(sys.argv[1], "rb") as file:
+    count = sum(1 for part in ofx.stream(file, source=sys.argv[1]) if isinstance(part, Entry))
+if count != int(sys.argv[2]):
+    sys.exit(f"{count} entries, expected {sys.argv[2]}")
+"""
+
+
+def _command(path: Path, entries: int = 0, *, stream: bool = False) -> list[str]:
+    if stream:
+        return [sys.executable, "-c", STREAM, str(path), str(entries)]
     return [sys.executable, "-m", "gateway.cli", "parse", str(path), "--format", "jsonl"]
 
 
@@ -52,8 +70,9 @@ def _environment() -> dict[str, str]:
         [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
 
 
-def _measure(path: Path) -> Run:
-    done = subprocess.run([sys.executable, "-c", WRAPPER, *_command(path)],
+def _measure(path: Path, entries: int, *, stream: bool) -> Run:
+    done = subprocess.run([sys.executable, "-c", WRAPPER, *_command(path, entries,
+                                                                    stream=stream)],
                           capture_output=True, text=True, cwd=ROOT, check=True,
                           env=_environment())
     code, seconds, cpu, peak = done.stdout.split()
@@ -81,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--formats", default="ofx,ofx2", help="comma-separated: ofx, ofx2")
     parser.add_argument("--data", type=Path, default=OUT, help="folder of generated files")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each (best counts)")
+    parser.add_argument("--stream", action="store_true",
+                        help="measure parsers.ofx.stream alone instead of the command")
     args = parser.parse_args(argv)
     sizes = sorted(int(s) for s in args.sizes.split(","))
     formats = [f for f in args.formats.split(",") if f]
@@ -89,9 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for fmt in formats:
         files = [file_for(fmt, n, DEFAULT_SEED, out=args.data) for n in sizes]
-        _check_output(*files[0])
+        if not args.stream:
+            _check_output(*files[0])
         for path, expected in files:
-            runs = [_measure(path) for _ in range(args.repeat)]
+            runs = [_measure(path, expected.entries, stream=args.stream)
+                    for _ in range(args.repeat)]
             best = min(runs, key=lambda r: r.seconds)
             peak = min(r.peak_rss for r in runs)
             rows.append(f"| {NAMES.get(fmt, fmt)} | {expected.entries:,} | "

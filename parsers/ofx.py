@@ -14,8 +14,9 @@ Read as a stream (``stream``; ``parse`` and ``parse_each`` gather it): the file 
 blocks and decoded as it goes (``ofx_header``), ``ofx_stream`` builds the tree as the
 tokens come and yields each entry as soon as its STMTTRN is read, taking it out of the
 tree, so memory does not grow with the file or its entries; a document it does not take
-(several statements, anything irregular, any error) is read whole as one tree
-(``ofx_statement.read_whole``), with the same results, and held whole.
+(several statements, anything irregular, a bad value) is read whole as one tree
+(``ofx_statement.read_whole``), with the same results, and held whole. A file cut short
+or damaged in its tags is refused where that is met, with the whole reading's error.
 
 Mapping (sections of the OFX 2.1.1 specification):
 
