@@ -31,8 +31,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
+import run_info
 from generate import DEFAULT_SEED, OUT, Expected
-from parse_cli_bench import WRAPPER, machine
+from parse_cli_bench import WRAPPER
 from parsers_bench import file_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sizes = sorted(int(s) for s in args.sizes.split(","))
     formats = [f for f in args.formats.split(",") if f]
-    head = machine()
+    head = run_info.machine(("ofxparse",))
     args.data.mkdir(parents=True, exist_ok=True)
     rows = []
     for fmt in formats:
