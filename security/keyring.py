@@ -6,11 +6,11 @@ reads and writes it). Its form, version 1, is UTF-8 JSON::
     {
       "format": "recon-gateway keyring",
       "version": 1,
-      "primary": "mk-20261202T1200-3f9a0c1e",
+      "primary": "mk-20261202t1200-3f9a0c1e",
       "keys": [
-        {"id": "mk-20261202T1200-3f9a0c1e", "created_at": "2026-12-02T12:00:00Z",
+        {"id": "mk-20261202t1200-3f9a0c1e", "created_at": "2026-12-02T12:00:00Z",
          "state": "active", "key": "<32 bytes, standard base64>"},
-        {"id": "mk-20250101T0900-0b7d2e44", "created_at": "2025-01-01T09:00:00Z",
+        {"id": "mk-20250101t0900-0b7d2e44", "created_at": "2025-01-01T09:00:00Z",
          "state": "retired", "retired_at": "2026-12-02T12:30:00Z", "key": null}
       ]
     }

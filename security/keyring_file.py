@@ -6,8 +6,14 @@
   for ``create``, a rename for ``replace``), so a reader sees the old keyring or the new one,
   never half of one.
 - ``read`` refuses a file that group or others may read or write (a symbolic link is followed
-  and the file it leads to checked, as mounted secrets are often links), and everything
-  ``security.keyring.loads`` refuses, with a ``KeyringError`` naming the file.
+  and the file it leads to checked, as mounted secrets are often links), a file that is not
+  a regular file (opened without waiting, so a FIFO in its place cannot hang the start), and
+  everything ``security.keyring.loads`` refuses, with a ``KeyringError`` naming the file.
+- ``replace`` through a symbolic link writes the file the link leads to, beside it, and keeps
+  the link: replacing the link itself would leave the file it led to (the keyring as
+  provisioned, a mounted secret) holding the old keys, a keyring that no longer unwraps the
+  data keys re-wrapped meanwhile. Where that file cannot be written (a read-only mount),
+  ``replace`` fails and nothing changes.
 
 Two processes rotating the same keyring at once are not coordinated here: the last rename
 wins. The service rotates under a database advisory lock (wired next).
@@ -29,7 +35,7 @@ MAX_BYTES = 1 << 20  # a keyring of thousands of keys is well under this
 def read(path: Path) -> Keyring:
     """The keyring at ``path``; ``KeyringError`` says what is wrong with the file."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not block the start
     except FileNotFoundError:
         raise KeyringError(str(path), "no such file") from None
     except OSError as exc:
@@ -63,6 +69,8 @@ def replace(path: Path, ring: Keyring) -> None:
 
 def _write(path: Path, ring: Keyring, *, overwrite: bool) -> None:
     data = dumps(ring)
+    if overwrite:  # through a link, the file it leads to (the module's docstring says why)
+        path = Path(os.path.realpath(path))
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:

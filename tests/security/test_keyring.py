@@ -177,6 +177,45 @@ def test_missing_damaged_or_odd_files_are_refused_naming_the_file(tmp_path: Path
         keyring_file.read(tmp_path / "folder")
 
 
+def test_a_fifo_in_the_keyrings_place_is_refused_without_waiting(tmp_path: Path) -> None:
+    fifo = tmp_path / "keyring"
+    os.mkfifo(fifo, 0o600)
+    found: list[BaseException | Keyring] = []
+
+    def read() -> None:
+        try:
+            found.append(keyring_file.read(fifo))
+        except BaseException as exc:  # handed to the test's thread
+            found.append(exc)
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    thread.join(timeout=30)
+    if thread.is_alive():  # blocked opening the FIFO: give it a writer so it ends
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        thread.join(timeout=30)
+        pytest.fail("reading a FIFO waited for a writer")
+    (error,) = found
+    assert isinstance(error, KeyringError) and "is not a regular file" in str(error)
+
+
+def test_replacing_through_a_link_writes_the_file_it_leads_to(tmp_path: Path) -> None:
+    """A rotation through a link must not leave the provisioned keyring (the link's target)
+    with the old keys while the link becomes a file of its own."""
+    (tmp_path / "secrets").mkdir()
+    target, link = tmp_path / "secrets" / "keyring", tmp_path / "keyring"
+    ring = new_keyring(NOW)
+    keyring_file.create(target, ring)
+    link.symlink_to(target)
+    rotated = rotate(ring, NOW)
+    keyring_file.replace(link, rotated)
+    assert link.is_symlink()
+    assert keyring_file.read(target) == keyring_file.read(link) == rotated
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keyring", "secrets"]
+    assert [p.name for p in (tmp_path / "secrets").iterdir()] == ["keyring"]
+
+
 def test_a_reader_sees_the_old_keyring_or_the_new_never_a_part(tmp_path: Path) -> None:
     path = tmp_path / "keyring"
     ring = new_keyring(NOW)
