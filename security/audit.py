@@ -68,12 +68,10 @@ def _time(value: datetime) -> str:
 
 def jsonable(value: Any, where: str = "value") -> Json:
     """``value`` as the JSON an entry may hold (see the module's docstring)."""
-    if value is None or isinstance(value, bool | str):
-        if isinstance(value, str):
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                raise AuditValueError(f"{where}: text that is not valid Unicode") from None
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        _check_text(value, where)
         return value
     if isinstance(value, int):
         if abs(value) > MAX_INTEGER:
@@ -92,10 +90,18 @@ def jsonable(value: Any, where: str = "value") -> Json:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise AuditValueError(f"{where}: object keys must be text, not {key!r}")
+            _check_text(key, f"{where} (a key)")
             result[key] = jsonable(item, f"{where}.{key}")
         return result
     raise AuditValueError(f"{where}: a {type(value).__name__} cannot go in an audit entry"
                           + (" (amounts are Decimal)" if isinstance(value, float) else ""))
+
+
+def _check_text(text: str, where: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # an unpaired surrogate, as json.loads lets through
+        raise AuditValueError(f"{where}: text that is not valid Unicode") from None
 
 
 def actor(kind: str, ident: str, name: str | None = None) -> dict[str, str]:
@@ -144,8 +150,9 @@ def new_entry(head: Head, *, time: datetime, actor: Mapping[str, str], action: s
               object: Mapping[str, Any], before: Any = None,
               after: Any = None) -> Entry:
     """The entry that follows ``head``."""
-    if not action:
-        raise AuditValueError("an entry needs an action")
+    if not isinstance(action, str) or not action:
+        raise AuditValueError("an entry needs an action (text)")
+    _check_text(action, "action")
     body: dict[str, Json] = {
         "v": VERSION, "seq": head.seq + 1, "time": _time(time),
         "actor": jsonable(actor, "actor"), "action": action,

@@ -167,7 +167,7 @@ def _malformed(entry: Any) -> str | None:
     if set(entry) != ENTRY_KEYS:
         missing, extra = ENTRY_KEYS - set(entry), set(entry) - ENTRY_KEYS
         return f"fields missing {sorted(missing)}, unknown {sorted(extra)}"
-    if entry["v"] != 1:
+    if entry["v"] != 1 or not isinstance(entry["v"], int) or isinstance(entry["v"], bool):
         return f"unknown entry version {entry['v']!r}"
     if not isinstance(entry["seq"], int) or isinstance(entry["seq"], bool) or entry["seq"] < 1:
         return "seq must be a positive integer"

@@ -252,6 +252,7 @@ def test_malformed_entries_say_what_is_missing() -> None:
     entries = chain([("invoice.updated", 1, 2)] * 3)
     cases = [({k: v for k, v in entries[1].items() if k != "actor"}, "missing ['actor']"),
              ({**entries[1], "v": 2}, "unknown entry version 2"),
+             ({**entries[1], "v": True}, "unknown entry version True"),
              ({**entries[1], "seq": "2"}, "seq must be a positive integer"),
              ({**entries[1], "hash": entries[1]["hash"].upper()}, "64 lower-case hex"),
              ({**entries[1], "after": 1.5}, "float is not allowed")]
@@ -298,12 +299,18 @@ def test_values_become_json_or_are_refused_saying_where() -> None:
                        ({"raw": b"x"}, "after.raw: a bytes"),
                        ({"at": datetime(2026, 1, 1)}, "aware"),
                        ({1: "x"}, "keys must be text"),
-                       ({"s": "\udc80"}, "after.s: text that is not valid Unicode")]:
+                       ({"s": "\udc80"}, "after.s: text that is not valid Unicode"),
+                       ({"\ud800": 1}, "after \\(a key\\): text that is not valid")]:
         with pytest.raises(AuditValueError, match=words):
             new_entry(START, time=T0, actor=actor("system", "worker"), action="x",
                       object={"type": "t", "id": "1"}, after=bad)
     with pytest.raises(AuditValueError, match="actor kind"):
         actor("robot", "r2")
+    for action in ("x\udc80", 5, ""):
+        with pytest.raises(AuditValueError, match="action"):
+            new_entry(START, time=T0, actor=actor("system", "worker"),
+                      action=action,  # type: ignore[arg-type]
+                      object={"type": "t", "id": "1"})
 
 
 def test_the_verifier_imports_only_the_standard_library_and_cryptography() -> None:
