@@ -123,7 +123,11 @@ class FieldCipher:
         if value is None:
             return None
         if isinstance(value, str):
-            kind, plain = TEXT, value.encode()
+            try:
+                kind, plain = TEXT, value.encode()
+            except UnicodeEncodeError:  # an unpaired surrogate, as json.loads lets through
+                raise FieldError(f"{_where(column, row)}: text that is not valid Unicode "
+                                 "cannot be encrypted") from None
         else:
             kind, plain = BYTES, value
         aead = self._aead.get(key_id)

@@ -140,6 +140,8 @@ def test_damaged_or_relabelled_ciphertexts_say_what_is_wrong() -> None:
         CIPHER.decrypt_bytes(blob, NAME, 5)
     with pytest.raises(FieldError, match="no data key 9"):
         CIPHER.encrypt("x", NAME, 5, key_id=9)
+    with pytest.raises(FieldError, match="counterparty_name row 5: text that is not valid"):
+        CIPHER.encrypt("M\udcfcller", NAME, 5, key_id=KEY.id)
 
 
 def test_the_newest_data_key_of_a_scope_takes_the_writes_and_old_ones_still_read() -> None:
