@@ -5,10 +5,10 @@ Each family of formats is one module with ``FAMILY`` (its name: ``mt940``, ``cam
 ``ofx``), ``FORMAT_NAMES`` (what its statements' ``format`` may be: ``camt.052``,
 ``camt.053``, ``camt.054``), ``sniff(head: bytes) -> bool`` and
 ``parse(data: bytes, *, source: str) -> tuple[Statement, ...]``, listed in ``FORMATS``;
-a family that can read each statement of a document apart (MT940, camt) also has
-``parse_each``, which returns a bad statement's ``ParseError`` in its place, and one that
-reads as it goes (camt) has ``stream(file: BinaryIO, *, source: str)``, which yields the
-parts of ``parsers.stream``.
+each family also has ``parse_each``, which returns a bad statement's ``ParseError`` in its
+place, and ``stream(file: BinaryIO, *, source: str)``, which reads as it goes and yields the
+parts of ``parsers.stream`` (OFX reads a few irregular documents whole, ``parsers.ofx`` says
+which).
 A format is named by its statements' ``format`` (``parsers.model.FORMAT_NAMES``), never by
 the family: a camt file holds camt.052, camt.053 or camt.054 statements.
 Formats are recognised from the content, never the file name; two formats claiming one
