@@ -35,8 +35,15 @@ _INFO = b"recon-gateway blind index v1"
 
 
 def compact_upper(value: str) -> str:
-    """An IBAN or account number as compared: upper case, no blanks of any kind."""
+    """An account number as compared: upper case, no blanks of any kind."""
     return "".join(value.split()).upper()
+
+
+def iban_form(value: str) -> str:
+    """An IBAN as compared: its ASCII letters and digits, upper case. Blanks, hyphens, dots
+    and invisible characters that people and banks put in are dropped, as the matching
+    engine drops them, so ``DE89-3704 0044...`` finds the owner of ``DE8937040044...``."""
+    return "".join(c for c in value if c.isascii() and c.isalnum()).upper()
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +53,7 @@ class Purpose:
     about: str = ""
 
 
-IBAN = Purpose("iban", compact_upper, "an IBAN (customers and accounts), to find its owner")
+IBAN = Purpose("iban", iban_form, "an IBAN (customers and accounts), to find its owner")
 ACCOUNT = Purpose("account", compact_upper,
                   "a bank account number that is not an IBAN, to find its account")
 PURPOSES = (IBAN, ACCOUNT)
@@ -78,7 +85,10 @@ class BlindIndexer:
 
     def index(self, purpose: Purpose, value: str, *, scope: str) -> bytes:
         """The blind index of ``value`` for ``purpose`` in ``scope`` (the tenant)."""
-        normalized = purpose.normalize(value).encode()
+        try:
+            normalized = purpose.normalize(value).encode()
+        except UnicodeEncodeError:
+            raise ValueError(f"a {purpose.name} value holds a lone surrogate: not text") from None
         mac = hmac.new(self.key(purpose.name, scope), normalized, hashlib.sha256)
         return mac.digest()[:INDEX_BYTES]
 

@@ -87,9 +87,13 @@ def scope(tenant: str, table: str) -> str:
     return f"{tenant}/{table}"
 
 
-def due_for_replacement(encryptions: int, created_at: datetime, now: datetime) -> bool:
+def due_for_replacement(encryptions: int, created_at: datetime, now: datetime, *,
+                        scope: str = "") -> bool:
     """Whether a scope's current data key should give way to a new one for writes (it
-    stays for reading what it encrypted)."""
+    stays for reading what it encrypted). Never for a blind-index secret: it has no nonce
+    budget, and a new one would orphan every stored index until all were computed again."""
+    if scope.endswith("/" + BLIND_INDEX):
+        return False
     return encryptions >= ENCRYPTION_BUDGET or now - created_at >= KEY_LIFETIME
 
 

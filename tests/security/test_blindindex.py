@@ -22,7 +22,8 @@ def test_an_iban_as_typed_finds_the_iban_as_stored() -> None:
     stored = INDEXER.index(IBAN, "DE89370400440532013000", scope="t1")
     assert len(stored) == INDEX_BYTES
     for typed in ("de89 3704 0044 0532 0130 00", " DE89370400440532013000\n",
-                  "DE89\u00a03704\t00440532013000"):
+                  "DE89\u00a03704\t00440532013000", "DE89-3704-0044-0532-0130-00",
+                  "DE89.3704.0044.0532.0130.00", "DE89\u200b370400440532013000"):
         assert INDEXER.index(IBAN, typed, scope="t1") == stored
     assert INDEXER.index(IBAN, "DE89370400440532013001", scope="t1") != stored
 
@@ -75,3 +76,8 @@ def test_a_document_hashed_as_it_streams_is_keyed() -> None:
     other = INDEXER.hasher("document", "t2")
     other.update(data)
     assert other.digest() != whole.digest()
+
+
+def test_a_value_that_is_not_text_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="account value holds a lone surrogate"):
+        INDEXER.index(ACCOUNT, "0532\ud800", scope="t1")

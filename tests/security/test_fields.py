@@ -249,6 +249,9 @@ def test_scopes_replacement_and_what_each_master_key_wraps() -> None:
     assert not due_for_replacement(ENCRYPTION_BUDGET - 1, NOW, NOW + timedelta(days=364))
     assert due_for_replacement(ENCRYPTION_BUDGET, NOW, NOW)
     assert due_for_replacement(0, NOW, NOW + timedelta(days=365))
+    # a blind-index secret is never replaced: every stored index would be orphaned
+    assert not due_for_replacement(ENCRYPTION_BUDGET, NOW, NOW + timedelta(days=3650),
+                                   scope=scope("t1", "blind-index"))
     ring = rotate(RING, NOW)
     stored = [wrap(new_data_key(n, "t1/x"), RING) for n in (1, 2)] + [
         wrap(new_data_key(3, "t1/y"), ring), replace(wrap(KEY, ring), master_key_id="mk-gone")]
