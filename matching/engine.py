@@ -25,7 +25,7 @@ from __future__ import annotations
 import bisect
 import gc
 import math
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 
@@ -50,6 +50,8 @@ from matching.scoring import (
     reference_reasons,
 )
 from parsers.money import Money
+
+Evidence = tuple[list[ReferenceHit], list[PayerMatch]]   # references found, payers recognised
 
 _AMOUNT_NEIGHBOURS = 6       # invoices looked at around a payment's amount, by amount alone
 AMBIGUITY_MARGIN = 1.5      # log-odds: a runner-up this close makes the best uncertain
@@ -125,23 +127,34 @@ class Engine:
     def match(self, payments: Iterable[Payment],
               excluded: frozenset[tuple[str, str]] = frozenset(),
               never_auto: frozenset[tuple[str, str]] = frozenset(),
-              progress: Callable[[int, int], None] | None = None) -> list[Allocation]:
+              progress: Callable[[int, int], None] | None = None,
+              evidence: Mapping[str, Evidence] | None = None) -> list[Allocation]:
         """Allocations for ``payments``: at least one row per payment, in payment order.
 
         ``excluded`` holds (payment key, invoice id) pairs a person has rejected: never
         proposed again. ``never_auto`` holds pairs a person has undone: they may be proposed
         for review (the reason says so), never allocated automatically. ``progress`` hears
         (payments decided, payments) as they are decided (a command line's progress line).
+        ``evidence``: what ``evidence`` returned for (some of) these payments on this engine
+        as it is now, or on an identical copy (another process's); the rest is found here.
         """
         with collector_paused():
-            return self._match(payments, excluded, never_auto, progress)
+            return self._match(payments, excluded, never_auto, progress, evidence or {})
+
+    def evidence(self, payments: Iterable[Payment]) -> dict[str, Evidence]:
+        """What each payment's texts and payer say (the invoices its references name, the
+        customers it may be), by payment key: the same whatever is open or allocated, so it
+        can be worked out apart from ``match``, in another process on a copy of the engine."""
+        with collector_paused():
+            return {p.key: self._find_evidence(p) for p in payments}
 
     def _match(self, payments: Iterable[Payment], excluded: frozenset[tuple[str, str]],
                never_auto: frozenset[tuple[str, str]],
-               progress: Callable[[int, int], None] | None) -> list[Allocation]:
+               progress: Callable[[int, int], None] | None,
+               evidence: Mapping[str, Evidence]) -> list[Allocation]:
         payments = list(payments)
         self._never_auto: frozenset[tuple[str, str]] = never_auto
-        self._evidence_of: dict[str, tuple[list[ReferenceHit], list[PayerMatch]]] = {}
+        self._evidence_of: dict[str, Evidence] = dict(evidence)
         self._conversions: dict[tuple[str, str], Conversion | None] = {}
         self._windows: dict[tuple[str, str], tuple[Decimal, Decimal]] = {}
         state = State(self.book, excluded)
@@ -213,16 +226,18 @@ class Engine:
         payer = 2 if any(p.how == "iban" for p in payers) else int(bool(payers))
         return -reference, -payer
 
-    def _evidence(self, payment: Payment) -> tuple[list[ReferenceHit], list[PayerMatch]]:
+    def _evidence(self, payment: Payment) -> Evidence:
         """What the payment's texts and payer say, whatever is open: found once per run."""
         found = self._evidence_of.get(payment.key)
         if found is None:
-            found = (self.references.find(remittance=payment.remittance,
-                                          end_to_end_id=payment.end_to_end_id,
-                                          creditor_reference=payment.creditor_reference),
-                     self.payers.match(name=payment.payer_name, iban=payment.payer_account))
-            self._evidence_of[payment.key] = found
+            found = self._evidence_of[payment.key] = self._find_evidence(payment)
         return found
+
+    def _find_evidence(self, payment: Payment) -> Evidence:
+        return (self.references.find(remittance=payment.remittance,
+                                     end_to_end_id=payment.end_to_end_id,
+                                     creditor_reference=payment.creditor_reference),
+                self.payers.match(name=payment.payer_name, iban=payment.payer_account))
 
     def _best(self, payment: Payment, state: State) -> Proposal | None:
         hits, payers = self._evidence(payment)
@@ -237,8 +252,9 @@ class Engine:
                                                        self._convert)
         if not proposals:
             return None
-        for proposal in proposals:
-            self._hold_undone(payment, proposal)
+        if self._never_auto:
+            for proposal in proposals:
+                self._hold_undone(payment, proposal)
         proposals.sort(key=lambda p: p.rank)
         best = proposals[0]
         runner_up = next((p for p in proposals[1:]
@@ -369,6 +385,8 @@ class Engine:
                                   f"the {found.note}"))
 
     def _charges(self, payment: Payment, currency: str) -> Decimal:
+        if not payment.charges:
+            return _ZERO
         return sum((abs(c.amount.amount) for c in payment.charges
                     if c.amount.currency == currency), Decimal(0))
 
@@ -416,6 +434,9 @@ class Engine:
                                f"the oldest of {len(same)} open invoices {scope} with "
                                f"{open_amount} open: paid first")]
         return []
+
+
+_ZERO = Decimal(0)
 
 
 def _open_amount(row: tuple[Decimal, str]) -> Decimal:
