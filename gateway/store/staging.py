@@ -49,7 +49,7 @@ CREATE TEMP TABLE IF NOT EXISTS ingest_stage (
     booking_date date, value_date date, amount numeric NOT NULL, currency text NOT NULL,
     status text NOT NULL, reversal boolean NOT NULL, bank_reference text,
     counterparty_name text, counterparty_account text, end_to_end_id text, remittance text,
-    creditor_reference text, details text NOT NULL, provisional boolean NOT NULL,
+    creditor_reference text, details jsonb NOT NULL, provisional boolean NOT NULL,
     id_key text NOT NULL, entry_id text NOT NULL);
 CREATE TEMP TABLE IF NOT EXISTS ingest_ledger (
     statement_no integer NOT NULL, position integer NOT NULL, rank integer NOT NULL,

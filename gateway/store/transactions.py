@@ -148,7 +148,7 @@ async def move_staged(conn: asyncpg.Connection, tenant: str, *, account_id: int,
         SELECT $2, $3, {_ID}, $4, s.booking_date, s.value_date, s.amount, s.currency,
                s.status, s.reversal, s.bank_reference, s.counterparty_name,
                s.counterparty_account, s.end_to_end_id, s.remittance,
-               s.creditor_reference, s.details::jsonb, s.provisional,
+               s.creditor_reference, s.details, s.provisional,
                coalesce(d.possible_duplicate, false), $5, s.position, l.balance_after,
                l.rank
         {_STAGED} AND ({_NEW})
@@ -202,7 +202,7 @@ async def confirm_staged(conn: asyncpg.Connection, tenant: str, *, account_id: i
                 end_to_end_id = coalesce(u.end_to_end_id, t.end_to_end_id),
                 remittance = coalesce(u.remittance, t.remittance),
                 creditor_reference = coalesce(u.creditor_reference, t.creditor_reference),
-                details = t.details || u.details::jsonb, provisional = false,
+                details = t.details || u.details, provisional = false,
                 reference_scheme = $3, confirmed_statement_pk = $4,
                 balance_after = u.balance_after
             FROM (SELECT d.entry_id, s.booking_date, s.value_date, s.reversal,
