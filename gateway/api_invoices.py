@@ -142,7 +142,8 @@ async def put_invoices(request: web.Request) -> web.Response:
         async with conn.transaction():
             try:
                 created, updated = await store.upsert(conn, tenant, invoices,
-                                                      owner=owner_of(principal))
+                                                      owner=owner_of(principal),
+                                                      actor=principal.actor())
             except store.NotOwned as refusal:
                 raise _not_owned(refusal) from None
         reconciliation = await queued(conn, tenant, changes=created + updated) \
@@ -233,7 +234,8 @@ async def patch_invoice(request: web.Request) -> web.Response:
             if isinstance(result, list):
                 raise _refuse(result)
             try:
-                await store.upsert(conn, tenant, [result], owner=owner)
+                await store.upsert(conn, tenant, [result], owner=owner,
+                                   actor=principal.actor())
             except store.NotOwned as refusal:
                 raise _not_owned(refusal) from None
         await queued(conn, tenant, changes=1)
@@ -265,7 +267,8 @@ async def put_customers(request: web.Request) -> web.Response:
         async with conn.transaction():
             try:
                 await store.upsert_customers(conn, tenant, customers,
-                                             owner=owner_of(principal))
+                                             owner=owner_of(principal),
+                                             actor=principal.actor())
             except store.NotOwned as refusal:
                 raise _not_owned(refusal) from None
         reconciliation = await queued(conn, tenant, changes=len(customers))

@@ -101,13 +101,14 @@ async def _decide(request: web.Request, action: str) -> web.Response:
         try:
             if action == "accept":
                 result = await accept(conn, principal.tenant, allocation_id, by=who(principal),
-                                      allow_overpayment=allow_overpayment)
+                                      allow_overpayment=allow_overpayment,
+                                      actor=principal.actor())
             elif action == "reject":
                 result = await reject(conn, principal.tenant, allocation_id, by=who(principal),
-                                      note=note)
+                                      note=note, actor=principal.actor())
             else:
                 result = await undo(conn, principal.tenant, allocation_id, by=who(principal),
-                                    note=str(note))
+                                    note=str(note), actor=principal.actor())
         except LookupError as exc:
             raise NotFound(str(exc)) from None
         except OverpaymentError as exc:
@@ -227,7 +228,7 @@ async def manual_match(request: web.Request) -> web.Response:
                 conn, principal.tenant, account_id=body["account_id"],
                 entry_id=body["entry_id"], parts=parts, by=who(principal),
                 note=note if isinstance(note, str) else None,
-                allow_overpayment=allow_overpayment)
+                allow_overpayment=allow_overpayment, actor=principal.actor())
         except OverpaymentError as exc:
             raise _refused(exc) from None
         except DecisionError as exc:

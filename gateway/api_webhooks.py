@@ -28,8 +28,8 @@ from gateway.request_schemas import (
     subscriber_key,
 )
 from gateway.routes import Principal, current_principal, route
+from gateway.store import audit, signing_keys
 from gateway.store import events as event_store
-from gateway.store import signing_keys
 from gateway.store import subscriptions as store
 from gateway.webhook_http import target_problem
 from security.roles import Role
@@ -42,6 +42,8 @@ from security.webhooks import (
 )
 
 SUBSCRIBERS = frozenset({Role.ADMIN, Role.CRM})
+# Auditors read everything and change nothing: every subscription, its deliveries and our keys.
+SUBSCRIPTION_READERS = SUBSCRIBERS | {Role.AUDITOR}
 MAX_OVERLAP = 7 * 86400.0
 _SUB = {"content": {"application/json": {"schema": {
     "$ref": "#/components/schemas/Subscription"}}}}
@@ -58,7 +60,7 @@ def _to_subscription(subscription_id: str) -> dict[str, dict[str, str]]:
 
 
 def _owner(principal: Principal) -> str | None:
-    return None if principal.role is Role.ADMIN else principal.key_id
+    return None if principal.role in (Role.ADMIN, Role.AUDITOR) else principal.key_id
 
 
 def _subscription_id(request: web.Request) -> str:
@@ -114,6 +116,23 @@ async def _key(request: web.Request, body: dict[str, Any]) -> tuple[dict[str, An
         raise Unprocessable(str(exc)) from None
 
 
+def _state(row: Any) -> dict[str, Any] | None:
+    """A subscription as the audit trail records it: never a secret, and its URL (which
+    may carry a token) only as a reference."""
+    if row is None:
+        return None
+    return {"url": audit.reference(row["url"]), "event_types": list(row["event_types"]),
+            "status": row["status"], "kid": row["kid"],
+            "jwks_url": audit.reference(row["jwks_url"])}
+
+
+async def _audit(conn: Any, principal: Principal, action: str, subscription_id: str,
+                 before: Any, after: Any) -> None:
+    await audit.append(conn, principal.tenant, actor=principal.actor(), action=action,
+                       object_type="subscription", object_id=subscription_id,
+                       before=before, after=after)
+
+
 async def _object_body(request: web.Request) -> dict[str, Any]:
     body = await read_json(request)
     if not isinstance(body, dict):
@@ -138,14 +157,16 @@ async def create_subscription(request: web.Request) -> web.Response:
     if url is not None:
         await _public_target(request, url, "url")
     secret = new_secret()
-    async with request.app[POOL].acquire() as conn:
+    async with request.app[POOL].acquire() as conn, conn.transaction():
         row = await store.create(conn, principal.tenant, owner=principal.key_id, url=url,
                                  event_types=event_types, public_jwk=jwk, jwks_url=jwks_url,
                                  kid=kid, secret=secret)
+        await _audit(conn, principal, "subscription.created", row["subscription_id"], None,
+                     {**(_state(row) or {}), "secret": "set"})
     return web.json_response({**store.public(row), "secret": secret}, status=201)
 
 
-@route("GET", "/v1/subscriptions", roles=SUBSCRIBERS, summary="The subscriptions",
+@route("GET", "/v1/subscriptions", roles=SUBSCRIPTION_READERS, summary="The subscriptions",
        parameters=page_parameters(SUBSCRIPTIONS),
        links=_to_subscription("$response.body#/items/0/id"),
        responses={"200": {"description": "a page of subscriptions", "content": {
@@ -173,7 +194,7 @@ async def _found(request: web.Request, row: Any) -> web.Response:
     return web.json_response(store.public(row))
 
 
-@route("GET", "/v1/subscriptions/{subscription_id}", roles=SUBSCRIBERS,
+@route("GET", "/v1/subscriptions/{subscription_id}", roles=SUBSCRIPTION_READERS,
        summary="One subscription", responses=_ONE, errors=("404",))
 async def get_subscription(request: web.Request) -> web.Response:
     principal = current_principal(request)
@@ -207,12 +228,16 @@ async def patch_subscription(request: web.Request) -> web.Response:
         await _public_target(request, url, "url")
     owner, tenant, sid = _owner(principal), principal.tenant, _subscription_id(request)
     async with request.app[POOL].acquire() as conn, conn.transaction():
+        before = _state(await store.get(conn, tenant, sid, owner=owner))
         row = await store.update(conn, tenant, sid, owner=owner, url=url, set_url=set_url,
                                  event_types=event_types)
         if row is not None and status == "paused":
             row = await store.pause(conn, tenant, sid, owner=owner)
         elif row is not None and status == "active":
             row = await store.resume(conn, tenant, sid, owner=owner)
+        after = _state(row)
+        if row is not None and after != before:
+            await _audit(conn, principal, "subscription.updated", sid, before, after)
     return await _found(request, row)
 
 
@@ -221,9 +246,12 @@ async def patch_subscription(request: web.Request) -> web.Response:
        responses={"204": {"description": "deleted"}}, errors=("404",))
 async def delete_subscription(request: web.Request) -> web.Response:
     principal = current_principal(request)
-    async with request.app[POOL].acquire() as conn:
-        deleted = await store.delete(conn, principal.tenant, _subscription_id(request),
-                                     owner=_owner(principal))
+    sid = _subscription_id(request)
+    async with request.app[POOL].acquire() as conn, conn.transaction():
+        before = _state(await store.get(conn, principal.tenant, sid, owner=_owner(principal)))
+        deleted = await store.delete(conn, principal.tenant, sid, owner=_owner(principal))
+        if deleted:
+            await _audit(conn, principal, "subscription.deleted", sid, before, None)
     if not deleted:
         raise NotFound(f"no subscription {_subscription_id(request)!r}")
     return web.Response(status=204)
@@ -246,10 +274,15 @@ async def rotate_secret(request: web.Request) -> web.Response:
             or not 0 <= overlap <= MAX_OVERLAP:
         raise BadRequest(f"overlap_seconds must be a number from 0 to {MAX_OVERLAP:.0f}")
     secret = new_secret()
-    async with request.app[POOL].acquire() as conn:
+    async with request.app[POOL].acquire() as conn, conn.transaction():
         row = await store.rotate_secret(conn, principal.tenant, _subscription_id(request),
                                         owner=_owner(principal), secret=secret,
                                         overlap_seconds=float(overlap))
+        if row is not None:
+            await _audit(conn, principal, "subscription.secret_rotated",
+                         row["subscription_id"], None,
+                         {"overlap_seconds": int(overlap) if float(overlap).is_integer()
+                          else str(overlap)})
     if row is None:
         raise NotFound(f"no subscription {_subscription_id(request)!r}")
     return web.json_response({**store.public(row), "secret": secret})
@@ -262,10 +295,14 @@ async def rotate_secret(request: web.Request) -> web.Response:
 async def rotate_key(request: web.Request) -> web.Response:
     principal = current_principal(request)
     jwk, jwks_url, kid = await _key(request, await _object_body(request))
-    async with request.app[POOL].acquire() as conn:
-        row = await store.set_key(conn, principal.tenant, _subscription_id(request),
-                                  owner=_owner(principal), public_jwk=jwk, jwks_url=jwks_url,
-                                  kid=kid)
+    sid = _subscription_id(request)
+    async with request.app[POOL].acquire() as conn, conn.transaction():
+        before = _state(await store.get(conn, principal.tenant, sid, owner=_owner(principal)))
+        row = await store.set_key(conn, principal.tenant, sid, owner=_owner(principal),
+                                  public_jwk=jwk, jwks_url=jwks_url, kid=kid)
+        if row is not None:
+            await _audit(conn, principal, "subscription.key_rotated", sid, before,
+                         _state(row))
     return await _found(request, row)
 
 
@@ -292,18 +329,21 @@ async def replay(request: web.Request) -> web.Response:
                              f"e.g. 2026-11-01T00:00:00Z")
     elif not isinstance(event_id, str):
         raise BadRequest("event_id must be a string")
-    async with request.app[POOL].acquire() as conn:
+    async with request.app[POOL].acquire() as conn, conn.transaction():
         row = await _owned(conn, principal, _subscription_id(request))
         if row["url"] is None:
             raise Unprocessable("this subscription has no URL; read GET /v1/events instead")
         queued = await store.replay(conn, principal.tenant, row["subscription_id"],
                                     event_id=event_id, since=since)
+        if queued:
+            await _audit(conn, principal, "subscription.replayed", row["subscription_id"],
+                         None, {"event_id": event_id, "since": since, "queued": queued})
     if event_id is not None and queued == 0:
         raise NotFound(f"no event {event_id!r} of this subscription's types")
     return web.json_response({"queued": queued}, status=202)
 
 
-@route("GET", "/v1/subscriptions/{subscription_id}/deliveries", roles=SUBSCRIBERS,
+@route("GET", "/v1/subscriptions/{subscription_id}/deliveries", roles=SUBSCRIPTION_READERS,
        summary="The subscription's deliveries and their state, oldest first",
        parameters=page_parameters(DELIVERIES) + [{"name": "status", "in": "query", "schema": {
            "enum": ["pending", "succeeded", "failed"]}}],
@@ -328,7 +368,8 @@ async def list_deliveries(request: web.Request) -> web.Response:
 
 
 @route("GET", "/v1/subscriptions/{subscription_id}/deliveries/{event_id}/attempts",
-       roles=SUBSCRIBERS, summary="Every attempt to deliver one event: time, answer, latency",
+       roles=SUBSCRIPTION_READERS,
+       summary="Every attempt to deliver one event: time, answer, latency",
        responses={"200": {"description": "the attempts, oldest first"}}, errors=("404",))
 async def list_attempts(request: web.Request) -> web.Response:
     principal = current_principal(request)
@@ -406,7 +447,7 @@ async def list_event_types(request: web.Request) -> web.Response:
         for t in EVENT_TYPES.values()]})
 
 
-@route("GET", "/v1/webhook-keys", roles=SUBSCRIBERS,
+@route("GET", "/v1/webhook-keys", roles=SUBSCRIPTION_READERS,
        summary="Our public ed25519 keys (JWKS) for the optional v1a webhook signature",
        responses={"200": {"description": "a JWK set"}})
 async def webhook_keys(request: web.Request) -> web.Response:

@@ -23,6 +23,7 @@ from aiohttp import web
 
 from gateway import (  # noqa: F401 - importing them registers their routes
     access_log,
+    api_audit,
     api_invoices,
     api_matches,
     api_statements,

@@ -45,6 +45,7 @@ from gateway.reconcile import ReconcileResult, reconcile
 from gateway.settings import Settings, SettingsError
 from gateway.store import api_keys
 from gateway.store import invoices as invoice_store
+from gateway.store.audit import system_actor
 from matching.invoices import RecordError, read_invoices_csv
 from parsers.errors import ParseError
 from security.roles import Role
@@ -243,7 +244,8 @@ def invoices_import(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         try:
             async with conn.transaction():
                 created, updated = await invoice_store.upsert(
-                    conn, settings.tenant, invoices, owner=owner, claim=True)
+                    conn, settings.tenant, invoices, owner=owner, claim=True,
+                    actor=system_actor("invoices import"))
         except invoice_store.NotOwned as refusal:
             for number, key, field in refusal.refused[:100]:
                 err.write(f"error: {args.file}: line {number + 1} ({key}): {field}: "

@@ -11,6 +11,10 @@ the acceptance of a proposal made when the invoice had more open than it has now
 meanwhile), is refused with ``OverpaymentError`` and nothing is stored. The check is made
 on the invoice row as updated, so it holds against decisions taken at the same moment.
 
+Each decision appends its audit entry (``actor``: the API key deciding; without one, the
+person named by ``by``) as the last step of its transaction, after every row lock, so the
+tenant's audit lock is never held while waiting for another lock.
+
 Locks are taken in the order every writer takes them (``gateway.reconcile`` lists it): the
 payment (a manual allocation), the allocation decided or the payment's proposals, the
 invoices in id order, their event lanes. A reconcile pass locks the payments it stores
@@ -20,6 +24,7 @@ for each other, never in a cycle, and the later one sees what the earlier one co
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -29,11 +34,11 @@ import asyncpg
 from gateway import events, outbox
 from gateway.reconcile_apply import invoice_event
 from gateway.store import allocations as store
+from gateway.store import audit, transactions
 from gateway.store import failures as failure_store
 from gateway.store import invoices as invoice_store
 from gateway.store import learned as learned_store
 from gateway.store import reconcile_work as work
-from gateway.store import transactions
 from parsers.iban import normalize_iban
 from parsers.jsonl import decimal_text
 
@@ -101,7 +106,8 @@ async def _apply(conn: asyncpg.Connection, tenant: str,
 
 
 async def accept(conn: asyncpg.Connection, tenant: str, allocation_id: int, *, by: str,
-                 allow_overpayment: bool = False) -> dict[str, Any]:
+                 allow_overpayment: bool = False,
+                 actor: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Apply a proposal. One made when the invoice had more open than it has now (another
     payment settled it meanwhile) would overpay it: refused unless ``allow_overpayment``.
     A proposal that overpays by design (``settlement`` overpaid: the payer paid more than
@@ -116,21 +122,25 @@ async def accept(conn: asyncpg.Connection, tenant: str, allocation_id: int, *, b
             if before < needed:
                 raise OverpaymentError([Overpaid(row["invoice_id"], invoice["currency"],
                                                  before, needed)])
+        await _audit(conn, tenant, "allocation.accepted", row, "applied", by=by, actor=actor,
+                     allow_overpayment=allow_overpayment)
         return await _public(conn, tenant, allocation_id)
 
 
 async def reject(conn: asyncpg.Connection, tenant: str, allocation_id: int, *, by: str,
-                 note: str | None) -> dict[str, Any]:
+                 note: str | None, actor: Mapping[str, str] | None = None) -> dict[str, Any]:
     async with conn.transaction():
         row = await _locked(conn, tenant, allocation_id, expect="proposed")
         await store.decide(conn, tenant, allocation_id, status="rejected", by=by, note=note)
         # Matched again without the rejected invoice, by the workers.
         await work.hand_back(conn, tenant, [(row["account_id"], row["entry_id"])])
+        await _audit(conn, tenant, "allocation.rejected", row, "rejected", by=by, actor=actor,
+                     note=note)
         return await _public(conn, tenant, allocation_id)
 
 
 async def undo(conn: asyncpg.Connection, tenant: str, allocation_id: int, *, by: str,
-               note: str) -> dict[str, Any]:
+               note: str, actor: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Take back one applied allocation; the invoice's other allocations stay as they are.
 
     Who applied it stays recorded beside who undid it; what it taught about the payer is
@@ -151,13 +161,15 @@ async def undo(conn: asyncpg.Connection, tenant: str, allocation_id: int, *, by:
                     **events.invoice_fields(invoice), "allocation_id": allocation_id,
                     "allocation_amount": decimal_text(row["amount"]), "reason": note,
                     "by": by})])
+        await _audit(conn, tenant, "allocation.undone", row, "undone", by=by, actor=actor,
+                     note=note)
         return await _public(conn, tenant, allocation_id)
 
 
 async def allocate_manually(conn: asyncpg.Connection, tenant: str, *, account_id: int,
                             entry_id: str, parts: list[tuple[str, Decimal]], by: str,
-                            note: str | None,
-                            allow_overpayment: bool = False) -> list[dict[str, Any]]:
+                            note: str | None, allow_overpayment: bool = False,
+                            actor: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
     """A person's allocation of one payment to one or several invoices (a split).
 
     Amounts are in each invoice's currency, which must be the payment's (FX splits are
@@ -219,6 +231,9 @@ async def allocate_manually(conn: asyncpg.Connection, tenant: str, *, account_id
             _refuse_overpaying(parts, after)
         # A person allocated it: a failure of the engine's pass on it is resolved too.
         await failure_store.resolve(conn, tenant, [(account_id, entry_id)])
+        for row in made:
+            await _audit(conn, tenant, "allocation.manual", row, None, by=by, actor=actor,
+                         note=note, allow_overpayment=allow_overpayment)
         return [store.public(row) for row in made]
 
 
@@ -244,6 +259,26 @@ def _open_before(invoice: asyncpg.Record, settled: Decimal) -> Decimal:
     crm_open: Decimal = invoice["crm_open_amount"]
     left: Decimal = invoice["amount"] - (invoice["settled_amount"] - settled)
     return min(crm_open, left)
+
+
+async def _audit(conn: asyncpg.Connection, tenant: str, action: str, row: asyncpg.Record,
+                 status: str | None, *, by: str, actor: Mapping[str, str] | None,
+                 **details: Any) -> None:
+    """The decision's audit entry: the allocation as it was (``row``) and its new status
+    (None: ``row`` is the new allocation, made by the decision). The note is the person's
+    free text, so only a reference to it is kept."""
+    state = {"status": row["status"], "invoice_id": row["invoice_id"],
+             "account_id": row["account_id"], "entry_id": row["entry_id"],
+             "amount": row["amount"], "currency": row["currency"],
+             "settles": row["settles"]}
+    if "note" in details:
+        details["note"] = audit.reference(details["note"])
+    await audit.append(
+        conn, tenant, actor=actor if actor is not None else audit.user_actor(by),
+        action=action, object_type="allocation", object_id=row["allocation_id"],
+        before=None if status is None else state,
+        after={**state, **details} if status is None else {**state, "status": status,
+                                                           **details})
 
 
 async def _locked(conn: asyncpg.Connection, tenant: str, allocation_id: int, *,

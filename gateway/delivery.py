@@ -39,8 +39,8 @@ from gateway import events as event_types
 from gateway.metrics import Metrics
 from gateway.outbox import NewEvent, emit
 from gateway.settings import Settings, SettingsError
+from gateway.store import audit, signing_keys, subscriptions
 from gateway.store import deliveries as store
-from gateway.store import signing_keys, subscriptions
 from gateway.store.deliveries import CHANNEL
 from gateway.waiting import first
 from gateway.webhook_http import SubscriberKeys, TargetChecks, UnsafeTargetError, session
@@ -532,6 +532,13 @@ class Dispatcher:
                 logger.warning("subscription %s disabled: %s", subscription_id, reason)
                 await emit(conn, tenant, [NewEvent("subscription.disabled", lane, {
                     "subscription_id": subscription_id, "reason": reason})])
+                await audit.append(conn, tenant, actor=DISPATCHER, action="subscription.disabled",
+                                   object_type="subscription", object_id=subscription_id,
+                                   before={"status": "active"},
+                                   after={"status": "disabled", "reason": reason})
+
+
+DISPATCHER = audit.system_actor("dispatcher")  # who disables a failing subscription
 
 
 def _heads(rows: list[asyncpg.Record]) -> list[Head]:

@@ -42,6 +42,7 @@ from gateway.reconcile import reconcile
 from gateway.settings import Settings
 from gateway.store import allocations, api_keys
 from gateway.store import invoices as invoice_store
+from gateway.store.audit import system_actor
 from matching.invoices import Customer, read_customer, read_invoices_csv
 from security import apikeys
 from security.roles import Role
@@ -133,8 +134,10 @@ async def load(settings: Settings) -> Loaded:
             raise RuntimeError(f"the demo data is broken: {errors or customers}")
         async with conn.transaction():
             await invoice_store.upsert_customers(
-                conn, settings.tenant, [c for c in customers if isinstance(c, Customer)])
-            created, _ = await invoice_store.upsert(conn, settings.tenant, invoices)
+                conn, settings.tenant, [c for c in customers if isinstance(c, Customer)],
+                actor=system_actor("demo"))
+            created, _ = await invoice_store.upsert(conn, settings.tenant, invoices,
+                                                    actor=system_actor("demo"))
         report.append(f"{len(customers)} customers, {len(invoices)} invoices "
                       f"({created} new)")
         for item in sorted(data.joinpath("statements").iterdir(), key=lambda p: p.name):
@@ -149,10 +152,10 @@ async def load(settings: Settings) -> Loaded:
             report.append(f"reconciliation of {reconciled.payments} payments: "
                           f"{reconciled.auto} automatic, {reconciled.review} to review, "
                           f"{reconciled.unmatched} unmatched")
-        await api_keys.revoke(conn, settings.tenant, DEMO_KEY_NAME)
+        await api_keys.revoke(conn, settings.tenant, DEMO_KEY_NAME, actor=system_actor("demo"))
         key = apikeys.generate()
         await api_keys.create(conn, settings.tenant, key=key, role=Role.ADMIN,
-                              name=DEMO_KEY_NAME)
+                              name=DEMO_KEY_NAME, actor=system_actor("demo"))
         found = await tryouts(conn, settings.tenant, decisions_statement)
     finally:
         await conn.close()

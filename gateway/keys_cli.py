@@ -23,6 +23,7 @@ from gateway.options import (
     with_database,
 )
 from gateway.store import api_keys
+from gateway.store.audit import system_actor
 from gateway.textwidth import aligned
 from security import apikeys
 from security.roles import Role
@@ -49,7 +50,7 @@ def keys_create(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     async def work(conn: asyncpg.Connection) -> str | None:
         try:
             await api_keys.create(conn, settings.tenant, key=key, role=Role(args.role),
-                                  name=name)
+                                  name=name, actor=system_actor("keys create"))
         except api_keys.NameTaken as taken:
             return (f"error: a key named {name!r} already exists (id {taken.key_id}); "
                     f"choose another name, or revoke that key first "
@@ -71,7 +72,8 @@ def keys_revoke(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     settings = with_database(settings_of(args), err)
 
     async def work(conn: asyncpg.Connection) -> asyncpg.Record | None:
-        return await api_keys.revoke(conn, settings.tenant, args.key)
+        return await api_keys.revoke(conn, settings.tenant, args.key,
+                                     actor=system_actor("keys revoke"))
 
     revoked = asyncio.run(connected(settings, work))
     if revoked is None:

@@ -29,8 +29,9 @@ ROLE_PURPOSE: dict[Role, str] = {
               "it pushed and the subscriptions it made; another key's answer 404, as if "
               "they did not exist (see [api.md](api.md#invoices-and-customers)).",
     Role.COMPLIANCE: "compliance staff: what the bank reported and every decision taken on "
-                     "it, with who and why. Reads only.",
-    Role.AUDITOR: "an auditor: reads, never writes.",
+                     "it, with who and why, and the audit trail. Reads only.",
+    Role.AUDITOR: "an auditor: reads everything of its tenant (the audit trail, every "
+                  "subscription and its deliveries too), never writes.",
 }
 _METHOD_ORDER = {"GET": 0, "POST": 1, "PUT": 2, "PATCH": 3, "DELETE": 4}
 

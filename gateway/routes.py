@@ -19,6 +19,7 @@ from aiohttp import web
 from gateway.appkeys import POOL
 from gateway.limits import MAX_QUERY_VALUE, text_problem
 from gateway.problems import BadRequest, Forbidden, Handler, Unauthenticated
+from gateway.store import audit
 from gateway.store.api_keys import record_use, use_is_due
 from security.apikeys import matches, split
 from security.roles import Role
@@ -64,6 +65,10 @@ class Principal:
     name: str
     role: Role
     tenant: str
+
+    def actor(self) -> dict[str, str]:
+        """The caller as the audit trail names it: its key's id and name."""
+        return audit.key_actor(self.key_id, self.name)
 
 
 CALLER = web.RequestKey("caller", Principal)

@@ -3,18 +3,25 @@
 A tenant's active keys have distinct names (a unique index, migration 0009), so a key is
 found by its id or by its name alike; a revoked key's name may be given again. When a key
 was last used is kept to the minute, at the cost of one write a minute for a busy key.
+
+Creating and revoking a key append an audit entry (``actor``: who; a system actor when the
+caller names none) in the same transaction; the secret is never in it, only its key id,
+name and role.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
+from gateway.store import audit
 from security.apikeys import NewKey
 from security.roles import Role
 
 USE_RECORDED_EVERY = timedelta(minutes=1)
+STORE_ACTOR = audit.system_actor("api key store")  # a caller that names no actor
 
 
 class NameTaken(ValueError):
@@ -27,14 +34,19 @@ class NameTaken(ValueError):
 
 
 async def create(conn: asyncpg.Connection, tenant: str, *, key: NewKey, role: Role,
-                 name: str) -> None:
+                 name: str, actor: Mapping[str, str] | None = None) -> None:
     """Store a new key; ``NameTaken`` if an active key of the tenant has the name."""
     try:
-        await conn.execute(
-            "INSERT INTO api_keys (tenant_id, key_id, name, role, secret_sha256)"
-            " VALUES ($1, $2, $3, $4, $5)",
-            tenant, key.key_id, name, role.value, key.secret_sha256,
-        )
+        async with conn.transaction():
+            await conn.execute(
+                "INSERT INTO api_keys (tenant_id, key_id, name, role, secret_sha256)"
+                " VALUES ($1, $2, $3, $4, $5)",
+                tenant, key.key_id, name, role.value, key.secret_sha256,
+            )
+            await audit.append(conn, tenant, actor=actor or STORE_ACTOR,
+                               action="api_key.created", object_type="api_key",
+                               object_id=key.key_id,
+                               after={"name": name, "role": role.value, "revoked": False})
     except asyncpg.UniqueViolationError as exc:
         if exc.constraint_name != "api_keys_active_name":
             raise
@@ -44,17 +56,24 @@ async def create(conn: asyncpg.Connection, tenant: str, *, key: NewKey, role: Ro
         raise NameTaken(name, holder) from exc
 
 
-async def revoke(conn: asyncpg.Connection, tenant: str,
-                 key_id_or_name: str) -> asyncpg.Record | None:
+async def revoke(conn: asyncpg.Connection, tenant: str, key_id_or_name: str, *,
+                 actor: Mapping[str, str] | None = None) -> asyncpg.Record | None:
     """Revoke exactly one active key: the one with this id, else the one with this name.
     Return it (key_id, name, role), or None when no active key has that id or name."""
-    row: asyncpg.Record | None = await conn.fetchrow(
-        "UPDATE api_keys SET revoked_at = now() WHERE key_id = ("
-        "  SELECT key_id FROM api_keys WHERE tenant_id = $1 AND revoked_at IS NULL"
-        "  AND (key_id = $2 OR name = $2) ORDER BY key_id = $2 DESC LIMIT 1)"
-        " AND revoked_at IS NULL RETURNING key_id, name, role",
-        tenant, key_id_or_name,
-    )
+    async with conn.transaction():
+        row: asyncpg.Record | None = await conn.fetchrow(
+            "UPDATE api_keys SET revoked_at = now() WHERE key_id = ("
+            "  SELECT key_id FROM api_keys WHERE tenant_id = $1 AND revoked_at IS NULL"
+            "  AND (key_id = $2 OR name = $2) ORDER BY key_id = $2 DESC LIMIT 1)"
+            " AND revoked_at IS NULL RETURNING key_id, name, role",
+            tenant, key_id_or_name,
+        )
+        if row is not None:
+            state = {"name": row["name"], "role": row["role"]}
+            await audit.append(conn, tenant, actor=actor or STORE_ACTOR,
+                               action="api_key.revoked", object_type="api_key",
+                               object_id=row["key_id"], before={**state, "revoked": False},
+                               after={**state, "revoked": True})
     return row
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -44,6 +44,11 @@ def key_actor(key_id: str, name: str) -> dict[str, str]:
     return audit.actor("api_key", key_id, name)
 
 
+def user_actor(who: str) -> dict[str, str]:
+    """A person named by the caller, where no API key is known (``by`` of a decision)."""
+    return audit.actor("user", who)
+
+
 def system_actor(what: str) -> dict[str, str]:
     """A command run on the server (``"keys create"``) or a worker (``"reconcile worker"``)."""
     return audit.actor("system", what)
@@ -64,27 +69,60 @@ async def head(conn: asyncpg.Connection, tenant: str) -> Head:
     return audit.START if row is None else Head(row["seq"], row["hash"])
 
 
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One state change to record: ``action`` (``<thing>.<verb>``) on the object
+    ``object_type``/``object_id``, its state ``before`` and ``after`` (None: absent)."""
+
+    action: str
+    object_type: str
+    object_id: str | int
+    before: Any = None
+    after: Any = None
+
+
 async def append(conn: asyncpg.Connection, tenant: str, *, actor: Mapping[str, str],
                  action: str, object_type: str, object_id: str | int, before: Any = None,
                  after: Any = None, time: datetime | None = None) -> Entry:
     """Append an entry to ``tenant``'s chain in the transaction ``conn`` is in (one line
     beside the change it records). ``AuditError`` outside a transaction."""
+    made = await append_many(conn, tenant, actor=actor, time=time, changes=[
+        Change(action, object_type, object_id, before, after)])
+    return made[0]
+
+
+async def append_many(conn: asyncpg.Connection, tenant: str, *, actor: Mapping[str, str],
+                      changes: Sequence[Change], time: datetime | None = None
+                      ) -> list[Entry]:
+    """Append an entry per change, in order, with one lock and one INSERT (a batch of
+    invoices, a statement's lines). ``AuditError`` outside a transaction."""
     if not conn.is_in_transaction():
         raise AuditError("an audit entry is appended in the transaction of the change it "
                          "records: open one first")
+    if not changes:
+        return []
     await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", LOCK_CLASS, tenant)
     when = datetime.now(UTC) if time is None else time
-    entry = audit.new_entry(await head(conn, tenant), time=when, actor=actor, action=action,
-                            object={"type": object_type, "id": str(object_id)},
-                            before=before, after=after)
+    last = await head(conn, tenant)
+    made = []
+    for change in changes:
+        entry = audit.new_entry(last, time=when, actor=actor, action=change.action,
+                                object={"type": change.object_type,
+                                        "id": str(change.object_id)},
+                                before=change.before, after=change.after)
+        made.append(entry)
+        last = entry.head
     await conn.execute(
         "INSERT INTO audit_log (tenant_id, seq, time, actor, action, object, before, after,"
-        " prev, hash) VALUES"
-        " ($1, $2, $3, $4::jsonb, $5, $6::jsonb, $7::jsonb, $8::jsonb, $9, $10)",
-        tenant, entry.seq, _instant(entry.time), json.dumps(entry.actor), entry.action,
-        json.dumps(entry.object), json.dumps(entry.before), json.dumps(entry.after),
-        entry.prev, entry.hash)
-    return entry
+        " prev, hash) SELECT $1, * FROM unnest($2::bigint[], $3::timestamptz[],"
+        " $4::jsonb[], $5::text[], $6::jsonb[], $7::jsonb[], $8::jsonb[], $9::text[],"
+        " $10::text[])",
+        tenant, [e.seq for e in made], [_instant(e.time) for e in made],
+        [json.dumps(e.actor) for e in made], [e.action for e in made],
+        [json.dumps(e.object) for e in made], [json.dumps(e.before) for e in made],
+        [json.dumps(e.after) for e in made], [e.prev for e in made],
+        [e.hash for e in made])
+    return made
 
 
 def _instant(text: str) -> datetime:

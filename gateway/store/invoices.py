@@ -7,17 +7,23 @@ writes refuse, whole, a batch naming a row another key owns (``NotOwned``), rath
 it over. Unowned rows (pushed by an admin, or before ownership existed) are no crm key's:
 only ``claim`` (the operator's ``invoices import --key``) hands them, and rows of revoked
 keys, to a key.
+
+Audit: ``upsert`` and ``upsert_customers`` append an entry for every invoice and customer
+they create or change (``actor``: who acts; a system actor when the caller names none), in
+their transaction (a savepoint of the caller's, when it has one). A customer's name, IBANs
+and aliases appear there only as references (``gateway.store.audit.reference``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
 import asyncpg
 
+from gateway.store import audit
 from gateway.store import learned as learned_store
 from matching.invoices import Customer, Invoice, InvoiceKind
 from parsers.jsonl import decimal_text
@@ -105,10 +111,71 @@ async def ensure_customers(conn: asyncpg.Connection, tenant: str,
     )
 
 
+STORE_ACTOR = audit.system_actor("invoice store")  # a caller that names no actor
+
+
+async def _customer_states(conn: asyncpg.Connection, tenant: str,
+                           ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The customers' audited state, locked (before a change; after it, rows already
+    ours)."""
+    rows = await conn.fetch(
+        "SELECT customer_id, name, ibans, aliases, owner_key_id FROM customers"
+        " WHERE tenant_id = $1 AND customer_id = ANY($2::text[]) ORDER BY customer_id"
+        " FOR UPDATE", tenant, ids)
+    return {r["customer_id"]: {
+        "name": audit.reference(r["name"]),
+        "ibans": [audit.reference(iban) for iban in r["ibans"] or ()],
+        "aliases": [audit.reference(alias) for alias in r["aliases"] or ()],
+        "owner_key_id": r["owner_key_id"]} for r in rows}
+
+
+async def _invoice_states(conn: asyncpg.Connection, tenant: str,
+                          ids: list[str]) -> dict[str, dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT invoice_id, customer_id, kind, currency, amount, crm_open_amount, issue_date,"
+        " due_date, reference, related_invoice_id, cancelled, owner_key_id FROM invoices"
+        " WHERE tenant_id = $1 AND invoice_id = ANY($2::text[]) ORDER BY invoice_id"
+        " FOR UPDATE", tenant, ids)
+    return {r["invoice_id"]: {
+        "customer_id": r["customer_id"], "kind": r["kind"], "currency": r["currency"],
+        "amount": r["amount"], "open_amount": r["crm_open_amount"],
+        "issue_date": r["issue_date"], "due_date": r["due_date"],
+        "reference": r["reference"], "related_invoice_id": r["related_invoice_id"],
+        "cancelled": r["cancelled"], "owner_key_id": r["owner_key_id"]} for r in rows}
+
+
+def _changes(kind: str, before: dict[str, dict[str, Any]],
+             after: dict[str, dict[str, Any]]) -> list[audit.Change]:
+    changes = []
+    for ident in sorted(after):
+        old, new = before.get(ident), after[ident]
+        if old == new:
+            continue
+        verb = ("created" if old is None else
+                "cancelled" if new.get("cancelled") and not old.get("cancelled") else
+                "updated")
+        changes.append(audit.Change(f"{kind}.{verb}", kind, ident, old, new))
+    return changes
+
+
 async def upsert_customers(conn: asyncpg.Connection, tenant: str,
                            customers: Sequence[Customer], *, owner: str | None = None,
-                           claim: bool = False) -> None:
-    """Store the customers as ``owner``'s; ``NotOwned`` if any is another key's."""
+                           claim: bool = False,
+                           actor: Mapping[str, str] | None = None) -> None:
+    """Store the customers as ``owner``'s; ``NotOwned`` if any is another key's (nothing
+    of the batch is stored then)."""
+    ids = sorted({c.customer_id for c in customers})
+    async with conn.transaction():
+        before = await _customer_states(conn, tenant, ids)
+        await _upsert_customers(conn, tenant, customers, owner=owner, claim=claim)
+        after = await _customer_states(conn, tenant, ids)
+        await audit.append_many(conn, tenant, actor=actor or STORE_ACTOR,
+                                changes=_changes("customer", before, after))
+
+
+async def _upsert_customers(conn: asyncpg.Connection, tenant: str,
+                            customers: Sequence[Customer], *, owner: str | None,
+                            claim: bool) -> None:
     await conn.executemany(
         f"""
         INSERT INTO customers AS c (tenant_id, customer_id, name, ibans, aliases, owner_key_id)
@@ -125,10 +192,27 @@ async def upsert_customers(conn: asyncpg.Connection, tenant: str,
 
 
 async def upsert(conn: asyncpg.Connection, tenant: str, invoices: Sequence[Invoice], *,
-                 owner: str | None = None, claim: bool = False) -> tuple[int, int]:
+                 owner: str | None = None, claim: bool = False,
+                 actor: Mapping[str, str] | None = None) -> tuple[int, int]:
     """Insert or update invoices as ``owner``'s; return (created, updated). Unchanged ones
     count as neither. ``NotOwned`` if the batch names another key's invoice or customer
-    (run it in a transaction: what was written before the refusal is rolled back)."""
+    (nothing of the batch is stored then)."""
+    invoice_ids = sorted({i.invoice_id for i in invoices})
+    customer_ids = sorted({i.customer_id for i in invoices})
+    async with conn.transaction():
+        customers = await _customer_states(conn, tenant, customer_ids)
+        before = await _invoice_states(conn, tenant, invoice_ids)
+        counts = await _upsert(conn, tenant, invoices, owner=owner, claim=claim)
+        changes = _changes("customer", customers,
+                           await _customer_states(conn, tenant, customer_ids))
+        changes += _changes("invoice", before,
+                            await _invoice_states(conn, tenant, invoice_ids))
+        await audit.append_many(conn, tenant, actor=actor or STORE_ACTOR, changes=changes)
+    return counts
+
+
+async def _upsert(conn: asyncpg.Connection, tenant: str, invoices: Sequence[Invoice], *,
+                  owner: str | None, claim: bool) -> tuple[int, int]:
     await ensure_customers(conn, tenant, invoices, owner=owner, claim=claim)
     batch = sorted(invoices, key=lambda i: i.invoice_id)  # one lock order: no deadlock
     rows = await conn.fetch(

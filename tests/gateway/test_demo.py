@@ -120,9 +120,12 @@ async def test_the_demo_has_every_kind_of_decision_and_loads_once(database_url: 
         before = await _counts(conn)
         second = await demo.load(settings)
         after = await _counts(conn)
-        # The demo key is replaced (the old one revoked): the only row a start adds.
-        assert {**after, "api_keys": before["api_keys"]} == before
+        # The demo key is replaced (the old one revoked): the only row a start adds, with
+        # the audit trail's two entries saying so.
+        assert {**after, "api_keys": before["api_keys"],
+                "audit_log": before["audit_log"]} == before
         assert after["api_keys"] == before["api_keys"] + 1
+        assert after["audit_log"] == before["audit_log"] + 2
         assert await conn.fetchval("SELECT count(*) FROM api_keys WHERE name = $1 AND"
                                    " revoked_at IS NULL", demo.DEMO_KEY_NAME) == 1
         assert second.tryouts == first.tryouts and second.key != first.key
