@@ -155,10 +155,14 @@ def audit_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     settings = with_database(settings_of(args), err)
     where = places(settings, args)
 
-    async def work(conn: asyncpg.Connection) -> list[Verdict]:
-        return await verify_all(conn, args.tenant, where)
+    async def work(conn: asyncpg.Connection) -> tuple[list[Verdict], str | None]:
+        return await verify_all(conn, args.tenant, where), await store.unprotected(conn)
 
-    verdicts = _run(settings, work)
+    verdicts, unprotected = _run(settings, work)
+    if unprotected:
+        err.write(f"note: {unprotected}: it could disable the trail's trigger, so only the "
+                  f"checkpoints show changes made through it (docs/operations.md, The audit "
+                  f"trail's protection)\n")
     for verdict in verdicts:
         out.write(verdict.line() + "\n")
     if not verdicts:

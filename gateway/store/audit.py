@@ -200,6 +200,22 @@ async def page(conn: asyncpg.Connection, tenant: str, filters: Filters, *, after
     return [as_json(row) for row in rows]
 
 
+async def unprotected(conn: asyncpg.Connection) -> str | None:
+    """Why this connection's role could lift the trail's refusal of changes (a superuser,
+    or the owner of ``audit_log``), or None (docs/operations.md)."""
+    row = await conn.fetchrow(
+        "SELECT r.rolsuper, pg_has_role(current_user, c.relowner, 'MEMBER') AS owner,"
+        " current_user AS role FROM pg_class c, pg_roles r"
+        " WHERE c.oid = 'audit_log'::regclass AND r.rolname = current_user")
+    if row is None:
+        return None
+    if row["rolsuper"]:
+        return f"the database role {row['role']} is a superuser"
+    if row["owner"]:
+        return f"the database role {row['role']} owns audit_log"
+    return None
+
+
 async def record_verification(conn: asyncpg.Connection, tenant: str, *, entries: int,
                               head_seq: int, problem: audit.Problem | None) -> None:
     """What a run of ``audit verify`` found for ``tenant``."""

@@ -92,9 +92,10 @@ async def trail(migrated_database_url: str, tmp_path: Path) -> Trail:
 
 async def test_a_sound_trail_verifies_and_the_key_is_private(trail: Trail) -> None:
     assert stat.S_IMODE(trail.key.stat().st_mode) == 0o600
-    code, out, _ = await trail.run("audit", "verify")
+    code, out, err = await trail.run("audit", "verify")
     assert (code, out) == (0, "tenant default: 6 entries, head seq 6; 1 checkpoint(s) "
                               "checked: OK\n")
+    assert " is a superuser: it could disable the trail's trigger" in err
     conn = await asyncpg.connect(trail.url)
     try:
         last = await audit.last_verification(conn, TENANT)

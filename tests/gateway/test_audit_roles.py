@@ -15,6 +15,7 @@ import pytest
 
 from gateway.cli import main
 from gateway.migrate import migrate, migrations
+from gateway.store import audit
 from tests.databases import drop_database, with_database
 from tests.paths import ROOT
 
@@ -84,10 +85,16 @@ async def test_the_service_role_cannot_lift_the_refusal(roles: Roles) -> None:
                                    out=out, err=err)
     assert code == 0, err.getvalue()
     assert out.getvalue() == f"database ready at schema version {len(migrations())}\n"
+    owner = await asyncpg.connect(roles.owner_url)
+    try:
+        assert (await audit.unprotected(owner) or "").endswith(" owns audit_log")
+    finally:
+        await owner.close()
     app = await asyncpg.connect(roles.app_url)
     try:
         assert not await app.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
         await migrate(app)  # the schema is current: the service starts
+        assert await audit.unprotected(app) is None
         await app.execute(APPEND, 1)
         await app.execute("INSERT INTO customers (tenant_id, customer_id, name)"
                           " VALUES ('t1', 'C1', 'Globex')")  # the rest it may write
