@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +39,8 @@ from gateway.settings import Settings
 from gateway.store import audit as store
 from security.audit import Head, sign_checkpoint
 from security.audit_verify import MerkleFrontier, Problem, verify_export
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,9 +121,10 @@ async def verify_all(conn: asyncpg.Connection, tenant: str | None,
 
 
 async def checkpoint_all(conn: asyncpg.Connection, tenant: str | None, where: Places,
-                         now: datetime) -> list[tuple[Verdict, dict[str, Any] | None]]:
+                         now: datetime, *, changed_only: bool = False
+                         ) -> list[tuple[Verdict, dict[str, Any] | None]]:
     """Verify each chain and sign the head of those found good; the checkpoints written
-    (None for a chain bad or empty)."""
+    (None for a chain bad or empty, or, ``changed_only``, already signed at its head)."""
     key = files.load_or_create(where.key, now)
     checkpoints = files.read_checkpoints(where.checkpoints)
     keys = public_keys(where)
@@ -128,7 +133,9 @@ async def checkpoint_all(conn: asyncpg.Connection, tenant: str | None, where: Pl
         verdict, hashes = await verify_tenant(conn, name, checkpoints, keys)
         await store.record_verification(conn, name, entries=verdict.entries,
                                         head_seq=verdict.head.seq, problem=verdict.problem)
-        if verdict.problem is not None or not hashes:
+        signed_already = any(c.get("chain") == name and c.get("head") == verdict.head.hash
+                             for c in checkpoints)
+        if verdict.problem is not None or not hashes or (changed_only and signed_already):
             done.append((verdict, None))
             continue
         frontier = MerkleFrontier()
@@ -139,6 +146,35 @@ async def checkpoint_all(conn: asyncpg.Connection, tenant: str | None, where: Pl
         files.append_checkpoint(where.checkpoints, signed)
         done.append((verdict, signed))
     return done
+
+
+# pg_try_advisory_lock key: one process of several signs a round of checkpoints.
+_CHECKPOINT_LOCK = int.from_bytes(b"audt-ckp", "big") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+async def checkpoints_at_intervals(pool: asyncpg.Pool, where: Places, interval: float,
+                                   stop: asyncio.Event) -> None:
+    """Until ``stop`` is set: every ``interval`` seconds, verify every chain and sign the
+    heads that changed since their last checkpoint (for ``serve``). Where several
+    processes run it, one signs a round and the others skip it. A round that fails is
+    logged and the next one tried."""
+    while not stop.is_set():
+        try:
+            async with pool.acquire() as conn:
+                if await conn.fetchval("SELECT pg_try_advisory_lock($1)", _CHECKPOINT_LOCK):
+                    try:
+                        done = await checkpoint_all(conn, None, where, datetime.now(UTC),
+                                                    changed_only=True)
+                    finally:
+                        await conn.execute("SELECT pg_advisory_unlock($1)", _CHECKPOINT_LOCK)
+                    for verdict, _ in done:
+                        if verdict.problem is not None:
+                            logger.error("audit trail of tenant %s is bad, not signed: %s",
+                                         verdict.tenant, verdict.problem)
+        except (OSError, asyncpg.PostgresError, files.CheckpointKeyError) as exc:
+            logger.error("audit checkpoint round failed: %s", exc)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)
 
 
 def _add_places(parser: argparse.ArgumentParser) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from gateway import audit_checkpoints, audit_cli
 from gateway.cli import main
 from gateway.store import audit
 from security.audit import START, new_entry
@@ -232,3 +233,35 @@ async def test_an_export_from_and_to(trail: Trail) -> None:
     assert (code, out) == (0, "")
     code, _, err = await trail.run("audit", "export", "--from", "yesterday")
     assert code == 1 and "give a seq" in err
+
+
+async def test_serve_signs_changed_chains_at_intervals(trail: Trail) -> None:
+    """The loop serve runs: each round signs the heads that moved, and only those."""
+    where = audit_cli.Places(trail.key, trail.checkpoints,
+                             audit_checkpoints.public_keys_path(trail.key))
+    stop = asyncio.Event()
+
+    async def signed_up_to(seq: int) -> list[dict[str, Any]]:
+        deadline = asyncio.get_running_loop().time() + 60
+        while True:
+            found = audit_checkpoints.read_checkpoints(trail.checkpoints)
+            if any(c["seq"] == seq for c in found):
+                return found
+            assert asyncio.get_running_loop().time() < deadline, found
+            await asyncio.sleep(0.02)  # polling interval
+
+    async with asyncpg.create_pool(trail.url, min_size=1, max_size=2) as pool:
+        task = asyncio.create_task(audit_cli.checkpoints_at_intervals(pool, where, 0.05,
+                                                                      stop))
+        try:
+            await signed_up_to(6)
+            await append(trail.url, 2)
+            found = await signed_up_to(8)
+        finally:
+            stop.set()
+            await task
+    seqs = [c["seq"] for c in found]  # (7 too, if a round fell between the two appends)
+    assert seqs[:2] == [4, 6] and seqs[-1] == 8
+    assert seqs == sorted(set(seqs))  # an unchanged head is never signed again
+    code, out, _ = await trail.run("audit", "verify")
+    assert code == 0 and f"{len(seqs)} checkpoint(s) checked: OK" in out
