@@ -74,7 +74,9 @@ from scratch import drop_database, fresh_database  # bench/scratch.py, beside th
 from gateway import events as event_types
 from gateway import outbox
 from gateway.embedded import start_embedded
+from gateway.keyring_start import open_keyring
 from gateway.migrate import migrate
+from gateway.settings import Settings
 from gateway.store import api_keys, signing_keys, subscriptions
 from security import apikeys
 from security.roles import Role
@@ -489,10 +491,11 @@ async def run(args: argparse.Namespace, server_url: str, folder: Path) -> dict[s
     public_jwk: dict[str, Any] = key.export_public(as_dict=True)
     url = await fresh_database(server_url, "bench_webhooks")
     dispatchers: list[subprocess.Popen[bytes]] = []
+    keyring = folder / "keyring"  # the secrets' data keys, for this run's database
 
     def start(k: int) -> subprocess.Popen[bytes]:
         env = {**os.environ, "RECON_WEBHOOK_CONCURRENCY": str(args.concurrency),
-               "RECON_LOG_LEVEL": "WARNING"}
+               "RECON_LOG_LEVEL": "WARNING", "RECON_KEYRING": str(keyring)}
         with (folder / f"dispatcher-{k}.log").open("wb") as log:
             return subprocess.Popen(
                 [sys.executable, "-m", "gateway.cli", "dispatch", "--database-url", url,
@@ -503,6 +506,7 @@ async def run(args: argparse.Namespace, server_url: str, folder: Path) -> dict[s
             conn = await asyncpg.connect(url)
             try:
                 await migrate(conn)
+                await open_keyring(conn, Settings(keyring=str(keyring)))  # made here
                 # An admin's subscription: it gets every invoice's events (a crm key's gets
                 # only those of the invoices it pushed).
                 admin = apikeys.generate()

@@ -32,6 +32,7 @@ from gateway import (  # noqa: F401 - importing them registers their routes
 )
 from gateway.appkeys import METRICS, POOL, SETTINGS, SUBSCRIBER_KEYS
 from gateway.delivery import Dispatcher, Policy
+from gateway.keyring_start import open_keyring
 from gateway.logs import request_id
 from gateway.metrics import Metrics
 from gateway.migrate import migrate
@@ -105,6 +106,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
                                      server_settings={"plan_cache_mode": "force_custom_plan"})
     async with pool.acquire() as conn:
         version = await migrate(conn)
+        await open_keyring(conn, settings)
     logger.info("database ready at schema version %d", version)
     app[POOL] = pool
 

@@ -64,11 +64,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     parse_cli.register(commands)
     if command != "parse":
-        from gateway import audit_cli, keys_cli, match_cli
+        from gateway import audit_cli, keyring_cli, keys_cli, match_cli
         from gateway import commands as service_commands
 
         service_commands.register(commands)
         keys_cli.register(commands)
+        keyring_cli.register(commands)
         match_cli.register(commands)
         audit_cli.register(commands)
     return parser

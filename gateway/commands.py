@@ -23,7 +23,7 @@ from typing import Any, TextIO
 import asyncpg
 from aiohttp import web
 
-from gateway import logs
+from gateway import keyring_start, logs
 from gateway.api_invoices import screen
 from gateway.app import create_app
 from gateway.delivery import Dispatcher, Policy
@@ -75,6 +75,7 @@ def serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     settings = with_database(settings, err)
     logs.configure(settings.log_level, settings.log_format)
     logger.info("starting with settings %s", json.dumps(settings.public(), default=str))
+    keyring_start.ready(settings)
 
     def listening(*_: object) -> None:  # aiohttp calls it once every socket listens
         err.write(listening_message(settings, database))
@@ -100,6 +101,7 @@ def _background(settings: Settings,
         try:
             async with pool.acquire() as conn:
                 await migrate(conn)
+                await keyring_start.open_keyring(conn, settings)
             await work(pool, stop)
         finally:
             await pool.close()

@@ -60,6 +60,7 @@ MAX_RETRY_AFTER = 86400.0
 MIN_RETENTION_DAYS = 30
 PRUNE_EVERY = 3600.0  # seconds between prunings of old events
 JITTER = 0.2
+SECRETS_KEPT = 10_000  # subscriptions' decrypted signing secrets a dispatcher keeps
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +193,8 @@ class Dispatcher:
     _full: bool = False
     _next_prune: float = 0.0  # time.monotonic() of the next pruning
     _signers: dict[str, Ed25519PrivateKey] = field(default_factory=dict)  # by tenant
+    _secrets_by_sealed: dict[tuple[bytes, bytes | None], tuple[str, str | None]] = field(
+        default_factory=dict)
 
     def __post_init__(self) -> None:
         self._targets = TargetChecks(allow_private=self.policy.allow_private,
@@ -333,6 +336,22 @@ class Dispatcher:
             self._signers[tenant] = ed25519_signer(seed)
         return self._signers[tenant]
 
+    async def _secrets(self, tenant: str, row: asyncpg.Record) -> tuple[str, str | None]:
+        """The subscription's signing secrets, decrypted (kept by their ciphertexts: a
+        rotated secret is another ciphertext)."""
+        sealed = (row["secret_sealed"], row["previous_secret_sealed"])
+        found = self._secrets_by_sealed.get(sealed)
+        if found is None:
+            async with self.pool.acquire() as conn:
+                secret, previous = await subscriptions.secrets(
+                    conn, tenant, row["subscription_id"], *sealed)
+            if secret is None:
+                raise ValueError(f"subscription {row['subscription_id']} has no secret")
+            if len(self._secrets_by_sealed) >= SECRETS_KEPT:
+                self._secrets_by_sealed.clear()
+            found = self._secrets_by_sealed[sealed] = (secret, previous)
+        return found
+
     async def _deliver(self, head: Head) -> None:
         """Send the lane's events in order, each after the one before got through, while
         the lease surely outlasts one more attempt; then hand over the results."""
@@ -356,9 +375,10 @@ class Dispatcher:
             plaintext = event_types.plaintext(event_types.document(row))
             body = envelope(row["event_id"], key.encrypt(plaintext))
             signer = await self._signer(tenant)
-            secrets_ = [row["secret"]]
-            if row["previous_secret"] and row["previous_valid"]:
-                secrets_.insert(0, row["previous_secret"])
+            secret, previous = await self._secrets(tenant, row)
+            secrets_ = [secret]
+            if previous and row["previous_valid"]:
+                secrets_.insert(0, previous)
             timestamp = int(time.time())
             headers = {
                 "webhook-id": row["event_id"], "webhook-timestamp": str(timestamp),

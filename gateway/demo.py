@@ -33,7 +33,7 @@ import asyncpg
 from aiohttp import web
 from joserfc.jwk import ECKey
 
-from gateway import logs
+from gateway import keyring_start, logs
 from gateway.app import create_app
 from gateway.ingest import ingest
 from gateway.migrate import migrate
@@ -326,6 +326,7 @@ def demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     # Quiet while loading (the banner reports it); log_format checked before any work.
     logs.configure("WARNING", settings.log_format)
     settings = with_database(settings, err)
+    keyring_start.ready(settings)
     loaded = asyncio.run(load(settings))
     files = write_files(Path(settings.data_dir))
     out.write(banner(f"http://{settings.host}:{settings.port}", loaded, files))

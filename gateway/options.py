@@ -38,13 +38,16 @@ def add_database_options(parser: argparse.ArgumentParser, *,
     parser.add_argument("--database-url", help="use this PostgreSQL server instead of the "
                         "embedded one (env RECON_DATABASE_URL)")
     parser.add_argument("--config", type=Path, help="TOML settings file (env RECON_CONFIG)")
+    parser.add_argument("--keyring", help="keyring file of the master keys (default "
+                        "<data-dir>/keyring; env RECON_KEYRING)")
     parser.set_defaults(default_data_dir=data_dir)
 
 
 def settings_of(args: argparse.Namespace, **extra: Any) -> Settings:
     """The settings from the options, environment and file; where none of them names a
     data folder, the command's own default folder."""
-    options = {"data_dir": args.data_dir, "database_url": args.database_url, **extra}
+    options = {"data_dir": args.data_dir, "database_url": args.database_url,
+               "keyring": getattr(args, "keyring", None), **extra}
     settings = load(options, config_file=args.config)
     own = getattr(args, "default_data_dir", DATA_DIR)
     if args.data_dir is None and settings.data_dir == DATA_DIR and own != DATA_DIR:

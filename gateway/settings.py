@@ -30,6 +30,10 @@ SETTINGS: tuple[Setting, ...] = (
             "PostgreSQL URL; without one an embedded server runs in <data_dir>/postgres",
             secret=True),
     Setting("data_dir", "./recon-data", "folder for the embedded database and local state"),
+    Setting("keyring", None,
+            "keyring file of the master keys that unwrap the data keys (default "
+            "<data_dir>/keyring, created on first start with mode 0600); keep it and its "
+            "backups apart from the database's"),
     Setting("host", "127.0.0.1", "address the HTTP API listens on"),
     Setting("port", 8080, "port the HTTP API listens on"),
     Setting("tenant", "default", "tenant key written on every row"),
@@ -88,6 +92,7 @@ class SettingsError(ValueError):
 class Settings:
     database_url: str | None = dataclasses.field(default=None, repr=False)  # may hold a password
     data_dir: str = "./recon-data"
+    keyring: str | None = None
     host: str = "127.0.0.1"
     port: int = 8080
     tenant: str = "default"

@@ -134,7 +134,7 @@ async def forget_attempts(conn: asyncpg.Connection, tenant: str, subscription_id
 _HEADS = """
         SELECT x.tenant_id, x.subscription_id, x.lane, d.event_id, d.generation, d.tries,
                d.first_try_at, e.type, e.version, e.created_at, e.sequence,
-               e.previous_event_id, e.data, s.url, s.secret, s.previous_secret,
+               e.previous_event_id, e.data, s.url, s.secret_sealed, s.previous_secret_sealed,
                s.previous_secret_until > now() AS previous_valid, s.public_jwk, s.jwks_url,
                s.kid, s.failing_since, s.status AS subscription_status
         FROM {lanes} x

@@ -5,6 +5,10 @@ Subscriptions' deliveries and lanes are kept by store.deliveries.
 ``owner`` narrows every query to the subscriptions one API key made (CRM keys); None (the
 admin) sees all of the tenant's.
 
+The signing secrets (current and previous) are stored encrypted (``SECRET``,
+``PREVIOUS_SECRET``, bound to the subscription's row: docs/security.md); ``secrets`` gives
+them back to the dispatcher, and no other function reads or returns them.
+
 Lock order, shared with the dispatcher so the two never deadlock: a subscription row
 (only ever with UPDATE of non-key columns, or FOR UPDATE to delete it), then its lanes in
 lane order, then their deliveries. The dispatcher takes lanes and deliveries but never a
@@ -20,12 +24,17 @@ from typing import Any
 
 import asyncpg
 
-from gateway.store import deliveries
+from gateway.store import data_keys, deliveries
 from gateway.store import events as event_store
+from security.fields import Column
 
 _COLUMNS = ("subscription_id, owner_key_id, url, event_types, public_jwk, jwks_url, kid, "
             "status, status_reason, failing_since, warned_at, previous_secret_until, "
             "created_at, updated_at")
+
+
+SECRET = Column("subscriptions", "secret")
+PREVIOUS_SECRET = Column("subscriptions", "previous_secret")
 
 
 def new_subscription_id() -> str:
@@ -48,15 +57,19 @@ def public(row: asyncpg.Record) -> dict[str, Any]:
 async def create(conn: asyncpg.Connection, tenant: str, *, owner: str, url: str | None,
                  event_types: list[str], public_jwk: dict[str, Any] | None,
                  jwks_url: str | None, kid: str, secret: str) -> asyncpg.Record:
-    row: asyncpg.Record = await conn.fetchrow(
-        f"""
-        INSERT INTO subscriptions (tenant_id, subscription_id, owner_key_id, url, event_types,
-                                   public_jwk, jwks_url, kid, secret)
-        VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9)
-        RETURNING {_COLUMNS}
-        """,  # noqa: S608 - the column list is a constant
-        tenant, new_subscription_id(), owner, url, event_types,
-        json.dumps(public_jwk) if public_jwk is not None else None, jwks_url, kid, secret)
+    subscription_id = new_subscription_id()
+    async with conn.transaction():
+        [sealed] = await data_keys.encrypt(conn, tenant,
+                                           [(SECRET, (tenant, subscription_id), secret)])
+        row: asyncpg.Record = await conn.fetchrow(
+            f"""
+            INSERT INTO subscriptions (tenant_id, subscription_id, owner_key_id, url,
+                                       event_types, public_jwk, jwks_url, kid, secret_sealed)
+            VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9)
+            RETURNING {_COLUMNS}
+            """,  # noqa: S608 - the column list is a constant
+            tenant, subscription_id, owner, url, event_types,
+            json.dumps(public_jwk) if public_jwk is not None else None, jwks_url, kid, sealed)
     return row
 
 
@@ -149,17 +162,64 @@ async def delete(conn: asyncpg.Connection, tenant: str, subscription_id: str, *,
 async def rotate_secret(conn: asyncpg.Connection, tenant: str, subscription_id: str, *,
                         owner: str | None, secret: str,
                         overlap_seconds: float) -> asyncpg.Record | None:
-    """The new secret signs from now on; the old one also signs for ``overlap_seconds``."""
-    row: asyncpg.Record | None = await conn.fetchrow(
-        f"""
-        UPDATE subscriptions SET previous_secret = secret, secret = $4,
-            previous_secret_until = now() + make_interval(secs => $5), updated_at = now()
-        WHERE tenant_id = $1 AND subscription_id = $2
-          AND ($3::text IS NULL OR owner_key_id = $3)
-        RETURNING {_COLUMNS}
-        """,  # noqa: S608 - the column list is a constant
-        tenant, subscription_id, owner, secret, overlap_seconds)
+    """The new secret signs from now on; the old one also signs for ``overlap_seconds``.
+
+    The old secret is decrypted and encrypted again as the previous one: a ciphertext is
+    bound to its column, so it cannot simply move there."""
+    async with conn.transaction():
+        old = await conn.fetchval(
+            "SELECT secret_sealed FROM subscriptions WHERE tenant_id = $1"
+            " AND subscription_id = $2 AND ($3::text IS NULL OR owner_key_id = $3)"
+            " FOR NO KEY UPDATE", tenant, subscription_id, owner)
+        if old is None:
+            return None
+        place = (tenant, subscription_id)
+        cipher = await data_keys.cipher_for(conn, tenant, [old])
+        previous = cipher.decrypt_text(old, SECRET, place)
+        sealed, sealed_previous = await data_keys.encrypt(
+            conn, tenant, [(SECRET, place, secret), (PREVIOUS_SECRET, place, previous)])
+        row: asyncpg.Record | None = await conn.fetchrow(
+            f"""
+            UPDATE subscriptions SET previous_secret_sealed = $4, secret_sealed = $5,
+                previous_secret_until = now() + make_interval(secs => $6), updated_at = now()
+            WHERE tenant_id = $1 AND subscription_id = $2
+              AND ($3::text IS NULL OR owner_key_id = $3)
+            RETURNING {_COLUMNS}
+            """,  # noqa: S608 - the column list is a constant
+            tenant, subscription_id, owner, sealed_previous, sealed, overlap_seconds)
     return row
+
+
+async def secrets(conn: asyncpg.Connection, tenant: str, subscription_id: str,
+                  sealed: bytes | None, previous_sealed: bytes | None
+                  ) -> tuple[str | None, str | None]:
+    """The subscription's signing secrets, current and previous, from their ciphertexts as
+    read (by ``deliveries.claim``)."""
+    place = (tenant, subscription_id)
+    cipher = await data_keys.cipher_for(conn, tenant, [sealed, previous_sealed])
+    return (cipher.decrypt_text(sealed, SECRET, place),
+            cipher.decrypt_text(previous_sealed, PREVIOUS_SECRET, place))
+
+
+async def seal_plain(conn: asyncpg.Connection, *, keys: data_keys.Keys) -> int:
+    """Encrypt the plain secrets a database migrated from before encryption at rest still
+    holds (migration 0015), and empty the plain columns; returns how many rows."""
+    async with conn.transaction():
+        rows = await conn.fetch(
+            "SELECT tenant_id, subscription_id, secret, previous_secret FROM subscriptions"
+            " WHERE secret IS NOT NULL OR previous_secret IS NOT NULL"
+            " ORDER BY tenant_id, subscription_id FOR NO KEY UPDATE")
+        for row in rows:
+            tenant, place = row["tenant_id"], (row["tenant_id"], row["subscription_id"])
+            sealed, previous = await data_keys.encrypt(
+                conn, tenant, [(SECRET, place, row["secret"]),
+                               (PREVIOUS_SECRET, place, row["previous_secret"])], keys=keys)
+            await conn.execute(
+                "UPDATE subscriptions SET secret_sealed = coalesce($3, secret_sealed),"
+                " previous_secret_sealed = coalesce($4, previous_secret_sealed),"
+                " secret = NULL, previous_secret = NULL"
+                " WHERE tenant_id = $1 AND subscription_id = $2", *place, sealed, previous)
+    return len(rows)
 
 
 async def set_key(conn: asyncpg.Connection, tenant: str, subscription_id: str, *,

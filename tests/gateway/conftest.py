@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -13,9 +15,11 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway.app import create_app
+from gateway.keyring_start import keyring_path
 from gateway.settings import Settings
-from gateway.store import api_keys
-from security import apikeys
+from gateway.store import api_keys, data_keys
+from security import apikeys, keyring_file
+from security.keyring import new_keyring
 from security.roles import Role
 from tests.gateway.webhook_support import Receiver, ec_key
 
@@ -41,6 +45,29 @@ class Api:
                 return status
             assert time.monotonic() < deadline, f"matching still queued: {status}"
             await asyncio.sleep(0.02)
+
+
+# The keyring a test's service, dispatch or worker process finds with the default settings
+# (./recon-data/keyring, relative to where the tests run, as child processes started without
+# --data-dir see it), made once; each test starts with it as the pytest process's own, so a
+# subscription or signing key the test writes through the store is readable by them.
+DEFAULT_KEYRING = keyring_path(Settings()).resolve()
+
+
+@pytest.fixture(autouse=True)
+def default_keyring() -> Iterator[data_keys.Keys]:
+    keys = _default_keys()
+    previous = data_keys.install(keys)
+    yield keys
+    data_keys.install(previous)
+
+
+def _default_keys() -> data_keys.Keys:
+    if not DEFAULT_KEYRING.exists():
+        DEFAULT_KEYRING.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):  # another test run made it first
+            keyring_file.create(DEFAULT_KEYRING, new_keyring(datetime.now(UTC)))
+    return data_keys.Keys.read(DEFAULT_KEYRING)
 
 
 AiohttpClient = Callable[..., Awaitable[TestClient[Any, Any]]]
