@@ -11,10 +11,7 @@ and the payments matched.
 Statement files of ``PARALLEL_BYTES`` or more are parsed in a process of their own while
 this one reads the invoices, rates and customers and builds the engine's indexes (``load``):
 on two cores the two take about as long as the longer of them. The payments come back
-pickled. For ``EVIDENCE_BESIDE`` payments or more, what their texts and payers say (the
-references and customers found, the same whatever is open: ``Engine.evidence``) is found
-for half of them in a forked copy of this process while this one finds it for the other
-half (``allocate``); the allocation itself runs here, one payment after another.
+pickled; everything else, matching included, runs here as before.
 """
 
 from __future__ import annotations
@@ -23,8 +20,6 @@ import argparse
 import csv
 import json
 import multiprocessing
-import os
-import pickle
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -34,7 +29,7 @@ from typing import Any, TextIO
 
 import parsers
 from gateway.progress import Progress
-from matching.engine import Engine, Evidence
+from matching.engine import Engine
 from matching.fx import RateTable, read_rates_csv
 from matching.invoices import Customer, Invoice, read_customer, read_invoices_csv
 from matching.model import Allocation, MatchConfig, Payment
@@ -43,7 +38,6 @@ from parsers.jsonl import decimal_text
 from parsers.model import Statement
 
 PARALLEL_BYTES = 4 << 20   # statement files this big together are parsed beside the rest
-EVIDENCE_BESIDE = 20_000   # payments from which half their evidence is found in a fork
 COLUMNS = ("bank_reference", "invoice_id", "amount", "currency", "confidence", "decision")
 EXPLAIN_COLUMNS = ("settlement", "difference", "explanation")
 
@@ -145,51 +139,6 @@ def load(statements: Sequence[str], invoices_path: str, rates_path: str | None,
     return Loaded(None if errors else engine, payments, len(invoices), errors, seconds)
 
 
-def allocate(engine: Engine, payments: list[Payment], progress: Progress,
-             seconds: dict[str, float] | None = None) -> list[Allocation]:
-    """``engine.match(payments)``, with the payments' evidence found on both cores first
-    when there are ``EVIDENCE_BESIDE`` or more (and the system can fork)."""
-    evidence = None
-    if len(payments) >= EVIDENCE_BESIDE and hasattr(os, "fork"):
-        started = time.perf_counter()
-        progress.update("match: finding the references and payers of the payments")
-        evidence = _evidence_beside(engine, payments)
-        if seconds is not None:
-            seconds["evidence"] = time.perf_counter() - started
-    return engine.match(payments, evidence=evidence, progress=lambda done, total: progress.update(
-        f"match: {done} of {total} payments matched"))
-
-
-def _evidence_beside(engine: Engine, payments: list[Payment]) -> dict[str, Evidence]:
-    """``engine.evidence(payments)``: the second half in a forked child (a copy of the
-    engine as it is), sent back pickled through a pipe, the first half here meanwhile. A
-    child that fails sends nothing, and its half is found here."""
-    half = len(payments) // 2
-    ours, theirs = payments[:half], payments[half:]
-    reader, writer = os.pipe()
-    child = os.fork()
-    if child == 0:  # the copy: its half, written whole, then gone without cleanup
-        code = 1
-        try:
-            os.close(reader)
-            data = pickle.dumps(engine.evidence(theirs), protocol=pickle.HIGHEST_PROTOCOL)
-            with os.fdopen(writer, "wb") as pipe:
-                pipe.write(data)
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(writer)
-    found = engine.evidence(ours)
-    with os.fdopen(reader, "rb") as pipe:
-        data = pipe.read()
-    _, status = os.waitpid(child, 0)
-    if status == 0 and data:
-        found.update(pickle.loads(data))  # noqa: S301 - our own fork's bytes, just written
-    else:
-        found.update(engine.evidence(theirs))
-    return found
-
-
 def _customers(path: str | None, errors: list[str]) -> list[Customer]:
     if path is None:
         return []
@@ -244,7 +193,9 @@ def _match(args: argparse.Namespace, out: TextIO, err: TextIO, progress: Progres
         err.write(f"{len(loaded.errors)} problem(s); nothing was matched\n")
         return 1
     payments = loaded.payments
-    allocations = allocate(loaded.engine, payments, progress)
+    allocations = loaded.engine.match(
+        payments, progress=lambda done, total: progress.update(
+            f"match: {done} of {total} payments matched"))
     progress.clear()
     amount_of = {p.key: p.amount for p in payments}
     rows = [_row(a, amount_of, args.explain) for a in allocations]

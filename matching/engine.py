@@ -25,7 +25,7 @@ from __future__ import annotations
 import bisect
 import gc
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 
@@ -127,34 +127,23 @@ class Engine:
     def match(self, payments: Iterable[Payment],
               excluded: frozenset[tuple[str, str]] = frozenset(),
               never_auto: frozenset[tuple[str, str]] = frozenset(),
-              progress: Callable[[int, int], None] | None = None,
-              evidence: Mapping[str, Evidence] | None = None) -> list[Allocation]:
+              progress: Callable[[int, int], None] | None = None) -> list[Allocation]:
         """Allocations for ``payments``: at least one row per payment, in payment order.
 
         ``excluded`` holds (payment key, invoice id) pairs a person has rejected: never
         proposed again. ``never_auto`` holds pairs a person has undone: they may be proposed
         for review (the reason says so), never allocated automatically. ``progress`` hears
         (payments decided, payments) as they are decided (a command line's progress line).
-        ``evidence``: what ``evidence`` returned for (some of) these payments on this engine
-        as it is now, or on an identical copy (another process's); the rest is found here.
         """
         with collector_paused():
-            return self._match(payments, excluded, never_auto, progress, evidence or {})
-
-    def evidence(self, payments: Iterable[Payment]) -> dict[str, Evidence]:
-        """What each payment's texts and payer say (the invoices its references name, the
-        customers it may be), by payment key: the same whatever is open or allocated, so it
-        can be worked out apart from ``match``, in another process on a copy of the engine."""
-        with collector_paused():
-            return {p.key: self._find_evidence(p) for p in payments}
+            return self._match(payments, excluded, never_auto, progress)
 
     def _match(self, payments: Iterable[Payment], excluded: frozenset[tuple[str, str]],
                never_auto: frozenset[tuple[str, str]],
-               progress: Callable[[int, int], None] | None,
-               evidence: Mapping[str, Evidence]) -> list[Allocation]:
+               progress: Callable[[int, int], None] | None) -> list[Allocation]:
         payments = list(payments)
         self._never_auto: frozenset[tuple[str, str]] = never_auto
-        self._evidence_of: dict[str, Evidence] = dict(evidence)
+        self._evidence_of: dict[str, Evidence] = {}
         self._conversions: dict[tuple[str, str], Conversion | None] = {}
         self._windows: dict[tuple[str, str], tuple[Decimal, Decimal]] = {}
         state = State(self.book, excluded)

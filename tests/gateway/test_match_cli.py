@@ -114,13 +114,12 @@ def test_progress_names_each_step(monkeypatch: pytest.MonkeyPatch) -> None:
     assert matched == [f"match: {n} of {total} payments matched" for n in range(1, total + 1)]
 
 
-def test_statements_parsed_and_evidence_found_beside_give_the_same_rows(
+def test_statements_parsed_beside_the_invoices_give_the_same_rows(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     files = [str(f) for f in sorted(DEMO_STATEMENTS.iterdir())]
     argv = ("--statements", *files, "--invoices", str(INVOICES), "--explain")
     alone = run(*argv)
     monkeypatch.setattr(match_cli, "PARALLEL_BYTES", 0)   # every file in a process of its own
-    monkeypatch.setattr(match_cli, "EVIDENCE_BESIDE", 0)  # half the evidence found in a fork
     assert run(*argv) == alone and alone[0] == 0
     broken = tmp_path / "broken.sta"
     broken.write_bytes(b":20:X\r\n:25:DE89370400440532013000\r\n")
