@@ -11,6 +11,7 @@ request line beyond ``MAX_REQUEST_LINE`` is still cut off by aiohttp itself (a p
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import re
@@ -31,6 +32,7 @@ from gateway import (  # noqa: F401 - importing them registers their routes
     api_webhooks,
 )
 from gateway.appkeys import METRICS, POOL, SETTINGS, SUBSCRIBER_KEYS
+from gateway.audit_cli import checkpoints_at_intervals, places
 from gateway.delivery import Dispatcher, Policy
 from gateway.keyring_start import open_keyring
 from gateway.logs import request_id
@@ -153,6 +155,21 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+async def _audit_checkpoints(app: web.Application) -> AsyncIterator[None]:
+    """Signed checkpoints of the audit trail at intervals (``audit_checkpoint_interval``)."""
+    settings = app[SETTINGS]
+    stop = asyncio.Event()
+    task = None
+    if settings.audit_checkpoint_interval > 0:
+        where = places(settings, argparse.Namespace())
+        task = asyncio.create_task(checkpoints_at_intervals(
+            app[POOL], where, settings.audit_checkpoint_interval, stop))
+    yield
+    stop.set()
+    if task is not None:
+        await task
+
+
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         client_max_size=settings.max_body_bytes,
@@ -165,5 +182,6 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_webhooks)
     app.cleanup_ctx.append(_workers)
+    app.cleanup_ctx.append(_audit_checkpoints)
     add_routes(app)
     return app

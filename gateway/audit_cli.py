@@ -51,9 +51,12 @@ class Places:
 
 
 def places(settings: Settings, args: argparse.Namespace) -> Places:
+    """The key and checkpoints files: the options, else the settings, else beside the data
+    folder."""
     key, checkpoints = files.default_paths(settings.data_dir)
-    key = Path(args.checkpoint_key) if args.checkpoint_key else key
-    checkpoints = Path(args.checkpoints) if args.checkpoints else checkpoints
+    key = Path(getattr(args, "checkpoint_key", None) or settings.audit_checkpoint_key or key)
+    checkpoints = Path(getattr(args, "checkpoints", None) or settings.audit_checkpoints
+                       or checkpoints)
     return Places(key, checkpoints, files.public_keys_path(key))
 
 
@@ -154,11 +157,15 @@ _CHECKPOINT_LOCK = int.from_bytes(b"audt-ckp", "big") & 0x7FFF_FFFF_FFFF_FFFF
 
 async def checkpoints_at_intervals(pool: asyncpg.Pool, where: Places, interval: float,
                                    stop: asyncio.Event) -> None:
-    """Until ``stop`` is set: every ``interval`` seconds, verify every chain and sign the
-    heads that changed since their last checkpoint (for ``serve``). Where several
-    processes run it, one signs a round and the others skip it. A round that fails is
-    logged and the next one tried."""
-    while not stop.is_set():
+    """Until ``stop`` is set: every ``interval`` seconds (the first round after one
+    interval), verify every chain and sign the heads that changed since their last
+    checkpoint (for ``serve``). Where several processes run it, one signs a round and the
+    others skip it. A round that fails is logged and the next one tried."""
+    while True:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+        if stop.is_set():
+            return
         try:
             async with pool.acquire() as conn:
                 if await conn.fetchval("SELECT pg_try_advisory_lock($1)", _CHECKPOINT_LOCK):
@@ -173,8 +180,6 @@ async def checkpoints_at_intervals(pool: asyncpg.Pool, where: Places, interval: 
                                          verdict.tenant, verdict.problem)
         except (OSError, asyncpg.PostgresError, files.CheckpointKeyError) as exc:
             logger.error("audit checkpoint round failed: %s", exc)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval)
 
 
 def _add_places(parser: argparse.ArgumentParser) -> None:

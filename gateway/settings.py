@@ -76,6 +76,16 @@ SETTINGS: tuple[Setting, ...] = (
             "after the warning); its backlog is kept"),
     Setting("webhook_concurrency", 64, "deliveries one dispatcher has in flight at most"),
     Setting("jwks_cache_seconds", 3600.0, "how long a subscriber's JWKS document is reused"),
+    Setting("audit_checkpoint_interval", 3600.0,
+            "seconds between the audit checkpoints serve signs (only of chains that moved; "
+            "0: none, `recon-gateway audit checkpoint` signs on demand)"),
+    Setting("audit_checkpoint_key", None,
+            "ed25519 key file that signs audit checkpoints (default "
+            "<data_dir>-audit-checkpoint.key beside the data folder, created 0600 on first "
+            "use); keep it where the database's administrators cannot reach"),
+    Setting("audit_checkpoints", None,
+            "file the signed audit checkpoints are appended to (default "
+            "<data_dir>-audit-checkpoints.jsonl beside the data folder)"),
     Setting("event_retention_days", 90,
             "days events, finished deliveries and attempts are kept (replay reaches this "
             "far back; 30 at least; a pending delivery and its event are never removed)"),
@@ -116,6 +126,9 @@ class Settings:
     webhook_disable_after: float = 259200.0
     webhook_concurrency: int = 64
     jwks_cache_seconds: float = 3600.0
+    audit_checkpoint_interval: float = 3600.0
+    audit_checkpoint_key: str | None = None
+    audit_checkpoints: str | None = None
     event_retention_days: int = 90
 
     def public(self) -> dict[str, Any]:

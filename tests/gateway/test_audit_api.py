@@ -3,14 +3,17 @@ name), before and after, sensitive values only as references, one chain that ver
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 
+from gateway.audit_checkpoints import read_checkpoints
 from gateway.store import audit
 from security.audit_verify import verify_chain
 from security.roles import Role
-from tests.gateway.conftest import Api
+from tests.gateway.conftest import AiohttpClient, Api, make_api
 from tests.gateway.test_matches import PAYER_IBAN, invoice, load, post
 
 STRANGER = "G. CORP HOLDING"
@@ -116,3 +119,20 @@ async def test_filters_pages_and_the_last_verification(api: Api) -> None:
     for role in (Role.CRM, Role.TREASURY):
         response = await api.client.get("/v1/audit", headers=api.auth(role))
         assert response.status == 403
+
+
+async def test_serve_signs_checkpoints_at_intervals(migrated_database_url: str,
+                                                    aiohttp_client: AiohttpClient,
+                                                    tmp_path: Path) -> None:
+    checkpoints = tmp_path / "checkpoints.jsonl"
+    api = await make_api(migrated_database_url, aiohttp_client,
+                         audit_checkpoint_interval=0.05,
+                         audit_checkpoint_key=str(tmp_path / "checkpoint.key"),
+                         audit_checkpoints=str(checkpoints))
+    head = (await everything(api))[-1]  # the keys make_api created
+    deadline = asyncio.get_running_loop().time() + 60
+    while not any(c["seq"] == head["seq"] for c in read_checkpoints(checkpoints)):
+        assert asyncio.get_running_loop().time() < deadline, "no checkpoint signed"
+        await asyncio.sleep(0.02)  # polling interval
+    [signed] = [c for c in read_checkpoints(checkpoints) if c["seq"] == head["seq"]]
+    assert (signed["chain"], signed["head"]) == ("default", head["hash"])
