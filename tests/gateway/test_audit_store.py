@@ -4,6 +4,7 @@ that concurrent writers never fork or break."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import uuid
 from decimal import Decimal
 
@@ -95,3 +96,10 @@ async def test_concurrent_appends_never_fork_or_break_the_chain(
     for number, commits in enumerate(writers):  # each writer's own entries in its order
         steps = [e["after"]["step"] for e in stored if e["object"]["id"] == str(number)]
         assert steps == [s for s, commit in enumerate(commits) if commit]
+
+
+def test_a_sensitive_value_leaves_no_hash_to_guess_it_by() -> None:
+    iban = "DE89370400440532013000"
+    assert audit.reference(iban) == audit.REDACTED
+    assert hashlib.sha256(iban.encode()).hexdigest()[:16] not in str(audit.reference(iban))
+    assert audit.reference(None) is None
