@@ -4,15 +4,11 @@ read it; no one changes it through the API."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from aiohttp import web
 
-from gateway import limits
 from gateway.appkeys import POOL
 from gateway.openapi import page_parameters
-from gateway.params import CursorKind, limit_of, sort_key
-from gateway.problems import BadRequest
+from gateway.params import CursorKind, instant_param, limit_of, sort_key
 from gateway.request_schemas import INSTANT, query_text
 from gateway.routes import current_principal, route
 from gateway.store import audit as store
@@ -55,17 +51,6 @@ _VERIFICATION = {
                                    "detail": {"type": "string"}}}]}}}]}
 
 
-def _instant(request: web.Request, name: str) -> datetime | None:
-    text = request.query.get(name)
-    if text is None:
-        return None
-    when = limits.instant_of(text)
-    if when is None:
-        raise BadRequest(f"{name} must be a time with its offset, e.g. 2026-12-01T00:00:00Z, "
-                         f"got {text!r}")
-    return when
-
-
 @route("GET", "/v1/audit", roles=AUDIT_READERS,
        summary="The audit trail: every state change, who made it, before and after; and the "
                "last verification of the chain",
@@ -96,7 +81,7 @@ async def list_audit(request: web.Request) -> web.Response:
     filters = store.Filters(
         action=request.query.get("action"), object_type=request.query.get("object_type"),
         object_id=request.query.get("object_id"), actor_id=request.query.get("actor"),
-        since=_instant(request, "since"), until=_instant(request, "until"))
+        since=instant_param(request, "since"), until=instant_param(request, "until"))
     tenant = current_principal(request).tenant
     async with request.app[POOL].acquire() as conn:
         rows = await store.page(conn, tenant, filters, after=after[0] if after else 0,

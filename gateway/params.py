@@ -211,6 +211,18 @@ def date_param(request: web.Request, name: str) -> date | None:
     return day
 
 
+def instant_param(request: web.Request, name: str) -> datetime | None:
+    """The query parameter ``name`` as an instant with its offset, or None when absent."""
+    text = request.query.get(name)
+    if text is None:
+        return None
+    when = limits.instant_of(text)
+    if when is None:
+        raise BadRequest(f"{name} must be a time with its offset, e.g. 2026-12-01T00:00:00Z, "
+                         f"got {text!r}")
+    return when
+
+
 def path_id(request: web.Request, name: str, what: str) -> int:
     """The path parameter ``name`` as a row id; anything that cannot be one is a 404."""
     text = request.match_info[name]

@@ -124,3 +124,11 @@ async def api(migrated_database_url: str, aiohttp_client: AiohttpClient) -> Api:
                           max_statement_bytes=200_000)
 
 
+@pytest.fixture
+async def db(migrated_database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to this test's migrated database (test modules may define their own)."""
+    conn = await asyncpg.connect(migrated_database_url)
+    try:
+        yield conn
+    finally:
+        await conn.close()

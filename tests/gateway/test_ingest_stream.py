@@ -9,7 +9,6 @@ import asyncio
 import dataclasses
 import json
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -76,15 +75,6 @@ async def staged_rows(conn: asyncpg.Connection) -> int:
         "SELECT (SELECT count(*) FROM ingest_stage) + (SELECT count(*) FROM ingest_ledger)"
         " + (SELECT count(*) FROM ingest_decided) + (SELECT count(*) FROM ingest_booked)")
     return count
-
-
-@pytest.fixture
-async def db(migrated_database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(migrated_database_url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 async def test_lines_get_the_ids_parsers_identity_gives_them(db: asyncpg.Connection) -> None:

@@ -3,22 +3,11 @@ wrote, on an update that moves a line, and when a statement is removed."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import asyncpg
 import pytest
 
 from gateway.ingest import ingest
 from tests.gateway.test_ingest_stream import camt, statement
-
-
-@pytest.fixture
-async def db(migrated_database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(migrated_database_url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 async def test_a_line_naming_no_stored_statement_is_refused(db: asyncpg.Connection) -> None:
